@@ -1,0 +1,24 @@
+"""Syphus: visual annotations in, multimodal instruction-response pairs out.
+
+Map of the modules (each owns one thing; the CLI is the only one that prints):
+
+- ``cli``       argument parsing, messages and exit codes
+- ``config``    the typed run config (YAML < flags; no secrets)
+- ``dataset``   ``AbstractDataset``, the plugin contract
+- ``plugins``   finds ``datasets/*.py`` by path and resolves ``--name``
+- ``prompt``    system message + in-context examples -> chat messages
+- ``endpoint``  OpenAI / Azure / compatible / local endpoint from config and env
+- ``client``    one chat-completion request over aiohttp, errors mapped
+- ``limits``    request and token budgets, fed by response headers
+- ``retry``     the one retry policy (tenacity)
+- ``parse``     reply text -> instruction-response pairs
+- ``runner``    the asyncio worker pool
+- ``store``     the run folder: JSONL outputs, resume, meta.json
+- ``progress``  the live status line
+- ``job``       one run wired end to end; ``reparse``
+- ``local``     the bundled llama.cpp server (optional extra ``local``)
+- ``errors``    the error tree
+- ``idset``     a compact set of ids for resume and duplicate checks
+"""
+
+__version__ = "0.1.0"

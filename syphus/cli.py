@@ -1,0 +1,189 @@
+"""The command line: flags -> config, library errors -> one clear line and an exit code.
+
+    python main.py --name Example.example --num_threads 64
+    syphus --config configs/example.yaml --rpm 500 --tpm 200000
+    syphus --name Example.example --reparse
+
+Exit codes: 0 finished, 2 user error (fix the input), 3 the endpoint refused
+the run (fix the key or quota, then rerun to resume), 130 interrupted
+(rerun to resume).
+
+Imports: every syphus module it drives.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+from collections.abc import Mapping, Sequence
+from typing import TextIO
+
+from syphus import __version__, plugins
+from syphus.config import load_config
+from syphus.errors import FatalError, UserError
+
+EXIT_OK, EXIT_USER, EXIT_FATAL, EXIT_INTERRUPTED = 0, 2, 3, 130
+
+# flag -> dotted config key (None: not a config key)
+_FLAGS: dict[str, str] = {
+    "name": "name", "num_threads": "num_threads", "slice_start": "slice_start", "slice_end": "slice_end",
+    "random_sample": "random_sample", "seed": "seed", "dataset_version": "dataset_version",
+    "prompt_path": "prompt_path", "query_inputs_path": "query_inputs_path", "output_dir": "output_dir",
+    "datasets_dir": "datasets_dir", "drain_timeout": "drain_timeout",
+    "endpoint": "endpoint.kind", "base_url": "endpoint.base_url", "model": "endpoint.model",
+    "api_version": "endpoint.api_version", "timeout": "endpoint.timeout",
+    "local_model_path": "endpoint.local_model_path",
+    "temperature": "generation.temperature", "top_p": "generation.top_p", "max_tokens": "generation.max_tokens",
+    "rpm": "limits.rpm", "tpm": "limits.tpm", "max_attempts": "retry.max_attempts",
+    "max_retry_seconds": "retry.max_seconds",
+}
+
+
+def _opt(parser: argparse.ArgumentParser, name: str, *extra: str, **kw) -> None:
+    dashed = "--" + name.replace("_", "-")
+    names = ["--" + name] + ([dashed] if dashed != "--" + name else []) + list(extra)
+    parser.add_argument(*names, dest=name, default=None, **kw)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="syphus", description="Generate instruction-response pairs from visual annotations.",
+        epilog="Keys come from the environment only: OPENAI_API_KEY, or AZURE_OPENAI_API_KEY with "
+               "AZURE_OPENAI_ENDPOINT (the original OPENAI_API_TYPE/BASE/VERSION/ENGINE work too). "
+               "With no key and no base URL, the bundled local model is used.")
+    p.add_argument("--config", "-c", help="a YAML run config (see configs/); flags override it")
+    _opt(p, "name", help="the dataset: module.Class, Class.module or a unique Class from datasets/")
+    _opt(p, "num_threads", type=int, help="requests in flight at once (default 8)")
+    _opt(p, "slice_start", type=int, help="first query position to run (default 0)")
+    _opt(p, "slice_end", type=int, help="stop before this position when > 0 (default -1: to the end)")
+    p.add_argument("--random_sample", "--random-sample", dest="random_sample", action="store_true", default=None,
+                   help="shuffle the queries (with --seed) before slicing")
+    _opt(p, "seed", type=int, help="seed for --random_sample (default 0)")
+    _opt(p, "dataset_version", help="run folder version label (default v1)")
+    _opt(p, "prompt_path", help="override the plugin's prompt file")
+    _opt(p, "query_inputs_path", "-in", help="override the plugin's annotation file")
+    _opt(p, "output_dir", help="where run folders go (default output)")
+    _opt(p, "datasets_dir", help="where plugins are (default datasets)")
+    _opt(p, "drain_timeout", type=float, help="seconds in-flight requests get after Ctrl-C (default 60)")
+    _opt(p, "endpoint", choices=["auto", "openai", "azure", "compatible", "local"],
+         help="endpoint kind (default auto: from the environment)")
+    _opt(p, "base_url", help="an OpenAI-compatible base URL, e.g. http://127.0.0.1:8000/v1")
+    _opt(p, "model", help="model name, or Azure deployment")
+    _opt(p, "api_version", help="Azure api-version")
+    _opt(p, "timeout", type=float, help="seconds for one request (default 120)")
+    _opt(p, "local_model_path", help="a GGUF file for the local endpoint (default: the bundled SmolLM2)")
+    _opt(p, "temperature", type=float)
+    _opt(p, "top_p", type=float)
+    _opt(p, "max_tokens", type=int, help="max tokens per reply (default 1024)")
+    _opt(p, "rpm", type=float, help="requests per minute (default: learnt from response headers)")
+    _opt(p, "tpm", type=float, help="tokens per minute (default: learnt from response headers)")
+    _opt(p, "max_attempts", type=int, help="attempts per query before it is recorded as an error (default 8)")
+    _opt(p, "max_retry_seconds", type=float, help="seconds of retrying per query (default 600)")
+    p.add_argument("--retry_errors", "--retry-errors", action="store_true",
+                   help="run only the queries recorded in errors.jsonl")
+    p.add_argument("--reparse", action="store_true",
+                   help="re-parse a finished run's raw replies with the current parser; sends nothing")
+    p.add_argument("--list", action="store_true", help="list the datasets in datasets/ and exit")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress display")
+    p.add_argument("--verbose", "-v", action="store_true", help="log every retry")
+    p.add_argument("--version", action="version", version=f"syphus {__version__}")
+    return p
+
+
+class _Redact(logging.Filter):
+    def __init__(self, secrets: Sequence[str]):
+        super().__init__()
+        self.secrets = [s for s in secrets if s]
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        msg = record.getMessage()
+        for s in self.secrets:
+            msg = msg.replace(s, "***")
+        record.msg, record.args = msg, None
+        return True
+
+
+def _env_secrets(env: Mapping[str, str]) -> list[str]:
+    return [env[k] for k in ("OPENAI_API_KEY", "AZURE_OPENAI_API_KEY") if env.get(k)]
+
+
+def _setup_logging(stream: TextIO, verbose: bool, secrets: Sequence[str]) -> None:
+    logger = logging.getLogger("syphus")
+    logger.handlers.clear()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
+    handler.addFilter(_Redact(secrets))
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG if verbose else logging.INFO)
+    logger.propagate = False
+
+
+def _summary(result) -> str:
+    t, s = result.totals, result.stats
+    lines = [f"{result.status}: {s.settled} queries settled this session in "
+             f"{s.requests} requests ({s.retries} retries, {s.rate_limited} answered 429), "
+             f"{s.skipped} skipped as already done",
+             f"run folder {result.folder}: {t.get('queries_with_pairs', 0)} queries with {t.get('pairs', 0)} pairs, "
+             f"{t.get('invalid', 0)} invalid, {t.get('errors', 0)} errors; tokens {t.get('prompt_tokens', 0)} in / "
+             f"{t.get('completion_tokens', 0)} out"]
+    if t.get("invalid"):
+        lines.append(f"  invalid replies are in {result.folder / 'invalid.jsonl'} (raw text kept; fix the parser "
+                     "and run with --reparse)")
+    if t.get("errors"):
+        lines.append(f"  errors are in {result.folder / 'errors.jsonl'}; run again with --retry_errors to retry them")
+    if result.status == "interrupted":
+        lines.append("  run the same command again to resume; nothing settled will be requested again")
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None,
+         stream: TextIO | None = None) -> int:
+    """Run the CLI; returns the exit code."""
+    from syphus.job import run_job, reparse  # noqa: PLC0415 (keeps --help fast)
+
+    env = os.environ if env is None else env
+    stream = stream or sys.stderr
+    args = build_parser().parse_args(argv)
+    secrets = _env_secrets(env)
+    _setup_logging(stream, args.verbose, secrets)
+
+    def say(text: str) -> None:
+        for s in secrets:
+            text = text.replace(s, "***")
+        stream.write(text + "\n")
+        stream.flush()
+
+    try:
+        overrides = {key: getattr(args, flag) for flag, key in _FLAGS.items()}
+        cfg = load_config(args.config, overrides)
+        if args.list:
+            for name in plugins.available(cfg.datasets_dir):
+                print(name)
+            return EXIT_OK
+        if args.reparse:
+            folder, counts = reparse(cfg)
+            say(f"re-parsed {folder}: {counts['valid']} with pairs, {counts['invalid']} invalid (no request sent)")
+            return EXIT_OK
+        result = asyncio.run(run_job(cfg, env, retry_errors=args.retry_errors, stream=stream,
+                                     progress=not args.quiet))
+    except UserError as e:
+        say(f"error: {e}")
+        return EXIT_USER
+    except FatalError as e:
+        say(f"stopped: {e}")
+        return EXIT_FATAL
+    say(_summary(result))
+    if isinstance(result.error, UserError):
+        say(f"error: {result.error}")
+        return EXIT_USER
+    if result.error is not None:
+        say(f"stopped: {result.error}")
+        return EXIT_FATAL
+    return EXIT_INTERRUPTED if result.status == "interrupted" else EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

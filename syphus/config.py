@@ -1,0 +1,173 @@
+"""The run config: one typed object, built once and checked when built.
+
+Precedence: defaults < YAML file (``--config``) < CLI flags. Secrets never live
+here; they come only from the environment (see ``syphus.endpoint``).
+
+>>> cfg = load_config(None, {"name": "Example.example", "limits.rpm": 500})
+>>> cfg.limits.rpm
+500.0
+
+Imports: pydantic, yaml, syphus.errors.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from syphus.errors import UserError
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class EndpointConfig(_Strict):
+    """Where requests go. ``kind="auto"`` picks from the environment."""
+
+    kind: Literal["auto", "openai", "azure", "compatible", "local"] = "auto"
+    base_url: str | None = None
+    model: str | None = None  # model name, or the Azure deployment
+    api_version: str | None = None  # Azure api-version
+    timeout: float = Field(120.0, gt=0)  # seconds for one request, end to end
+    local_model_path: str | None = None  # a GGUF file for kind="local"
+
+
+class GenerationConfig(_Strict):
+    """Sampling parameters sent with every request."""
+
+    temperature: float | None = Field(0.7, ge=0, le=2)
+    top_p: float | None = Field(None, gt=0, le=1)
+    max_tokens: int = Field(1024, ge=1)
+    extra: dict[str, Any] = Field(default_factory=dict)  # any other body field (stop, seed, ...)
+
+
+class LimitsConfig(_Strict):
+    """Request and token budgets. Unset means: learn them from response headers."""
+
+    rpm: float | None = Field(None, gt=0)
+    tpm: float | None = Field(None, gt=0)
+    burst_seconds: float = Field(1.0, gt=0)  # how much unused budget may pile up
+    follow_headers: bool = True
+
+
+class RetryConfig(_Strict):
+    """The one retry policy: exponential backoff with jitter, capped twice."""
+
+    max_attempts: int = Field(8, ge=1)
+    max_seconds: float = Field(600.0, gt=0)
+    initial_wait: float = Field(1.0, ge=0)
+    max_wait: float = Field(60.0, ge=0)
+
+
+class RunConfig(_Strict):
+    """Everything one run needs, except secrets."""
+
+    name: str | None = None
+    num_threads: int = Field(8, ge=1, le=4096)
+    slice_start: int = Field(0, ge=0)
+    slice_end: int = -1
+    random_sample: bool = False
+    seed: int = 0
+    dataset_version: str = "v1"
+    prompt_path: str | None = None
+    query_inputs_path: str | None = None
+    datasets_dir: str = "datasets"
+    output_dir: str = "output"
+    drain_timeout: float = Field(60.0, ge=0)  # seconds in-flight requests get after Ctrl-C
+    endpoint: EndpointConfig = Field(default_factory=EndpointConfig)
+    generation: GenerationConfig = Field(default_factory=GenerationConfig)
+    limits: LimitsConfig = Field(default_factory=LimitsConfig)
+    retry: RetryConfig = Field(default_factory=RetryConfig)
+
+
+_SECRET_KEYS = {"api_key", "key", "openai_api_key", "azure_openai_api_key", "token"}
+
+
+def _nest(flat: dict[str, Any]) -> dict[str, Any]:
+    """``{"limits.rpm": 5}`` -> ``{"limits": {"rpm": 5}}``; None values are dropped."""
+    out: dict[str, Any] = {}
+    for dotted, value in flat.items():
+        if value is None:
+            continue
+        node = out
+        *parents, leaf = dotted.split(".")
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[leaf] = value
+    return out
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for k, v in over.items():
+        if isinstance(v, dict) and isinstance(merged.get(k), dict):
+            merged[k] = _merge(merged[k], v)
+        else:
+            merged[k] = v
+    return merged
+
+
+def _find_secret(data: Any, path: str = "") -> str | None:
+    if isinstance(data, dict):
+        for k, v in data.items():
+            here = f"{path}.{k}" if path else str(k)
+            if str(k).lower() in _SECRET_KEYS:
+                return here
+            found = _find_secret(v, here)
+            if found:
+                return found
+    return None
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    """Read a YAML config file, with errors that name the file and line."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as e:
+        raise UserError(f"{p}: cannot read config file ({e.strerror}); check the --config path") from e
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f"{p}:{mark.line + 1}" if mark else str(p)
+        raise UserError(f"{where}: not valid YAML ({getattr(e, 'problem', e)}); fix the syntax there") from e
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise UserError(f"{p}: a config file must be a mapping of keys, got {type(data).__name__}")
+    secret = _find_secret(data)
+    if secret:
+        raise UserError(f"{p}: key '{secret}' looks like a secret; config files never hold keys. "
+                        "Remove it and set OPENAI_API_KEY (or AZURE_OPENAI_API_KEY) in the environment")
+    return data
+
+
+def _explain(e: ValidationError, source: str) -> str:
+    lines = []
+    for err in e.errors()[:5]:
+        key = ".".join(str(x) for x in err["loc"])
+        if err["type"] == "extra_forbidden":
+            lines.append(f"unknown key '{key}'")
+        else:
+            lines.append(f"'{key}': {err['msg']} (got {err.get('input')!r})")
+    known = ", ".join(RunConfig.model_fields)
+    return f"{source}: bad config: {'; '.join(lines)}. Top-level keys are: {known}"
+
+
+def load_config(path: str | Path | None, overrides: dict[str, Any] | None = None) -> RunConfig:
+    """Build the run config from an optional YAML file and dotted-key overrides (CLI flags)."""
+    data = read_yaml(path) if path else {}
+    flags = _nest(overrides or {})
+    try:
+        RunConfig.model_validate(data)
+    except ValidationError as e:
+        raise UserError(_explain(e, str(path))) from e
+    try:
+        return RunConfig.model_validate(_merge(data, flags))
+    except ValidationError as e:
+        raise UserError(_explain(e, "command-line flags")) from e

@@ -1,0 +1,143 @@
+"""AbstractDataset: the plugin contract.
+
+A plugin is a file in ``datasets/`` with a subclass that writes one method::
+
+    from abstract_dataset import AbstractDataset   # or: from syphus.dataset import AbstractDataset
+
+    class MyScenes(AbstractDataset):
+        def __init__(self, name="MyScenes", prompt_path="prompts/my_scenes.json",
+                     query_inputs_path="annotations/my_scenes.jsonl"):
+            super().__init__(name, prompt_path, query_inputs_path)
+
+        def _load_query_inputs(self, path):
+            for line in open(path):
+                row = json.loads(line)
+                yield {"id": row["video"], "sentences": row["caption"]}
+
+Everything else has a default that a plugin may override:
+``_load_prompt(path)`` (or ``_load_prefix``) returns
+``{"system_message": str, "in_context": [...]}``; ``build_messages(query_input)``
+returns the chat messages for one query; ``parse_response(text, finish_reason)``
+turns the reply into pairs.
+
+Imports: syphus.errors, syphus.idset, syphus.parse, syphus.prompt.
+"""
+
+from __future__ import annotations
+
+import abc
+import inspect
+from collections.abc import Iterator, Sized
+from contextvars import ContextVar
+from typing import Any
+
+from syphus.errors import UserError
+from syphus.idset import IdSet
+from syphus.parse import ParseResult, parse_pairs
+from syphus.prompt import Prompt, check_prompt, load_prompt
+
+# Paths given with --prompt_path / --query_inputs_path. The base constructor
+# applies them, so they work whatever a subclass names its own parameters.
+path_overrides: ContextVar[dict[str, str]] = ContextVar("path_overrides", default={})
+
+
+class AbstractDataset(abc.ABC):
+    """A source of query inputs plus the prompt that turns each into messages."""
+
+    def __init__(self, name: str = "AbstractDataset", prompt_path: Any = None, query_inputs_path: Any = None):
+        overrides = path_overrides.get()
+        prompt_path = overrides.get("prompt_path") or prompt_path
+        query_inputs_path = overrides.get("query_inputs_path") or query_inputs_path
+        self.name = name
+        self.prompt_path = prompt_path
+        self.query_inputs_path = query_inputs_path
+        self.prompt = self._call_prompt_hook(prompt_path)
+        self._prompt = self._as_prompt(self.prompt)
+        self.query_inputs = self._load_query_inputs(query_inputs_path)
+
+    # --- the one required method -------------------------------------------------
+    @abc.abstractmethod
+    def _load_query_inputs(self, path: Any):
+        """Return or yield ``{"id": str, "sentences": str}`` items."""
+
+    # --- hooks with defaults -----------------------------------------------------
+    def _load_prompt(self, path: Any) -> dict[str, Any]:
+        """Load the prompt file (JSON, YAML or a Python module) at ``path``."""
+        if path is None:
+            raise UserError(f"{type(self).__name__}: no prompt_path; pass one to super().__init__ "
+                            "or use --prompt_path")
+        return load_prompt(path).as_dict()
+
+    def _load_prefix(self, path: Any) -> dict[str, Any]:
+        """The public README's name for ``_load_prompt``; override either one."""
+        return self._load_prompt(path)
+
+    def build_messages(self, query_input: dict[str, Any]) -> list[dict[str, str]]:
+        """The chat messages sent for one query input."""
+        return self._prompt.messages(query_input["sentences"])
+
+    def parse_response(self, text: str, finish_reason: str | None) -> ParseResult:
+        """Turn one reply into instruction-response pairs."""
+        return parse_pairs(text, finish_reason)
+
+    # --- the rest ----------------------------------------------------------------
+    def _call_prompt_hook(self, path: Any) -> Any:
+        hook = self._load_prefix
+        if len(inspect.signature(hook).parameters) == 0:
+            return hook()
+        return hook(path)
+
+    def _as_prompt(self, prompt: Any) -> Prompt:
+        if isinstance(prompt, Prompt):
+            return prompt
+        source = f"{type(self).__name__} prompt ({self.prompt_path})"
+        check_prompt(prompt, source)
+        return Prompt(prompt["system_message"], prompt["in_context"], source=source)
+
+    def iter_query_inputs(self, source: str | None = None) -> Iterator[dict[str, Any]]:
+        """The query inputs, checked one by one as they stream."""
+        return validate_items(self.query_inputs, source or type(self).__name__)
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        for item in self.iter_query_inputs():
+            yield {"system_messages": self._prompt.system_message,
+                   "in_context": self._prompt.in_context,
+                   "query_input": item}
+
+    def __len__(self) -> int:
+        if isinstance(self.query_inputs, Sized):
+            return len(self.query_inputs)
+        raise TypeError(f"{type(self).__name__} streams its query inputs; their number is not known in advance")
+
+    def count(self) -> int | None:
+        """The number of query inputs, or None when they stream."""
+        return len(self.query_inputs) if isinstance(self.query_inputs, Sized) else None
+
+
+_FIX = "each item needs 'id' (a string) and 'sentences' (a string)"
+
+
+def validate_items(items: Any, source: str) -> Iterator[dict[str, Any]]:
+    """Yield ``items``, raising a UserError at the first malformed or repeated one."""
+    if items is None:
+        raise UserError(f"{source}: _load_query_inputs returned None; return or yield items ({_FIX})")
+    if isinstance(items, (str, bytes, dict)):
+        raise UserError(f"{source}: _load_query_inputs returned a {type(items).__name__}; "
+                        f"return a list or yield items ({_FIX})")
+    seen = IdSet()
+    for n, item in enumerate(items):
+        if not isinstance(item, dict):
+            raise UserError(f"{source}: item {n} is a {type(item).__name__}, not a dict; {_FIX}")
+        if "id" not in item:
+            raise UserError(f"{source}: item {n} has no 'id'; {_FIX}")
+        qid = item["id"]
+        if isinstance(qid, int) and not isinstance(qid, bool):
+            item["id"] = qid = str(qid)
+        if not isinstance(qid, str) or not qid:
+            raise UserError(f"{source}: item {n} has id {qid!r}; ids must be non-empty strings ({_FIX})")
+        if not isinstance(item.get("sentences"), str):
+            got = "no 'sentences'" if "sentences" not in item else f"'sentences' of type {type(item['sentences']).__name__}"
+            raise UserError(f"{source}: item {n} (id {qid!r}) has {got}; {_FIX}")
+        if not seen.add(qid):
+            raise UserError(f"{source}: item {n} repeats id {qid!r}; ids must be unique (make them so in _load_query_inputs)")
+        yield item

@@ -1,0 +1,127 @@
+"""Endpoint: where requests go and how they are signed, resolved from config and environment.
+
+Kinds: ``openai`` (api.openai.com), ``compatible`` (any OpenAI-style base URL:
+vLLM, llama.cpp, a proxy), ``azure`` (Azure OpenAI deployments), ``local``
+(the bundled model; see ``syphus.local``). Keys come only from the
+environment and never appear in ``describe()``, ``repr`` or outputs.
+
+Environment, old and new names alike: ``OPENAI_API_KEY``, ``OPENAI_BASE_URL``
+/ ``OPENAI_API_BASE``, ``OPENAI_API_TYPE=azure``, ``OPENAI_API_VERSION``,
+``OPENAI_API_ENGINE`` (model or Azure deployment), ``AZURE_OPENAI_ENDPOINT``,
+``AZURE_OPENAI_API_KEY``, ``AZURE_OPENAI_DEPLOYMENT``, ``OPENAI_MODEL``.
+
+>>> ep = resolve_endpoint(EndpointConfig(base_url="http://127.0.0.1:8000/v1", model="m"), {})
+>>> ep.kind, ep.url
+('compatible', 'http://127.0.0.1:8000/v1/chat/completions')
+
+Imports: syphus.config, syphus.errors.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from urllib.parse import quote, urlsplit
+
+from syphus.config import EndpointConfig
+from syphus.errors import UserError
+
+OPENAI_URL = "https://api.openai.com/v1"
+DEFAULT_MODEL = "gpt-4o-mini"
+DEFAULT_AZURE_VERSION = "2024-10-21"
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """A resolved endpoint. ``headers`` carry the key: never log them."""
+
+    kind: str
+    url: str
+    model: str | None
+    headers: Mapping[str, str] = field(repr=False, default_factory=dict)
+    secrets: tuple[str, ...] = field(repr=False, default=())
+
+    def describe(self) -> dict[str, str | None]:
+        """What may be shown or stored: kind, URL without credentials, model."""
+        parts = urlsplit(self.url)
+        netloc = parts.hostname or ""
+        if parts.port:
+            netloc += f":{parts.port}"
+        return {"kind": self.kind, "url": parts._replace(netloc=netloc).geturl(), "model": self.model}
+
+    def redact(self, text: str) -> str:
+        """``text`` with every secret replaced by ``***``."""
+        for s in self.secrets:
+            if s:
+                text = text.replace(s, "***")
+        return text
+
+
+def _first(env: Mapping[str, str], *names: str) -> str | None:
+    for n in names:
+        v = env.get(n)
+        if v:
+            return v
+    return None
+
+
+def choose_kind(cfg: EndpointConfig, env: Mapping[str, str]) -> str:
+    """The endpoint kind ``auto`` stands for in this environment."""
+    if cfg.kind != "auto":
+        return cfg.kind
+    if (env.get("OPENAI_API_TYPE") or "").lower().startswith("azure") or (
+            not cfg.base_url and env.get("AZURE_OPENAI_ENDPOINT")):
+        return "azure"
+    base = cfg.base_url or _first(env, "OPENAI_BASE_URL", "OPENAI_API_BASE")
+    if base:
+        return "openai" if urlsplit(base).hostname == "api.openai.com" else "compatible"
+    if env.get("OPENAI_API_KEY"):
+        return "openai"
+    return "local"
+
+
+def _url_secrets(url: str) -> tuple[str, ...]:
+    parts = urlsplit(url)
+    return tuple(s for s in (parts.password,) if s)
+
+
+def resolve_endpoint(cfg: EndpointConfig, env: Mapping[str, str], local_base_url: str | None = None) -> Endpoint:
+    """Resolve the config and environment into an Endpoint (``local`` needs the server's URL)."""
+    kind = choose_kind(cfg, env)
+    if kind == "azure":
+        base = cfg.base_url or _first(env, "AZURE_OPENAI_ENDPOINT", "OPENAI_API_BASE")
+        key = _first(env, "AZURE_OPENAI_API_KEY", "OPENAI_API_KEY")
+        deployment = cfg.model or _first(env, "AZURE_OPENAI_DEPLOYMENT", "OPENAI_API_ENGINE")
+        version = cfg.api_version or _first(env, "OPENAI_API_VERSION", "AZURE_OPENAI_API_VERSION") \
+            or DEFAULT_AZURE_VERSION
+        if not base:
+            raise UserError("Azure OpenAI needs its endpoint: set AZURE_OPENAI_ENDPOINT (or OPENAI_API_BASE), "
+                            "e.g. https://my-resource.openai.azure.com")
+        if not key:
+            raise UserError("Azure OpenAI needs a key: set AZURE_OPENAI_API_KEY (or OPENAI_API_KEY)")
+        if not deployment:
+            raise UserError("Azure OpenAI needs a deployment name: set endpoint.model in the config, --model, "
+                            "or AZURE_OPENAI_DEPLOYMENT (or OPENAI_API_ENGINE)")
+        base = base.rstrip("/")
+        if base.endswith("/openai"):
+            base = base[: -len("/openai")]
+        url = f"{base}/openai/deployments/{quote(deployment, safe='')}/chat/completions?api-version={quote(version)}"
+        return Endpoint("azure", url, deployment, {"api-key": key}, (key,) + _url_secrets(base))
+    if kind == "local":
+        if not local_base_url:
+            raise UserError("the local endpoint is not running; start it with syphus.local.LocalServer")
+        base = local_base_url
+        model = cfg.model or "local"
+        return Endpoint("local", base.rstrip("/") + "/chat/completions", model, {}, ())
+    base = cfg.base_url or _first(env, "OPENAI_BASE_URL", "OPENAI_API_BASE") or OPENAI_URL
+    key = env.get("OPENAI_API_KEY")
+    model = cfg.model or _first(env, "OPENAI_MODEL", "OPENAI_API_ENGINE") or DEFAULT_MODEL
+    if kind == "openai" and not key:
+        raise UserError("OpenAI needs a key: set OPENAI_API_KEY in the environment "
+                        "(for a server of your own, set endpoint.base_url or OPENAI_BASE_URL instead)")
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    org = env.get("OPENAI_ORG_ID")
+    if org:
+        headers["OpenAI-Organization"] = org
+    secrets = ((key,) if key else ()) + _url_secrets(base)
+    return Endpoint(kind, base.rstrip("/") + "/chat/completions", model, headers, secrets)

@@ -1,0 +1,241 @@
+"""Job: one run, wired end to end (plugin, endpoint, limits, store, pool, progress, meta).
+
+>>> result = asyncio.run(run_job(load_config(None, {"name": "Example.example"}), os.environ))  # doctest: +SKIP
+>>> result.status, result.folder                                                              # doctest: +SKIP
+('complete', PosixPath('output/Example/v1'))
+
+Imports: every syphus module but cli.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import contextlib
+import itertools
+import logging
+import os
+import random
+import re
+import signal
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, TextIO
+
+from syphus import __version__, plugins
+from syphus.client import ChatClient
+from syphus.config import RunConfig
+from syphus.dataset import AbstractDataset
+from syphus.endpoint import Endpoint, choose_kind, resolve_endpoint
+from syphus.errors import UserError
+from syphus.limits import RateLimiter
+from syphus.progress import Progress
+from syphus.runner import Runner, Stats
+from syphus.store import INVALID, PAIRS, RunStore, read_jsonl
+
+log = logging.getLogger("syphus")
+
+
+@dataclass
+class JobResult:
+    """How a run ended: status is complete, interrupted or failed."""
+
+    status: str
+    folder: Path
+    totals: dict[str, int]
+    stats: Stats
+    error: Exception | None = None
+
+
+@dataclass
+class LoadedDataset:
+    dataset: AbstractDataset
+    path: Path
+
+    @property
+    def source(self) -> str:
+        return f"{self.path} ({type(self.dataset).__name__})"
+
+
+def load_dataset(cfg: RunConfig) -> LoadedDataset:
+    """Resolve ``cfg.name`` to a plugin class and build it."""
+    if not cfg.name:
+        raise UserError("no dataset given: pass --name module.Class (see the datasets/ folder)")
+    cls, path = plugins.resolve(cfg.name, cfg.datasets_dir)
+    return LoadedDataset(plugins.instantiate(cls, path, cfg.prompt_path, cfg.query_inputs_path), path)
+
+
+def _safe(part: str) -> str:
+    return re.sub(r"[^\w.-]", "_", part) or "_"
+
+
+def run_folder(cfg: RunConfig, dataset: AbstractDataset) -> Path:
+    """``<output_dir>/<dataset name>/<dataset_version>``."""
+    return Path(cfg.output_dir) / _safe(str(dataset.name)) / _safe(cfg.dataset_version)
+
+
+def query_stream(loaded: LoadedDataset, cfg: RunConfig) -> tuple[Iterator[dict[str, Any]], int | None]:
+    """The query inputs to consider, after ``--random_sample`` and slicing, and their number if known."""
+    items: Iterator[dict[str, Any]] = loaded.dataset.iter_query_inputs(loaded.source)
+    total = loaded.dataset.count()
+    if cfg.random_sample:  # shuffling needs every item at once; the seed keeps resumes in the same order
+        pool = list(items)
+        random.Random(cfg.seed).shuffle(pool)
+        items, total = iter(pool), len(pool)
+    end = cfg.slice_end if cfg.slice_end > 0 else None
+    if cfg.slice_start or end is not None:
+        items = itertools.islice(items, cfg.slice_start, end)
+        if total is not None:
+            total = max(0, min(total, end if end is not None else total) - cfg.slice_start)
+    return items, total
+
+
+def _now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def build_meta(cfg: RunConfig, loaded: LoadedDataset, endpoint: dict[str, Any], store: RunStore,
+               stats: Stats | None, status: str, started_at: str, elapsed: float) -> dict[str, Any]:
+    """meta.json: what ran, with what (no secrets), and what is in the folder now."""
+    return {
+        "syphus_version": __version__,
+        "status": status,
+        "dataset": {"name": loaded.dataset.name, "class": type(loaded.dataset).__name__,
+                    "plugin": str(loaded.path), "prompt_path": str(loaded.dataset.prompt_path),
+                    "query_inputs_path": str(loaded.dataset.query_inputs_path)},
+        "endpoint": endpoint,
+        "counts": dict(store.totals),
+        "session": {
+            "started_at": started_at, "updated_at": _now_iso(), "elapsed_s": round(elapsed, 3),
+            **({k: getattr(stats, k) for k in ("total", "skipped", "answered", "pairs", "invalid", "errors",
+                                                "requests", "retries", "rate_limited", "prompt_tokens",
+                                                "completion_tokens")} if stats else {}),
+        },
+        "config": cfg.model_dump(mode="json"),
+    }
+
+
+@contextlib.contextmanager
+def _signals(runner: Runner, stream: TextIO) -> Iterator[None]:
+    loop = asyncio.get_running_loop()
+    hits = {"n": 0}
+
+    def on_signal(signame: str) -> None:
+        hits["n"] += 1
+        if hits["n"] == 1:
+            stream.write(f"\n{signame}: stopping; finishing {runner.stats.in_flight} request(s) on the wire "
+                         f"(at most {runner.drain_timeout:g}s). Press Ctrl-C again to quit now.\n")
+            runner.request_stop()
+        else:
+            stream.write(f"\n{signame}: quitting now; the run is resumable.\n")
+            runner.abort()
+        stream.flush()
+
+    installed = []
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, on_signal, sig.name)
+            installed.append(sig)
+        except (NotImplementedError, RuntimeError, ValueError):
+            pass
+    try:
+        yield
+    finally:
+        for sig in installed:
+            loop.remove_signal_handler(sig)
+
+
+@contextlib.asynccontextmanager
+async def open_endpoint(cfg: RunConfig, env: Mapping[str, str], stream: TextIO):
+    """The resolved Endpoint; for ``local`` the bundled server runs for the duration."""
+    if choose_kind(cfg.endpoint, env) == "local":
+        from syphus.local import LocalServer
+        async with LocalServer(cfg.endpoint.local_model_path, stream=stream) as server:
+            yield resolve_endpoint(cfg.endpoint, env, local_base_url=server.base_url), server
+    else:
+        yield resolve_endpoint(cfg.endpoint, env), None
+
+
+async def run_job(cfg: RunConfig, env: Mapping[str, str], *, retry_errors: bool = False,
+                  stream: TextIO = sys.stderr, progress: bool = True, install_signals: bool = True,
+                  clock=time.monotonic) -> JobResult:
+    """Run ``cfg`` to completion (or until stopped); everything settled is on disk when this returns."""
+    loaded = load_dataset(cfg)
+    items, total = query_stream(loaded, cfg)
+    folder = run_folder(cfg, loaded.dataset)
+    async with open_endpoint(cfg, env, stream) as (endpoint, server):
+        store = RunStore(folder, redact=endpoint.redact).open()
+        for name, size in store.repaired.items():
+            log.warning("%s: moved a torn last line (%d bytes) to %s.torn", folder / name, size, name)
+        if retry_errors:
+            failed = store.failed
+            skip = lambda qid: qid not in failed  # noqa: E731
+        else:
+            answered, failed = store.answered, store.failed
+            skip = lambda qid: qid in answered or qid in failed  # noqa: E731
+        limiter = RateLimiter(cfg.limits.rpm, cfg.limits.tpm, cfg.limits.burst_seconds,
+                              cfg.limits.follow_headers, clock=clock)
+        started_at, t0 = _now_iso(), clock()
+        described = endpoint.describe()
+        async with ChatClient(endpoint, cfg.generation, timeout=cfg.endpoint.timeout,
+                              connections=cfg.num_threads, on_headers=limiter.observe, clock=clock) as client:
+            runner = Runner(loaded.dataset, client, limiter, store, num_threads=cfg.num_threads,
+                            max_tokens=cfg.generation.max_tokens, retry=cfg.retry, drain_timeout=cfg.drain_timeout,
+                            skip=skip, source=loaded.source, clock=clock)
+            runner.stats.total = total
+            if server is not None:
+                server.on_exit = runner.abort
+            bar = Progress(runner.stats, clock, stream=stream, enabled=progress)
+            store.write_meta(build_meta(cfg, loaded, described, store, runner.stats, "running", started_at, 0.0))
+            bar.start()
+            status = "interrupted"
+            try:
+                with _signals(runner, stream) if install_signals else contextlib.nullcontext():
+                    status = await runner.run(items)
+            finally:
+                await bar.stop()
+                store.close()
+                error = runner.fatal or runner.user_error or (server.failure() if server is not None else None)
+                if error is not None:
+                    status = "failed"
+                store.write_meta(build_meta(cfg, loaded, described, store, runner.stats, status, started_at,
+                                            clock() - t0))
+    return JobResult(status, folder, dict(store.totals), runner.stats, error)
+
+
+def reparse(cfg: RunConfig) -> tuple[Path, dict[str, int]]:
+    """Re-parse a run's raw replies with the dataset's current parser; no request is sent."""
+    loaded = load_dataset(cfg)
+    folder = run_folder(cfg, loaded.dataset)
+    if not (folder / PAIRS).exists() and not (folder / INVALID).exists():
+        raise UserError(f"{folder}: no finished run to re-parse here (no {PAIRS} or {INVALID}); "
+                        "check --name, --dataset_version and --output_dir")
+    dataset = loaded.dataset
+
+    def transform(rec: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+        out = {k: v for k, v in rec.items() if k != "reason"}
+        try:
+            result = dataset.parse_response(rec.get("raw") or "", rec.get("finish_reason"))
+            out.update(pairs=result.pairs, problems=result.problems, truncated=result.truncated)
+            reason = result.reason
+        except Exception as e:
+            out.update(pairs=[], problems=[])
+            reason = f"parse_response raised {type(e).__name__}: {e}"
+        if not out["pairs"]:
+            out["reason"] = reason
+        return out, bool(out["pairs"])
+
+    counts = rewrite_answers(folder, transform)
+    store = RunStore(folder).open()
+    store.close()
+    meta_path = folder / "meta.json"
+    if meta_path.exists():
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        meta["counts"] = dict(store.totals)
+        meta["reparsed_at"] = _now_iso()
+        store.write_meta(meta)
+    return folder, counts

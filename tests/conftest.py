@@ -1,0 +1,39 @@
+"""Shared fixtures: a fake OpenAI server per test, a project tree in a temp folder, no real env."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.fakeserver import FakeOpenAI
+
+ROOT = Path(__file__).resolve().parent.parent
+KEY = "sk-test-SECRETKEY-0123456789abcdef"
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch):
+    """Tests never see the developer's keys or endpoints."""
+    for name in list(os.environ):
+        if name.startswith(("OPENAI_", "AZURE_OPENAI_")):
+            monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture
+def server():
+    with FakeOpenAI() as srv:
+        yield srv
+
+
+@pytest.fixture
+def project(tmp_path, monkeypatch):
+    """A copy of the example dataset, prompt and sample in a temp folder, used as the working directory."""
+    for rel in ("datasets/example.py", "datasets/samples/example_scenes.jsonl", "prompts/example.json"):
+        dest = tmp_path / rel
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(ROOT / rel, dest)
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
