@@ -32,9 +32,9 @@ from contextvars import ContextVar
 from typing import Any
 
 from syphus.errors import UserError
-from syphus.idset import IdSet
 from syphus.parse import ParseResult, parse_pairs
 from syphus.prompt import Prompt, check_prompt, load_prompt
+from syphus.seen import SeenIds
 
 # Paths given with --prompt_path / --query_inputs_path. The base constructor
 # applies them, so they work whatever a subclass names its own parameters.
@@ -124,7 +124,14 @@ def validate_items(items: Any, source: str) -> Iterator[dict[str, Any]]:
     if isinstance(items, (str, bytes, dict)):
         raise UserError(f"{source}: _load_query_inputs returned a {type(items).__name__}; "
                         f"return a list or yield items ({_FIX})")
-    seen = IdSet()
+    seen = SeenIds()
+    try:
+        yield from _checked(items, source, seen)
+    finally:
+        seen.close()
+
+
+def _checked(items: Any, source: str, seen: SeenIds) -> Iterator[dict[str, Any]]:
     for n, item in enumerate(items):
         if not isinstance(item, dict):
             raise UserError(f"{source}: item {n} is a {type(item).__name__}, not a dict; {_FIX}")

@@ -10,9 +10,9 @@ Imports: every syphus module but cli.
 from __future__ import annotations
 
 import asyncio
-import json
 import contextlib
 import itertools
+import json
 import logging
 import os
 import random
@@ -35,7 +35,7 @@ from syphus.errors import UserError
 from syphus.limits import RateLimiter
 from syphus.progress import Progress
 from syphus.runner import Runner, Stats
-from syphus.store import INVALID, PAIRS, RunStore, read_jsonl
+from syphus.store import INVALID, PAIRS, RunStore, rewrite_answers
 
 log = logging.getLogger("syphus")
 

@@ -47,7 +47,8 @@ def retry_policy(cfg: RetryConfig, sleep: Callable[[float], Awaitable[None]] = a
     """A fresh AsyncRetrying for one query."""
     return AsyncRetrying(
         stop=stop_after_attempt(cfg.max_attempts) | stop_before_delay(cfg.max_seconds),
-        wait=wait_server_hint(wait_exponential_jitter(initial=cfg.initial_wait, max=cfg.max_wait),
+        wait=wait_server_hint(wait_exponential_jitter(multiplier=cfg.initial_wait, max=cfg.max_wait,
+                                                      jitter=cfg.initial_wait),
                               ceiling=cfg.max_seconds),
         retry=retry_if_exception_type(TransientError),
         sleep=sleep,

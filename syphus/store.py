@@ -87,8 +87,10 @@ def repair_torn_tail(path: Path) -> int:
 class RunStore:
     """Appends results to a run folder and knows which ids are already settled.
 
-    After ``open()``: ``answered`` holds ids in pairs.jsonl or invalid.jsonl
-    (never requested again), ``failed`` ids whose latest record is an error,
+    After ``open()``: ``answered`` holds the ids already in pairs.jsonl or
+    invalid.jsonl (never requested again; ids answered later in this session
+    are not added, so memory does not grow with the run), ``failed`` ids
+    whose latest record is an error,
     and ``totals`` the counts and tokens of everything in the folder.
     """
 
@@ -97,6 +99,7 @@ class RunStore:
         self.redact = redact
         self.answered = IdSet()
         self.failed = IdSet()
+        self.recovered = IdSet()  # failed before, answered in this session
         self.totals: dict[str, int] = {}
         self.repaired: dict[str, int] = {}
         self._fds: dict[str, int] = {}
@@ -149,7 +152,7 @@ class RunStore:
             if not line.strip():
                 continue
             qid = str(json.loads(line)["id"])
-            if qid in self.answered or not seen.add(qid):
+            if qid in self.answered or qid in self.recovered or not seen.add(qid):
                 continue
             kept.append(line)
         kept.reverse()
@@ -183,7 +186,6 @@ class RunStore:
             self.open()
         qid = str(record["id"])
         self._append(PAIRS if valid else INVALID, record)
-        self.answered.add(qid)
         t = self.totals
         usage = record.get("usage") or {}
         t["prompt_tokens"] += int(usage.get("prompt_tokens") or 0)
@@ -194,8 +196,9 @@ class RunStore:
             t["pairs"] += len(record.get("pairs") or [])
         else:
             t["invalid"] += 1
-        if qid in self.failed:
+        if qid in self.failed and self.recovered.add(qid):
             self._stale_errors = True
+            t["errors"] -= 1
 
     def write_error(self, record: dict[str, Any]) -> None:
         """Append a query that failed for good to errors.jsonl."""
