@@ -34,6 +34,8 @@ class EndpointConfig(_Strict):
     api_version: str | None = None  # Azure api-version
     timeout: float = Field(120.0, gt=0)  # seconds for one request, end to end
     local_model_path: str | None = None  # a GGUF file for kind="local"
+    local_command: list[str] | None = None  # kind="local": start this server instead; {port} is filled in
+    local_startup_timeout: float = Field(300.0, gt=0)
 
 
 class GenerationConfig(_Strict):

@@ -154,7 +154,8 @@ async def open_endpoint(cfg: RunConfig, env: Mapping[str, str], stream: TextIO):
     """The resolved Endpoint; for ``local`` the bundled server runs for the duration."""
     if choose_kind(cfg.endpoint, env) == "local":
         from syphus.local import LocalServer
-        async with LocalServer(cfg.endpoint.local_model_path, stream=stream) as server:
+        async with LocalServer(cfg.endpoint.local_model_path, stream=stream, command=cfg.endpoint.local_command,
+                               startup_timeout=cfg.endpoint.local_startup_timeout) as server:
             yield resolve_endpoint(cfg.endpoint, env, local_base_url=server.base_url), server
     else:
         yield resolve_endpoint(cfg.endpoint, env), None
