@@ -18,7 +18,8 @@ Map of the modules (each owns one thing; the CLI is the only one that prints):
 - ``job``       one run wired end to end; ``reparse``
 - ``local``     the bundled llama.cpp server (optional extra ``local``)
 - ``errors``    the error tree
-- ``idset``     a compact set of ids for resume and duplicate checks
+- ``idset``     a compact set of ids (resume: what is already settled)
+- ``seen``      exact duplicate checks over a stream in ~2 bytes an id
 """
 
 __version__ = "0.1.0"

@@ -32,7 +32,7 @@ _FLAGS: dict[str, str] = {
     "name": "name", "num_threads": "num_threads", "slice_start": "slice_start", "slice_end": "slice_end",
     "random_sample": "random_sample", "seed": "seed", "dataset_version": "dataset_version",
     "prompt_path": "prompt_path", "query_inputs_path": "query_inputs_path", "output_dir": "output_dir",
-    "datasets_dir": "datasets_dir", "drain_timeout": "drain_timeout",
+    "datasets_dir": "datasets_dir", "drain_timeout": "drain_timeout", "log_interval": "log_interval",
     "endpoint": "endpoint.kind", "base_url": "endpoint.base_url", "model": "endpoint.model",
     "api_version": "endpoint.api_version", "timeout": "endpoint.timeout",
     "local_model_path": "endpoint.local_model_path",
@@ -68,6 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     _opt(p, "output_dir", help="where run folders go (default output)")
     _opt(p, "datasets_dir", help="where plugins are (default datasets)")
     _opt(p, "drain_timeout", type=float, help="seconds in-flight requests get after Ctrl-C (default 60)")
+    _opt(p, "log_interval", type=float, help="seconds between progress lines when not on a terminal (default 30)")
     _opt(p, "endpoint", choices=["auto", "openai", "azure", "compatible", "local"],
          help="endpoint kind (default auto: from the environment)")
     _opt(p, "base_url", help="an OpenAI-compatible base URL, e.g. http://127.0.0.1:8000/v1")

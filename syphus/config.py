@@ -80,6 +80,7 @@ class RunConfig(_Strict):
     datasets_dir: str = "datasets"
     output_dir: str = "output"
     drain_timeout: float = Field(60.0, ge=0)  # seconds in-flight requests get after Ctrl-C
+    log_interval: float = Field(30.0, gt=0)  # seconds between progress lines when not on a terminal
     endpoint: EndpointConfig = Field(default_factory=EndpointConfig)
     generation: GenerationConfig = Field(default_factory=GenerationConfig)
     limits: LimitsConfig = Field(default_factory=LimitsConfig)

@@ -110,7 +110,7 @@ class AbstractDataset(abc.ABC):
         raise TypeError(f"{type(self).__name__} streams its query inputs; their number is not known in advance")
 
     def count(self) -> int | None:
-        """The number of query inputs, or None when they stream."""
+        """The number of query inputs, or None when they stream (override it to get an ETA for a stream)."""
         return len(self.query_inputs) if isinstance(self.query_inputs, Sized) else None
 
 

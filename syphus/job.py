@@ -190,7 +190,7 @@ async def run_job(cfg: RunConfig, env: Mapping[str, str], *, retry_errors: bool 
             runner.stats.total = total
             if server is not None:
                 server.on_exit = runner.abort
-            bar = Progress(runner.stats, clock, stream=stream, enabled=progress)
+            bar = Progress(runner.stats, clock, stream=stream, enabled=progress, log_interval=cfg.log_interval)
             store.write_meta(build_meta(cfg, loaded, described, store, runner.stats, "running", started_at, 0.0))
             bar.start()
             status = "interrupted"

@@ -9,6 +9,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import KEY, ROOT
 from tests.fakeserver import Reply
 from tests.helpers import lines, make_numbers, query_id, settled
@@ -52,14 +54,15 @@ def test_sigkill_mid_run_then_resume_loses_and_repeats_nothing(project, server):
     assert f"{len(answered_before)} skipped" in out
 
 
-def test_ctrl_c_drains_in_flight_requests_and_exits_resumable(project, server):
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_ctrl_c_drains_in_flight_requests_and_exits_resumable(project, server, sig):
     make_numbers(project, 200)
     server.responder = lambda body, n: Reply.ok("Question: a?\nAnswer: b.", delay=0.6)
     folder = project / "output" / "Numbers" / "v1"
     proc = start(project, server, "--num_threads", "10")
     wait_for_lines(folder / "pairs.jsonl", 10)
     time.sleep(0.2)  # let the next wave get on the wire
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(sig)
     out, _ = proc.communicate(timeout=30)
     assert proc.returncode == 130, out
     assert "stopping" in out and "resume" in out
@@ -92,3 +95,29 @@ def test_second_ctrl_c_quits_at_once_without_a_torn_file(project, server):
     assert "quitting now" in out
     raw = (folder / "pairs.jsonl").read_bytes()
     assert raw.endswith(b"\n") and len(lines(folder / "pairs.jsonl")) == 10
+
+
+def test_console_script_is_the_same_cli(project):
+    script = Path(sys.executable).parent / "syphus"
+    if not script.exists():
+        pytest.skip("syphus is not installed as a console script in this environment")
+    via_script = subprocess.run([str(script), "--list"], cwd=project, capture_output=True, text=True)
+    via_main = subprocess.run([sys.executable, str(ROOT / "main.py"), "--list"], cwd=project,
+                              capture_output=True, text=True)
+    assert via_script.returncode == via_main.returncode == 0
+    assert via_script.stdout == via_main.stdout == "example.Example\n"
+
+
+def test_progress_lines_when_not_on_a_terminal(project, server):
+    make_numbers(project, 30)
+    server.responder = lambda body, n: Reply.ok("Question: a?\nAnswer: b.", delay=0.05)
+    env = {**os.environ, "OPENAI_API_KEY": KEY, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "main.py"), "--name", "Numbers.numbers", "--base_url", server.base_url,
+         "--num_threads", "2", "--log_interval", "0.2"],
+        cwd=project, env=env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    progress_lines = [line for line in proc.stderr.splitlines() if line.startswith("progress: ")]
+    assert progress_lines and " done | " in progress_lines[-1] and "errors 0" in progress_lines[-1]  # streamed: no total
+    assert "\r" not in proc.stderr
+    assert "30 queries with 30 pairs" in proc.stderr
