@@ -123,6 +123,11 @@ def _find_secret(data: Any, path: str = "") -> str | None:
             found = _find_secret(v, here)
             if found:
                 return found
+    elif isinstance(data, list):
+        for i, v in enumerate(data):
+            found = _find_secret(v, f"{path}[{i}]")
+            if found:
+                return found
     return None
 
 

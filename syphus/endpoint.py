@@ -36,15 +36,21 @@ class Endpoint:
     """A resolved endpoint. ``headers`` carry the key: never log them."""
 
     kind: str
-    url: str
+    url: str = field(repr=False)
     model: str | None
     headers: Mapping[str, str] = field(repr=False, default_factory=dict)
     secrets: tuple[str, ...] = field(repr=False, default=())
+
+    def __repr__(self) -> str:
+        d = self.describe()
+        return f"Endpoint(kind={d['kind']!r}, url={d['url']!r}, model={d['model']!r})"
 
     def describe(self) -> dict[str, str | None]:
         """What may be shown or stored: kind, URL without credentials, model."""
         parts = urlsplit(self.url)
         netloc = parts.hostname or ""
+        if ":" in netloc:
+            netloc = f"[{netloc}]"
         if parts.port:
             netloc += f":{parts.port}"
         return {"kind": self.kind, "url": parts._replace(netloc=netloc).geturl(), "model": self.model}

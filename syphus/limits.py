@@ -125,7 +125,7 @@ class RateLimiter:
                     if bucket is not None:
                         bucket.refill(now, cost)
                         delay = max(delay, bucket.wait_for(cost))
-                if delay <= 0:
+                if delay <= 1e-6:  # float residue after an exact sleep: it fits
                     break
                 await self._sleep(delay)
             if self.requests is not None:
@@ -142,6 +142,7 @@ class RateLimiter:
             if bucket is not None:
                 bucket.refill(now, 0)
                 bucket.level = min(bucket.level, 0.0)
+                bucket.stamp = max(bucket.stamp, self.paused_until)  # no refill while paused
 
     def observe(self, headers: Mapping[str, str]) -> None:
         """Follow a response's ``x-ratelimit-*`` headers."""

@@ -59,7 +59,9 @@ def parse_pairs(text: str | None, finish_reason: str | None = "stop") -> ParseRe
         result.problems.append("empty response")
         return result
 
-    pairs: list[tuple[list[str], list[str] | None]] = []  # (question lines, answer lines or None)
+    # (question lines, answer lines or None); question lines are None for an answer without a question
+    pairs: list[tuple[list[str] | None, list[str] | None]] = []
+    inline: list[str] | None = None  # the whole question text, while its "A: ..." split may be options
     unlabelled = 0
     for raw in text.splitlines():
         if _FENCE.match(raw):
@@ -68,20 +70,29 @@ def parse_pairs(text: str | None, finish_reason: str | None = "stop") -> ParseRe
         m = _LABEL.match(line)
         if m and m.group("q") is not None:
             rest = m.group("rest")
-            inline = _INLINE_ANSWER.search(rest)
-            if inline:
-                pairs.append(([rest[: inline.start()]], [rest[inline.end():]]))
+            split = _INLINE_ANSWER.search(rest)
+            if split:
+                pairs.append(([rest[: split.start()]], [rest[split.end():]]))
+                inline = [rest]
             else:
                 pairs.append(([rest], None))
+                inline = None
         elif m and m.group("a") is not None:
-            if not pairs or pairs[-1][1] is not None:
+            if inline is not None:  # "Q: which? A: x B: y" then "Answer: B": those were options
+                pairs[-1] = (inline, [m.group("rest")])
+                inline = None
+            elif not pairs or pairs[-1][1] is not None:
                 result.problems.append(f"answer without a question: {m.group('rest')[:60]!r}")
-                pairs.append(([], [m.group("rest")]))
+                pairs.append((None, [m.group("rest")]))
             else:
                 pairs[-1] = (pairs[-1][0], [m.group("rest")])
         elif pairs:
             q, a = pairs[-1]
-            (q if a is None else a).append(raw.strip())
+            target = a if a is not None else q
+            if target is not None:
+                target.append(raw.strip())
+            if inline is not None:
+                inline.append(raw.strip())
         elif line:
             unlabelled += 1  # a preamble before the first label
 
@@ -91,10 +102,13 @@ def parse_pairs(text: str | None, finish_reason: str | None = "stop") -> ParseRe
         result.problems.append("reply cut off at max_tokens; the last pair was dropped")
 
     for q_lines, a_lines in pairs:
+        if q_lines is None:
+            continue  # already reported as an answer without a question
         question = "\n".join(q_lines).strip()
         answer = "\n".join(a_lines).strip() if a_lines is not None else ""
         if not question:
-            continue  # already reported as an answer without a question
+            result.problems.append(f"empty question before the answer {answer[:60]!r}")
+            continue
         if a_lines is None or not answer:
             result.problems.append(f"question without an answer: {question[:60]!r}")
             continue

@@ -41,15 +41,15 @@ def read_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     """Yield ``(line number, record)``; a line that is not JSON is a UserError naming it."""
     if not path.exists():
         return
-    with path.open("r", encoding="utf-8") as f:
+    with path.open("rb") as f:
         for n, line in enumerate(f, 1):
             if not line.strip():
                 continue
             try:
                 record = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise UserError(f"{path}:{n}: not a JSON line ({e.msg}); move that line out of the file "
-                                "to resume (everything else is kept)") from e
+            except ValueError as e:  # bad JSON or bad UTF-8
+                raise UserError(f"{path}:{n}: not a JSON line ({getattr(e, 'msg', e)}); move that line out of "
+                                "the file to resume (everything else is kept)") from e
             if not isinstance(record, dict) or "id" not in record:
                 raise UserError(f"{path}:{n}: a record without 'id'; move that line out of the file to resume")
             yield n, record

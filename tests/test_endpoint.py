@@ -1,0 +1,436 @@
+"""Endpoint resolution from config + environment, error classification, body parsing, the retry policy."""
+
+from __future__ import annotations
+
+import email.utils
+import time
+
+import pytest
+
+from syphus.client import classify, parse_completion, retry_after_seconds
+from syphus.config import EndpointConfig, RetryConfig
+from syphus.endpoint import OPENAI_URL, choose_kind, resolve_endpoint
+from syphus.errors import FatalError, ItemError, RateLimited, TransientError, UserError
+from syphus.retry import retry_policy
+from tests.conftest import KEY
+
+C = EndpointConfig
+
+
+# --- resolve_endpoint -------------------------------------------------------------------
+
+
+def test_openai_key_only():
+    ep = resolve_endpoint(C(), {"OPENAI_API_KEY": KEY})
+    assert ep.kind == "openai"
+    assert ep.url == OPENAI_URL + "/chat/completions" == "https://api.openai.com/v1/chat/completions"
+    assert dict(ep.headers) == {"Authorization": f"Bearer {KEY}"}
+    assert ep.model  # a default model is chosen
+    assert KEY in ep.secrets
+
+
+def test_openai_model_from_env_and_config():
+    assert resolve_endpoint(C(), {"OPENAI_API_KEY": KEY, "OPENAI_MODEL": "gpt-4o"}).model == "gpt-4o"
+    assert resolve_endpoint(C(), {"OPENAI_API_KEY": KEY, "OPENAI_API_ENGINE": "gpt-4"}).model == "gpt-4"
+    assert resolve_endpoint(C(model="m"), {"OPENAI_API_KEY": KEY, "OPENAI_MODEL": "gpt-4o"}).model == "m"
+
+
+def test_openai_org_header():
+    ep = resolve_endpoint(C(), {"OPENAI_API_KEY": KEY, "OPENAI_ORG_ID": "org-1"})
+    assert ep.headers["OpenAI-Organization"] == "org-1"
+
+
+def test_base_url_is_compatible_and_key_optional():
+    ep = resolve_endpoint(C(base_url="http://127.0.0.1:8000/v1/", model="qwen"), {})
+    assert ep.kind == "compatible"
+    assert ep.url == "http://127.0.0.1:8000/v1/chat/completions"
+    assert ep.model == "qwen"
+    assert dict(ep.headers) == {}
+    assert ep.secrets == ()
+
+
+def test_base_url_with_key_sends_it():
+    ep = resolve_endpoint(C(base_url="http://localhost:1234/v1"), {"OPENAI_API_KEY": KEY})
+    assert ep.kind == "compatible"
+    assert dict(ep.headers) == {"Authorization": f"Bearer {KEY}"}
+
+
+@pytest.mark.parametrize("var", ["OPENAI_BASE_URL", "OPENAI_API_BASE"])
+def test_base_url_from_env(var):
+    ep = resolve_endpoint(C(), {var: "http://localhost:1234/v1"})
+    assert ep.kind == "compatible" and ep.url == "http://localhost:1234/v1/chat/completions"
+
+
+def test_base_url_pointing_at_openai_is_openai_and_needs_the_key():
+    assert choose_kind(C(base_url="https://api.openai.com/v1"), {}) == "openai"
+    with pytest.raises(UserError, match="OPENAI_API_KEY"):
+        resolve_endpoint(C(base_url="https://api.openai.com/v1"), {})
+
+
+def test_original_azure_env_vars():
+    env = {"OPENAI_API_TYPE": "azure", "OPENAI_API_BASE": "https://my-res.openai.azure.com/",
+           "OPENAI_API_VERSION": "2023-05-15", "OPENAI_API_ENGINE": "gpt35-deploy", "OPENAI_API_KEY": KEY}
+    ep = resolve_endpoint(C(), env)
+    assert ep.kind == "azure"
+    assert ep.url == ("https://my-res.openai.azure.com/openai/deployments/gpt35-deploy/chat/completions"
+                      "?api-version=2023-05-15")
+    assert dict(ep.headers) == {"api-key": KEY}
+    assert ep.model == "gpt35-deploy"
+    assert KEY in ep.secrets
+
+
+@pytest.mark.parametrize("api_type", ["azure", "Azure", "azure_ad"])
+def test_azure_api_type_spellings(api_type):
+    assert choose_kind(C(), {"OPENAI_API_TYPE": api_type}) == "azure"
+
+
+def test_current_azure_env_vars():
+    env = {"AZURE_OPENAI_ENDPOINT": "https://res.openai.azure.com", "AZURE_OPENAI_API_KEY": KEY,
+           "AZURE_OPENAI_DEPLOYMENT": "gpt-4o-mini"}
+    ep = resolve_endpoint(C(), env)
+    assert ep.kind == "azure"
+    assert ep.url.startswith("https://res.openai.azure.com/openai/deployments/gpt-4o-mini/chat/completions"
+                             "?api-version=")
+    assert dict(ep.headers) == {"api-key": KEY}
+
+
+def test_azure_endpoint_ending_in_openai_is_not_doubled():
+    env = {"AZURE_OPENAI_ENDPOINT": "https://res.openai.azure.com/openai/", "AZURE_OPENAI_API_KEY": KEY,
+           "AZURE_OPENAI_DEPLOYMENT": "d", "OPENAI_API_VERSION": "2024-02-01"}
+    ep = resolve_endpoint(C(), env)
+    assert ep.url == "https://res.openai.azure.com/openai/deployments/d/chat/completions?api-version=2024-02-01"
+
+
+def test_azure_config_wins_over_env():
+    env = {"AZURE_OPENAI_ENDPOINT": "https://res.openai.azure.com", "AZURE_OPENAI_API_KEY": KEY,
+           "AZURE_OPENAI_DEPLOYMENT": "env-deploy", "OPENAI_API_VERSION": "2023-05-15"}
+    ep = resolve_endpoint(C(model="cfg-deploy", api_version="2024-10-21"), env)
+    assert "/deployments/cfg-deploy/" in ep.url and ep.url.endswith("api-version=2024-10-21")
+
+
+def test_azure_deployment_is_url_quoted():
+    env = {"AZURE_OPENAI_ENDPOINT": "https://r.openai.azure.com", "AZURE_OPENAI_API_KEY": KEY,
+           "AZURE_OPENAI_DEPLOYMENT": "my deploy/1"}
+    assert "/deployments/my%20deploy%2F1/" in resolve_endpoint(C(), env).url
+
+
+@pytest.mark.parametrize("env, missing", [
+    ({"OPENAI_API_TYPE": "azure", "OPENAI_API_KEY": KEY, "OPENAI_API_ENGINE": "d"}, "AZURE_OPENAI_ENDPOINT"),
+    ({"AZURE_OPENAI_ENDPOINT": "https://r.openai.azure.com", "AZURE_OPENAI_DEPLOYMENT": "d"},
+     "AZURE_OPENAI_API_KEY"),
+    ({"AZURE_OPENAI_ENDPOINT": "https://r.openai.azure.com", "AZURE_OPENAI_API_KEY": KEY},
+     "AZURE_OPENAI_DEPLOYMENT"),
+    ({"OPENAI_API_TYPE": "azure", "OPENAI_API_BASE": "https://r.openai.azure.com", "OPENAI_API_KEY": KEY},
+     "OPENAI_API_ENGINE"),
+])
+def test_azure_missing_pieces_say_how_to_fix(env, missing):
+    with pytest.raises(UserError) as e:
+        resolve_endpoint(C(), env)
+    assert missing in str(e.value)
+    assert KEY not in str(e.value)
+
+
+def test_openai_kind_without_key_says_how_to_fix():
+    with pytest.raises(UserError) as e:
+        resolve_endpoint(C(kind="openai"), {})
+    assert "OPENAI_API_KEY" in str(e.value)
+
+
+def test_nothing_configured_is_local():
+    assert choose_kind(C(), {}) == "local"
+    ep = resolve_endpoint(C(), {}, local_base_url="http://127.0.0.1:5555/v1")
+    assert ep.kind == "local" and ep.url == "http://127.0.0.1:5555/v1/chat/completions"
+    assert dict(ep.headers) == {}
+
+
+def test_local_without_a_running_server():
+    with pytest.raises(UserError, match="local"):
+        resolve_endpoint(C(), {})
+
+
+def test_explicit_kind_wins():
+    assert choose_kind(C(kind="compatible"), {"OPENAI_API_KEY": KEY}) == "compatible"
+    assert choose_kind(C(kind="local"), {"OPENAI_API_KEY": KEY}) == "local"
+
+
+def test_base_url_in_config_beats_azure_endpoint_env():
+    env = {"AZURE_OPENAI_ENDPOINT": "https://r.openai.azure.com"}
+    assert choose_kind(C(base_url="http://localhost:8000/v1"), env) == "compatible"
+
+
+# --- no secrets in describe / repr -------------------------------------------------------------
+
+
+def endpoints_with_secrets():
+    return [
+        resolve_endpoint(C(), {"OPENAI_API_KEY": KEY}),
+        resolve_endpoint(C(base_url="http://localhost:8000/v1"), {"OPENAI_API_KEY": KEY}),
+        resolve_endpoint(C(), {"AZURE_OPENAI_ENDPOINT": "https://r.openai.azure.com",
+                               "AZURE_OPENAI_API_KEY": KEY, "AZURE_OPENAI_DEPLOYMENT": "d"}),
+    ]
+
+
+def test_describe_and_repr_never_contain_the_key():
+    for ep in endpoints_with_secrets():
+        assert KEY not in str(ep.describe())
+        assert KEY not in repr(ep)
+        assert KEY not in str(ep)
+        assert set(ep.describe()) == {"kind", "url", "model"}
+
+
+def test_describe_strips_user_and_password_from_urls():
+    ep = resolve_endpoint(C(base_url="http://alice:hunter2@proxy.example:8443/v1"), {})
+    d = ep.describe()
+    assert d["url"] == "http://proxy.example:8443/v1/chat/completions"
+    assert "hunter2" not in str(d) and "alice" not in str(d)
+    assert "hunter2" in ep.secrets
+
+
+def test_repr_strips_user_and_password_from_urls():
+    ep = resolve_endpoint(C(base_url="http://alice:hunter2@proxy.example:8443/v1"), {})
+    assert "hunter2" not in repr(ep)
+    assert "alice" not in repr(ep)
+
+
+def test_describe_keeps_ipv6_brackets():
+    ep = resolve_endpoint(C(base_url="http://user:pw@[::1]:8000/v1"), {})
+    assert ep.describe()["url"] == "http://[::1]:8000/v1/chat/completions"
+
+
+def test_redact():
+    ep = resolve_endpoint(C(base_url="http://u:pw-secret@h:1/v1"), {"OPENAI_API_KEY": KEY})
+    text = f"sent {KEY} to http://u:pw-secret@h:1/v1 then {KEY} again"
+    out = ep.redact(text)
+    assert KEY not in out and "pw-secret" not in out
+    assert out.count("***") == 3
+    assert ep.redact("nothing secret") == "nothing secret"
+
+
+def test_redact_without_secrets_is_identity():
+    ep = resolve_endpoint(C(base_url="http://h:1/v1"), {})
+    assert ep.redact("abc ***") == "abc ***"
+
+
+# --- classify -----------------------------------------------------------------------------
+
+
+def body(code=None, message="msg", type_=None, inner=None):
+    import json
+    err = {"message": message, "code": code}
+    if type_:
+        err["type"] = type_
+    if inner:
+        err["innererror"] = {"code": inner}
+    return json.dumps({"error": err}).encode()
+
+
+def test_429_rate_limited_with_retry_after_ms():
+    e = classify(429, {"retry-after-ms": "1500", "retry-after": "9"}, body("rate_limit_exceeded"))
+    assert isinstance(e, RateLimited) and isinstance(e, TransientError)
+    assert e.retry_after == pytest.approx(1.5)
+    assert e.status == 429 and e.kind == "rate_limited"
+
+
+def test_429_retry_after_seconds():
+    e = classify(429, {"retry-after": "20"}, body())
+    assert isinstance(e, RateLimited) and e.retry_after == 20.0
+
+
+def test_429_retry_after_http_date():
+    when = email.utils.formatdate(time.time() + 120, usegmt=True)
+    e = classify(429, {"retry-after": when}, body())
+    assert isinstance(e, RateLimited)
+    assert 115 <= e.retry_after <= 121
+
+
+def test_429_without_hint():
+    e = classify(429, {}, b"")
+    assert isinstance(e, RateLimited) and e.retry_after is None
+
+
+def test_retry_after_seconds_directly():
+    now = 1_700_000_000.0
+    assert retry_after_seconds({"retry-after": email.utils.formatdate(now + 30, usegmt=True)}, now=now) == 30.0
+    assert retry_after_seconds({"retry-after": email.utils.formatdate(now - 30, usegmt=True)}, now=now) == 0.0
+    assert retry_after_seconds({"retry-after": "garbage"}) is None
+    assert retry_after_seconds({"retry-after-ms": "bad", "retry-after": "2"}) == 2.0
+    assert retry_after_seconds({"retry-after": "-5"}) == 0.0
+    assert retry_after_seconds({}) is None
+
+
+@pytest.mark.parametrize("payload", [body("insufficient_quota"), body(None, type_="insufficient_quota")])
+def test_429_insufficient_quota_is_fatal(payload):
+    e = classify(429, {"retry-after": "1"}, payload)
+    assert isinstance(e, FatalError) and not isinstance(e, TransientError)
+    assert e.status == 429 and "quota" in str(e)
+
+
+@pytest.mark.parametrize("status", [401, 403])
+def test_auth_failures_are_fatal(status):
+    e = classify(status, {}, body("invalid_api_key", "Incorrect API key provided: sk-***"))
+    assert isinstance(e, FatalError) and e.status == status
+    assert "OPENAI_API_KEY" in str(e)
+
+
+@pytest.mark.parametrize("status", [408, 409, 500, 502, 503, 504])
+def test_server_side_failures_are_transient(status):
+    e = classify(status, {"retry-after": "3"}, b"<html>Bad Gateway</html>")
+    assert type(e) is TransientError
+    assert e.status == status and e.retry_after == 3.0
+    assert str(status) in str(e)
+
+
+def test_400_is_an_item_error():
+    e = classify(400, {}, body("invalid_request_error", "bad param"))
+    assert isinstance(e, ItemError) and e.kind == "bad_request" and e.status == 400
+    assert "bad param" in str(e)
+
+
+@pytest.mark.parametrize("payload", [
+    body("content_filter"),
+    body("content_policy_violation"),
+    body("invalid_request_error", inner="ResponsibleAIPolicyViolation"),
+])
+def test_400_content_filter(payload):
+    e = classify(400, {}, payload)
+    assert isinstance(e, ItemError) and e.kind == "content_filter"
+
+
+def test_400_context_length_is_too_large():
+    e = classify(400, {}, body("context_length_exceeded"))
+    assert isinstance(e, ItemError) and e.kind == "too_large"
+
+
+def test_404_not_found():
+    e = classify(404, {}, body("DeploymentNotFound"))
+    assert isinstance(e, ItemError) and e.kind == "not_found"
+
+
+@pytest.mark.parametrize("raw", [b"", b"not json", b"[1, 2]", b'{"error": "plain string"}', b"\xff\xfe",
+                                 b'{"error": null}', b"null"])
+def test_classify_tolerates_any_body(raw):
+    e = classify(400, {}, raw)
+    assert isinstance(e, ItemError) and e.kind == "bad_request"
+    assert "HTTP 400" in str(e)
+
+
+# --- parse_completion ----------------------------------------------------------------------
+
+
+def test_parse_completion_ok():
+    raw = (b'{"model": "gpt-4o-mini", "choices": [{"message": {"role": "assistant", "content": "Q"},'
+           b' "finish_reason": "stop"}], "usage": {"prompt_tokens": 3, "completion_tokens": 1}}')
+    assert parse_completion(raw) == ("Q", "stop", {"prompt_tokens": 3, "completion_tokens": 1}, "gpt-4o-mini")
+
+
+def test_parse_completion_null_content_and_missing_usage():
+    text, finish, usage, model = parse_completion(
+        b'{"choices": [{"message": {"content": null}, "finish_reason": "content_filter"}]}')
+    assert text is None and finish == "content_filter" and usage == {} and model is None
+
+
+@pytest.mark.parametrize("raw", [
+    b"", b"not json", b"null", b"[]", b"{}", b'{"choices": []}', b'{"choices": [{}]}',
+    b'{"choices": [{"message": null}]}', b'{"choices": "x"}', b'{"choices": [{"message": {"content": 5}}]}',
+    b'{"choices": [{"message": {"content": ["a"]}}]}', b"\xff\xfe\x00", b'{"choices": [{"message": {"con',
+])
+def test_parse_completion_malformed_is_transient(raw):
+    with pytest.raises(TransientError) as e:
+        parse_completion(raw)
+    assert e.value.kind == "malformed"
+
+
+# --- retry_policy ------------------------------------------------------------------------
+
+
+class Sleeps:
+    def __init__(self):
+        self.delays: list[float] = []
+
+    async def __call__(self, delay: float) -> None:
+        self.delays.append(delay)
+
+
+async def run_policy(cfg, errors):
+    """Run the policy over a call that raises ``errors`` in turn, then returns "ok"; count the calls."""
+    sleeps = Sleeps()
+    calls = 0
+    errors = list(errors)
+    result = None
+    async for attempt in retry_policy(cfg, sleep=sleeps):
+        with attempt:
+            calls += 1
+            if errors:
+                raise errors.pop(0)
+            result = "ok"
+    return result, calls, sleeps.delays
+
+
+async def test_retry_transient_up_to_max_attempts_then_reraise():
+    sleeps = Sleeps()
+    calls = 0
+    with pytest.raises(TransientError, match="boom 3"):
+        async for attempt in retry_policy(RetryConfig(max_attempts=3), sleep=sleeps):
+            with attempt:
+                calls += 1
+                raise TransientError(f"boom {calls}")
+    assert calls == 3
+    assert len(sleeps.delays) == 2
+
+
+async def test_retry_succeeds_after_transient_failures():
+    result, calls, delays = await run_policy(RetryConfig(max_attempts=5),
+                                             [TransientError("a"), RateLimited("b")])
+    assert result == "ok" and calls == 3 and len(delays) == 2
+
+
+async def test_backoff_grows_and_is_capped():
+    cfg = RetryConfig(max_attempts=8, initial_wait=1.0, max_wait=5.0)
+    result, calls, delays = await run_policy(cfg, [TransientError("x")] * 7)
+    assert result == "ok" and calls == 8
+    assert all(0 < d <= 5.0 for d in delays)
+    assert delays[-1] == 5.0  # 2**6 > max_wait
+    assert delays[0] <= 2.0  # initial_wait + at most initial_wait of jitter
+
+
+async def test_retry_after_is_the_exact_wait():
+    result, calls, delays = await run_policy(
+        RetryConfig(max_attempts=4), [RateLimited("429", retry_after=7.5), TransientError("503", retry_after=0.25),
+                                      RateLimited("429", retry_after=0.0)])
+    assert result == "ok" and calls == 4
+    assert delays == [7.5, 0.25, 0.0]
+
+
+async def test_retry_after_longer_than_max_seconds_gives_up():
+    sleeps = Sleeps()
+    calls = 0
+    with pytest.raises(RateLimited):
+        async for attempt in retry_policy(RetryConfig(max_attempts=5, max_seconds=10), sleep=sleeps):
+            with attempt:
+                calls += 1
+                raise RateLimited("429", retry_after=3600)
+    assert calls == 1 and sleeps.delays == []
+
+
+@pytest.mark.parametrize("exc", [ItemError("bad", kind="bad_request"), FatalError("401", status=401),
+                                 ValueError("plugin bug"), UserError("fix it")])
+async def test_non_transient_errors_are_not_retried(exc):
+    sleeps = Sleeps()
+    calls = 0
+    with pytest.raises(type(exc)):
+        async for attempt in retry_policy(RetryConfig(max_attempts=5), sleep=sleeps):
+            with attempt:
+                calls += 1
+                raise exc
+    assert calls == 1 and sleeps.delays == []
+
+
+async def test_before_sleep_is_called_for_each_retry():
+    seen = []
+    sleeps = Sleeps()
+    async for attempt in retry_policy(RetryConfig(max_attempts=3), sleep=sleeps,
+                                      before_sleep=lambda st: seen.append(st.attempt_number)):
+        with attempt:
+            if attempt.retry_state.attempt_number < 3:
+                raise TransientError("again")
+    assert seen == [1, 2]

@@ -1,0 +1,384 @@
+"""Rate limits on a fake clock: buckets, pauses, headers, FIFO order. Nothing here really waits."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from syphus.errors import ItemError
+from syphus.limits import RateLimiter, estimate_tokens, parse_duration
+
+
+class FakeTime:
+    """A clock that only moves when ``sleep`` is awaited; every requested delay is recorded.
+
+    A real sleep always overshoots a little; ``overshoot`` (1 µs by default) models that.
+    With ``overshoot=0`` the clock moves by exactly the requested delay.
+    """
+
+    def __init__(self, start: float = 1000.0, max_sleeps: int = 10_000, overshoot: float = 1e-6):
+        self.now = start
+        self.sleeps: list[float] = []
+        self.max_sleeps = max_sleeps
+        self.overshoot = overshoot
+
+    def clock(self) -> float:
+        return self.now
+
+    async def sleep(self, delay: float) -> None:
+        assert delay > 0, f"slept for a non-positive delay {delay}"
+        self.sleeps.append(delay)
+        if len(self.sleeps) > self.max_sleeps:
+            raise AssertionError("the limiter keeps sleeping: it would hang")
+        self.now += delay + self.overshoot
+        await asyncio.sleep(0)  # let other tasks run, as a real sleep would
+
+    @property
+    def slept(self) -> float:
+        return sum(self.sleeps)
+
+
+def approx(seconds: float):
+    """Waits compared to within a millisecond (the fake sleeps overshoot by a microsecond each)."""
+    return pytest.approx(seconds, abs=1e-3)
+
+
+def limiter(t: FakeTime, **kw) -> RateLimiter:
+    return RateLimiter(clock=t.clock, sleep=t.sleep, **kw)
+
+
+# --- parse_duration / estimate_tokens ---------------------------------------------------
+
+
+@pytest.mark.parametrize("text, seconds", [
+    ("1s", 1.0),
+    ("6m0s", 360.0),
+    ("120ms", 0.12),
+    ("1h2m3.5s", 3723.5),
+    ("0.5", 0.5),
+    ("17", 17.0),
+    ("2m", 120.0),
+    ("1m30s", 90.0),
+    (" 20ms ", 0.02),
+    ("1.5h", 5400.0),
+])
+def test_parse_duration(text, seconds):
+    assert parse_duration(text) == pytest.approx(seconds)
+
+
+@pytest.mark.parametrize("text", ["", "soon", "abc", "1d"])
+def test_parse_duration_garbage_is_none(text):
+    assert parse_duration(text) is None
+
+
+@pytest.mark.parametrize("text", ["", "a", "hello world", "x" * 4001, "The quick brown fox. " * 100])
+def test_estimate_tokens_ascii_is_at_least_a_quarter_of_the_chars(text):
+    est = estimate_tokens([{"role": "user", "content": text}])
+    assert est >= len(text) / 4
+    assert est <= len(text) / 4 + 10  # and not absurdly more
+
+
+@pytest.mark.parametrize("text", ["桌子上有一个红色的球", "これはペンです", "안녕하세요", "Ωμέγα", "🙂🙂🙂"])
+def test_estimate_tokens_counts_each_non_ascii_char_at_least_once(text):
+    assert estimate_tokens([{"role": "user", "content": text}]) >= len(text)
+    assert estimate_tokens([{"role": "user", "content": text * 100}]) >= 100 * len(text)
+
+
+def test_estimate_tokens_adds_up_messages_and_framing():
+    one = estimate_tokens([{"role": "user", "content": "abcd" * 10}])
+    two = estimate_tokens([{"role": "system", "content": "abcd" * 10}, {"role": "user", "content": "abcd" * 10}])
+    assert two > one >= 10
+    assert estimate_tokens([]) >= 0
+    assert estimate_tokens([{"role": "user", "content": None}]) >= 1  # type: ignore[dict-item]
+
+
+# --- request budget -------------------------------------------------------------------
+
+
+async def test_rpm_60_bursts_one_then_one_per_second():
+    t = FakeTime()
+    lim = limiter(t, rpm=60)
+    await lim.acquire(1)
+    assert t.sleeps == []  # one second's worth (1 request) goes at once
+    for _ in range(9):
+        await lim.acquire(1)
+    assert t.slept == approx(9.0)
+    assert all(s == approx(1.0) for s in t.sleeps)
+
+
+@pytest.mark.parametrize("n", [1, 10, 11, 50])
+async def test_rpm_600_total_wait_for_n_requests(n):
+    t = FakeTime()
+    lim = limiter(t, rpm=600)  # 10 per second, 10 may go at once
+    for _ in range(n):
+        await lim.acquire(1)
+    assert t.slept == approx(max(0, n - 10) / 10)
+
+
+async def test_idle_time_refills_but_only_up_to_the_burst():
+    t = FakeTime()
+    lim = limiter(t, rpm=600)
+    for _ in range(10):
+        await lim.acquire(1)
+    t.now += 3600  # an hour idle: still only one second's worth may burst
+    for _ in range(15):
+        await lim.acquire(1)
+    assert t.slept == approx(0.5)
+
+
+async def test_burst_seconds_widens_the_burst():
+    t = FakeTime()
+    lim = limiter(t, rpm=600, burst_seconds=3.0)
+    for _ in range(30):
+        await lim.acquire(1)
+    assert t.sleeps == []
+    await lim.acquire(1)
+    assert t.slept == approx(0.1)
+
+
+async def test_no_limits_never_waits():
+    t = FakeTime()
+    lim = limiter(t)
+    for _ in range(1000):
+        await lim.acquire(10_000_000)
+    assert t.sleeps == []
+
+
+# --- token budget -----------------------------------------------------------------------
+
+
+async def test_tpm_waits_depend_on_cost():
+    t = FakeTime()
+    lim = limiter(t, tpm=6000)  # 100 tokens per second, 100 may go at once
+    await lim.acquire(100)
+    assert t.sleeps == []
+    await lim.acquire(50)
+    assert t.slept == approx(0.5)
+    await lim.acquire(20)
+    assert t.slept == approx(0.7)
+    await lim.acquire(100)
+    assert t.slept == approx(1.7)
+
+
+async def test_rpm_and_tpm_the_tighter_one_wins():
+    t = FakeTime()
+    lim = limiter(t, rpm=6000, tpm=6000)  # 100 req/s but only 100 tok/s
+    for _ in range(5):
+        await lim.acquire(100)
+    assert t.slept == approx(4.0)
+
+
+def test_check_raises_too_large_above_tpm():
+    t = FakeTime()
+    lim = limiter(t, tpm=1000)
+    lim.check(1000)  # exactly the budget is fine
+    with pytest.raises(ItemError) as e:
+        lim.check(1001)
+    assert e.value.kind == "too_large"
+    assert "1001" in str(e.value) and "max_tokens" in str(e.value)
+
+
+async def test_acquire_raises_too_large_without_waiting():
+    t = FakeTime()
+    lim = limiter(t, tpm=1000)
+    with pytest.raises(ItemError) as e:
+        await lim.acquire(5000)
+    assert e.value.kind == "too_large"
+    assert t.sleeps == []
+
+
+def test_check_without_tpm_never_raises():
+    limiter(FakeTime(), rpm=10).check(10**9)
+
+
+async def test_cost_above_the_one_second_bucket_waits_rather_than_hangs():
+    t = FakeTime(max_sleeps=50)
+    lim = limiter(t, tpm=600)  # 10 tokens per second; the bucket holds 10
+    await lim.acquire(100)  # 10x the bucket, well under the minute's budget
+    assert t.slept == approx(9.0)
+    await lim.acquire(600)  # the whole minute's budget
+    assert t.slept == approx(9.0 + 60.0)
+
+
+# --- pause (429) ---------------------------------------------------------------------------
+
+
+async def test_pause_delays_the_next_acquire():
+    t = FakeTime()
+    lim = limiter(t, rpm=600)
+    await lim.acquire(1)
+    lim.pause(5)
+    assert lim.pauses == 1
+    start = t.now
+    await lim.acquire(1)
+    assert t.now - start >= 5.0
+    assert t.slept == approx(5.1)  # the pause, then one request's refill: buckets start empty after it
+
+
+async def test_pause_without_any_budget_still_pauses():
+    t = FakeTime()
+    lim = limiter(t)
+    lim.pause(5)
+    await lim.acquire(1)
+    assert t.slept == approx(5.0)
+
+
+async def test_pause_empties_the_buckets_at_once():
+    t = FakeTime()
+    lim = limiter(t, rpm=600, tpm=60_000)
+    lim.pause(0)
+    await lim.acquire(1)
+    assert t.slept == approx(0.1)  # the full bucket was emptied: wait for one request's refill
+
+
+async def test_buckets_start_empty_after_a_pause():
+    t = FakeTime()
+    lim = limiter(t, rpm=600)  # 10 per second, 10 may burst
+    lim.pause(2)
+    for _ in range(11):
+        await lim.acquire(1)
+    # 2 s of pause, then the buckets start empty: 11 requests at 0.1 s each
+    assert t.slept == approx(2.0 + 1.1)
+
+
+async def test_a_shorter_pause_does_not_shorten_a_longer_one():
+    t = FakeTime()
+    lim = limiter(t)
+    lim.pause(10)
+    lim.pause(1)
+    await lim.acquire(1)
+    assert t.slept == approx(10.0)
+    assert lim.pauses == 2
+
+
+async def test_negative_pause_is_ignored():
+    t = FakeTime()
+    lim = limiter(t)
+    lim.pause(-3)
+    await lim.acquire(1)
+    assert t.sleeps == []
+
+
+# --- observe (x-ratelimit-* headers) ---------------------------------------------------------
+
+
+async def test_observe_learns_limits_when_none_configured():
+    t = FakeTime()
+    lim = limiter(t)
+    assert lim.requests is None and lim.tokens is None
+    lim.observe({"x-ratelimit-limit-requests": "600", "x-ratelimit-limit-tokens": "60000"})
+    assert lim.requests.limit == 600 and lim.tokens.limit == 60000
+    lim.check(60000)
+    with pytest.raises(ItemError):
+        lim.check(60001)
+    for _ in range(20):
+        await lim.acquire(1)
+    assert t.slept == approx(1.0)  # learned: 10 per second after a 10-request burst
+
+
+def test_observe_lowers_a_configured_limit_but_never_raises_it():
+    t = FakeTime()
+    lim = limiter(t, rpm=600, tpm=100_000)
+    lim.observe({"x-ratelimit-limit-requests": "300", "x-ratelimit-limit-tokens": "200000"})
+    assert lim.requests.limit == 300
+    assert lim.tokens.limit == 100_000
+
+
+def test_observe_follows_a_learned_limit_both_ways():
+    lim = limiter(FakeTime())
+    lim.observe({"x-ratelimit-limit-requests": "600"})
+    lim.observe({"x-ratelimit-limit-requests": "1200"})
+    assert lim.requests.limit == 1200
+    lim.observe({"x-ratelimit-limit-requests": "60"})
+    assert lim.requests.limit == 60
+
+
+async def test_observe_remaining_pulls_the_level_down():
+    t = FakeTime()
+    lim = limiter(t, rpm=600)
+    lim.observe({"x-ratelimit-remaining-requests": "0"})
+    await lim.acquire(1)
+    assert t.slept == approx(0.1)
+
+
+async def test_observe_remaining_tokens():
+    t = FakeTime()
+    lim = limiter(t, tpm=6000)
+    lim.observe({"x-ratelimit-limit-tokens": "6000", "x-ratelimit-remaining-tokens": "40"})
+    await lim.acquire(100)
+    assert t.slept == approx(0.6)
+
+
+async def test_observe_remaining_never_raises_the_level():
+    t = FakeTime()
+    lim = limiter(t, rpm=600)
+    for _ in range(10):
+        await lim.acquire(1)
+    lim.observe({"x-ratelimit-remaining-requests": "599"})
+    await lim.acquire(1)
+    assert t.slept == approx(0.1)
+
+
+@pytest.mark.parametrize("headers", [
+    {}, {"x-ratelimit-limit-requests": "lots"}, {"x-ratelimit-limit-requests": "0"},
+    {"x-ratelimit-limit-requests": "-5"}, {"x-ratelimit-remaining-requests": "abc"},
+    {"x-ratelimit-reset-requests": "6m0s"},
+])
+def test_observe_ignores_useless_headers(headers):
+    lim = limiter(FakeTime())
+    lim.observe(headers)
+    assert lim.requests is None and lim.tokens is None
+
+
+def test_observe_disabled_by_follow_headers_false():
+    lim = limiter(FakeTime(), follow_headers=False)
+    lim.observe({"x-ratelimit-limit-requests": "60", "x-ratelimit-limit-tokens": "100"})
+    assert lim.requests is None and lim.tokens is None
+
+
+# --- fairness ----------------------------------------------------------------------------------
+
+
+async def test_concurrent_acquirers_are_served_fifo():
+    t = FakeTime()
+    lim = limiter(t, rpm=60)
+    order: list[int] = []
+
+    async def worker(i: int):
+        await lim.acquire(1)
+        order.append(i)
+
+    tasks = [asyncio.create_task(worker(i)) for i in range(50)]
+    await asyncio.gather(*tasks)
+    assert order == list(range(50))
+    assert t.slept == approx(49.0)
+
+
+async def test_a_cheap_request_does_not_overtake_an_expensive_one():
+    t = FakeTime()
+    lim = limiter(t, tpm=6000)  # 100 tokens per second
+    served: list[tuple[int, float]] = []
+
+    async def worker(i: int, cost: int):
+        await lim.acquire(cost)
+        served.append((i, t.now))
+
+    costs = [100, 500, 1, 1, 300, 1]
+    await asyncio.gather(*(worker(i, c) for i, c in enumerate(costs)))
+    assert [i for i, _ in served] == list(range(len(costs)))
+    times = [when for _, when in served]
+    assert times == sorted(times)
+    assert t.slept == approx((sum(costs) - 100) / 100)
+
+
+# --- exact waits -------------------------------------------------------------------------------
+
+
+async def test_sleeping_exactly_the_computed_delay_is_enough():
+    t = FakeTime(overshoot=0.0, max_sleeps=200)
+    lim = limiter(t, rpm=600)
+    for _ in range(50):
+        await lim.acquire(1)
+    assert len(t.sleeps) == 40  # one sleep per request past the burst, none for rounding residue
+    assert all(s >= 1e-6 for s in t.sleeps)
