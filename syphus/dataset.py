@@ -14,6 +14,11 @@ A plugin is a file in ``datasets/`` with a subclass that writes one method::
                 row = json.loads(line)
                 yield {"id": row["video"], "sentences": row["caption"]}
 
+An item may carry more keys than ``id`` and ``sentences``: they are kept in the
+record's ``meta`` (``image_ids`` and ``image_prefix`` are what ``syphus export``
+uses to link pairs to images). A class attribute ``scene = "DC"`` names the
+MIMIC-IT scene code used for exported ids.
+
 Everything else has a default that a plugin may override:
 ``_load_prompt(path)`` (or ``_load_prefix``) returns
 ``{"system_message": str, "in_context": [...]}``; ``build_messages(query_input)``
@@ -43,6 +48,8 @@ path_overrides: ContextVar[dict[str, str]] = ContextVar("path_overrides", defaul
 
 class AbstractDataset(abc.ABC):
     """A source of query inputs plus the prompt that turns each into messages."""
+
+    scene: str | None = None  # the MIMIC-IT scene code (DC, TVC, ...) for export
 
     def __init__(self, name: str = "AbstractDataset", prompt_path: Any = None, query_inputs_path: Any = None):
         overrides = path_overrides.get()

@@ -236,6 +236,9 @@ class Runner:
             "timings": {"latency_s": round(reply.latency, 4), "total_s": round(self.clock() - started, 4)},
             "at": _now_iso(),
         }
+        extras = {k: v for k, v in item.items() if k not in ("id", "sentences")}
+        if extras:  # what the plugin attached to the query (image_ids, ...), kept for export
+            record["meta"] = extras
         valid = bool(pairs)
         if not valid:
             record["reason"] = reason
