@@ -3,6 +3,9 @@
     python main.py --name Example.example --num_threads 64
     syphus --config configs/example.yaml --rpm 500 --tpm 200000
     syphus --name Example.example --reparse
+    syphus export output/DC/v1 --images DC.json
+    syphus validate DC_instructions.json --train DC_train.json --images DC.json
+    syphus checksum DC.zip
 
 Exit codes: 0 finished, 2 user error (fix the input), 3 the endpoint refused
 the run (fix the key or quota, then rerun to resume), 130 interrupted
@@ -25,7 +28,7 @@ from syphus import __version__, plugins
 from syphus.config import load_config
 from syphus.errors import FatalError, UserError
 
-EXIT_OK, EXIT_USER, EXIT_FATAL, EXIT_INTERRUPTED = 0, 2, 3, 130
+EXIT_OK, EXIT_FAILED, EXIT_USER, EXIT_FATAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
 # flag -> dotted config key (None: not a config key)
 _FLAGS: dict[str, str] = {
@@ -50,7 +53,8 @@ def _opt(parser: argparse.ArgumentParser, name: str, *extra: str, **kw) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="syphus", description="Generate instruction-response pairs from visual annotations.",
+        prog="syphus", description="Generate instruction-response pairs from visual annotations. "
+        "Other commands: syphus export | validate | checksum (each has --help).",
         epilog="Keys come from the environment only: OPENAI_API_KEY, or AZURE_OPENAI_API_KEY with "
                "AZURE_OPENAI_ENDPOINT (the original OPENAI_API_TYPE/BASE/VERSION/ENGINE work too). "
                "With no key and no base URL, the bundled local model is used.")
@@ -140,13 +144,80 @@ def _summary(result) -> str:
     return "\n".join(lines)
 
 
+def _export(argv: Sequence[str], stream: TextIO) -> int:
+    from syphus.export import REL_CHOICES, export_run
+
+    p = argparse.ArgumentParser(prog="syphus export", description="A run folder -> MIMIC-IT release files.")
+    p.add_argument("folder", help="the run folder, e.g. output/DC/v1")
+    p.add_argument("--scene", help="scene code for ids (default: the dataset's own, from meta.json)")
+    p.add_argument("--images", help="the release image file (XX.json or XX.parquet): video frames are taken "
+                                    "from the ids present in it")
+    p.add_argument("--out", help="output folder (default: <run folder>/export)")
+    p.add_argument("--rel", choices=REL_CHOICES, default="same-input",
+                   help="rel_ins_ids: the other pairs from the same visual input, or none")
+    p.add_argument("--author", default="syphus")
+    p.add_argument("--version", dest="release_version", default="0.0.1", help="meta.version")
+    p.add_argument("--no-parquet", action="store_true", help="skip the Parquet table")
+    a = p.parse_args(argv)
+    r = export_run(a.folder, scene=a.scene, out_dir=a.out, images=a.images, rel=a.rel, author=a.author,
+                   version=a.release_version, parquet=not a.no_parquet)
+    stream.write(f"exported {r.instructions_count} instructions from {r.queries} queries:\n  {r.instructions}\n"
+                 f"  {r.train}\n" + (f"  {r.parquet}\n" if r.parquet else ""))
+    for note in r.notes[:20]:
+        stream.write(f"  note: {note}\n")
+    return EXIT_OK
+
+
+def _validate(argv: Sequence[str], stream: TextIO) -> int:
+    from syphus.validate import validate_files
+
+    p = argparse.ArgumentParser(prog="syphus validate", description="Check MIMIC-IT release files.")
+    p.add_argument("instructions", help="XX_instructions.json")
+    p.add_argument("--train", help="XX_train.json")
+    p.add_argument("--images", help="XX.json or XX.parquet")
+    p.add_argument("--scene", help="scene code (default: from the file name or the ids)")
+    a = p.parse_args(argv)
+    report = validate_files(a.instructions, train=a.train, images=a.images, scene=a.scene)
+    stream.write(report.render() + "\n")
+    return EXIT_OK if report.ok else EXIT_FAILED
+
+
+def _checksum(argv: Sequence[str], stream: TextIO) -> int:
+    from syphus.checksum import PUBLISHED_MD5, check_archive
+
+    p = argparse.ArgumentParser(prog="syphus checksum",
+                                description="Verify downloaded archives against the published MD5 table.")
+    p.add_argument("files", nargs="+")
+    p.add_argument("--archive", choices=list(PUBLISHED_MD5), help="which archive the file is (default: from its name)")
+    a = p.parse_args(argv)
+    ok = True
+    for path in a.files:
+        good, message = check_archive(path, a.archive)
+        ok &= good
+        stream.write(message + "\n")
+    return EXIT_OK if ok else EXIT_FAILED
+
+
+SUBCOMMANDS = {"export": _export, "validate": _validate, "checksum": _checksum}
+
+
 def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None,
          stream: TextIO | None = None) -> int:
     """Run the CLI; returns the exit code."""
     from syphus.job import run_job, reparse  # noqa: PLC0415 (keeps --help fast)
 
     env = os.environ if env is None else env
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in SUBCOMMANDS:  # their reports go to stdout, to be piped or saved
+        out = stream or sys.stdout
+        try:
+            return SUBCOMMANDS[argv[0]](argv[1:], out)
+        except UserError as e:
+            (stream or sys.stderr).write(f"error: {e}\n")
+            return EXIT_USER
     stream = stream or sys.stderr
+    if argv and argv[0] == "run":
+        argv = argv[1:]
     args = build_parser().parse_args(argv)
     secrets = _env_secrets(env)
     _setup_logging(stream, args.verbose, secrets)

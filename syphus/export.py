@@ -1,0 +1,206 @@
+"""Export: a finished run folder -> the MIMIC-IT release files.
+
+``XX_instructions.json`` ``{"meta": {...}, "data": {"XX_INS_00001": {"instruction", "answer",
+"image_ids", "rel_ins_ids"}, ...}}``, ``XX_train.json`` ``{ins id: [related ids]}``, and
+``XX_instructions.parquet`` (one row per instruction; pandas and ``datasets`` read it).
+
+Ids are deterministic: queries are numbered in the order of their ids and pairs in
+their order within the reply, so the same settled run exports the same ids whatever
+order its results arrived in, interrupted and resumed or not. Everything streams:
+only (query id, file offset) per query is held in memory.
+
+>>> result = export_run("output/DC/v1", images="DC.json")   # doctest: +SKIP
+
+Imports: syphus.errors, syphus.idset, syphus.images, syphus.scenes, syphus.store.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from syphus import __version__
+from syphus.errors import UserError
+from syphus.idset import IdSet
+from syphus.images import PARQUET_HINT, image_ids as read_image_ids
+from syphus.scenes import instruction_id
+from syphus.store import PAIRS
+
+REL_CHOICES = ("same-input", "none")
+
+
+@dataclass
+class ExportResult:
+    instructions: Path
+    train: Path
+    parquet: Path | None
+    instructions_count: int = 0
+    queries: int = 0
+    images_missing: int = 0
+    notes: list[str] = field(default_factory=list)
+
+
+def _scene_from_meta(folder: Path) -> str | None:
+    try:
+        meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return (meta.get("dataset") or {}).get("scene")
+
+
+def _index(pairs_path: Path) -> tuple[list[tuple[str, int]], int, set[str], list[str]]:
+    """(sorted (query id, offset), number of pairs, image prefixes, notes)."""
+    index: list[tuple[str, int]] = []
+    total, prefixes, notes = 0, set(), []
+    with pairs_path.open("rb") as f:
+        offset = 0
+        for n, line in enumerate(f, 1):
+            if line.strip():
+                try:
+                    rec = json.loads(line)
+                    qid = str(rec["id"])
+                except (ValueError, KeyError, TypeError) as e:
+                    raise UserError(f"{pairs_path}:{n}: not a pairs record ({e}); repair or remove that line") from e
+                index.append((qid, offset))
+                total += len(rec.get("pairs") or [])
+                prefix = (rec.get("meta") or {}).get("image_prefix")
+                if prefix:
+                    prefixes.add(prefix)
+            offset += len(line)
+    index.sort()
+    unique = []
+    for item in index:
+        if unique and unique[-1][0] == item[0]:
+            notes.append(f"query {item[0]!r} appears twice in {pairs_path}; exported once")
+            continue
+        unique.append(item)
+    return unique, total, prefixes, notes
+
+
+def _frames(images: Path, prefixes: set[str]) -> tuple[dict[str, list[str]], IdSet]:
+    """Frame ids per prefix found in the image file, and the set of every image id in it."""
+    frames: dict[str, list[str]] = defaultdict(list)
+    present = IdSet()
+    for image_id in read_image_ids(images):
+        present.add(image_id)
+        cut = image_id.rfind("_")
+        if cut > 0 and image_id[: cut + 1] in prefixes:
+            frames[image_id[: cut + 1]].append(image_id)
+    for ids in frames.values():
+        ids.sort()
+    return frames, present
+
+
+class _ObjectWriter:
+    """Writes ``{"meta": ..., "data": {k: v, ...}}`` (or a bare object) one member at a time."""
+
+    def __init__(self, path: Path, meta: dict[str, Any] | None):
+        self.path, self.tmp = path, path.with_name(path.name + ".tmp")
+        self.f = self.tmp.open("w", encoding="utf-8")
+        self.first = True
+        self.wrapped = meta is not None
+        if self.wrapped:
+            self.f.write('{"meta": ' + json.dumps(meta, ensure_ascii=False) + ', "data": {')
+        else:
+            self.f.write("{")
+
+    def add(self, key: str, value: Any) -> None:
+        self.f.write(("\n" if self.first else ",\n") + json.dumps(key) + ": " + json.dumps(value, ensure_ascii=False))
+        self.first = False
+
+    def close(self) -> None:
+        self.f.write("\n}}\n" if self.wrapped else "\n}\n")
+        self.f.close()
+        os.replace(self.tmp, self.path)
+
+
+def export_run(folder: str | Path, scene: str | None = None, out_dir: str | Path | None = None,
+               images: str | Path | None = None, rel: str = "same-input", author: str = "syphus",
+               version: str = "0.0.1", parquet: bool = True) -> ExportResult:
+    """Write the release files of the run in ``folder`` (see the module docstring)."""
+    folder = Path(folder)
+    pairs_path = folder / PAIRS
+    if not pairs_path.exists():
+        raise UserError(f"{folder}: no {PAIRS} here; pass a run folder such as output/DC/v1")
+    scene = scene or _scene_from_meta(folder)
+    if not scene:
+        raise UserError(f"{folder}: the dataset names no MIMIC-IT scene; pass --scene (e.g. --scene DC)")
+    if rel not in REL_CHOICES:
+        raise UserError(f"--rel must be one of {', '.join(REL_CHOICES)}")
+    out = Path(out_dir) if out_dir else folder / "export"
+    out.mkdir(parents=True, exist_ok=True)
+    index, total, prefixes, notes = _index(pairs_path)
+    frames, present = _frames(Path(images), prefixes) if images else ({}, None)
+    width = max(5, len(str(total)))
+    stamp = datetime.now(timezone.utc).strftime("%Y-%m")
+    meta = {"version": version, "time": stamp, "author": author, "generator": f"syphus {__version__}"}
+    result = ExportResult(out / f"{scene}_instructions.json", out / f"{scene}_train.json", None, notes=notes)
+
+    table = None
+    if parquet:
+        try:
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+            result.parquet = out / f"{scene}_instructions.parquet"
+            schema = pa.schema([("id", pa.string()), ("instruction", pa.string()), ("answer", pa.string()),
+                                ("image_ids", pa.list_(pa.string())), ("rel_ins_ids", pa.list_(pa.string())),
+                                ("query_id", pa.string()), ("scene", pa.string())])
+            table = pq.ParquetWriter(str(result.parquet) + ".tmp", schema)
+            rows: dict[str, list] = {name: [] for name in schema.names}
+        except ImportError:
+            result.notes.append(f"no Parquet table written: {PARQUET_HINT}")
+
+    def flush_rows() -> None:
+        if table is not None and rows["id"]:
+            table.write_table(pa.Table.from_pydict(rows, schema=schema))
+            for column in rows.values():
+                column.clear()
+
+    instructions = _ObjectWriter(result.instructions, meta)
+    train = _ObjectWriter(result.train, None)
+    number = 0
+    with pairs_path.open("rb") as f:
+        for qid, offset in index:
+            f.seek(offset)
+            rec = json.loads(f.readline())
+            pairs = rec.get("pairs") or []
+            ids = [instruction_id(scene, number + i + 1, width) for i in range(len(pairs))]
+            number += len(pairs)
+            record_meta = rec.get("meta") or {}
+            prefix = record_meta.get("image_prefix")
+            if images and prefix:
+                image_list = frames.get(prefix, [])
+                if not image_list:
+                    result.notes.append(f"query {qid!r}: no frames with prefix {prefix!r} in {images}")
+            else:
+                image_list = list(record_meta.get("image_ids") or [])
+                if present is not None:
+                    result.images_missing += sum(1 for i in image_list if i not in present)
+            result.queries += 1
+            for i, pair in enumerate(pairs):
+                related = [x for x in ids if x != ids[i]] if rel == "same-input" else []
+                instructions.add(ids[i], {"instruction": pair["instruction"], "answer": pair["answer"],
+                                          "image_ids": image_list, "rel_ins_ids": related})
+                train.add(ids[i], related)
+                if table is not None:
+                    for name, value in (("id", ids[i]), ("instruction", pair["instruction"]),
+                                        ("answer", pair["answer"]), ("image_ids", image_list),
+                                        ("rel_ins_ids", related), ("query_id", qid), ("scene", scene)):
+                        rows[name].append(value)
+                    if len(rows["id"]) >= 50_000:
+                        flush_rows()
+    instructions.close()
+    train.close()
+    if table is not None:
+        flush_rows()
+        table.close()
+        os.replace(str(result.parquet) + ".tmp", result.parquet)
+    result.instructions_count = number
+    if result.images_missing:
+        result.notes.append(f"{result.images_missing} image ids are not in {images}; run syphus validate for details")
+    return result

@@ -1,0 +1,152 @@
+"""Validate: check release files against each other and the format, streaming.
+
+Checks an ``XX_instructions.json`` (and optionally ``XX_train.json`` and the image
+file ``XX.json``/``.parquet``): structure, unknown or duplicate ids, ids off the
+scene's convention, empty instructions or answers, ``image_ids`` missing from the
+image file, ``rel_ins_ids`` and train entries pointing at missing instructions,
+and the known defect classes of the public release (doubled TVC clip names,
+``scene0000`` for ``scene0000_00``, unpadded SD ids). Memory holds ids only.
+
+>>> report = validate_files("DC_instructions.json", train="DC_train.json", images="DC.json")  # doctest: +SKIP
+>>> print(report.render()); report.ok                                                          # doctest: +SKIP
+
+Imports: syphus.errors, syphus.idset, syphus.images, syphus.jsonstream, syphus.scenes.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from syphus.errors import UserError
+from syphus.idset import IdSet
+from syphus.images import image_ids as read_image_ids
+from syphus.jsonstream import iter_members, read_top
+from syphus.scenes import image_id_fixes, image_id_problem, scene_of_instruction
+
+EXAMPLES = 3
+
+
+@dataclass
+class Report:
+    """Problems by kind, with counts and a few examples; ``ok`` when there is no error."""
+
+    counts: Counter = field(default_factory=Counter)
+    examples: dict[str, list[str]] = field(default_factory=dict)
+    errors: set[str] = field(default_factory=set)
+    stats: dict[str, int] = field(default_factory=dict)
+    scene: str | None = None
+
+    def add(self, kind: str, example: str, error: bool = True) -> None:
+        self.counts[kind] += 1
+        ex = self.examples.setdefault(kind, [])
+        if len(ex) < EXAMPLES:
+            ex.append(example)
+        if error:
+            self.errors.add(kind)
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    def render(self) -> str:
+        head = ", ".join(f"{v} {k}" for k, v in self.stats.items())
+        lines = [f"scene {self.scene or '?'}: {head}"]
+        for kind, n in self.counts.most_common():
+            level = "error" if kind in self.errors else "warning"
+            lines.append(f"  {level}: {kind}: {n}")
+            lines += [f"      e.g. {e}" for e in self.examples[kind]]
+        lines.append("OK: no errors" if self.ok else f"FAILED: {sum(self.counts[k] for k in self.errors)} errors")
+        return "\n".join(lines)
+
+
+def _infer_scene(path: Path) -> str | None:
+    stem = path.name.split("_instructions")[0]
+    return stem if stem and stem != path.name else None
+
+
+def validate_files(instructions: str | Path, train: str | Path | None = None, images: str | Path | None = None,
+                   scene: str | None = None) -> Report:
+    """Validate release files; see the module docstring for what is checked."""
+    ins_path = Path(instructions)
+    report = Report(scene=scene or _infer_scene(ins_path))
+    meta = read_top(ins_path, "meta")
+    if not isinstance(meta, dict):
+        report.add("no 'meta' object", str(ins_path))
+
+    present = None
+    if images:
+        present = IdSet()
+        for image_id in read_image_ids(images):
+            if not present.add(image_id):
+                report.add("duplicate image id in the image file", image_id)
+        report.stats["images"] = len(present)
+
+    # pass 1: entries, their own fields, image ids
+    ids = IdSet()
+    for ins_id, entry in iter_members(ins_path, within="data"):
+        if not ids.add(ins_id):
+            report.add("duplicate instruction id", ins_id)
+            continue
+        scene_of = scene_of_instruction(ins_id)
+        if report.scene is None:
+            report.scene = scene_of
+        if scene_of is None or (report.scene and scene_of != report.scene):
+            report.add("instruction id off the convention", f"{ins_id} (expected {report.scene or 'XX'}_INS_<n>)")
+        if not isinstance(entry, dict):
+            report.add("entry is not an object", ins_id)
+            continue
+        for key in ("instruction", "answer"):
+            value = entry.get(key)
+            if not isinstance(value, str):
+                report.add(f"missing or non-string '{key}'", ins_id)
+            elif not value.strip():
+                report.add(f"empty {key}", ins_id)
+        image_list = entry.get("image_ids")
+        if not isinstance(image_list, list) or not all(isinstance(i, str) for i in image_list):
+            report.add("'image_ids' is not a list of strings", ins_id)
+            image_list = []
+        elif not image_list:
+            report.add("no image_ids", ins_id, error=False)
+        for image_id in image_list:
+            problem = image_id_problem(image_id, report.scene) if report.scene else None
+            if problem:
+                report.add(problem.split(" (")[0], f"{ins_id}: {image_id}: {problem}")
+            if present is not None and image_id not in present:
+                fixed = [f for f in image_id_fixes(image_id) if f in present]
+                hint = f" (the file has {fixed[0]})" if fixed else ""
+                report.add("image id missing from the image file", f"{ins_id}: {image_id}{hint}")
+        if not isinstance(entry.get("rel_ins_ids", []), list):
+            report.add("'rel_ins_ids' is not a list", ins_id)
+    report.stats["instructions"] = len(ids)
+
+    # pass 2: references between instructions, now that every id is known
+    for ins_id, entry in iter_members(ins_path, within="data"):
+        if isinstance(entry, dict) and isinstance(entry.get("rel_ins_ids"), list):
+            for rel in entry["rel_ins_ids"]:
+                if rel not in ids:
+                    report.add("rel_ins_ids pointing at a missing instruction", f"{ins_id} -> {rel}")
+
+    if train:
+        n = 0
+        for ins_id, related in iter_members(Path(train)):
+            n += 1
+            if ins_id not in ids:
+                report.add("train entry for an unknown instruction", ins_id)
+            if not isinstance(related, list):
+                report.add("train entry is not a list", ins_id)
+                continue
+            for rel in related:
+                if rel not in ids:
+                    report.add("train entry pointing at a missing instruction", f"{ins_id} -> {rel}")
+        report.stats["train entries"] = n
+    if not len(ids):
+        report.add("no instructions", str(ins_path))
+    return report
+
+
+def check_exists(*paths: str | Path | None) -> None:
+    for p in paths:
+        if p is not None and not Path(p).exists():
+            raise UserError(f"{p}: file not found")
