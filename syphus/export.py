@@ -53,10 +53,10 @@ def _scene_from_meta(folder: Path) -> str | None:
     return (meta.get("dataset") or {}).get("scene")
 
 
-def _index(pairs_path: Path) -> tuple[list[tuple[str, int]], int, set[str], list[str]]:
-    """(sorted (query id, offset), number of pairs, image prefixes, notes)."""
+def _index(pairs_path: Path) -> tuple[list[tuple[str, int]], int, set[str], bool, list[str]]:
+    """(sorted (query id, offset), number of pairs, image prefixes, any listed image ids, notes)."""
     index: list[tuple[str, int]] = []
-    total, prefixes, notes = 0, set(), []
+    total, prefixes, listed, notes = 0, set(), False, []
     with pairs_path.open("rb") as f:
         offset = 0
         for n, line in enumerate(f, 1):
@@ -68,9 +68,11 @@ def _index(pairs_path: Path) -> tuple[list[tuple[str, int]], int, set[str], list
                     raise UserError(f"{pairs_path}:{n}: not a pairs record ({e}); repair or remove that line") from e
                 index.append((qid, offset))
                 total += len(rec.get("pairs") or [])
-                prefix = (rec.get("meta") or {}).get("image_prefix")
-                if prefix:
-                    prefixes.add(prefix)
+                meta = rec.get("meta") or {}
+                if meta.get("image_prefix"):
+                    prefixes.add(meta["image_prefix"])
+                elif meta.get("image_ids"):
+                    listed = True
             offset += len(line)
     index.sort()
     unique = []
@@ -79,20 +81,35 @@ def _index(pairs_path: Path) -> tuple[list[tuple[str, int]], int, set[str], list
             notes.append(f"query {item[0]!r} appears twice in {pairs_path}; exported once")
             continue
         unique.append(item)
-    return unique, total, prefixes, notes
+    return unique, total, prefixes, listed, notes
 
 
-def _frames(images: Path, prefixes: set[str]) -> tuple[dict[str, list[str]], IdSet]:
-    """Frame ids per prefix found in the image file, and the set of every image id in it."""
-    frames: dict[str, list[str]] = defaultdict(list)
-    present = IdSet()
+class _Frames:
+    """Frame ids per prefix, held as their suffixes packed in one bytearray per prefix (~5 bytes a frame)."""
+
+    def __init__(self) -> None:
+        self._packed: dict[str, bytearray] = defaultdict(bytearray)
+
+    def add(self, prefix: str, suffix: str) -> None:
+        self._packed[prefix] += suffix.encode("utf-8") + b"\0"
+
+    def get(self, prefix: str) -> list[str]:
+        packed = self._packed.get(prefix)
+        if not packed:
+            return []
+        return [prefix + s for s in sorted(packed[:-1].decode("utf-8").split("\0"))]
+
+
+def _scan_images(images: Path, prefixes: set[str], want_all: bool) -> tuple[_Frames, IdSet | None]:
+    """Frames of the wanted prefixes, and (only if ``want_all``) the set of every image id."""
+    frames = _Frames()
+    present = IdSet() if want_all else None
     for image_id in read_image_ids(images):
-        present.add(image_id)
-        cut = image_id.rfind("_")
-        if cut > 0 and image_id[: cut + 1] in prefixes:
-            frames[image_id[: cut + 1]].append(image_id)
-    for ids in frames.values():
-        ids.sort()
+        if present is not None:
+            present.add(image_id)
+        cut = image_id.rfind("_") + 1
+        if cut > 0 and image_id[:cut] in prefixes:
+            frames.add(image_id[:cut], image_id[cut:])
     return frames, present
 
 
@@ -134,8 +151,8 @@ def export_run(folder: str | Path, scene: str | None = None, out_dir: str | Path
         raise UserError(f"--rel must be one of {', '.join(REL_CHOICES)}")
     out = Path(out_dir) if out_dir else folder / "export"
     out.mkdir(parents=True, exist_ok=True)
-    index, total, prefixes, notes = _index(pairs_path)
-    frames, present = _frames(Path(images), prefixes) if images else ({}, None)
+    index, total, prefixes, listed, notes = _index(pairs_path)
+    frames, present = _scan_images(Path(images), prefixes, listed) if images else (_Frames(), None)
     width = max(5, len(str(total)))
     stamp = datetime.now(timezone.utc).strftime("%Y-%m")
     meta = {"version": version, "time": stamp, "author": author, "generator": f"syphus {__version__}"}
@@ -174,7 +191,7 @@ def export_run(folder: str | Path, scene: str | None = None, out_dir: str | Path
             record_meta = rec.get("meta") or {}
             prefix = record_meta.get("image_prefix")
             if images and prefix:
-                image_list = frames.get(prefix, [])
+                image_list = frames.get(prefix)
                 if not image_list:
                     result.notes.append(f"query {qid!r}: no frames with prefix {prefix!r} in {images}")
             else:

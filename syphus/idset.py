@@ -2,9 +2,11 @@
 
 Resume and duplicate checks must remember every id of a 10^7-query run; a
 Python ``set`` of strings would hold gigabytes. IdSet keeps a 64-bit hash per
-id in an open-addressing table (an ``array('Q')``). Two different ids collide
-with probability about n^2 / 2^65 (10^-5 at n = 10^7), which at worst treats
-an unseen id as seen: the caller records it, nothing is silently lost.
+id in an open-addressing table (an ``array('Q')``). The hash is Python's own
+string hash (SipHash, computed in C and cached on the string): keys live only
+in this process, so its per-process seed does not matter. Two different ids
+collide with probability about n^2 / 2^65 (10^-5 at n = 10^7), which at worst
+treats an unseen id as seen: the caller records it, nothing is silently lost.
 
 >>> s = IdSet()
 >>> s.add("v_abc"), s.add("v_abc"), "v_abc" in s, "v_x" in s, len(s)
@@ -16,15 +18,15 @@ Imports: the standard library only.
 from __future__ import annotations
 
 from array import array
-from hashlib import blake2b
 from typing import Iterable
 
 _EMPTY = 0
+_MASK64 = (1 << 64) - 1
 
 
 def _key(item: str) -> int:
-    h = int.from_bytes(blake2b(item.encode("utf-8"), digest_size=8).digest(), "little")
-    return h or 1  # 0 marks an empty slot
+    """A 64-bit key for ``item``, never 0 (0 marks an empty slot); stable within this process only."""
+    return (hash(item) & _MASK64) or 1
 
 
 class IdSet:

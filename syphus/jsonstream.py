@@ -143,9 +143,14 @@ def iter_members(source: str | Path | IO[str], within: str | None = None) -> Ite
             f.close()
 
 
-def read_top(source: str | Path, key: str) -> Any:
-    """The value of one small top-level member (e.g. ``meta``), or None."""
-    for k, v in iter_members(source):
-        if k == key:
-            return v
+def read_first(source: str | Path, key: str) -> Any:
+    """The value of the top-level member ``key`` if it comes first in the file (as ``meta`` does), else None.
+
+    Nothing after the first member is read, so a huge ``data`` member is never decoded here.
+    """
+    path = Path(source)
+    with path.open("r", encoding="utf-8") as f:
+        r = _Reader(f, str(path))
+        for k, reader in _members(r):
+            return reader.value() if k == key else None
     return None

@@ -33,26 +33,28 @@ class _Bloom:
         self.capacity = capacity
         self.count = 0
 
-    def _positions(self, key: int):
-        h1, h2 = key & 0xFFFFFFFF, (key >> 32) | 1
-        m = self.m
-        return ((h1 + i * h2) % m for i in range(self.k))
-
     def add(self, key: int) -> None:
-        bits = self.bits
-        for p in self._positions(key):
+        bits, m, h, step = self.bits, self.m, key & 0xFFFFFFFF, (key >> 32) | 1
+        for _ in range(self.k):
+            p = h % m
             bits[p >> 3] |= 1 << (p & 7)
+            h += step
         self.count += 1
 
     def __contains__(self, key: int) -> bool:
-        bits = self.bits
-        return all(bits[p >> 3] & (1 << (p & 7)) for p in self._positions(key))
+        bits, m, h, step = self.bits, self.m, key & 0xFFFFFFFF, (key >> 32) | 1
+        for _ in range(self.k):
+            p = h % m
+            if not bits[p >> 3] & (1 << (p & 7)):
+                return False
+            h += step
+        return True
 
 
 class SeenIds:
     """``add(id)`` is True the first time an id is seen, False ever after; exact."""
 
-    def __init__(self, capacity: int = 1 << 16, fp: float = 1e-3):
+    def __init__(self, capacity: int = 1 << 20, fp: float = 1e-3):
         self._filters = [_Bloom(capacity, fp / 2)]
         self._fp = fp
         self._log = tempfile.TemporaryFile()

@@ -19,10 +19,11 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from syphus.diskjoin import DiskJoin
 from syphus.errors import UserError
 from syphus.idset import IdSet
 from syphus.images import image_ids as read_image_ids
-from syphus.jsonstream import iter_members, read_top
+from syphus.jsonstream import iter_members, read_first
 from syphus.scenes import image_id_fixes, image_id_problem, scene_of_instruction
 
 EXAMPLES = 3
@@ -37,6 +38,7 @@ class Report:
     errors: set[str] = field(default_factory=set)
     stats: dict[str, int] = field(default_factory=dict)
     scene: str | None = None
+    ids: IdSet = field(default_factory=IdSet, repr=False)
 
     def add(self, kind: str, example: str, error: bool = True) -> None:
         self.counts[kind] += 1
@@ -71,18 +73,30 @@ def validate_files(instructions: str | Path, train: str | Path | None = None, im
     """Validate release files; see the module docstring for what is checked."""
     ins_path = Path(instructions)
     report = Report(scene=scene or _infer_scene(ins_path))
-    meta = read_top(ins_path, "meta")
-    if not isinstance(meta, dict):
-        report.add("no 'meta' object", str(ins_path))
+    if not ins_path.exists():
+        raise UserError(f"{ins_path}: file not found")
+    if not isinstance(read_first(ins_path, "meta"), dict):
+        report.add("no 'meta' object first in the file", str(ins_path), error=False)
 
-    present = None
-    if images:
-        present = IdSet()
+    join = None
+    if images:  # image ids go to disk buckets: millions of frames, flat memory
+        join = DiskJoin()
+        n = 0
         for image_id in read_image_ids(images):
-            if not present.add(image_id):
-                report.add("duplicate image id in the image file", image_id)
-        report.stats["images"] = len(present)
+            join.present(image_id)
+            n += 1
+        report.stats["images"] = n
+    try:
+        _check_instructions(ins_path, report, join)
+        if train:
+            _check_train(Path(train), report)
+    finally:
+        if join is not None:
+            join.close()
+    return report
 
+
+def _check_instructions(ins_path: Path, report: Report, join: DiskJoin | None) -> None:
     # pass 1: entries, their own fields, image ids
     ids = IdSet()
     for ins_id, entry in iter_members(ins_path, within="data"):
@@ -113,40 +127,51 @@ def validate_files(instructions: str | Path, train: str | Path | None = None, im
             problem = image_id_problem(image_id, report.scene) if report.scene else None
             if problem:
                 report.add(problem.split(" (")[0], f"{ins_id}: {image_id}: {problem}")
-            if present is not None and image_id not in present:
-                fixed = [f for f in image_id_fixes(image_id) if f in present]
-                hint = f" (the file has {fixed[0]})" if fixed else ""
-                report.add("image id missing from the image file", f"{ins_id}: {image_id}{hint}")
+            if join is not None:
+                join.reference(image_id)
+                for fix in image_id_fixes(image_id):
+                    join.reference(fix, group="fixes")
         if not isinstance(entry.get("rel_ins_ids", []), list):
             report.add("'rel_ins_ids' is not a list", ins_id)
     report.stats["instructions"] = len(ids)
+    report.ids = ids
 
-    # pass 2: references between instructions, now that every id is known
+    # pass 2: references, now that every instruction id (and which images are missing) is known
+    missing_images = join.missing() if join is not None else set()
+    missing_fixes = join.missing("fixes") if join is not None else set()
+    kind = "image id missing from the image file"
+    key = DiskJoin.key
     for ins_id, entry in iter_members(ins_path, within="data"):
-        if isinstance(entry, dict) and isinstance(entry.get("rel_ins_ids"), list):
+        if not isinstance(entry, dict):
+            continue
+        if isinstance(entry.get("rel_ins_ids"), list):
             for rel in entry["rel_ins_ids"]:
                 if rel not in ids:
                     report.add("rel_ins_ids pointing at a missing instruction", f"{ins_id} -> {rel}")
-
-    if train:
-        n = 0
-        for ins_id, related in iter_members(Path(train)):
-            n += 1
-            if ins_id not in ids:
-                report.add("train entry for an unknown instruction", ins_id)
-            if not isinstance(related, list):
-                report.add("train entry is not a list", ins_id)
-                continue
-            for rel in related:
-                if rel not in ids:
-                    report.add("train entry pointing at a missing instruction", f"{ins_id} -> {rel}")
-        report.stats["train entries"] = n
+        if missing_images and isinstance(entry.get("image_ids"), list):
+            for image_id in entry["image_ids"]:
+                if isinstance(image_id, str) and key(image_id) in missing_images:
+                    fixed = [f for f in image_id_fixes(image_id) if key(f) not in missing_fixes]
+                    hint = f" (the file has {fixed[0]})" if fixed else ""
+                    report.add(kind, f"{ins_id}: {image_id}{hint}")
+    if join is not None and join.missing_counts["refs"]:
+        report.counts[kind] = join.missing_counts["refs"]  # exact even past the example set's limit
+        report.errors.add(kind)
     if not len(ids):
         report.add("no instructions", str(ins_path))
-    return report
 
 
-def check_exists(*paths: str | Path | None) -> None:
-    for p in paths:
-        if p is not None and not Path(p).exists():
-            raise UserError(f"{p}: file not found")
+def _check_train(train: Path, report: Report) -> None:
+    ids = report.ids
+    n = 0
+    for ins_id, related in iter_members(train):
+        n += 1
+        if ins_id not in ids:
+            report.add("train entry for an unknown instruction", ins_id)
+        if not isinstance(related, list):
+            report.add("train entry is not a list", ins_id)
+            continue
+        for rel in related:
+            if rel not in ids:
+                report.add("train entry pointing at a missing instruction", f"{ins_id} -> {rel}")
+    report.stats["train entries"] = n
