@@ -131,6 +131,12 @@ _CONV_ASSISTANT = re.compile(r"^(?:ai\s+assistant|assistant|ai)\s*(?:\([^)]*\))?
 _RULE = re.compile(r"^\s*(?:-{3,}|\*{3,}|_{3,}|={3,})\s*$")
 
 
+def _conv_clean(raw: str) -> str:
+    """``_clean`` plus single ``*``/``_`` emphasis around a leading label: ``*Human role*: x`` -> ``Human role: x``."""
+    line = re.sub(r"^[*_]+(?=\w)", "", _clean(raw))
+    return re.sub(r"^([\w'() -]{1,40}?)[*_]+(?=\s*[:：])", r"\1", line)
+
+
 def _activity(rest: str) -> str:
     """``- Cooking dinner``, ``: <Cooking dinner>``, ``(Activity: Cooking dinner)`` -> ``Cooking dinner``."""
     text = rest.strip().lstrip("-–—:：.) ").strip()
@@ -140,8 +146,23 @@ def _activity(rest: str) -> str:
     return (m.group("rest") if m else text).strip()
 
 
+_CLOSING = re.compile(r"^(?:i hope|hope (?:this|these)|these conversations|let me know|feel free|note:|this (?:set|covers))",
+                      re.IGNORECASE)
+
+
 def _text(lines: list[str]) -> str:
-    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines).strip())
+    text = re.sub(r"\n{3,}", "\n\n", "\n".join(lines).strip())
+    if len(text) >= 2 and text[0] == text[-1] == '"' and text.count('"') == 2:  # "a quoted turn"
+        text = text[1:-1].strip()
+    return text
+
+
+def _drop_closing(lines: list[str]) -> None:
+    """Remove a sign-off paragraph ("I hope these help!") that the reply's last turn swallowed."""
+    text = "\n".join(lines).rstrip()
+    head, sep, last = text.rpartition("\n\n")
+    if sep and head.strip() and _CLOSING.match(_clean(last.strip())):
+        lines[:] = head.split("\n")
 
 
 def parse_conversations(text: str | None, finish_reason: str | None = "stop") -> ParseResult:
@@ -152,7 +173,8 @@ def parse_conversations(text: str | None, finish_reason: str | None = "stop") ->
     ``Assistant: ...`` turns. Every round becomes ``{"instruction", "answer", "conversation": N,
     "activity", "human_role", "reason", "round": k}`` (``None`` where the model left a field out).
     Markdown bold, ``###`` headers, bullets, rules and blank lines are tolerated; a turn may span
-    lines; ``Round k:`` labels may be missing (rounds are then numbered in order). A Human turn without
+    lines; ``Round k:`` labels may be missing (rounds are then numbered in order); a closing remark
+    ("I hope these help!") after the last turn is left out. A Human turn without
     an Assistant reply (or the reverse) is dropped and listed in ``problems``; with
     ``finish_reason == "length"`` the last round is dropped (it may be cut) and ``truncated`` is set.
 
@@ -227,7 +249,7 @@ def parse_conversations(text: str | None, finish_reason: str | None = "stop") ->
         if _RULE.match(raw):
             target = None
             continue
-        handle(_clean(raw), raw)
+        handle(_conv_clean(raw), raw)
 
     if not rounds:
         if conversations:
@@ -236,6 +258,8 @@ def parse_conversations(text: str | None, finish_reason: str | None = "stop") ->
             result.problems.append("no 'Conversation N'/'Human:'/'Assistant:' turns found")
         return result
 
+    if rounds[-1]["assistant"]:
+        _drop_closing(rounds[-1]["assistant"])
     if finish_reason == "length":
         result.truncated = True
         cut = rounds.pop()
