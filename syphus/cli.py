@@ -28,7 +28,7 @@ from syphus import __version__, plugins
 from syphus.config import load_config
 from syphus.errors import FatalError, UserError
 
-EXIT_OK, EXIT_FAILED, EXIT_USER, EXIT_FATAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+EXIT_OK, EXIT_FAILED, EXIT_USER, EXIT_FATAL, EXIT_BUDGET, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
 
 # flag -> dotted config key (None: not a config key)
 _FLAGS: dict[str, str] = {
@@ -41,7 +41,9 @@ _FLAGS: dict[str, str] = {
     "local_model_path": "endpoint.local_model_path",
     "temperature": "generation.temperature", "top_p": "generation.top_p", "max_tokens": "generation.max_tokens",
     "rpm": "limits.rpm", "tpm": "limits.tpm", "max_attempts": "retry.max_attempts",
-    "max_retry_seconds": "retry.max_seconds",
+    "max_retry_seconds": "retry.max_seconds", "mode": "mode", "max_cost": "cost.max_cost",
+    "pricing": "cost.pricing", "price_as": "cost.price_as", "poll_interval": "batch.poll_interval",
+    "max_enqueued_tokens": "batch.max_enqueued_tokens",
 }
 
 
@@ -87,6 +89,17 @@ def build_parser() -> argparse.ArgumentParser:
     _opt(p, "tpm", type=float, help="tokens per minute (default: learnt from response headers)")
     _opt(p, "max_attempts", type=int, help="attempts per query before it is recorded as an error (default 8)")
     _opt(p, "max_retry_seconds", type=float, help="seconds of retrying per query (default 600)")
+    _opt(p, "mode", choices=["online", "batch"], help="online requests, or the Batch API (half price, within 24h)")
+    _opt(p, "max_cost", type=float, help="hard budget in USD: dispatch stops before spent + reserved passes it")
+    _opt(p, "pricing", help="the pricing table (default configs/pricing.yaml)")
+    _opt(p, "price_as", help="price the run as this model (for Azure deployment names)")
+    _opt(p, "poll_interval", type=float, help="--mode batch: seconds between status checks (default 60)")
+    _opt(p, "max_enqueued_tokens", type=int,
+         help="--mode batch: your organisation's enqueued-token limit for the model; batches are sized and "
+              "submitted to stay under it")
+    p.add_argument("--dry_run", "--dry-run", action="store_true",
+                   help="build the prompts and print the projected tokens, cost and time; sends nothing")
+    p.add_argument("--status", action="store_true", help="--mode batch: show every batch's progress and exit")
     p.add_argument("--retry_errors", "--retry-errors", action="store_true",
                    help="run only the queries recorded in errors.jsonl")
     p.add_argument("--reparse", action="store_true",
@@ -139,6 +152,11 @@ def _summary(result) -> str:
                      "and run with --reparse)")
     if t.get("errors"):
         lines.append(f"  errors are in {result.folder / 'errors.jsonl'}; run again with --retry_errors to retry them")
+    if result.budget is not None and result.budget.price is not None:
+        cap = f" of the ${result.budget.limit:g} cap" if result.budget.limit else ""
+        lines.append(f"  cost so far ${result.budget.spent:.4f}{cap}")
+    if result.status == "budget":
+        lines.append("  stopped before passing --max-cost; rerun with a higher --max-cost to go on (nothing is lost)")
     if result.status == "interrupted":
         lines.append("  run the same command again to resume; nothing settled will be requested again")
     return "\n".join(lines)
@@ -201,10 +219,30 @@ def _checksum(argv: Sequence[str], stream: TextIO) -> int:
 SUBCOMMANDS = {"export": _export, "validate": _validate, "checksum": _checksum}
 
 
+def _dry_run_text(r: dict) -> str:
+    lines = [f"dry run of {r['dataset']} (nothing sent): {r['queries']} queries to go "
+             f"({r['already_settled']} already settled in {r['folder']}), prompts built for {r['sampled']}",
+             f"  tokens per query: ~{r['prompt_tokens_per_query']} prompt, ~{r['completion_tokens_per_query']} "
+             f"completion ({r['completion_basis']})",
+             f"  total: ~{r['prompt_tokens']} prompt + ~{r['completion_tokens']} completion tokens "
+             f"(worst case {r['worst_case_completion_tokens']} completion)"]
+    if "cost_online_usd" in r:
+        lines.append(f"  cost as {r['model']}: online ~${r['cost_online_usd']} (worst ${r['worst_cost_online_usd']}), "
+                     f"batch ~${r['cost_batch_usd']} (worst ${r['worst_cost_batch_usd']})")
+    else:
+        lines.append(f"  cost: no price for {r['model']!r} in the pricing table (add it, or use --price_as)")
+    if "wall_minutes_online" in r:
+        lines.append(f"  time online at your limits: ~{r['wall_minutes_online']} minutes "
+                     f"({r['requests_per_minute']} requests/minute); batches finish within their 24h window")
+    else:
+        lines.append("  time: set --rpm / --tpm for an estimate")
+    return "\n".join(lines)
+
+
 def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None,
          stream: TextIO | None = None) -> int:
     """Run the CLI; returns the exit code."""
-    from syphus.job import run_job, reparse  # noqa: PLC0415 (keeps --help fast)
+    from syphus.job import batch_status, dry_run, reparse, run_job  # noqa: PLC0415 (keeps --help fast)
 
     env = os.environ if env is None else env
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -235,6 +273,13 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
             for name in plugins.available(cfg.datasets_dir):
                 print(name)
             return EXIT_OK
+        if args.dry_run:
+            say(_dry_run_text(dry_run(cfg, env)))
+            return EXIT_OK
+        if args.status:
+            for row in asyncio.run(batch_status(cfg, env)):
+                say(row)
+            return EXIT_OK
         if args.reparse:
             folder, counts = reparse(cfg)
             say(f"re-parsed {folder}: {counts['valid']} with pairs, {counts['invalid']} invalid (no request sent)")
@@ -254,6 +299,8 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
     if result.error is not None:
         say(f"stopped: {result.error}")
         return EXIT_FATAL
+    if result.status == "budget":
+        return EXIT_BUDGET
     return EXIT_INTERRUPTED if result.status == "interrupted" else EXIT_OK
 
 

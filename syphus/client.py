@@ -123,6 +123,23 @@ def parse_completion(body: bytes) -> tuple[str | None, str | None, dict[str, Any
     return text, finish, usage, data.get("model")
 
 
+def request_template(endpoint: Endpoint, generation: GenerationConfig, batch: bool = False) -> dict[str, Any]:
+    """The request body every query shares (all but ``messages``).
+
+    Azure takes the deployment from the URL online, but a batch line must name it as ``model``.
+    """
+    body: dict[str, Any] = {}
+    if endpoint.model and (endpoint.kind != "azure" or batch):
+        body["model"] = endpoint.model
+    if generation.temperature is not None:
+        body["temperature"] = generation.temperature
+    if generation.top_p is not None:
+        body["top_p"] = generation.top_p
+    body["max_tokens"] = generation.max_tokens
+    body.update(generation.extra)
+    return body
+
+
 class ChatClient:
     """Sends chat-completion requests to one endpoint over a pooled aiohttp session."""
 
@@ -134,16 +151,7 @@ class ChatClient:
         self.connections = connections
         self.on_headers = on_headers
         self.clock = clock
-        body: dict[str, Any] = {}
-        if endpoint.model and endpoint.kind != "azure":
-            body["model"] = endpoint.model
-        if generation.temperature is not None:
-            body["temperature"] = generation.temperature
-        if generation.top_p is not None:
-            body["top_p"] = generation.top_p
-        body["max_tokens"] = generation.max_tokens
-        body.update(generation.extra)
-        self._template = body
+        self._template = request_template(endpoint, generation)
         self._headers = {"Content-Type": "application/json", **endpoint.headers}
         self._session: aiohttp.ClientSession | None = None
 

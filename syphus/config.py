@@ -65,6 +65,26 @@ class RetryConfig(_Strict):
     max_wait: float = Field(60.0, ge=0)
 
 
+class CostConfig(_Strict):
+    """Prices and the hard budget."""
+
+    max_cost: float | None = Field(None, gt=0)  # USD; dispatch stops before spent + reserved would pass it
+    pricing: str = "configs/pricing.yaml"
+    price_as: str | None = None  # price the run as this model (for Azure deployment names)
+    dry_run_sample: int = Field(20_000, ge=1)  # prompts built for --dry-run; the rest are counted
+
+
+class BatchConfig(_Strict):
+    """The Batch API: file limits, the enqueued-token budget, polling."""
+
+    max_requests_per_file: int = Field(50_000, ge=1, le=50_000)
+    max_bytes_per_file: int = Field(190 * 2**20, ge=1024, le=200 * 2**20)
+    max_enqueued_tokens: int | None = Field(None, ge=1)  # your organisation's batch queue limit for the model
+    poll_interval: float = Field(60.0, gt=0)
+    completion_window: str = "24h"
+    max_rounds: int = Field(3, ge=1)  # how often failed or expired requests go into a new batch
+
+
 class RunConfig(_Strict):
     """Everything one run needs, except secrets."""
 
@@ -85,6 +105,9 @@ class RunConfig(_Strict):
     generation: GenerationConfig = Field(default_factory=GenerationConfig)
     limits: LimitsConfig = Field(default_factory=LimitsConfig)
     retry: RetryConfig = Field(default_factory=RetryConfig)
+    mode: Literal["online", "batch"] = "online"
+    cost: CostConfig = Field(default_factory=CostConfig)
+    batch: BatchConfig = Field(default_factory=BatchConfig)
 
 
 _SECRET_KEYS = {"api_key", "key", "openai_api_key", "azure_openai_api_key", "token"}

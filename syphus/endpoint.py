@@ -40,6 +40,12 @@ class Endpoint:
     model: str | None
     headers: Mapping[str, str] = field(repr=False, default_factory=dict)
     secrets: tuple[str, ...] = field(repr=False, default=())
+    api_root: str = field(repr=False, default="")  # where /files and /batches live
+    api_query: str = field(repr=False, default="")  # Azure's "?api-version=..."
+
+    def api_url(self, path: str) -> str:
+        """The URL of another API route of this endpoint, e.g. ``api_url("/batches")``."""
+        return self.api_root + path + self.api_query
 
     def __repr__(self) -> str:
         d = self.describe()
@@ -112,13 +118,14 @@ def resolve_endpoint(cfg: EndpointConfig, env: Mapping[str, str], local_base_url
         if base.endswith("/openai"):
             base = base[: -len("/openai")]
         url = f"{base}/openai/deployments/{quote(deployment, safe='')}/chat/completions?api-version={quote(version)}"
-        return Endpoint("azure", url, deployment, {"api-key": key}, (key,) + _url_secrets(base))
+        return Endpoint("azure", url, deployment, {"api-key": key}, (key,) + _url_secrets(base),
+                        api_root=f"{base}/openai", api_query=f"?api-version={quote(version)}")
     if kind == "local":
         if not local_base_url:
             raise UserError("the local endpoint is not running; start it with syphus.local.LocalServer")
         base = local_base_url
         model = cfg.model or "local"
-        return Endpoint("local", base.rstrip("/") + "/chat/completions", model, {}, ())
+        return Endpoint("local", base.rstrip("/") + "/chat/completions", model, {}, (), api_root=base.rstrip("/"))
     base = cfg.base_url or _first(env, "OPENAI_BASE_URL", "OPENAI_API_BASE") or OPENAI_URL
     key = env.get("OPENAI_API_KEY")
     model = cfg.model or _first(env, "OPENAI_MODEL", "OPENAI_API_ENGINE") or DEFAULT_MODEL
@@ -130,4 +137,4 @@ def resolve_endpoint(cfg: EndpointConfig, env: Mapping[str, str], local_base_url
     if org:
         headers["OpenAI-Organization"] = org
     secrets = ((key,) if key else ()) + _url_secrets(base)
-    return Endpoint(kind, base.rstrip("/") + "/chat/completions", model, headers, secrets)
+    return Endpoint(kind, base.rstrip("/") + "/chat/completions", model, headers, secrets, api_root=base.rstrip("/"))

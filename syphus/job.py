@@ -29,10 +29,11 @@ from typing import Any, TextIO
 from syphus import __version__, plugins
 from syphus.client import ChatClient
 from syphus.config import RunConfig
+from syphus.cost import Budget, load_pricing, price_for
 from syphus.dataset import AbstractDataset
-from syphus.endpoint import Endpoint, choose_kind, resolve_endpoint
+from syphus.endpoint import DEFAULT_MODEL, Endpoint, choose_kind, resolve_endpoint
 from syphus.errors import UserError
-from syphus.limits import RateLimiter
+from syphus.limits import RateLimiter, estimate_tokens
 from syphus.progress import Progress
 from syphus.runner import Runner, Stats
 from syphus.store import INVALID, PAIRS, RunStore, rewrite_answers
@@ -49,6 +50,7 @@ class JobResult:
     totals: dict[str, int]
     stats: Stats
     error: Exception | None = None
+    budget: Budget | None = None
 
 
 @dataclass
@@ -99,9 +101,12 @@ def _now_iso() -> str:
 
 
 def build_meta(cfg: RunConfig, loaded: LoadedDataset, endpoint: dict[str, Any], store: RunStore,
-               stats: Stats | None, status: str, started_at: str, elapsed: float) -> dict[str, Any]:
+               stats: Stats | None, status: str, started_at: str, elapsed: float,
+               budget: Budget | None = None) -> dict[str, Any]:
     """meta.json: what ran, with what (no secrets), and what is in the folder now."""
     return {
+        "cost": {"spent_usd": round(budget.spent, 6) if budget else None,
+                 "max_cost": cfg.cost.max_cost, "priced": bool(budget and budget.price)},
         "syphus_version": __version__,
         "status": status,
         "dataset": {"name": loaded.dataset.name, "class": type(loaded.dataset).__name__,
@@ -162,13 +167,47 @@ async def open_endpoint(cfg: RunConfig, env: Mapping[str, str], stream: TextIO):
         yield resolve_endpoint(cfg.endpoint, env), None
 
 
+def pricing_model(cfg: RunConfig, env: Mapping[str, str]) -> str:
+    """The model a run is priced as, found without any network access."""
+    if cfg.cost.price_as or cfg.endpoint.model:
+        return cfg.cost.price_as or cfg.endpoint.model
+    kind = choose_kind(cfg.endpoint, env)
+    if kind == "local":
+        return "local"
+    if kind == "azure":
+        return env.get("AZURE_OPENAI_DEPLOYMENT") or env.get("OPENAI_API_ENGINE") or "?"
+    return env.get("OPENAI_MODEL") or env.get("OPENAI_API_ENGINE") or DEFAULT_MODEL
+
+
+def make_budget(cfg: RunConfig, env: Mapping[str, str], totals: Mapping[str, int] | None = None) -> Budget:
+    """The run's budget: prices from the table, what earlier sessions already spent, the --max-cost cap."""
+    model = pricing_model(cfg, env)
+    try:
+        table = load_pricing(cfg.cost.pricing)
+    except UserError:
+        if cfg.cost.max_cost is not None:
+            raise
+        table = {}
+    price = price_for(model, table)
+    if cfg.cost.max_cost is not None and price is None:
+        raise UserError(f"--max-cost needs the price of {model!r}: add it to {cfg.cost.pricing}, or say which "
+                        "model it is with --price_as (e.g. --price_as gpt-4o-mini)")
+    batch = cfg.mode == "batch"
+    spent = price.cost(totals.get("prompt_tokens", 0), totals.get("completion_tokens", 0), batch) \
+        if price and totals else 0.0
+    return Budget(price, cfg.cost.max_cost, spent, batch)
+
+
 async def run_job(cfg: RunConfig, env: Mapping[str, str], *, retry_errors: bool = False,
                   stream: TextIO = sys.stderr, progress: bool = True, install_signals: bool = True,
-                  clock=time.monotonic) -> JobResult:
+                  clock=time.monotonic, sleep=asyncio.sleep) -> JobResult:
     """Run ``cfg`` to completion (or until stopped); everything settled is on disk when this returns."""
     loaded = load_dataset(cfg)
     items, total = query_stream(loaded, cfg)
     folder = run_folder(cfg, loaded.dataset)
+    if cfg.mode == "batch" and choose_kind(cfg.endpoint, env) == "local":
+        raise UserError("--mode batch needs the OpenAI or Azure OpenAI Batch API; set OPENAI_API_KEY "
+                        "(or the Azure variables), or run the local model with --mode online")
     async with open_endpoint(cfg, env, stream) as (endpoint, server):
         store = RunStore(folder, redact=endpoint.redact).open()
         for name, size in store.repaired.items():
@@ -179,20 +218,19 @@ async def run_job(cfg: RunConfig, env: Mapping[str, str], *, retry_errors: bool 
         else:
             answered, failed = store.answered, store.failed
             skip = lambda qid: qid in answered or qid in failed  # noqa: E731
-        limiter = RateLimiter(cfg.limits.rpm, cfg.limits.tpm, cfg.limits.burst_seconds,
-                              cfg.limits.follow_headers, clock=clock)
+        budget = make_budget(cfg, env, store.totals)
         started_at, t0 = _now_iso(), clock()
         described = endpoint.describe()
-        async with ChatClient(endpoint, cfg.generation, timeout=cfg.endpoint.timeout,
-                              connections=cfg.num_threads, on_headers=limiter.observe, clock=clock) as client:
-            runner = Runner(loaded.dataset, client, limiter, store, num_threads=cfg.num_threads,
-                            max_tokens=cfg.generation.max_tokens, retry=cfg.retry, drain_timeout=cfg.drain_timeout,
-                            skip=skip, source=loaded.source, clock=clock)
+        async with _engine(cfg, loaded, endpoint, store, budget, skip, clock, sleep) as runner:
             runner.stats.total = total
             if server is not None:
                 server.on_exit = runner.abort
-            bar = Progress(runner.stats, clock, stream=stream, enabled=progress, log_interval=cfg.log_interval)
-            store.write_meta(build_meta(cfg, loaded, described, store, runner.stats, "running", started_at, 0.0))
+            extra = (lambda: f" | ${budget.spent:.4f}" + (f" of ${budget.limit:g}" if budget.limit else "")) \
+                if budget.price else None
+            bar = Progress(runner.stats, clock, stream=stream, enabled=progress, log_interval=cfg.log_interval,
+                           extra=extra)
+            store.write_meta(build_meta(cfg, loaded, described, store, runner.stats, "running", started_at, 0.0,
+                                        budget))
             bar.start()
             status = "interrupted"
             try:
@@ -205,8 +243,26 @@ async def run_job(cfg: RunConfig, env: Mapping[str, str], *, retry_errors: bool 
                 if error is not None:
                     status = "failed"
                 store.write_meta(build_meta(cfg, loaded, described, store, runner.stats, status, started_at,
-                                            clock() - t0))
-    return JobResult(status, folder, dict(store.totals), runner.stats, error)
+                                            clock() - t0, budget))
+    return JobResult(status, folder, dict(store.totals), runner.stats, error, budget)
+
+
+@contextlib.asynccontextmanager
+async def _engine(cfg: RunConfig, loaded: LoadedDataset, endpoint: Endpoint, store: RunStore, budget: Budget,
+                  skip, clock, sleep):
+    """The online worker pool, or the Batch API runner (``--mode batch``)."""
+    if cfg.mode == "batch":
+        from syphus.batch import BatchAPI, BatchRunner
+        async with BatchAPI(endpoint, timeout=max(cfg.endpoint.timeout, 300.0)) as api:
+            yield BatchRunner(loaded.dataset, api, store, cfg, budget, skip=skip, sleep=sleep, clock=clock)
+        return
+    limiter = RateLimiter(cfg.limits.rpm, cfg.limits.tpm, cfg.limits.burst_seconds,
+                          cfg.limits.follow_headers, clock=clock)
+    async with ChatClient(endpoint, cfg.generation, timeout=cfg.endpoint.timeout,
+                          connections=cfg.num_threads, on_headers=limiter.observe, clock=clock) as client:
+        yield Runner(loaded.dataset, client, limiter, store, num_threads=cfg.num_threads,
+                     max_tokens=cfg.generation.max_tokens, retry=cfg.retry, drain_timeout=cfg.drain_timeout,
+                     skip=skip, source=loaded.source, budget=budget, clock=clock, sleep=sleep)
 
 
 def reparse(cfg: RunConfig) -> tuple[Path, dict[str, int]]:
@@ -241,3 +297,77 @@ def reparse(cfg: RunConfig) -> tuple[Path, dict[str, int]]:
         meta["reparsed_at"] = _now_iso()
         store.write_meta(meta)
     return folder, counts
+
+
+def dry_run(cfg: RunConfig, env: Mapping[str, str]) -> dict[str, Any]:
+    """What the run would cost and take, from its prompts; nothing is sent and nothing is written.
+
+    Prompts are built for the first ``cost.dry_run_sample`` queries not yet settled; the
+    rest are counted. Completion tokens are the average of replies already received in
+    the run folder when there are any, else ``max_tokens`` (the worst case).
+    """
+    loaded = load_dataset(cfg)
+    items, _ = query_stream(loaded, cfg)
+    folder = run_folder(cfg, loaded.dataset)
+    store = RunStore(folder)
+    if folder.exists():
+        store.scan(read_only=True)
+    n = sampled = prompt_sum = 0
+    for item in items:
+        if item["id"] in store.answered or item["id"] in store.failed:
+            continue
+        n += 1
+        if sampled < cfg.cost.dry_run_sample:
+            prompt_sum += estimate_tokens(loaded.dataset.build_messages(item))
+            sampled += 1
+    max_tokens = cfg.generation.max_tokens
+    avg_prompt = prompt_sum / sampled if sampled else 0.0
+    answered = store.totals.get("queries_with_pairs", 0) + store.totals.get("invalid", 0)
+    observed = store.totals.get("completion_tokens", 0) / answered if answered else None
+    completion = observed if observed is not None else float(max_tokens)
+    model = pricing_model(cfg, env)
+    try:
+        price = price_for(model, load_pricing(cfg.cost.pricing))
+    except UserError:
+        price = None
+    report: dict[str, Any] = {
+        "dataset": loaded.source, "folder": str(folder), "queries": n, "sampled": sampled,
+        "already_settled": len(store.answered) + len(store.failed), "model": model,
+        "prompt_tokens_per_query": round(avg_prompt, 1), "completion_tokens_per_query": round(completion, 1),
+        "completion_basis": "observed in this run folder" if observed is not None else "max_tokens (worst case)",
+        "prompt_tokens": round(avg_prompt * n), "completion_tokens": round(completion * n),
+        "worst_case_completion_tokens": max_tokens * n,
+    }
+    if price is not None:
+        for mode, batch in (("online", False), ("batch", True)):
+            report[f"cost_{mode}_usd"] = round(price.cost(avg_prompt * n, completion * n, batch), 4)
+            report[f"worst_cost_{mode}_usd"] = round(price.cost(avg_prompt * n, max_tokens * n, batch), 4)
+    rates = []
+    if cfg.limits.rpm:
+        rates.append(cfg.limits.rpm)
+    if cfg.limits.tpm and avg_prompt + max_tokens > 0:
+        rates.append(cfg.limits.tpm / (avg_prompt + max_tokens))
+    if rates:
+        per_minute = min(rates)
+        report["requests_per_minute"] = round(per_minute, 1)
+        report["wall_minutes_online"] = round(n / per_minute, 1)
+    return report
+
+
+async def batch_status(cfg: RunConfig, env: Mapping[str, str], refresh: bool = True) -> list[str]:
+    """Every batch of the run with its progress (polled once when ``refresh``)."""
+    from syphus.batch import BatchAPI, BatchState
+
+    loaded = load_dataset(cfg)
+    folder = run_folder(cfg, loaded.dataset) / "batch"
+    if not (folder / "state.jsonl").exists():
+        raise UserError(f"{folder}: no batches here yet; start them with --mode batch")
+    state = BatchState(folder)
+    if refresh and any(c.submitted and not c.finished for c in state.open_chunks()):
+        endpoint = resolve_endpoint(cfg.endpoint, env)
+        async with BatchAPI(endpoint) as api:
+            for c in state.open_chunks():
+                if c.submitted and not c.finished:
+                    b = await api.retrieve(c.batch_id)
+                    c.status, c.counts = b.get("status"), b.get("request_counts") or {}
+    return state.describe()

@@ -50,7 +50,7 @@ class Progress:
     """Redraws a status line every ``interval`` seconds (on a TTY) or logs one every ``log_interval``."""
 
     def __init__(self, stats: Stats, clock, stream: TextIO = sys.stderr, interval: float = 0.5,
-                 log_interval: float = 30.0, done_before: int = 0, enabled: bool = True):
+                 log_interval: float = 30.0, done_before: int = 0, enabled: bool = True, extra=None):
         self.stats = stats
         self.clock = clock
         self.stream = stream
@@ -58,10 +58,12 @@ class Progress:
         self.interval = interval if self.tty else log_interval
         self.done_before = done_before
         self.enabled = enabled
+        self.extra = extra  # a callable giving more text for the line (the live cost)
         self._task: asyncio.Task | None = None
 
     def line(self) -> str:
-        return render(self.stats, self.clock() - self.stats.started, self.done_before)
+        return render(self.stats, self.clock() - self.stats.started, self.done_before,
+                      self.extra() if self.extra else "")
 
     def draw(self) -> None:
         if not self.enabled:

@@ -28,6 +28,7 @@ from typing import Any
 
 from syphus.client import ChatClient
 from syphus.config import RetryConfig
+from syphus.cost import Budget
 from syphus.dataset import AbstractDataset
 from syphus.errors import FatalError, ItemError, RateLimited, TransientError, UserError
 from syphus.limits import RateLimiter, estimate_tokens
@@ -39,6 +40,10 @@ log = logging.getLogger("syphus")
 
 class _Stopped(Exception):
     """The run is stopping: leave this query for the next run."""
+
+
+class _OverBudget(_Stopped):
+    """Sending this query could pass --max-cost: stop dispatching."""
 
 
 @dataclass
@@ -75,6 +80,7 @@ class Runner:
     def __init__(self, dataset: AbstractDataset, client: ChatClient, limiter: RateLimiter, store: RunStore, *,
                  num_threads: int, max_tokens: int, retry: RetryConfig, drain_timeout: float = 60.0,
                  skip: Callable[[str], bool] = lambda qid: False, source: str = "dataset",
+                 budget: Budget | None = None,
                  clock: Callable[[], float] = time.monotonic,
                  sleep: Callable[[float], Any] = asyncio.sleep):
         self.dataset = dataset
@@ -87,6 +93,8 @@ class Runner:
         self.drain_timeout = drain_timeout
         self.skip = skip
         self.source = source
+        self.budget = budget
+        self.over_budget = False
         self.clock = clock
         self.sleep = sleep
         self.stats = Stats(started=clock())
@@ -134,6 +142,8 @@ class Runner:
                 self._drain_timer.cancel()
         if self.fatal is not None or self.user_error is not None:
             return "failed"
+        if self.over_budget:
+            return "budget"
         return "interrupted" if self.stopping else "complete"
 
     async def _produce(self, items: Iterable[dict[str, Any]], queue: asyncio.Queue) -> None:
@@ -180,7 +190,8 @@ class Runner:
         exc = state.outcome.exception() if state.outcome else None
         log.debug("retrying after %s (attempt %d)", exc, state.attempt_number)
 
-    async def _send(self, messages: list[dict[str, str]], cost: int) -> tuple[Any, int]:
+    async def _send(self, messages: list[dict[str, str]], prompt_tokens: int) -> tuple[Any, int]:
+        cost = prompt_tokens + self.max_tokens
         attempts = 0
         task = asyncio.current_task()
         async for attempt in retry_policy(self.retry_cfg, sleep=self.sleep, before_sleep=self._on_retry):
@@ -191,9 +202,13 @@ class Runner:
                 await self.limiter.acquire(cost)
                 if self.stopping:
                     raise _Stopped
+                hold = self.budget.reserve(prompt_tokens, self.max_tokens) if self.budget else 0.0
+                if hold is None:
+                    raise _OverBudget
                 self._on_wire.add(task)
                 self.stats.in_flight += 1
                 self.stats.requests += 1
+                reply = None
                 try:
                     reply = await self.client.complete(messages)
                 except RateLimited as e:
@@ -203,6 +218,8 @@ class Runner:
                 finally:
                     self.stats.in_flight -= 1
                     self._on_wire.discard(task)
+                    if self.budget:
+                        self.budget.settle(hold, reply.usage if reply is not None else None)
         return reply, attempts
 
     async def _process(self, item: dict[str, Any]) -> None:
@@ -213,11 +230,17 @@ class Runner:
         except Exception as e:
             self._error(qid, "plugin", f"build_messages raised {type(e).__name__}: {e}", None, 0)
             return
-        cost = estimate_tokens(messages) + self.max_tokens
+        prompt_tokens = estimate_tokens(messages)
         attempts = 0
         try:
-            self.limiter.check(cost)
-            reply, attempts = await self._send(messages, cost)
+            self.limiter.check(prompt_tokens + self.max_tokens)
+            reply, attempts = await self._send(messages, prompt_tokens)
+        except _OverBudget:
+            if not self.over_budget:
+                self.over_budget = True
+                log.warning("stopping: the next request could pass --max-cost")
+                self.request_stop()
+            return
         except _Stopped:
             return
         except (ItemError, TransientError) as e:

@@ -37,13 +37,16 @@ def _identity(text: str) -> str:
     return text
 
 
-def read_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    """Yield ``(line number, record)``; a line that is not JSON is a UserError naming it."""
+def read_jsonl(path: Path, skip_torn: bool = False) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Yield ``(line number, record)``; a line that is not JSON is a UserError naming it.
+
+    ``skip_torn`` passes over an unterminated last line instead (for read-only looks).
+    """
     if not path.exists():
         return
     with path.open("rb") as f:
         for n, line in enumerate(f, 1):
-            if not line.strip():
+            if not line.strip() or (skip_torn and not line.endswith(b"\n")):
                 continue
             try:
                 record = json.loads(line)
@@ -107,15 +110,25 @@ class RunStore:
 
     # --- opening ------------------------------------------------------------------
     def open(self) -> RunStore:
+        """Repair, read and open the folder for appending."""
         self.folder.mkdir(parents=True, exist_ok=True)
-        t = dict(queries_with_pairs=0, pairs=0, invalid=0, errors=0, truncated=0,
-                 prompt_tokens=0, completion_tokens=0)
         for name in (PAIRS, INVALID, ERRORS):
             moved = repair_torn_tail(self.folder / name)
             if moved:
                 self.repaired[name] = moved
+        self.scan()
+        if self._stale_errors:
+            self.compact_errors()
+        for name in (PAIRS, INVALID, ERRORS):
+            self._fds[name] = os.open(self.folder / name, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        return self
+
+    def scan(self, read_only: bool = False) -> RunStore:
+        """Learn the settled ids and totals; with ``read_only`` nothing on disk is touched."""
+        t = dict(queries_with_pairs=0, pairs=0, invalid=0, errors=0, truncated=0,
+                 prompt_tokens=0, completion_tokens=0)
         for name in (PAIRS, INVALID):
-            for _, rec in read_jsonl(self.folder / name):
+            for _, rec in read_jsonl(self.folder / name, skip_torn=read_only):
                 self.answered.add(str(rec["id"]))
                 usage = rec.get("usage") or {}
                 t["prompt_tokens"] += int(usage.get("prompt_tokens") or 0)
@@ -127,7 +140,7 @@ class RunStore:
                 else:
                     t["invalid"] += 1
         seen_errors = IdSet()
-        for _, rec in read_jsonl(self.folder / ERRORS):
+        for _, rec in read_jsonl(self.folder / ERRORS, skip_torn=read_only):
             qid = str(rec["id"])
             if qid in self.answered or not seen_errors.add(qid):
                 self._stale_errors = True
@@ -135,10 +148,6 @@ class RunStore:
                 self.failed.add(qid)
         t["errors"] = len(self.failed)
         self.totals = t
-        if self._stale_errors:
-            self.compact_errors()
-        for name in (PAIRS, INVALID, ERRORS):
-            self._fds[name] = os.open(self.folder / name, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         return self
 
     def compact_errors(self) -> None:

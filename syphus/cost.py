@@ -1,0 +1,102 @@
+"""Cost: prices per model, a hard budget that reserves before it spends, and estimates.
+
+Prices come from an editable YAML table (``configs/pricing.yaml``), USD per 1M tokens.
+A request reserves its worst case (estimated prompt + ``max_tokens`` completion)
+before it is sent and settles at its real usage when it returns, so spent +
+reserved never passes ``--max-cost``.
+
+>>> price = Price(input=0.15, output=0.60, batch_input=0.075, batch_output=0.30)
+>>> b = Budget(price, limit=0.01)
+>>> hold = b.reserve(1000, 1000); round(hold, 6)
+0.00075
+>>> b.settle(hold, {"prompt_tokens": 1000, "completion_tokens": 200}); round(b.spent, 6)
+0.00027
+
+Imports: pydantic, yaml, syphus.errors.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from syphus.errors import UserError
+
+DEFAULT_PRICING = "configs/pricing.yaml"
+
+
+class Price(BaseModel):
+    """USD per 1M tokens, online and through the Batch API."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    input: float
+    output: float
+    batch_input: float | None = None
+    batch_output: float | None = None
+
+    def cost(self, prompt_tokens: float, completion_tokens: float, batch: bool = False) -> float:
+        i = self.batch_input if batch and self.batch_input is not None else self.input
+        o = self.batch_output if batch and self.batch_output is not None else self.output
+        return (prompt_tokens * i + completion_tokens * o) / 1e6
+
+
+def load_pricing(path: str | Path = DEFAULT_PRICING) -> dict[str, Price]:
+    """The pricing table; errors name the file and the model."""
+    p = Path(path)
+    try:
+        data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+    except FileNotFoundError:
+        raise UserError(f"{p}: no pricing table here; pass --pricing FILE (see configs/pricing.yaml)") from None
+    except yaml.YAMLError as e:
+        raise UserError(f"{p}: not valid YAML ({e})") from e
+    if not isinstance(data, dict):
+        raise UserError(f"{p}: the pricing table must map model names to prices")
+    table = {}
+    for model, entry in data.items():
+        try:
+            table[str(model)] = Price.model_validate(entry)
+        except ValidationError as e:
+            first = e.errors()[0]
+            raise UserError(f"{p}: model {model!r}: {'.'.join(map(str, first['loc']))}: {first['msg']}; "
+                            "each entry is {input: USD per 1M, output: USD per 1M, batch_input, batch_output}") from e
+    return table
+
+
+def price_for(model: str, table: Mapping[str, Price]) -> Price | None:
+    """Exact match, else the longest table name that the model's name starts with."""
+    if model in table:
+        return table[model]
+    best = max((name for name in table if model.startswith(name)), key=len, default=None)
+    return table[best] if best else None
+
+
+class Budget:
+    """Spent and reserved dollars; ``reserve`` refuses what would pass ``limit``."""
+
+    def __init__(self, price: Price | None, limit: float | None = None, spent: float = 0.0, batch: bool = False):
+        self.price = price
+        self.limit = limit
+        self.spent = spent
+        self.reserved = 0.0
+        self.batch = batch
+
+    def cost(self, prompt_tokens: float, completion_tokens: float) -> float:
+        return self.price.cost(prompt_tokens, completion_tokens, self.batch) if self.price else 0.0
+
+    def reserve(self, prompt_tokens: int, max_tokens: int) -> float | None:
+        """Hold the worst case of one request; None if that would pass the limit."""
+        worst = self.cost(prompt_tokens, max_tokens)
+        if self.limit is not None and self.spent + self.reserved + worst > self.limit + 1e-12:
+            return None
+        self.reserved += worst
+        return worst
+
+    def settle(self, hold: float, usage: Mapping[str, Any] | None) -> None:
+        """Release a hold; add the real cost when the request was answered."""
+        self.reserved = max(0.0, self.reserved - hold)
+        if usage:
+            self.spent += self.cost(int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0))
