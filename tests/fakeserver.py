@@ -180,6 +180,8 @@ class _Bucket:
 class FakeOpenAI:
     """The fake server.  Use as a context manager (thread) or via the CLI (foreground)."""
 
+    client_max_size = 1024 ** 2  # largest request body accepted (aiohttp's default)
+
     def __init__(self, rpm: float | None = None, tpm: float | None = None, enforce: str = "minute",
                  latency: float = 0.0, record_bodies: bool = True, host: str = "127.0.0.1",
                  port: int = 0) -> None:
@@ -248,7 +250,14 @@ class FakeOpenAI:
     # --------------------------------------------------------------- lifecycle
     async def astart(self) -> None:
         """Bind and start serving on the running loop."""
-        server = web.Server(self._handle, handler_cancellation=True, access_log=None)
+        loop = asyncio.get_running_loop()
+
+        def make_request(message, payload, protocol, writer, task) -> web.BaseRequest:
+            return web.BaseRequest(message, payload, protocol, writer, task, loop,
+                                   client_max_size=self.client_max_size)
+
+        server = web.Server(self._handle, request_factory=make_request,
+                            handler_cancellation=True, access_log=None)
         self._runner = web.ServerRunner(server, shutdown_timeout=0.2)
         await self._runner.setup()
         await web.TCPSite(self._runner, self.host, self.port).start()
@@ -361,9 +370,7 @@ class FakeOpenAI:
             return limited
         with self._lock:
             self._tokens_admitted += cost
-            reply = self._queue.popleft() if self._queue else None
-        if reply is None:
-            reply = self.responder(body, n) if self.responder else Reply.ok(default_answer(body))
+        reply = self._pick_reply(body, n)
         if reply.kind == "hang":
             label["cancelled"] = "hang"
         delay = self.latency + reply.delay
@@ -382,7 +389,20 @@ class FakeOpenAI:
         label["done"] = "drop"
         return await self._drop(request)
 
+    def _pick_reply(self, body: dict, n: int) -> Reply:
+        """The next scripted reply, else the responder's, else the default answer."""
+        with self._lock:
+            reply = self._queue.popleft() if self._queue else None
+        if reply is None:
+            reply = self.responder(body, n) if self.responder else Reply.ok(default_answer(body))
+        return reply
+
     def _ok_response(self, reply: Reply, body: dict, n: int, rl_headers: dict) -> web.Response:
+        return web.json_response(self._completion(reply, body, n),
+                                 headers={**rl_headers, **(reply.headers or {})})
+
+    def _completion(self, reply: Reply, body: dict, n: int) -> dict:
+        """The chat.completion JSON for an "ok" (or "hang") reply to request number ``n``."""
         text = default_answer(body) if reply.kind == "hang" else reply.text
         usage = reply.usage
         if usage is None:
@@ -397,7 +417,7 @@ class FakeOpenAI:
                          "finish_reason": reply.finish_reason}],
             "usage": usage,
         }
-        return web.json_response(payload, headers={**rl_headers, **(reply.headers or {})})
+        return payload
 
     async def _drop(self, request: web.BaseRequest) -> web.StreamResponse:
         resp = web.StreamResponse(status=200, headers={"Content-Type": "application/json"})

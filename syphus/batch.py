@@ -1,0 +1,616 @@
+"""Batch: a run through the OpenAI (or Azure OpenAI) Batch API, resumable at any instant.
+
+Queries are written as request files (``custom_id`` = query id) that stay within
+the API's limits (requests and bytes per file, and the enqueued-token budget),
+uploaded, and turned into batches; finished batches are downloaded and settled
+into the same ``pairs.jsonl`` / ``invalid.jsonl`` / ``errors.jsonl`` as online
+mode. Failed and expired requests go into new batches, a bounded number of times.
+
+Every step is first recorded in ``batch/state.jsonl`` (append-only), so a process
+killed anywhere resumes without sending anything twice: a file uploaded but not
+recorded is found again by its name, a batch created but not recorded by its
+input file, and a collected batch is never settled twice.
+
+>>> runner = BatchRunner(dataset, api, store, cfg, budget)   # doctest: +SKIP
+>>> status = await runner.run(items)                         # doctest: +SKIP
+
+Imports: aiohttp, syphus.client, syphus.config, syphus.cost, syphus.dataset,
+syphus.endpoint, syphus.errors, syphus.idset, syphus.limits, syphus.retry, syphus.store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from syphus.client import classify, parse_completion, request_template
+from syphus.config import RunConfig
+from syphus.cost import Budget
+from syphus.dataset import AbstractDataset
+from syphus.endpoint import Endpoint
+from syphus.errors import FatalError, ItemError, TransientError, UserError
+from syphus.idset import IdSet
+from syphus.limits import estimate_tokens
+from syphus.retry import retry_policy
+from syphus.store import RunStore
+
+log = logging.getLogger("syphus")
+
+ACTIVE = ("validating", "in_progress", "finalizing", "cancelling")
+FINISHED = ("completed", "expired", "failed", "cancelled")
+STATE = "state.jsonl"
+
+
+# --- the API ----------------------------------------------------------------------
+class BatchAPI:
+    """The Files and Batches routes of an endpoint; failures map to the same error tree as chat."""
+
+    def __init__(self, endpoint: Endpoint, timeout: float = 600.0):
+        self.endpoint = endpoint
+        self.timeout = timeout
+        self._session: aiohttp.ClientSession | None = None
+
+    async def __aenter__(self) -> BatchAPI:
+        self._session = aiohttp.ClientSession(headers=dict(self.endpoint.headers),
+                                              timeout=aiohttp.ClientTimeout(total=self.timeout))
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+    async def _call(self, method: str, path: str, *, params: dict | None = None, **kw: Any) -> bytes:
+        url = self.endpoint.api_url(path)
+        if params:
+            url += ("&" if "?" in url else "?") + "&".join(f"{k}={v}" for k, v in params.items())
+        try:
+            async with self._session.request(method, url, **kw) as resp:
+                body = await resp.read()
+                if resp.status >= 300:
+                    raise classify(resp.status, resp.headers, body)
+                return body
+        except asyncio.TimeoutError:
+            raise TransientError(f"{method} {path}: no answer within {self.timeout:g}s", kind="timeout") from None
+        except aiohttp.ClientError as e:
+            raise TransientError(f"{method} {path}: {type(e).__name__}: {e}", kind="connection") from None
+
+    async def _json(self, method: str, path: str, **kw: Any) -> dict[str, Any]:
+        body = await self._call(method, path, **kw)
+        try:
+            return json.loads(body)
+        except ValueError:
+            raise TransientError(f"{method} {path}: malformed response body", kind="malformed") from None
+
+    async def upload(self, path: Path, filename: str) -> dict[str, Any]:
+        form = aiohttp.FormData()
+        form.add_field("purpose", "batch")
+        form.add_field("file", path.read_bytes(), filename=filename, content_type="application/jsonl")
+        return await self._json("POST", "/files", data=form)
+
+    async def files(self) -> list[dict[str, Any]]:
+        return (await self._json("GET", "/files", params={"purpose": "batch"})).get("data", [])
+
+    async def create(self, input_file_id: str, url: str, window: str, metadata: dict[str, str]) -> dict[str, Any]:
+        return await self._json("POST", "/batches", json={"input_file_id": input_file_id, "endpoint": url,
+                                                          "completion_window": window, "metadata": metadata})
+
+    async def retrieve(self, batch_id: str) -> dict[str, Any]:
+        return await self._json("GET", f"/batches/{batch_id}")
+
+    async def cancel(self, batch_id: str) -> dict[str, Any]:
+        return await self._json("POST", f"/batches/{batch_id}/cancel")
+
+    async def batches(self) -> Iterator[dict[str, Any]]:
+        """Every batch of the account, newest first (all pages)."""
+        out, after = [], None
+        while True:
+            params = {"limit": 100, **({"after": after} if after else {})}
+            page = await self._json("GET", "/batches", params=params)
+            out += page.get("data", [])
+            if not page.get("has_more") or not page.get("data"):
+                return iter(out)
+            after = page["data"][-1]["id"]
+
+    async def download(self, file_id: str, dest: Path) -> None:
+        data = await self._call("GET", f"/files/{file_id}/content")
+        tmp = dest.with_name(dest.name + ".tmp")
+        tmp.write_bytes(data)
+        os.replace(tmp, dest)
+
+
+# --- the state --------------------------------------------------------------------
+@dataclass
+class Chunk:
+    """One request file and the batch made of it."""
+
+    n: int
+    round: int
+    filename: str
+    requests: int
+    tokens: int
+    reserved: float = 0.0
+    parent: int | None = None
+    file_id: str | None = None
+    batch_id: str | None = None
+    status: str | None = None
+    counts: dict[str, int] = field(default_factory=dict)
+    output_file_id: str | None = None
+    error_file_id: str | None = None
+    errors: Any = None
+    collected: bool = False
+
+    @property
+    def submitted(self) -> bool:
+        return self.batch_id is not None
+
+    @property
+    def finished(self) -> bool:
+        return self.status in FINISHED
+
+
+class BatchState:
+    """The chunks of a run, rebuilt from (and recorded to) ``batch/state.jsonl``."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.path = folder / STATE
+        self.chunks: dict[int, Chunk] = {}
+        self.run_token = ""
+        if self.path.exists():
+            for n, line in enumerate(self.path.read_text(encoding="utf-8").splitlines(), 1):
+                if not line.strip():
+                    continue
+                try:
+                    self._apply(json.loads(line))
+                except (ValueError, KeyError, TypeError) as e:
+                    if n == len(self.path.read_text(encoding="utf-8").splitlines()):
+                        break  # a torn last event: the step it described did not finish recording
+                    raise UserError(f"{self.path}:{n}: unreadable batch state ({e}); it is append-only: "
+                                    "restore it or move the batch folder away to start over") from e
+        if not self.run_token:
+            self.run_token = os.urandom(4).hex()
+            self.record({"event": "run", "token": self.run_token})
+
+    def _apply(self, ev: dict[str, Any]) -> None:
+        kind = ev["event"]
+        if kind == "run":
+            self.run_token = ev["token"]
+        elif kind == "chunk":
+            self.chunks[ev["n"]] = Chunk(ev["n"], ev["round"], ev["filename"], ev["requests"], ev["tokens"],
+                                         ev.get("reserved", 0.0), ev.get("parent"))
+        else:
+            c = self.chunks[ev["n"]]
+            if kind == "uploaded":
+                c.file_id = ev["file_id"]
+            elif kind == "created":
+                c.batch_id = ev["batch_id"]
+                c.status = ev.get("status", "validating")
+            elif kind == "polled":
+                c.status, c.counts = ev["status"], ev.get("counts") or {}
+                c.output_file_id, c.error_file_id = ev.get("output_file_id"), ev.get("error_file_id")
+                c.errors = ev.get("errors")
+            elif kind == "collected":
+                c.collected = True
+
+    def record(self, ev: dict[str, Any]) -> None:
+        """Append one event durably, then apply it."""
+        ev = {**ev, "at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, (json.dumps(ev) + "\n").encode("utf-8"))
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        if ev["event"] != "run":
+            self._apply(ev)
+
+    def next_n(self) -> int:
+        return max(self.chunks, default=0) + 1
+
+    def open_chunks(self) -> list[Chunk]:
+        return [c for c in self.chunks.values() if not c.collected]
+
+    def describe(self) -> list[str]:
+        rows = []
+        for c in sorted(self.chunks.values(), key=lambda c: c.n):
+            counts = c.counts or {}
+            state = "collected" if c.collected else c.status or ("uploaded" if c.file_id else "written")
+            rows.append(f"chunk {c.n:04d} round {c.round} {state:<11} batch {c.batch_id or '-':<24} "
+                        f"{counts.get('completed', 0)}/{c.requests} done, {counts.get('failed', 0)} failed, "
+                        f"~{c.tokens} tokens")
+        return rows
+
+
+# --- the runner -------------------------------------------------------------------
+@dataclass
+class BatchStats:
+    total: int | None = None
+    skipped: int = 0
+    planned: int = 0
+    answered: int = 0
+    pairs: int = 0
+    invalid: int = 0
+    errors: int = 0
+    redriven: int = 0
+    requests: int = 0
+    retries: int = 0
+    rate_limited: int = 0
+    truncated: int = 0
+    in_flight: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    started: float = field(default_factory=time.monotonic)
+
+    @property
+    def settled(self) -> int:
+        return self.answered + self.errors
+
+
+class _Full(Exception):
+    """No more room in this chunk."""
+
+
+class BatchRunner:
+    """Plans, submits, polls and collects batches until every query is settled (or the run stops)."""
+
+    def __init__(self, dataset: AbstractDataset, api: BatchAPI, store: RunStore, cfg: RunConfig,
+                 budget: Budget | None = None, *, skip: Callable[[str], bool] = lambda qid: False,
+                 sleep: Callable[[float], Any] = asyncio.sleep, clock: Callable[[], float] = time.monotonic):
+        self.dataset = dataset
+        self.api = api
+        self.store = store
+        self.cfg = cfg
+        self.bcfg = cfg.batch
+        self.budget = budget
+        self.skip = skip
+        self.sleep = sleep
+        self.clock = clock
+        self.state = BatchState(store.folder / "batch")
+        self.stats = BatchStats(started=clock())
+        self.template = request_template(api.endpoint, cfg.generation, batch=True)
+        self.url = "/chat/completions" if api.endpoint.kind == "azure" else "/v1/chat/completions"
+        self.stopping = False
+        self.over_budget = False
+        self.fatal: FatalError | None = None
+        self.user_error: UserError | None = None
+        self._written = IdSet()  # ids settled in this session (the store only knows earlier ones)
+        self._wake = asyncio.Event()
+        if budget is not None:  # holds of batches still open, from before a restart
+            budget.reserved += sum(c.reserved for c in self.state.open_chunks())
+
+    def request_stop(self) -> None:
+        self.stopping = True
+        self._wake.set()
+
+    abort = request_stop
+
+    @property
+    def drain_timeout(self) -> float:
+        return 0.0
+
+    # --- API calls under the one retry policy ----------------------------------------
+    async def _api(self, fn, *args: Any) -> Any:
+        async for attempt in retry_policy(self.cfg.retry, sleep=self.sleep, before_sleep=self._on_retry):
+            with attempt:
+                self.stats.requests += 1
+                return await fn(*args)
+
+    def _on_retry(self, state: Any) -> None:
+        self.stats.retries += 1
+
+    # --- planning ---------------------------------------------------------------------
+    def _line(self, qid: str, messages: list[dict[str, str]]) -> str:
+        return json.dumps({"custom_id": qid, "method": "POST", "url": self.url,
+                           "body": {**self.template, "messages": messages}}, ensure_ascii=False) + "\n"
+
+    def _write_chunk(self, lines: Iterable[tuple[str, str, int, float]], round_: int,
+                     parent: int | None) -> Chunk | None:
+        """Write request lines ``(qid, line, tokens, cost held)`` into a new chunk file; None if none came."""
+        n = self.state.next_n()
+        filename = f"syphus-{self.state.run_token}-{n:04d}.jsonl"
+        path = self.state.folder / filename
+        requests = tokens = 0
+        reserved = 0.0
+        with path.open("w", encoding="utf-8") as f:
+            for _, line, cost, hold in lines:
+                f.write(line)
+                requests += 1
+                tokens += cost
+                reserved += hold
+            f.flush()
+            os.fsync(f.fileno())
+        if not requests:
+            path.unlink()
+            return None
+        self.state.record({"event": "chunk", "n": n, "round": round_, "filename": filename, "requests": requests,
+                           "tokens": tokens, "reserved": reserved, "parent": parent})
+        self.stats.planned += requests
+        return self.state.chunks[n]
+
+    def _hold(self, prompt: int) -> float | None:
+        """Reserve the worst case of one request under --max-cost (0 without a budget)."""
+        if self.budget is None:
+            return 0.0
+        hold = self.budget.reserve(prompt, self.cfg.generation.max_tokens)
+        if hold is None:
+            self.over_budget = True
+        return hold
+
+    def _fill(self, source: Iterator[dict[str, Any]], pending: list) -> Iterator[tuple[str, str, int, float]]:
+        """Request lines for one chunk, within the file limits, the token budget and --max-cost."""
+        b = self.bcfg
+        size = tokens = count = 0
+        while count < b.max_requests_per_file and not self.stopping:
+            item = pending.pop() if pending else next(source, None)
+            if item is None:
+                return
+            qid = item["id"]
+            messages = self.dataset.build_messages(item)
+            prompt = estimate_tokens(messages)
+            line = self._line(qid, messages)
+            cost = prompt + self.cfg.generation.max_tokens
+            nbytes = len(line.encode("utf-8"))
+            over_tokens = b.max_enqueued_tokens is not None and tokens + cost > b.max_enqueued_tokens
+            if size + nbytes > b.max_bytes_per_file or over_tokens:
+                if count == 0:  # a single request over the limits can never be sent
+                    self._error(qid, "too_large", f"this request (~{cost} tokens, {nbytes} bytes) is over the "
+                                                  "batch file size or the enqueued-token budget")
+                    continue
+                pending.append(item)
+                return
+            hold = self._hold(prompt)
+            if hold is None:
+                pending.append(item)
+                return
+            size += nbytes
+            tokens += cost
+            count += 1
+            yield qid, line, cost, hold
+
+    # --- submitting -------------------------------------------------------------------
+    def _enqueued(self) -> int:
+        return sum(c.tokens for c in self.state.chunks.values() if c.submitted and not c.finished)
+
+    async def _reconcile(self) -> None:
+        """Adopt uploads and batches that happened before a crash but were not recorded."""
+        missing_file = [c for c in self.state.open_chunks() if c.file_id is None]
+        if missing_file:
+            by_name = {f.get("filename"): f for f in await self._api(self.api.files)}
+            for c in missing_file:
+                if c.filename in by_name:
+                    self.state.record({"event": "uploaded", "n": c.n, "file_id": by_name[c.filename]["id"],
+                                       "adopted": True})
+        missing_batch = [c for c in self.state.open_chunks() if c.file_id and not c.batch_id]
+        if missing_batch:
+            by_input = {}
+            for b in await self._api(self.api.batches):
+                by_input.setdefault(b.get("input_file_id"), b)
+            for c in missing_batch:
+                found = by_input.get(c.file_id)
+                if found is not None:
+                    self.state.record({"event": "created", "n": c.n, "batch_id": found["id"],
+                                       "status": found.get("status"), "adopted": True})
+
+    async def _submit(self, c: Chunk) -> bool:
+        """Upload and create the batch of ``c`` if the enqueued-token budget has room; True if submitted."""
+        limit = self.bcfg.max_enqueued_tokens
+        if limit is not None and self._enqueued() + c.tokens > limit and self._enqueued() > 0:
+            return False
+        if c.file_id is None:
+            f = await self._api(self.api.upload, self.state.folder / c.filename, c.filename)
+            self.state.record({"event": "uploaded", "n": c.n, "file_id": f["id"]})
+        meta = {"syphus_run": self.state.run_token, "chunk": str(c.n)}
+        b = await self._api(self.api.create, c.file_id, self.url, self.bcfg.completion_window, meta)
+        self.state.record({"event": "created", "n": c.n, "batch_id": b["id"], "status": b.get("status")})
+        log.info("batch %s created for chunk %d (%d requests)", b["id"], c.n, c.requests)
+        return True
+
+    async def _poll(self, c: Chunk) -> None:
+        b = await self._api(self.api.retrieve, c.batch_id)
+        counts = b.get("request_counts") or {}
+        if (b.get("status"), counts) != (c.status, c.counts) or b.get("output_file_id") != c.output_file_id:
+            self.state.record({"event": "polled", "n": c.n, "status": b.get("status"), "counts": counts,
+                               "output_file_id": b.get("output_file_id"), "error_file_id": b.get("error_file_id"),
+                               "errors": b.get("errors")})
+
+    # --- collecting -------------------------------------------------------------------
+    def _error(self, qid: str, kind: str, message: str, status: int | None = None, attempts: int = 1) -> None:
+        if qid in self._written:
+            return
+        self.store.write_error({"id": qid, "kind": kind, "message": message, "status": status,
+                                "attempts": attempts, "at": datetime.now(timezone.utc).isoformat(timespec="seconds")})
+        self._written.add(qid)
+        self.stats.errors += 1
+
+    def _answer(self, qid: str, body: Any, c: Chunk) -> None:
+        text, finish, usage, model = parse_completion(body if isinstance(body, bytes) else json.dumps(body).encode())
+        if finish == "content_filter" and not text:
+            raise ItemError("the reply was withheld by the content filter", kind="content_filter")
+        try:
+            result = self.dataset.parse_response(text or "", finish)
+            pairs, problems, truncated, reason = result.pairs, result.problems, result.truncated, result.reason
+        except Exception as e:
+            pairs, problems, truncated = [], [], finish == "length"
+            reason = f"parse_response raised {type(e).__name__}: {e} (fix it, then run with --reparse)"
+        record: dict[str, Any] = {"id": qid, "pairs": pairs, "raw": text, "finish_reason": finish,
+                                  "truncated": truncated, "problems": problems, "model": model, "usage": usage,
+                                  "attempts": c.round, "batch": c.batch_id,
+                                  "at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+        if not pairs:
+            record["reason"] = reason
+        self.store.write_answer(record, valid=bool(pairs))
+        self._written.add(qid)
+        s = self.stats
+        s.answered += 1
+        s.pairs += len(pairs)
+        s.invalid += not pairs
+        s.truncated += bool(truncated)
+        s.prompt_tokens += int(usage.get("prompt_tokens") or 0)
+        s.completion_tokens += int(usage.get("completion_tokens") or 0)
+        if self.budget is not None:
+            self.budget.spent += self.budget.cost(int(usage.get("prompt_tokens") or 0),
+                                                  int(usage.get("completion_tokens") or 0))
+
+    async def _collect(self, c: Chunk) -> None:
+        """Settle every request of a finished batch exactly once; re-drive what may succeed later."""
+        seen = IdSet()
+        redrive: dict[str, str] = {}  # qid -> why
+        for file_id, suffix in ((c.output_file_id, "output"), (c.error_file_id, "errors")):
+            if not file_id:
+                continue
+            dest = self.state.folder / f"{Path(c.filename).stem}.{suffix}.jsonl"
+            if not dest.exists():
+                await self._api(self.api.download, file_id, dest)
+            with dest.open("rb") as f:
+                for line in f:
+                    if not line.strip():
+                        continue
+                    try:
+                        row = json.loads(line)
+                        qid = str(row["custom_id"])
+                    except (ValueError, KeyError, TypeError):
+                        log.warning("%s: a line that is not a batch result was skipped", dest)
+                        continue
+                    seen.add(qid)
+                    if qid in self._written or qid in self.store.answered or qid in self.store.failed:
+                        continue
+                    self._settle_row(qid, row, c, redrive)
+        # requests that came back nowhere (failed or cancelled batches) are re-driven too
+        found = (c.errors or {}).get("data") if isinstance(c.errors, dict) else None
+        reason = f"batch {c.batch_id} {c.status}" + (
+            ": " + "; ".join(f"{e.get('code')}: {e.get('message')}" for e in found) if found else "")
+        for qid in self._chunk_ids(c):
+            if qid not in seen and qid not in self._written and qid not in self.store.answered:
+                redrive.setdefault(qid, reason)
+        if redrive and not any(x.parent == c.n for x in self.state.chunks.values()):
+            if c.round >= self.bcfg.max_rounds:
+                for qid, why in redrive.items():
+                    self._error(qid, "batch_failed", f"{why} (after {c.round} batch rounds)", attempts=c.round)
+            else:
+                new = self._write_chunk(self._redrive_lines(c, redrive), c.round + 1, c.n)
+                if new is not None:
+                    self.stats.redriven += new.requests
+                    log.info("chunk %d: %d requests go into a new batch (round %d)", c.n, new.requests, new.round)
+        if self.budget is not None:
+            self.budget.settle(c.reserved, None)
+        self.state.record({"event": "collected", "n": c.n, "redriven": len(redrive)})
+
+    def _settle_row(self, qid: str, row: dict[str, Any], c: Chunk, redrive: dict[str, str]) -> None:
+        resp = row.get("response") or None
+        err = row.get("error") or None
+        if resp and resp.get("status_code") == 200:
+            body = resp.get("body")
+            try:
+                self._answer(qid, body.encode() if isinstance(body, str) else body, c)
+            except TransientError as e:
+                redrive[qid] = str(e)
+            except ItemError as e:
+                self._error(qid, e.kind, str(e), 200, c.round)
+            return
+        if resp:
+            body = resp.get("body")
+            problem = classify(int(resp.get("status_code") or 500), {},
+                               json.dumps(body).encode() if not isinstance(body, str) else body.encode())
+        else:
+            code = (err or {}).get("code") or "unknown"
+            message = f"{code}: {(err or {}).get('message', '')}".strip()
+            problem = (TransientError(message, kind=code) if code in ("batch_expired", "server_error", "rate_limit_exceeded",
+                                                                      "batch_cancelled", "unknown")
+                       else ItemError(message, kind=code))
+        if isinstance(problem, TransientError):
+            redrive[qid] = str(problem)
+        elif isinstance(problem, FatalError):
+            self._error(qid, "refused", str(problem), getattr(problem, "status", None), c.round)
+        else:
+            self._error(qid, problem.kind, str(problem), getattr(problem, "status", None), c.round)
+
+    def _redrive_lines(self, c: Chunk, redrive: dict[str, str]) -> Iterator[tuple[str, str, int, float]]:
+        """The request lines of ``c`` to send again; stops where --max-cost would be passed."""
+        for qid, line, prompt in self._chunk_lines(c):
+            if qid in redrive:
+                hold = self._hold(prompt)
+                if hold is None:
+                    return  # the rest stay unsettled, for a rerun with a higher cap
+                yield qid, line, prompt + self.cfg.generation.max_tokens, hold
+
+    def _chunk_lines(self, c: Chunk) -> Iterator[tuple[str, str, int]]:
+        """(query id, request line, estimated prompt tokens) of a chunk file."""
+        with (self.state.folder / c.filename).open(encoding="utf-8") as f:
+            for line in f:
+                req = json.loads(line)
+                yield req["custom_id"], line, estimate_tokens(req["body"]["messages"])
+
+    def _chunk_ids(self, c: Chunk) -> Iterator[str]:
+        for qid, _, _ in self._chunk_lines(c):
+            yield qid
+
+    # --- the loop ---------------------------------------------------------------------
+    async def run(self, items: Iterable[dict[str, Any]]) -> str:
+        """Drive batches until every query is settled; "complete", "interrupted", "budget" or "failed"."""
+        try:
+            return await self._run(items)
+        except FatalError as e:
+            self.fatal = e
+        except UserError as e:
+            self.user_error = e
+        return "failed"
+
+    async def _run(self, items: Iterable[dict[str, Any]]) -> str:
+        active = IdSet()
+        for c in self.state.open_chunks():
+            for qid in self._chunk_ids(c):
+                active.add(qid)
+
+        def fresh() -> Iterator[dict[str, Any]]:
+            for item in items:
+                if self.skip(item["id"]) or item["id"] in active:
+                    self.stats.skipped += 1
+                    continue
+                yield item
+
+        source, pending, exhausted = fresh(), [], False
+        await self._reconcile()
+        while True:
+            # plan: one unsubmitted chunk at a time, so request files on disk stay few
+            if not self.stopping and not self.over_budget and not exhausted and \
+                    not any(not c.submitted for c in self.state.open_chunks()):
+                if self._write_chunk(self._fill(source, pending), 1, None) is None and not pending:
+                    exhausted = not self.over_budget and not self.stopping
+            # submit what fits the enqueued-token budget, oldest first
+            for c in sorted(self.state.open_chunks(), key=lambda c: c.n):
+                if not c.submitted and not self.stopping:
+                    if not await self._submit(c):
+                        break
+            # poll and collect
+            for c in sorted(self.state.open_chunks(), key=lambda c: c.n):
+                if c.submitted and not c.finished:
+                    await self._poll(c)
+                if c.finished and not c.collected:
+                    await self._collect(c)
+            open_now = self.state.open_chunks()
+            if not open_now and (exhausted or self.over_budget) and not (pending and not self.over_budget):
+                return "budget" if self.over_budget else "complete"
+            if self.stopping:
+                return "interrupted"
+            await self._pause()
+
+    async def _pause(self) -> None:
+        """Wait one poll interval on the (injectable) clock, or until a stop is requested."""
+        self._wake.clear()
+        waiters = [asyncio.ensure_future(self._wake.wait()), asyncio.ensure_future(self.sleep(self.bcfg.poll_interval))]
+        try:
+            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for w in waiters:
+                w.cancel()
