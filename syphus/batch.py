@@ -128,6 +128,10 @@ class BatchAPI:
         os.replace(tmp, dest)
 
 
+def _meta_path(chunk_path: Path) -> Path:
+    return chunk_path.with_name(chunk_path.stem + ".meta.jsonl")
+
+
 # --- the state --------------------------------------------------------------------
 @dataclass
 class Chunk:
@@ -285,6 +289,7 @@ class BatchRunner:
         self.fatal: FatalError | None = None
         self.user_error: UserError | None = None
         self._written = IdSet()  # ids settled in this session (the store only knows earlier ones)
+        self._extras: dict[str, dict[str, Any]] = {}  # meta of the chunk being written
         self._wake = asyncio.Event()
         if budget is not None:  # holds of batches still open, from before a restart
             budget.reserved += sum(c.reserved for c in self.state.open_chunks())
@@ -316,22 +321,31 @@ class BatchRunner:
 
     def _write_chunk(self, lines: Iterable[tuple[str, str, int, float]], round_: int,
                      parent: int | None) -> Chunk | None:
-        """Write request lines ``(qid, line, tokens, cost held)`` into a new chunk file; None if none came."""
+        """Write request lines ``(qid, line, tokens, cost held)`` into a new chunk file; None if none came.
+
+        What the plugin attached to each query (its ``meta``) goes to a sidecar file beside it,
+        since a request line may hold nothing but the request.
+        """
         n = self.state.next_n()
         filename = f"syphus-{self.state.run_token}-{n:04d}.jsonl"
         path = self.state.folder / filename
         requests = tokens = 0
         reserved = 0.0
-        with path.open("w", encoding="utf-8") as f:
-            for _, line, cost, hold in lines:
+        with path.open("w", encoding="utf-8") as f, _meta_path(path).open("w", encoding="utf-8") as side:
+            for qid, line, cost, hold in lines:
                 f.write(line)
+                extras = self._extras.pop(qid, None)
+                if extras:
+                    side.write(json.dumps({"id": qid, "meta": extras}, ensure_ascii=False) + "\n")
                 requests += 1
                 tokens += cost
                 reserved += hold
-            f.flush()
-            os.fsync(f.fileno())
+            for handle in (f, side):
+                handle.flush()
+                os.fsync(handle.fileno())
         if not requests:
             path.unlink()
+            _meta_path(path).unlink()
             return None
         self.state.record({"event": "chunk", "n": n, "round": round_, "filename": filename, "requests": requests,
                            "tokens": tokens, "reserved": reserved, "parent": parent})
@@ -357,6 +371,9 @@ class BatchRunner:
                 return
             qid = item["id"]
             messages = self.dataset.build_messages(item)
+            extras = {k: v for k, v in item.items() if k not in ("id", "sentences")}
+            if extras:
+                self._extras[qid] = extras
             prompt = estimate_tokens(messages)
             line = self._line(qid, messages)
             cost = prompt + self.cfg.generation.max_tokens
@@ -433,12 +450,12 @@ class BatchRunner:
         self._written.add(qid)
         self.stats.errors += 1
 
-    def _answer(self, qid: str, body: Any, c: Chunk) -> None:
+    def _answer(self, qid: str, body: Any, c: Chunk, meta: dict[str, Any] | None) -> None:
         text, finish, usage, model = parse_completion(body if isinstance(body, bytes) else json.dumps(body).encode())
         if finish == "content_filter" and not text:
             raise ItemError("the reply was withheld by the content filter", kind="content_filter")
         try:
-            result = self.dataset.parse_response(text or "", finish)
+            result = self.dataset.parse_for({**(meta or {}), "id": qid}, text or "", finish)
             pairs, problems, truncated, reason = result.pairs, result.problems, result.truncated, result.reason
         except Exception as e:
             pairs, problems, truncated = [], [], finish == "length"
@@ -447,6 +464,8 @@ class BatchRunner:
                                   "truncated": truncated, "problems": problems, "model": model, "usage": usage,
                                   "attempts": c.round, "batch": c.batch_id,
                                   "at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+        if meta:
+            record["meta"] = meta
         if not pairs:
             record["reason"] = reason
         self.store.write_answer(record, valid=bool(pairs))
@@ -466,6 +485,7 @@ class BatchRunner:
         """Settle every request of a finished batch exactly once; re-drive what may succeed later."""
         seen = IdSet()
         redrive: dict[str, str] = {}  # qid -> why
+        metas = self._chunk_meta(c)
         for file_id, suffix in ((c.output_file_id, "output"), (c.error_file_id, "errors")):
             if not file_id:
                 continue
@@ -485,7 +505,7 @@ class BatchRunner:
                     seen.add(qid)
                     if qid in self._written or qid in self.store.answered or qid in self.store.failed:
                         continue
-                    self._settle_row(qid, row, c, redrive)
+                    self._settle_row(qid, row, c, redrive, metas.get(qid))
         # requests that came back nowhere (failed or cancelled batches) are re-driven too
         found = (c.errors or {}).get("data") if isinstance(c.errors, dict) else None
         reason = f"batch {c.batch_id} {c.status}" + (
@@ -506,13 +526,14 @@ class BatchRunner:
             self.budget.settle(c.reserved, None)
         self.state.record({"event": "collected", "n": c.n, "redriven": len(redrive)})
 
-    def _settle_row(self, qid: str, row: dict[str, Any], c: Chunk, redrive: dict[str, str]) -> None:
+    def _settle_row(self, qid: str, row: dict[str, Any], c: Chunk, redrive: dict[str, str],
+                    meta: dict[str, Any] | None) -> None:
         resp = row.get("response") or None
         err = row.get("error") or None
         if resp and resp.get("status_code") == 200:
             body = resp.get("body")
             try:
-                self._answer(qid, body.encode() if isinstance(body, str) else body, c)
+                self._answer(qid, body.encode() if isinstance(body, str) else body, c, meta)
             except TransientError as e:
                 redrive[qid] = str(e)
             except ItemError as e:
@@ -537,12 +558,23 @@ class BatchRunner:
 
     def _redrive_lines(self, c: Chunk, redrive: dict[str, str]) -> Iterator[tuple[str, str, int, float]]:
         """The request lines of ``c`` to send again; stops where --max-cost would be passed."""
+        metas = self._chunk_meta(c)
         for qid, line, prompt in self._chunk_lines(c):
+            if qid in redrive and qid in metas:
+                self._extras[qid] = metas[qid]
             if qid in redrive:
                 hold = self._hold(prompt)
                 if hold is None:
                     return  # the rest stay unsettled, for a rerun with a higher cap
                 yield qid, line, prompt + self.cfg.generation.max_tokens, hold
+
+    def _chunk_meta(self, c: Chunk) -> dict[str, dict[str, Any]]:
+        """The sidecar meta of a chunk (at most one chunk's worth of entries)."""
+        path = _meta_path(self.state.folder / c.filename)
+        if not path.exists():
+            return {}
+        with path.open(encoding="utf-8") as f:
+            return {row["id"]: row["meta"] for row in map(json.loads, f) if row}
 
     def _chunk_lines(self, c: Chunk) -> Iterator[tuple[str, str, int]]:
         """(query id, request line, estimated prompt tokens) of a chunk file."""

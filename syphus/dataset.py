@@ -84,8 +84,23 @@ class AbstractDataset(abc.ABC):
         return self._prompt.messages(query_input["sentences"])
 
     def parse_response(self, text: str, finish_reason: str | None) -> ParseResult:
-        """Turn one reply into instruction-response pairs."""
+        """Turn one reply into instruction-response pairs.
+
+        An override may take a third parameter, ``query_input``: the item the reply answers
+        (its id and whatever else ``_load_query_inputs`` attached), e.g. to check a reply
+        against its source.
+        """
         return parse_pairs(text, finish_reason)
+
+    def parse_for(self, query_input: dict[str, Any], text: str, finish_reason: str | None) -> ParseResult:
+        """Call ``parse_response``, passing the query input when the override takes it."""
+        takes = self.__dict__.get("_parse_takes_input")
+        if takes is None:
+            takes = len(inspect.signature(self.parse_response).parameters) >= 3
+            self.__dict__["_parse_takes_input"] = takes
+        if takes:
+            return self.parse_response(text, finish_reason, query_input)
+        return self.parse_response(text, finish_reason)
 
     # --- the rest ----------------------------------------------------------------
     def _call_prompt_hook(self, path: Any) -> Any:

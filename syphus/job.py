@@ -277,7 +277,8 @@ def reparse(cfg: RunConfig) -> tuple[Path, dict[str, int]]:
     def transform(rec: dict[str, Any]) -> tuple[dict[str, Any], bool]:
         out = {k: v for k, v in rec.items() if k != "reason"}
         try:
-            result = dataset.parse_response(rec.get("raw") or "", rec.get("finish_reason"))
+            query_input = {**(rec.get("meta") or {}), "id": rec["id"]}
+            result = dataset.parse_for(query_input, rec.get("raw") or "", rec.get("finish_reason"))
             out.update(pairs=result.pairs, problems=result.problems, truncated=result.truncated)
             reason = result.reason
         except Exception as e:

@@ -247,7 +247,7 @@ class Runner:
             self._error(qid, e.kind, str(e), e.status, attempts or self.retry_cfg.max_attempts)
             return
         try:
-            result = self.dataset.parse_response(reply.text or "", reply.finish_reason)
+            result = self.dataset.parse_for(item, reply.text or "", reply.finish_reason)
             pairs, problems, truncated, reason = result.pairs, result.problems, result.truncated, result.reason
         except Exception as e:
             pairs, problems, truncated = [], [], reply.finish_reason == "length"

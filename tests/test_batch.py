@@ -260,3 +260,19 @@ def test_status_command_and_dry_run_send_nothing_new(project, bserver):
     assert main(["--name", "Numbers", "--mode", "batch", "--base_url", bserver.base_url, "--dry-run"], env=ENV,
                 stream=out) == 0
     assert len(bserver.calls) == calls
+
+
+def test_batch_records_keep_the_query_meta_for_export(project, bserver):
+    make_numbers(project, 3)
+    plugin = project / "datasets" / "numbers.py"
+    plugin.write_text(plugin.read_text().replace(
+        '"sentences": f"<<q{i:05d}>> a red ball on a table number {i}"}',
+        '"sentences": f"<<q{i:05d}>> a red ball on a table number {i}", "image_ids": [f"SD_IMG_{i:05d}_1"]}')
+        .replace("class Numbers(AbstractDataset):", "class Numbers(AbstractDataset):\n    scene = 'SD'"))
+    bserver.enqueue(Reply.status(503))  # the first line fails and is re-driven: its meta must follow it
+    assert run(bserver).status == "complete"
+    records = lines(project / "output" / "Numbers" / "v1" / "pairs.jsonl")
+    assert {r["id"]: r["meta"]["image_ids"] for r in records} == {f"q{i:05d}": [f"SD_IMG_{i:05d}_1"] for i in range(3)}
+    from syphus.export import export_run
+    data = json.loads(export_run(project / "output" / "Numbers" / "v1", parquet=False).instructions.read_text())
+    assert data["data"]["SD_INS_00001"]["image_ids"] == ["SD_IMG_00000_1"]
