@@ -22,6 +22,7 @@ import logging
 import os
 import sys
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import TextIO
 
 from syphus import __version__, plugins
@@ -56,7 +57,7 @@ def _opt(parser: argparse.ArgumentParser, name: str, *extra: str, **kw) -> None:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="syphus", description="Generate instruction-response pairs from visual annotations. "
-        "Other commands: syphus export | validate | checksum (each has --help).",
+        "Other commands: syphus translate | export | validate | checksum (each has --help).",
         epilog="Keys come from the environment only: OPENAI_API_KEY, or AZURE_OPENAI_API_KEY with "
                "AZURE_OPENAI_ENDPOINT (the original OPENAI_API_TYPE/BASE/VERSION/ENGINE work too). "
                "With no key and no base URL, the bundled local model is used.")
@@ -126,6 +127,12 @@ class _Redact(logging.Filter):
 
 def _env_secrets(env: Mapping[str, str]) -> list[str]:
     return [env[k] for k in ("OPENAI_API_KEY", "AZURE_OPENAI_API_KEY") if env.get(k)]
+
+
+def _redact_text(text: str, env: Mapping[str, str]) -> str:
+    for secret in _env_secrets(env):
+        text = text.replace(secret, "***")
+    return text
 
 
 def _setup_logging(stream: TextIO, verbose: bool, secrets: Sequence[str]) -> None:
@@ -219,6 +226,43 @@ def _checksum(argv: Sequence[str], stream: TextIO) -> int:
 SUBCOMMANDS = {"export": _export, "validate": _validate, "checksum": _checksum}
 
 
+def _translate(argv: Sequence[str], env: Mapping[str, str], stream: TextIO) -> int:
+    from syphus.translate import DEFAULT_LANGS, run_translation
+
+    p = build_parser()
+    p.prog = "syphus translate"
+    p.description = ("Translate an XX_instructions.json (or a run folder, exported first) into other languages "
+                     "on the same engine: limits, retries, exactly-once outputs, resume, --dry-run, --max-cost.")
+    p.add_argument("source", help="XX_instructions.json, or a run folder such as output/DC/v1")
+    p.add_argument("--langs", default=",".join(DEFAULT_LANGS), help="comma-separated ISO codes (default: %(default)s)")
+    p.add_argument("--per_language", "--per-language", action="store_true",
+                   help="one request per language instead of all languages in one request")
+    p.add_argument("--out", help="where the per-language files go (default: <run folder>/export)")
+    args = p.parse_args(argv)
+    secrets = _env_secrets(env)
+    _setup_logging(stream, args.verbose, secrets)
+    cfg = load_config(args.config, {key: getattr(args, flag) for flag, key in _FLAGS.items()})
+    langs = [x.strip() for x in args.langs.split(",") if x.strip()]
+    if args.dry_run:
+        from syphus.job import LoadedDataset, dry_run
+        from syphus.translate import Translation
+        ds = Translation(args.source, langs, "each" if args.per_language else "all")
+        stream.write(_dry_run_text(dry_run(cfg, env, loaded=LoadedDataset(ds, Path("<translate>")))) + "\n")
+        return EXIT_OK
+    summary = asyncio.run(run_translation(cfg, env, args.source, langs, args.per_language, args.out,
+                                          stream=stream, progress=not args.quiet))
+    for result in summary["results"]:
+        stream.write(_summary(result) + "\n")
+    counts = ", ".join(f"{lang} {n}" for lang, n in summary["counts"].items())
+    stream.write(f"translations written to {summary['out']}: {counts}; {summary['failures']} (id, language) "
+                 f"failures in translation_failures.jsonl\n")
+    last = summary["results"][-1]
+    if last.error is not None:
+        stream.write(f"stopped: {last.error}\n")
+        return EXIT_USER if isinstance(last.error, UserError) else EXIT_FATAL
+    return {"budget": EXIT_BUDGET, "interrupted": EXIT_INTERRUPTED}.get(last.status, EXIT_OK)
+
+
 def _dry_run_text(r: dict) -> str:
     lines = [f"dry run of {r['dataset']} (nothing sent): {r['queries']} queries to go "
              f"({r['already_settled']} already settled in {r['folder']}), prompts built for {r['sampled']}",
@@ -246,6 +290,15 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
 
     env = os.environ if env is None else env
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "translate":
+        try:
+            return _translate(argv[1:], env, stream or sys.stderr)
+        except UserError as e:
+            (stream or sys.stderr).write(f"error: {_redact_text(str(e), env)}\n")
+            return EXIT_USER
+        except FatalError as e:
+            (stream or sys.stderr).write(f"stopped: {_redact_text(str(e), env)}\n")
+            return EXIT_FATAL
     if argv and argv[0] in SUBCOMMANDS:  # their reports go to stdout, to be piped or saved
         out = stream or sys.stdout
         try:

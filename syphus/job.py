@@ -200,9 +200,12 @@ def make_budget(cfg: RunConfig, env: Mapping[str, str], totals: Mapping[str, int
 
 async def run_job(cfg: RunConfig, env: Mapping[str, str], *, retry_errors: bool = False,
                   stream: TextIO = sys.stderr, progress: bool = True, install_signals: bool = True,
-                  clock=time.monotonic, sleep=asyncio.sleep) -> JobResult:
-    """Run ``cfg`` to completion (or until stopped); everything settled is on disk when this returns."""
-    loaded = load_dataset(cfg)
+                  clock=time.monotonic, sleep=asyncio.sleep, loaded: LoadedDataset | None = None) -> JobResult:
+    """Run ``cfg`` to completion (or until stopped); everything settled is on disk when this returns.
+
+    ``loaded`` runs a dataset built in code (``syphus translate``) instead of the plugin ``cfg.name`` names.
+    """
+    loaded = loaded or load_dataset(cfg)
     items, total = query_stream(loaded, cfg)
     folder = run_folder(cfg, loaded.dataset)
     if cfg.mode == "batch" and choose_kind(cfg.endpoint, env) == "local":
@@ -300,14 +303,14 @@ def reparse(cfg: RunConfig) -> tuple[Path, dict[str, int]]:
     return folder, counts
 
 
-def dry_run(cfg: RunConfig, env: Mapping[str, str]) -> dict[str, Any]:
+def dry_run(cfg: RunConfig, env: Mapping[str, str], loaded: LoadedDataset | None = None) -> dict[str, Any]:
     """What the run would cost and take, from its prompts; nothing is sent and nothing is written.
 
     Prompts are built for the first ``cost.dry_run_sample`` queries not yet settled; the
     rest are counted. Completion tokens are the average of replies already received in
     the run folder when there are any, else ``max_tokens`` (the worst case).
     """
-    loaded = load_dataset(cfg)
+    loaded = loaded or load_dataset(cfg)
     items, _ = query_stream(loaded, cfg)
     folder = run_folder(cfg, loaded.dataset)
     store = RunStore(folder)

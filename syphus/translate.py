@@ -1,0 +1,322 @@
+"""Translate: a release's instruction-response pairs into other languages, on the same engine.
+
+``syphus translate DC_instructions.json`` asks the model for every pair in all target
+languages at once (cheapest), checks each translation (not empty, the right script
+for zh/ja/ko/ar, not a copy of the English, a plausible length), and asks again, one
+language at a time, only for the languages that failed. Query ids are the instruction
+id (all languages) and ``<instruction id>@<lang>`` (one language), so the run resumes
+per (instruction, language) like any other run. The result is one
+``XX_instructions_<lang>.json`` per language with the English file's ids, image_ids and
+rel_ins_ids, plus ``XX_train.json`` unchanged and ``translation_failures.jsonl``.
+
+>>> parse_translation('Sure! ```json\\n{"a": {"de": "Was ist das?"}, "b": {"de": "Ein Hund.",},}\\n```',
+...                   ["de"], {"a": "What is it?", "b": "A dog."}).pairs
+[{'lang': 'de', 'instruction': 'Was ist das?', 'answer': 'Ein Hund.'}]
+
+Imports: syphus.dataset, syphus.errors, syphus.jsonstream, syphus.parse, syphus.store.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import unicodedata
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from syphus.dataset import AbstractDataset
+from syphus.errors import UserError
+from syphus.jsonstream import iter_members, read_first
+from syphus.parse import ParseResult
+from syphus.store import ERRORS, INVALID, PAIRS, read_jsonl
+
+DEFAULT_LANGS = ("zh", "es", "ja", "de", "fr", "ko", "ar")
+PROMPT = "prompts/translate.json"
+
+_SCRIPTS = {  # languages whose script is checked: the character ranges that count
+    "zh": ((0x4E00, 0x9FFF), (0x3400, 0x4DBF)),
+    "ja": ((0x3040, 0x30FF), (0x4E00, 0x9FFF), (0x31F0, 0x31FF)),
+    "ko": ((0xAC00, 0xD7AF), (0x1100, 0x11FF), (0x3130, 0x318F)),
+    "ar": ((0x0600, 0x06FF), (0x0750, 0x077F), (0xFB50, 0xFDFF), (0xFE70, 0xFEFF)),
+}
+_KANA = ((0x3040, 0x30FF),)
+_WIDE = {"zh", "ja", "ko"}  # a character carries a word's worth: lengths shrink
+_TRAILING_COMMA = re.compile(r",\s*([}\]])")
+_FENCE = re.compile(r"```(?:json)?")
+
+
+def _share(text: str, ranges: tuple[tuple[int, int], ...]) -> float:
+    letters = [c for c in text if c.isalpha()]
+    if not letters:
+        return 0.0
+    return sum(any(lo <= ord(c) <= hi for lo, hi in ranges) for c in letters) / len(letters)
+
+
+def _plain(text: str) -> str:
+    return "".join(c for c in unicodedata.normalize("NFKC", text).casefold() if c.isalnum())
+
+
+def check_translation(lang: str, text: str, english: str) -> str | None:
+    """Why ``text`` is not an acceptable ``lang`` translation of ``english`` (None if it is)."""
+    if not isinstance(text, str) or not text.strip():
+        return "empty"
+    if lang in _SCRIPTS:
+        if _share(text, _SCRIPTS[lang]) < 0.5:
+            return f"not in the {lang} script"
+        if lang == "ja" and _share(text, _KANA) == 0 and len(text) > 12:
+            return "no kana: looks like Chinese, not Japanese"
+    elif any(_share(text, r) > 0.3 for r in _SCRIPTS.values()) and not any(_share(english, r) > 0.3
+                                                                         for r in _SCRIPTS.values()):
+        return f"written in another script than {lang}'s"
+    if len(_plain(english)) >= 4 and _plain(text) == _plain(english):
+        return "an untranslated copy of the English"
+    if len(english) >= 20:
+        ratio = len(text) / len(english)
+        low, high = (0.08, 3.0) if lang in _WIDE else (0.3, 3.5)
+        if not low <= ratio <= high:
+            return f"implausible length ({len(text)} characters for {len(english)} in English)"
+    return None
+
+
+def extract_json(text: str) -> Any:
+    """The JSON object in a reply: inside code fences or prose, trailing commas forgiven."""
+    body = _FENCE.sub("", text)
+    start, end = body.find("{"), body.rfind("}")
+    if start < 0 or end <= start:
+        raise ValueError("no JSON object in the reply")
+    chunk = body[start:end + 1]
+    try:
+        return json.loads(chunk)
+    except ValueError:
+        return json.loads(_TRAILING_COMMA.sub(r"\1", chunk))
+
+
+def _by_language(data: Any, langs: list[str]) -> dict[str, tuple[Any, Any]]:
+    """Normalise the shapes models use into ``{lang: (instruction, answer)}``."""
+    if not isinstance(data, dict):
+        return {}
+    a = data.get("a", data.get("instruction"))
+    b = data.get("b", data.get("answer"))
+    if isinstance(a, dict) or isinstance(b, dict):
+        a, b = a if isinstance(a, dict) else {}, b if isinstance(b, dict) else {}
+        return {lang: (a.get(lang), b.get(lang)) for lang in set(a) | set(b)}
+    if isinstance(a, str) or isinstance(b, str):
+        return {langs[0]: (a, b)} if len(langs) == 1 else {}
+    out = {}
+    for lang, entry in data.items():  # {"zh": {"a": ..., "b": ...}}
+        if isinstance(entry, dict):
+            out[lang] = (entry.get("a", entry.get("instruction")), entry.get("b", entry.get("answer")))
+    return out
+
+
+def _asks(text: str) -> bool:
+    return text.rstrip().endswith(("?", "？", "؟"))
+
+
+def _swapped(t_a: str, t_b: str, en_a: str, en_b: str) -> bool:
+    """True when the instruction and answer came back in each other's place."""
+    if not (t_a and t_b and en_a and en_b):
+        return False
+    if _asks(en_a) != _asks(en_b):  # the question mark says which one is the instruction
+        return _asks(t_b) and not _asks(t_a) and _asks(en_a)
+    en_ratio, t_ratio = len(en_a) / len(en_b), len(t_a) / len(t_b)
+    return (en_ratio <= 0.5 and t_ratio >= 2) or (en_ratio >= 2 and t_ratio <= 0.5)
+
+
+def parse_translation(text: str | None, langs: list[str], english: dict[str, str]) -> ParseResult:
+    """Translations of one pair into ``langs``; each failing language is a problem ``"<lang>: why"``."""
+    result = ParseResult()
+    try:
+        found = _by_language(extract_json(text or ""), langs)
+    except ValueError as e:
+        result.problems = [f"{lang}: the reply is not valid JSON ({e})" for lang in langs]
+        return result
+    for lang in langs:
+        if lang not in found:
+            result.problems.append(f"{lang}: missing from the reply")
+            continue
+        t_a, t_b = found[lang]
+        if isinstance(t_a, str) and isinstance(t_b, str) and _swapped(t_a, t_b, english["a"], english["b"]):
+            t_a, t_b = t_b, t_a
+        why = check_translation(lang, t_a, english["a"]) or check_translation(lang, t_b, english["b"])
+        if why:
+            result.problems.append(f"{lang}: {why}")
+            continue
+        result.pairs.append({"lang": lang, "instruction": t_a.strip(), "answer": t_b.strip()})
+    return result
+
+
+class Translation(AbstractDataset):
+    """The pairs of an instructions file as translation queries.
+
+    ``mode``: ``"all"`` (one query per pair, every language), ``"each"`` (one query per pair
+    and language) or ``"retry"`` (one query per language that failed in ``folder``'s run).
+    """
+
+    def __init__(self, instructions: str | Path, langs: list[str], mode: str = "all",
+                 prompt_path: str = PROMPT, folder: Path | None = None, name: str | None = None):
+        self.instructions = Path(instructions)
+        self.langs = list(langs)
+        self.mode = mode
+        self.folder = folder
+        if not self.instructions.exists():
+            raise UserError(f"{self.instructions}: instructions file not found")
+        stem = self.instructions.name.split("_instructions")[0]
+        super().__init__(name or f"{stem}_translate", prompt_path, self.instructions)
+
+    def _load_prompt(self, path: Any) -> dict[str, Any]:
+        p = Path(path)
+        try:
+            data = json.loads(p.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise UserError(f"{p}: translation prompt not found (run from the project folder)") from None
+        except ValueError as e:
+            raise UserError(f"{p}: not valid JSON ({e})") from e
+        for key in ("system_message_all", "system_message_one", "examples"):
+            if key not in data:
+                raise UserError(f"{p}: the translation prompt needs '{key}'")
+        self.template = data
+        return {"system_message": data["system_message_all"], "in_context": []}
+
+    # --- queries ------------------------------------------------------------------
+    def _item(self, qid: str, ins_id: str, entry: dict[str, Any], langs: list[str]) -> dict[str, Any]:
+        a, b = entry.get("instruction"), entry.get("answer")
+        return {"id": qid, "sentences": f"<a>{a}</a><b>{b}</b>", "ins_id": ins_id, "langs": langs,
+                "en": {"a": a, "b": b}, "image_ids": entry.get("image_ids", []),
+                "rel_ins_ids": entry.get("rel_ins_ids", [])}
+
+    def _load_query_inputs(self, path: Any) -> Iterator[dict[str, Any]]:
+        if self.mode == "retry":
+            yield from self._retries()
+            return
+        for ins_id, entry in iter_members(self.instructions, within="data"):
+            if not isinstance(entry, dict) or not isinstance(entry.get("instruction"), str) \
+                    or not isinstance(entry.get("answer"), str):
+                raise UserError(f"{self.instructions}: entry {ins_id!r} has no string 'instruction' and 'answer'")
+            if self.mode == "all":
+                yield self._item(ins_id, ins_id, entry, self.langs)
+            else:
+                for lang in self.langs:
+                    yield self._item(f"{ins_id}@{lang}", ins_id, entry, [lang])
+
+    def _retries(self) -> Iterator[dict[str, Any]]:
+        """One query per language that an all-languages query did not deliver."""
+        for name in (PAIRS, INVALID):
+            for _, rec in read_jsonl(self.folder / name, skip_torn=True):
+                meta = rec.get("meta") or {}
+                if "@" in str(rec["id"]) or not meta.get("langs"):
+                    continue
+                passed = {p.get("lang") for p in rec.get("pairs") or []}
+                entry = {"instruction": meta["en"]["a"], "answer": meta["en"]["b"],
+                         "image_ids": meta.get("image_ids", []), "rel_ins_ids": meta.get("rel_ins_ids", [])}
+                for lang in meta["langs"]:
+                    if lang not in passed:
+                        yield self._item(f"{rec['id']}@{lang}", meta["ins_id"], entry, [lang])
+
+    # --- prompts and parsing ----------------------------------------------------------
+    def build_messages(self, item: dict[str, Any]) -> list[dict[str, str]]:
+        t = self.template
+        names = t.get("language_names", {})
+        langs = item["langs"]
+        if len(langs) == 1 and (self.mode != "all"):
+            system = t["system_message_one"].replace("{language}", f"{names.get(langs[0], langs[0])} ({langs[0]})")
+        else:
+            system = t["system_message_all"].replace(
+                "{languages}", ", ".join(f"{names.get(x, x)} ({x})" for x in langs))
+        messages = [{"role": "system", "content": system}]
+        for ex in t["examples"]:
+            have = [x for x in langs if x in ex]
+            if not have or "en" not in ex:
+                continue
+            messages.append({"role": "user", "content": f"<a>{ex['en']['a']}</a><b>{ex['en']['b']}</b>"})
+            if len(langs) == 1 and self.mode != "all":
+                reply = {"a": ex[langs[0]]["a"], "b": ex[langs[0]]["b"]}
+            else:
+                reply = {"a": {x: ex[x]["a"] for x in have}, "b": {x: ex[x]["b"] for x in have}}
+            messages.append({"role": "assistant", "content": json.dumps(reply, ensure_ascii=False)})
+        messages.append({"role": "user", "content": item["sentences"]})
+        return messages
+
+    def parse_response(self, text: str, finish_reason: str | None,
+                       query_input: dict[str, Any] | None = None) -> ParseResult:
+        qi = query_input or {}
+        result = parse_translation(text, qi.get("langs") or self.langs, qi.get("en") or {"a": "", "b": ""})
+        if finish_reason == "length":
+            result.truncated = True
+        return result
+
+
+def assemble(folder: Path, english: Path, out: Path, langs: list[str], train: Path | None = None) -> dict[str, Any]:
+    """Write one instructions file per language from a translation run; returns counts."""
+    from syphus.export import _ObjectWriter
+
+    out.mkdir(parents=True, exist_ok=True)
+    stem = english.name.split("_instructions")[0]
+    meta = read_first(english, "meta") or {}
+    writers = {lang: _ObjectWriter(out / f"{stem}_instructions_{lang}.json", {**meta, "language": lang})
+               for lang in langs}
+    counts = {lang: 0 for lang in langs}
+    for _, rec in read_jsonl(folder / PAIRS, skip_torn=True):
+        m = rec.get("meta") or {}
+        for pair in rec.get("pairs") or []:
+            lang = pair.get("lang")
+            if lang in writers:
+                writers[lang].add(m["ins_id"], {"instruction": pair["instruction"], "answer": pair["answer"],
+                                                "image_ids": m.get("image_ids", []),
+                                                "rel_ins_ids": m.get("rel_ins_ids", [])})
+                counts[lang] += 1
+    for w in writers.values():
+        w.close()
+    failures = 0
+    with (out / "translation_failures.jsonl").open("w", encoding="utf-8") as f:
+        for name in (INVALID, PAIRS, ERRORS):
+            for _, rec in read_jsonl(folder / name, skip_torn=True):
+                qid = str(rec["id"])
+                if "@" not in qid:
+                    continue
+                if name == PAIRS and rec.get("pairs"):
+                    continue
+                ins_id, lang = qid.rsplit("@", 1)
+                reason = rec.get("reason") or rec.get("message") or "; ".join(rec.get("problems") or [])
+                f.write(json.dumps({"id": ins_id, "lang": lang, "reason": reason}, ensure_ascii=False) + "\n")
+                failures += 1
+    train = train or english.with_name(f"{stem}_train.json")
+    if train.exists():
+        shutil.copyfile(train, out / train.name)
+    return {"counts": counts, "failures": failures, "out": out}
+
+
+async def run_translation(cfg: Any, env: Any, source: str | Path, langs: list[str], per_language: bool = False,
+                          out: str | Path | None = None, stream: Any = None, progress: bool = True,
+                          sleep: Any = None) -> dict[str, Any]:
+    """Translate ``source`` (an instructions file, or a run folder, exported first) end to end."""
+    import sys
+
+    from syphus.export import export_run
+    from syphus.job import LoadedDataset, run_folder, run_job
+
+    source = Path(source)
+    train = None
+    if source.is_dir() or source.name == PAIRS:
+        folder = source if source.is_dir() else source.parent
+        exported = export_run(folder, parquet=False)
+        source, train = exported.instructions, exported.train
+    bad = [x for x in langs if not re.fullmatch(r"[a-z]{2,3}(-[A-Za-z]{2,4})?", x)]
+    if bad:
+        raise UserError(f"--langs: {', '.join(bad)} are not ISO language codes (e.g. zh,es,ja,de,fr,ko,ar)")
+    stream = stream or sys.stderr
+    kw = dict(stream=stream, progress=progress, install_signals=True)
+    if sleep is not None:
+        kw["sleep"] = sleep
+    first = Translation(source, langs, "each" if per_language else "all")
+    folder = run_folder(cfg, first)
+    results = [await run_job(cfg, env, loaded=LoadedDataset(first, Path("<translate>")), **kw)]
+    if results[-1].status == "complete" and not per_language:
+        again = Translation(source, langs, "retry", folder=folder, name=first.name)
+        results.append(await run_job(cfg, env, loaded=LoadedDataset(again, Path("<translate>")), **kw))
+    summary = assemble(folder, source, Path(out) if out else folder / "export", langs, train)
+    summary["results"] = results
+    summary["folder"] = folder
+    return summary

@@ -1,0 +1,229 @@
+"""syphus translate: every pair into seven languages, checked, re-asked only for what failed, resumable."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import threading
+from pathlib import Path
+
+import pytest
+
+from syphus.cli import main
+from syphus.translate import check_translation, parse_translation
+from tests.conftest import KEY, ROOT
+from tests.fakeserver import Reply
+
+LANGS = ["zh", "es", "ja", "de", "fr", "ko", "ar"]
+ENGLISH = {
+    "DC_INS_00001": ("What is the man holding in his hands?", "He is holding a red umbrella over his head."),
+    "DC_INS_00002": ("Where is the dog running?", "The dog is running across a wide green field."),
+    "DC_INS_00003": ("How many cars are parked?", "Three cars are parked along the street."),
+    "DC_INS_00004": ("What color is the bus?", "The bus is bright yellow with a black stripe."),
+}
+
+
+def fake(lang: str, text: str) -> str:
+    n = max(3, len(text) // 3)
+    return {"zh": "中" * n, "ja": "これは" + "日" * n, "ko": "한" * n, "ar": "ع" * n}.get(lang, f"[{lang}] {text}")
+
+
+@pytest.fixture
+def release(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "prompts").mkdir()
+    (tmp_path / "prompts" / "translate.json").write_text((ROOT / "prompts" / "translate.json").read_text())
+    data = {k: {"instruction": a, "answer": b, "image_ids": [f"DC_IMG_v_x_{i:04d}" for i in range(2)],
+                "rel_ins_ids": [x for x in ENGLISH if x != k]} for k, (a, b) in ENGLISH.items()}
+    (tmp_path / "DC_instructions.json").write_text(json.dumps({"meta": {"version": "0.0.1", "time": "2023-06",
+                                                                        "author": "x"}, "data": data}))
+    (tmp_path / "DC_train.json").write_text(json.dumps({k: v["rel_ins_ids"] for k, v in data.items()}))
+    return tmp_path
+
+
+class Translator:
+    """A responder that translates with ``fake`` and can be told to misbehave per (id text, round)."""
+
+    def __init__(self):
+        self.requests: list[tuple[list[str], str]] = []
+        self.lock = threading.Lock()
+        self.drop: dict[str, set[str]] = {}  # instruction text -> languages left out of all-language replies
+        self.wrong_script: set[str] = set()  # instruction texts whose zh comes back in Latin letters, always
+        self.garbled: set[str] = set()  # instruction texts whose all-language reply is not JSON
+
+    def __call__(self, body, n):
+        system = body["messages"][0]["content"]
+        langs = re.findall(r"\(([a-z]{2})\)", system)
+        user = body["messages"][-1]["content"]
+        a, b = re.fullmatch(r"<a>(.*)</a><b>(.*)</b>", user, re.S).groups()
+        with self.lock:
+            self.requests.append((langs, a))
+        if len(langs) == 1:
+            lang = langs[0]
+            if lang == "zh" and a in self.wrong_script:
+                return Reply.ok(json.dumps({"a": "Zhe shi shenme", "b": "Ta na zhe yusan"}))
+            return Reply.ok(json.dumps({"a": fake(lang, a), "b": fake(lang, b)}, ensure_ascii=False))
+        if a in self.garbled:
+            return Reply.ok("Here you go: {a: zh: ...")
+        keep = [x for x in langs if x not in self.drop.get(a, set())]
+        reply = {"a": {x: fake(x, a) for x in keep}, "b": {x: fake(x, b) for x in keep}}
+        if a in self.wrong_script:
+            reply["a"]["zh"], reply["b"]["zh"] = "Zhe shi", "Ta na zhe"
+        return Reply.ok("```json\n" + json.dumps(reply, ensure_ascii=False, indent=1) + "\n```")
+
+
+def translate(server, *extra):
+    out = io.StringIO()
+    code = main(["translate", "DC_instructions.json", "--base_url", server.base_url, "--quiet", *extra],
+                env={"OPENAI_API_KEY": KEY}, stream=out)
+    return code, out.getvalue()
+
+
+def load(path: Path) -> dict:
+    return json.loads(path.read_text())["data"]
+
+
+def test_all_languages_in_one_request_with_ids_kept(release, server):
+    t = Translator()
+    server.responder = t
+    code, out = translate(server)
+    assert code == 0, out
+    assert len(t.requests) == 4 and all(langs == LANGS for langs, _ in t.requests)
+    export = release / "output" / "DC_translate" / "v1" / "export"
+    english = load(release / "DC_instructions.json")
+    for lang in LANGS:
+        data = load(export / f"DC_instructions_{lang}.json")
+        assert set(data) == set(english)
+        for k, entry in data.items():
+            assert entry["image_ids"] == english[k]["image_ids"] and entry["rel_ins_ids"] == english[k]["rel_ins_ids"]
+            assert entry["instruction"] == fake(lang, english[k]["instruction"])
+    assert json.loads((export / "DC_instructions_zh.json").read_text())["meta"]["language"] == "zh"
+    assert (export / "DC_train.json").read_text() == (release / "DC_train.json").read_text()
+    assert (export / "translation_failures.jsonl").read_text() == ""
+    assert "0 (id, language) failures" in out
+
+
+def test_only_the_missing_languages_are_asked_again(release, server):
+    t = Translator()
+    t.drop[ENGLISH["DC_INS_00002"][0]] = {"ko", "ar"}
+    server.responder = t
+    code, out = translate(server)
+    assert code == 0, out
+    again = t.requests[4:]
+    assert sorted(langs[0] for langs, _ in again) == ["ar", "ko"]
+    assert all(a == ENGLISH["DC_INS_00002"][0] for _, a in again)
+    export = release / "output" / "DC_translate" / "v1" / "export"
+    assert "DC_INS_00002" in load(export / "DC_instructions_ko.json")
+    assert "DC_INS_00002" in load(export / "DC_instructions_ar.json")
+
+
+def test_wrong_script_is_recorded_per_id_and_language(release, server):
+    t = Translator()
+    t.wrong_script.add(ENGLISH["DC_INS_00003"][0])
+    server.responder = t
+    code, out = translate(server)
+    assert code == 0, out
+    assert [(langs, a) for langs, a in t.requests[4:]] == [(["zh"], ENGLISH["DC_INS_00003"][0])]
+    export = release / "output" / "DC_translate" / "v1" / "export"
+    assert "DC_INS_00003" not in load(export / "DC_instructions_zh.json")
+    assert "DC_INS_00003" in load(export / "DC_instructions_ja.json")
+    failures = [json.loads(x) for x in (export / "translation_failures.jsonl").read_text().splitlines()]
+    assert failures == [{"id": "DC_INS_00003", "lang": "zh", "reason": "zh: not in the zh script"}]
+
+
+def test_malformed_json_is_asked_again_language_by_language(release, server):
+    t = Translator()
+    t.garbled.add(ENGLISH["DC_INS_00004"][0])
+    server.responder = t
+    code, out = translate(server)
+    assert code == 0, out
+    assert sorted(langs[0] for langs, _ in t.requests[4:]) == sorted(LANGS)
+    export = release / "output" / "DC_translate" / "v1" / "export"
+    assert all("DC_INS_00004" in load(export / f"DC_instructions_{lang}.json") for lang in LANGS)
+
+
+def test_resume_asks_only_what_is_not_settled(release, server):
+    t = Translator()
+    server.responder = t
+    assert translate(server, "--slice_end", "2")[0] == 0
+    assert len(t.requests) == 2
+    assert translate(server)[0] == 0
+    assert len(t.requests) == 4
+    assert sorted(a for _, a in t.requests) == sorted(a for a, _ in ENGLISH.values())
+    assert translate(server)[0] == 0
+    assert len(t.requests) == 4  # everything settled: nothing sent
+
+
+def test_one_request_per_language_and_a_subset(release, server):
+    t = Translator()
+    server.responder = t
+    code, out = translate(server, "--langs", "de,ja", "--per-language")
+    assert code == 0, out
+    assert sorted(langs[0] for langs, _ in t.requests) == ["de"] * 4 + ["ja"] * 4
+    export = release / "output" / "DC_translate" / "v1" / "export"
+    assert sorted(p.name for p in export.glob("DC_instructions_*.json")) == ["DC_instructions_de.json",
+                                                                             "DC_instructions_ja.json"]
+
+
+def test_dry_run_and_bad_language_codes_send_nothing(release, server):
+    t = Translator()
+    server.responder = t
+    code, out = translate(server, "--dry-run", "--model", "gpt-4o-mini")
+    assert code == 0 and "4 queries to go" in out and t.requests == []
+    code, out = translate(server, "--langs", "zh,Chinese")
+    assert code == 2 and "Chinese" in out and t.requests == []
+
+
+@pytest.mark.parametrize("reply,problem", [
+    ('{"a": {"de": "Was hält er?"}, "b": {"de": "Einen Schirm."}}', None),
+    ('Here:\n```json\n{"a": {"de": "Was hält er?",}, "b": {"de": "Einen Schirm.",},}\n```\nDone.', None),
+    ('{"de": {"a": "Was hält er?", "b": "Einen Schirm."}}', None),
+    ('{"a": {"de": "Einen Schirm."}, "b": {"de": "Was hält er?"}}', None),  # swapped: repaired
+    ('{"a": {"de": "What is he holding?"}, "b": {"de": "An umbrella."}}', "an untranslated copy"),
+    ('{"a": {"de": ""}, "b": {"de": "Einen Schirm."}}', "empty"),
+    ('{"a": {}, "b": {}}', "missing from the reply"),
+    ("no json at all", "not valid JSON"),
+])
+def test_parse_translation(reply, problem):
+    r = parse_translation(reply, ["de"], {"a": "What is he holding?", "b": "An umbrella."})
+    if problem is None:
+        assert r.pairs == [{"lang": "de", "instruction": "Was hält er?", "answer": "Einen Schirm."}]
+    else:
+        assert r.pairs == [] and problem in r.problems[0]
+
+
+def test_translation_checks():
+    en = "The dog is running across a wide green field."
+    assert check_translation("zh", "狗正在穿过一片宽阔的绿色田野。", en) is None
+    assert "script" in check_translation("zh", "The dog runs", en)
+    assert check_translation("ja", "犬が広い緑の野原を走っています。", en) is None
+    assert "kana" in check_translation("ja", "狗正在穿过一片宽阔的绿色田野跑步", en)
+    assert check_translation("ko", "개가 넓은 초록 들판을 가로질러 달리고 있습니다.", en) is None
+    assert check_translation("ar", "الكلب يركض عبر حقل أخضر واسع.", en) is None
+    assert "length" in check_translation("fr", "Le chien.", en)
+    assert "another script" in check_translation("fr", "狗正在穿过一片宽阔的绿色田野。", en)
+
+
+def test_a_run_folder_is_exported_then_translated(project, server):
+    from syphus import plugins
+    from tests.helpers import make_numbers
+    plugins._loaded.clear()
+    make_numbers(project, 2)
+    plugin = project / "datasets" / "numbers.py"
+    plugin.write_text(plugin.read_text().replace("class Numbers(AbstractDataset):",
+                                                 "class Numbers(AbstractDataset):\n    scene = 'SD'"))
+    (project / "prompts" / "translate.json").write_text((ROOT / "prompts" / "translate.json").read_text())
+    server.responder = lambda body, n: Reply.ok("Question: What is on the table?\nAnswer: A red ball is there.")
+    assert main(["--name", "Numbers", "--base_url", server.base_url, "--quiet"], env={"OPENAI_API_KEY": KEY},
+                stream=io.StringIO()) == 0
+    t = Translator()
+    server.responder = t
+    out = io.StringIO()
+    code = main(["translate", "output/Numbers/v1", "--langs", "es", "--base_url", server.base_url, "--quiet"],
+                env={"OPENAI_API_KEY": KEY}, stream=out)
+    assert code == 0, out.getvalue()
+    data = load(project / "output" / "SD_translate" / "v1" / "export" / "SD_instructions_es.json")
+    assert sorted(data) == ["SD_INS_00001", "SD_INS_00002"]
+    assert data["SD_INS_00001"]["instruction"] == "[es] What is on the table?"
+    plugins._loaded.clear()
