@@ -42,6 +42,7 @@ from syphus.errors import FatalError, ItemError, TransientError, UserError
 from syphus.idset import IdSet
 from syphus.limits import estimate_tokens
 from syphus.retry import retry_policy
+from syphus.runner import Stats, answer_record
 from syphus.store import RunStore
 
 log = logging.getLogger("syphus")
@@ -238,31 +239,11 @@ class BatchState:
 
 # --- the runner -------------------------------------------------------------------
 @dataclass
-class BatchStats:
-    total: int | None = None
-    skipped: int = 0
+class BatchStats(Stats):
+    """The online counters, plus what batches add."""
+
     planned: int = 0
-    answered: int = 0
-    pairs: int = 0
-    invalid: int = 0
-    errors: int = 0
     redriven: int = 0
-    requests: int = 0
-    retries: int = 0
-    rate_limited: int = 0
-    truncated: int = 0
-    in_flight: int = 0
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    started: float = field(default_factory=time.monotonic)
-
-    @property
-    def settled(self) -> int:
-        return self.answered + self.errors
-
-
-class _Full(Exception):
-    """No more room in this chunk."""
 
 
 class BatchRunner:
@@ -454,29 +435,11 @@ class BatchRunner:
         text, finish, usage, model = parse_completion(body if isinstance(body, bytes) else json.dumps(body).encode())
         if finish == "content_filter" and not text:
             raise ItemError("the reply was withheld by the content filter", kind="content_filter")
-        try:
-            result = self.dataset.parse_for({**(meta or {}), "id": qid}, text or "", finish)
-            pairs, problems, truncated, reason = result.pairs, result.problems, result.truncated, result.reason
-        except Exception as e:
-            pairs, problems, truncated = [], [], finish == "length"
-            reason = f"parse_response raised {type(e).__name__}: {e} (fix it, then run with --reparse)"
-        record: dict[str, Any] = {"id": qid, "pairs": pairs, "raw": text, "finish_reason": finish,
-                                  "truncated": truncated, "problems": problems, "model": model, "usage": usage,
-                                  "attempts": c.round, "batch": c.batch_id,
-                                  "at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
-        if meta:
-            record["meta"] = meta
-        if not pairs:
-            record["reason"] = reason
-        self.store.write_answer(record, valid=bool(pairs))
+        record, valid = answer_record(self.dataset, {**(meta or {}), "id": qid}, text, finish, usage, model, c.round)
+        record["batch"] = c.batch_id
+        self.store.write_answer(record, valid=valid)
         self._written.add(qid)
-        s = self.stats
-        s.answered += 1
-        s.pairs += len(pairs)
-        s.invalid += not pairs
-        s.truncated += bool(truncated)
-        s.prompt_tokens += int(usage.get("prompt_tokens") or 0)
-        s.completion_tokens += int(usage.get("completion_tokens") or 0)
+        self.stats.count_answer(record)
         if self.budget is not None:
             self.budget.spent += self.budget.cost(int(usage.get("prompt_tokens") or 0),
                                                   int(usage.get("completion_tokens") or 0))

@@ -69,9 +69,44 @@ class Stats:
     def settled(self) -> int:
         return self.answered + self.errors
 
+    def count_answer(self, record: dict[str, Any]) -> None:
+        """Count one record written to pairs.jsonl or invalid.jsonl."""
+        usage = record.get("usage") or {}
+        self.answered += 1
+        self.pairs += len(record["pairs"])
+        self.invalid += not record["pairs"]
+        self.truncated += bool(record.get("truncated"))
+        self.prompt_tokens += int(usage.get("prompt_tokens") or 0)
+        self.completion_tokens += int(usage.get("completion_tokens") or 0)
+
 
 def _now_iso() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def answer_record(dataset: AbstractDataset, item: dict[str, Any], text: str | None, finish_reason: str | None,
+                  usage: dict[str, Any], model: str | None, attempts: int) -> tuple[dict[str, Any], bool]:
+    """The record of one answered query, parsed by its dataset, and whether it has pairs.
+
+    The raw text is always kept; a parser that raises leaves the record invalid with the
+    reason, to be fixed and re-parsed with ``--reparse`` without paying again.
+    """
+    try:
+        result = dataset.parse_for(item, text or "", finish_reason)
+        pairs, problems, truncated, reason = result.pairs, result.problems, result.truncated, result.reason
+    except Exception as e:
+        pairs, problems, truncated = [], [], finish_reason == "length"
+        reason = f"parse_response raised {type(e).__name__}: {e} (fix it, then run with --reparse)"
+    record: dict[str, Any] = {
+        "id": item["id"], "pairs": pairs, "raw": text, "finish_reason": finish_reason, "truncated": truncated,
+        "problems": problems, "model": model, "usage": usage, "attempts": attempts, "at": _now_iso(),
+    }
+    extras = {k: v for k, v in item.items() if k not in ("id", "sentences")}
+    if extras:  # what the plugin attached to the query (image_ids, ...), kept for export
+        record["meta"] = extras
+    if not pairs:
+        record["reason"] = reason
+    return record, bool(pairs)
 
 
 class Runner:
@@ -246,30 +281,8 @@ class Runner:
         except (ItemError, TransientError) as e:
             self._error(qid, e.kind, str(e), e.status, attempts or self.retry_cfg.max_attempts)
             return
-        try:
-            result = self.dataset.parse_for(item, reply.text or "", reply.finish_reason)
-            pairs, problems, truncated, reason = result.pairs, result.problems, result.truncated, result.reason
-        except Exception as e:
-            pairs, problems, truncated = [], [], reply.finish_reason == "length"
-            reason = f"parse_response raised {type(e).__name__}: {e} (fix it, then run with --reparse)"
-        record: dict[str, Any] = {
-            "id": qid, "pairs": pairs, "raw": reply.text, "finish_reason": reply.finish_reason,
-            "truncated": truncated, "problems": problems, "model": reply.model, "usage": reply.usage,
-            "attempts": attempts,
-            "timings": {"latency_s": round(reply.latency, 4), "total_s": round(self.clock() - started, 4)},
-            "at": _now_iso(),
-        }
-        extras = {k: v for k, v in item.items() if k not in ("id", "sentences")}
-        if extras:  # what the plugin attached to the query (image_ids, ...), kept for export
-            record["meta"] = extras
-        valid = bool(pairs)
-        if not valid:
-            record["reason"] = reason
+        record, valid = answer_record(self.dataset, item, reply.text, reply.finish_reason, reply.usage,
+                                      reply.model, attempts)
+        record["timings"] = {"latency_s": round(reply.latency, 4), "total_s": round(self.clock() - started, 4)}
         self.store.write_answer(record, valid=valid)
-        s = self.stats
-        s.answered += 1
-        s.pairs += len(pairs)
-        s.invalid += not valid
-        s.truncated += bool(truncated)
-        s.prompt_tokens += int(reply.usage.get("prompt_tokens") or 0)
-        s.completion_tokens += int(reply.usage.get("completion_tokens") or 0)
+        self.stats.count_answer(record)
