@@ -57,7 +57,7 @@ def _opt(parser: argparse.ArgumentParser, name: str, *extra: str, **kw) -> None:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="syphus", description="Generate instruction-response pairs from visual annotations. "
-        "Other commands: syphus translate | export | validate | checksum (each has --help).",
+        "Other commands: syphus coldstart | translate | export | validate | checksum (each has --help).",
         epilog="Keys come from the environment only: OPENAI_API_KEY, or AZURE_OPENAI_API_KEY with "
                "AZURE_OPENAI_ENDPOINT (the original OPENAI_API_TYPE/BASE/VERSION/ENGINE work too). "
                "With no key and no base URL, the bundled local model is used.")
@@ -226,6 +226,34 @@ def _checksum(argv: Sequence[str], stream: TextIO) -> int:
 SUBCOMMANDS = {"export": _export, "validate": _validate, "checksum": _checksum}
 
 
+def _coldstart(argv: Sequence[str], env: Mapping[str, str], stream: TextIO) -> int:
+    from syphus.coldstart import promote, render, run_coldstart
+
+    p = build_parser()
+    p.prog = "syphus coldstart"
+    p.description = ("Try the prompt's in-context examples, zero-shot, and each candidate set in "
+                     "<prompt>.candidates.json on a small seeded sample, side by side; or promote a sampled "
+                     "answer into the prompt file.")
+    p.add_argument("--sample", type=int, default=20, help="how many queries to sample (default 20)")
+    p.add_argument("--candidates", help="the candidates file (default: <prompt stem>.candidates.json beside it)")
+    p.add_argument("--candidate", action="append", help="try only this candidate (repeatable)")
+    p.add_argument("--promote", metavar="QUERY_ID", help="add this sampled query and its answer to the prompt file")
+    p.add_argument("--from", dest="source", default="current", help="--promote: the candidate whose answer to use")
+    p.add_argument("--edit", help="--promote: a file with the answer as Question:/Answer: lines, used instead")
+    args = p.parse_args(argv)
+    _setup_logging(stream, args.verbose, _env_secrets(env))
+    cfg = load_config(args.config, {key: getattr(args, flag) for flag, key in _FLAGS.items()})
+    seed = cfg.seed
+    if args.promote:
+        path = promote(cfg, args.promote, args.source, seed, args.sample, args.edit)
+        stream.write(f"added {args.promote!r} as an in-context example to {path}\n")
+        return EXIT_OK
+    scores, report = asyncio.run(run_coldstart(cfg, env, size=args.sample, seed=seed, candidates=args.candidates,
+                                               only=args.candidate, stream=stream, progress=not args.quiet))
+    stream.write(render(scores) + f"\nreport: {report}\n")
+    return EXIT_OK
+
+
 def _translate(argv: Sequence[str], env: Mapping[str, str], stream: TextIO) -> int:
     from syphus.translate import DEFAULT_LANGS, run_translation
 
@@ -290,9 +318,10 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
 
     env = os.environ if env is None else env
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] == "translate":
+    if argv and argv[0] in ("translate", "coldstart"):
+        command = _translate if argv[0] == "translate" else _coldstart
         try:
-            return _translate(argv[1:], env, stream or sys.stderr)
+            return command(argv[1:], env, stream or sys.stderr)
         except UserError as e:
             (stream or sys.stderr).write(f"error: {_redact_text(str(e), env)}\n")
             return EXIT_USER

@@ -1,0 +1,313 @@
+"""Cold start: try in-context example sets on a small seeded sample before paying for a full run.
+
+Candidates live beside the prompt file, in ``<prompt stem>.candidates.json`` (or ``.yaml``)::
+
+    {"candidates": {"short-answers": [{"role": "user", ...}, {"role": "assistant", ...}], ...}}
+
+``current`` (the prompt's own examples) and ``zero-shot`` (none) are always tried too.
+Each candidate runs on the same sample through the ordinary engine, in its own run folder
+(``output/<dataset>/coldstart-<candidate>-seed<seed>-n<size>``), so trying the same
+candidate on the same sample again sends nothing. The candidates are then scored on
+simple signals: parse success, pairs per query against what the system message asks
+for, repeated questions, words the system message forbids, refusals, tokens.
+
+>>> requested_pairs("Write three questions a person might ask about the image.")
+3
+>>> forbidden_words("Never mention captions, boxes or coordinates.")
+['captions', 'boxes', 'coordinates']
+
+Imports: yaml, syphus.config, syphus.cost, syphus.dataset, syphus.errors, syphus.job,
+syphus.prompt, syphus.store.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import random
+import re
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from syphus.config import RunConfig
+from syphus.cost import load_pricing, price_for
+from syphus.errors import UserError
+from syphus.job import LoadedDataset, load_dataset, pricing_model, run_job
+from syphus.prompt import Prompt, check_prompt, read_prompt_file
+from syphus.store import ERRORS, INVALID, PAIRS, read_jsonl
+
+_NUMBERS = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8,
+            "nine": 9, "ten": 10}
+_REQUEST = re.compile(r"\b(\d+|one|two|three|four|five|six|seven|eight|nine|ten)\s+(?:[\w-]+\s+){0,2}?"
+                      r"(?:questions?|pairs?|conversations?|instructions?)\b", re.IGNORECASE)
+_FORBID = re.compile(r"\b(?:never|do not|don't|must not|avoid)\s+(?:mention(?:ing)?|use|using|say(?:ing)?|"
+                     r"refer(?:ring)? to)\s+(?:the\s+words?\s+)?([^.;:\n]+)", re.IGNORECASE)
+_REFUSAL = re.compile(r"\b(?:I'?m sorry|I cannot|I can'?t|I am unable|as an AI)\b", re.IGNORECASE)
+_WORD = re.compile(r"[\w']+")
+
+
+def requested_pairs(system_message: str) -> int | None:
+    """How many pairs the system message asks for, if it says."""
+    m = _REQUEST.search(system_message or "")
+    if not m:
+        return None
+    n = m.group(1).lower()
+    return int(n) if n.isdigit() else _NUMBERS[n]
+
+
+def forbidden_words(system_message: str) -> list[str]:
+    """Words the system message tells the model not to use ("never mention captions, boxes ...")."""
+    words: list[str] = []
+    for m in _FORBID.finditer(system_message or ""):
+        for part in re.split(r",|\bor\b|\band\b", m.group(1)):
+            part = part.strip().strip("'\"").lower()
+            if part and len(part.split()) <= 2:
+                words.append(part)
+    return words
+
+
+def _word_pattern(word: str) -> re.Pattern:
+    """Matches ``word`` in the singular or plural: "boxes" also catches "box"."""
+    stem = word[:-2] if re.search(r"(x|ch|sh|ss)es$", word) else word[:-1] if word.endswith("s") else word
+    return re.compile(rf"\b{re.escape(stem)}(?:s|es)?\b")
+
+
+def _similar(a: str, b: str) -> bool:
+    wa, wb = set(_WORD.findall(a.lower())), set(_WORD.findall(b.lower()))
+    if not wa or not wb:
+        return False
+    return len(wa & wb) / len(wa | wb) >= 0.8
+
+
+@dataclass
+class Score:
+    """What one candidate did on the sample."""
+
+    candidate: str
+    queries: int = 0
+    parsed: int = 0
+    invalid: int = 0
+    errors: int = 0
+    pairs: int = 0
+    requested: int | None = None
+    off_count: float = 0.0
+    repeated: int = 0
+    leaks: int = 0
+    refusals: int = 0
+    answer_words: float = 0.0
+    prompt_tokens: float = 0.0
+    completion_tokens: float = 0.0
+    cost_per_query: float | None = None
+    score: float = 0.0
+
+    @property
+    def parse_rate(self) -> float:
+        return self.parsed / self.queries if self.queries else 0.0
+
+
+def score_folder(candidate: str, folder: Path, system_message: str, price: Any = None) -> Score:
+    """Score the records of one candidate's run folder."""
+    s = Score(candidate, requested=requested_pairs(system_message))
+    banned = [_word_pattern(w) for w in forbidden_words(system_message)]
+    answer_words = answers = 0
+    for name in (PAIRS, INVALID):
+        for _, rec in read_jsonl(folder / name, skip_torn=True):
+            s.queries += 1
+            pairs = rec.get("pairs") or []
+            if pairs:
+                s.parsed += 1
+            else:
+                s.invalid += 1
+            s.pairs += len(pairs)
+            usage = rec.get("usage") or {}
+            s.prompt_tokens += int(usage.get("prompt_tokens") or 0)
+            s.completion_tokens += int(usage.get("completion_tokens") or 0)
+            if s.requested:
+                s.off_count += abs(len(pairs) - s.requested) / s.requested
+            questions = [p.get("instruction", "") for p in pairs]
+            s.repeated += sum(1 for i, q in enumerate(questions) if any(_similar(q, r) for r in questions[:i]))
+            for p in pairs:
+                text = f"{p.get('instruction', '')} {p.get('answer', '')}".lower()
+                s.leaks += any(w.search(text) for w in banned)
+                answer_words += len(_WORD.findall(p.get("answer", "")))
+                answers += 1
+            if _REFUSAL.search(rec.get("raw") or ""):
+                s.refusals += 1
+    for _, _rec in read_jsonl(folder / ERRORS, skip_torn=True):
+        s.errors += 1
+        s.queries += 1
+    if s.queries:
+        answered = max(1, s.parsed + s.invalid)
+        s.off_count /= answered
+        s.prompt_tokens /= answered
+        s.completion_tokens /= answered
+        if price is not None:
+            s.cost_per_query = price.cost(s.prompt_tokens, s.completion_tokens)
+    s.answer_words = answer_words / answers if answers else 0.0
+    per_pair = max(1, s.pairs)
+    s.score = round(s.parse_rate - 0.5 * min(1.0, s.off_count) - s.repeated / per_pair - s.leaks / per_pair
+                    - (s.refusals / s.queries if s.queries else 0.0), 4)
+    return s
+
+
+def candidates_path(prompt_path: str | Path) -> Path | None:
+    """The candidates file beside a prompt file (``<stem>.candidates.json`` / ``.yaml``), if any."""
+    p = Path(prompt_path)
+    for suffix in (".json", ".yaml", ".yml"):
+        c = p.with_name(p.stem + ".candidates" + suffix)
+        if c.exists():
+            return c
+    return None
+
+
+def load_candidates(prompt: Prompt, prompt_path: str | Path, path: str | Path | None = None) -> dict[str, list]:
+    """``current``, ``zero-shot`` and the candidates file's sets, each checked like a prompt."""
+    out: dict[str, list] = {"current": prompt.in_context, "zero-shot": []}
+    path = Path(path) if path else candidates_path(prompt_path)
+    if path is None:
+        return out
+    data = read_prompt_file(path)
+    sets = data.get("candidates") if isinstance(data, dict) else None
+    if not isinstance(sets, dict):
+        raise UserError(f"{path}: a candidates file is {{\"candidates\": {{name: [in-context messages]}}}}")
+    for name, examples in sets.items():
+        if not re.fullmatch(r"[\w.-]+", str(name)):
+            raise UserError(f"{path}: candidate name {name!r} must be letters, digits, '.', '_' or '-'")
+        check_prompt({"system_message": prompt.system_message, "in_context": examples}, f"{path}: {name}")
+        out[str(name)] = examples
+    return out
+
+
+def sample_inputs(loaded: LoadedDataset, size: int, seed: int) -> list[dict[str, Any]]:
+    """A seeded uniform sample of the query inputs (reservoir sampling: one pass, ``size`` items held)."""
+    rng = random.Random(seed)
+    sample: list[dict[str, Any]] = []
+    for n, item in enumerate(loaded.dataset.iter_query_inputs(loaded.source)):
+        if n < size:
+            sample.append(item)
+        else:
+            j = rng.randrange(n + 1)
+            if j < size:
+                sample[j] = item
+    return sorted(sample, key=lambda item: item["id"])
+
+
+def _variant(loaded: LoadedDataset, examples: list, sample: list[dict[str, Any]]) -> LoadedDataset:
+    ds = copy.copy(loaded.dataset)
+    ds._prompt = Prompt(loaded.dataset._prompt.system_message, examples, source=loaded.dataset._prompt.source)
+    ds.query_inputs = sample
+    return LoadedDataset(ds, loaded.path)
+
+
+async def run_coldstart(cfg: RunConfig, env: Mapping[str, str], *, size: int = 20, seed: int = 0,
+                        candidates: str | None = None, only: list[str] | None = None, stream: Any = None,
+                        progress: bool = True) -> tuple[list[Score], Path]:
+    """Run every candidate on the sample (reusing earlier runs) and score them, best first."""
+    loaded = load_dataset(cfg)
+    prompt = loaded.dataset._prompt
+    sets = load_candidates(prompt, loaded.dataset.prompt_path, candidates)
+    if only:
+        unknown = [c for c in only if c not in sets]
+        if unknown:
+            raise UserError(f"--candidate {', '.join(unknown)}: not found; there are {', '.join(sets)}")
+        sets = {k: v for k, v in sets.items() if k in only}
+    sample = sample_inputs(loaded, size, seed)
+    try:
+        price = price_for(pricing_model(cfg, env), load_pricing(cfg.cost.pricing))
+    except UserError:
+        price = None
+    scores, base = [], None
+    for name, examples in sets.items():
+        version = f"coldstart-{name}-seed{seed}-n{size}"
+        c = cfg.model_copy(update={"dataset_version": version, "slice_start": 0, "slice_end": -1,
+                                   "random_sample": False})
+        result = await run_job(c, env, loaded=_variant(loaded, examples, sample), stream=stream,
+                               progress=progress)
+        if result.error is not None:
+            raise result.error
+        if result.status != "complete":
+            raise UserError(f"cold start stopped while trying {name!r} ({result.status}); run it again to go on")
+        base = result.folder.parent
+        scores.append(score_folder(name, result.folder, prompt.system_message, price))
+    scores.sort(key=lambda s: (-s.score, s.candidate))
+    report = base / f"coldstart-seed{seed}-n{size}.json"
+    tmp = report.with_name(report.name + ".tmp")
+    tmp.write_text(json.dumps({"sample": [i["id"] for i in sample], "seed": seed,
+                               "scores": [asdict(s) for s in scores]}, indent=2), encoding="utf-8")
+    os.replace(tmp, report)
+    return scores, report
+
+
+def render(scores: list[Score]) -> str:
+    """The side-by-side table, best first."""
+    head = (f"{'candidate':<18} {'score':>6} {'parsed':>7} {'pairs/q':>7} {'asked':>5} {'repeat':>6} "
+            f"{'leaks':>5} {'refuse':>6} {'ans words':>9} {'tok in/out':>13} {'$/query':>9}")
+    rows = [head, "-" * len(head)]
+    for s in scores:
+        ppq = s.pairs / max(1, s.parsed + s.invalid)
+        cost = f"{s.cost_per_query:.5f}" if s.cost_per_query is not None else "-"
+        rows.append(f"{s.candidate:<18} {s.score:>6.2f} {s.parsed:>3}/{s.queries:<3} {ppq:>7.1f} "
+                    f"{s.requested or '-':>5} {s.repeated:>6} {s.leaks:>5} {s.refusals:>6} {s.answer_words:>9.1f} "
+                    f"{s.prompt_tokens:>6.0f}/{s.completion_tokens:<6.0f} {cost:>9}")
+    return "\n".join(rows)
+
+
+def _find_record(folder: Path, qid: str) -> dict[str, Any] | None:
+    for name in (PAIRS, INVALID):
+        for _, rec in read_jsonl(folder / name, skip_torn=True):
+            if str(rec["id"]) == qid:
+                return rec
+    return None
+
+
+def _find_input(loaded: LoadedDataset, qid: str) -> dict[str, Any]:
+    for item in loaded.dataset.iter_query_inputs(loaded.source):
+        if item["id"] == qid:
+            return item
+    raise UserError(f"--promote {qid}: no query with that id in the dataset")
+
+
+def _qa_text(text: str) -> list[dict[str, str]]:
+    from syphus.parse import parse_pairs
+    result = parse_pairs(text)
+    if not result.pairs:
+        raise UserError(f"the edited answer has no Question:/Answer: pairs ({result.reason})")
+    return [{"Question": p["instruction"], "Answer": p["answer"]} for p in result.pairs]
+
+
+def promote(cfg: RunConfig, qid: str, candidate: str = "current", seed: int = 0, size: int = 20,
+            edited: str | None = None) -> Path:
+    """Append a sampled query and its (optionally edited) answer to the prompt file as an in-context example."""
+    loaded = load_dataset(cfg)
+    prompt_path = Path(str(loaded.dataset.prompt_path))
+    if prompt_path.suffix not in (".json", ".yaml", ".yml"):
+        raise UserError(f"{prompt_path}: only JSON or YAML prompt files can be edited by --promote")
+    item = _find_input(loaded, qid)
+    if edited is not None:
+        answer: Any = _qa_text(Path(edited).read_text(encoding="utf-8"))
+    else:
+        folder = Path(cfg.output_dir) / str(loaded.dataset.name) / f"coldstart-{candidate}-seed{seed}-n{size}"
+        rec = _find_record(folder, qid)
+        if rec is None:
+            raise UserError(f"{folder}: no answer for {qid!r}; run the cold start first (same --seed, --sample)")
+        if rec.get("pairs") and all({"instruction", "answer"} <= set(p) for p in rec["pairs"]):
+            answer = [{"Question": p["instruction"], "Answer": p["answer"]} for p in rec["pairs"]]
+        else:
+            answer = rec.get("raw") or ""
+    data = read_prompt_file(prompt_path)
+    data["in_context"] = list(data.get("in_context") or []) + [
+        {"role": "user", "content": item["sentences"]}, {"role": "assistant", "content": answer}]
+    check_prompt(data, str(prompt_path))
+    if prompt_path.suffix == ".json":
+        text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+    else:
+        text = yaml.safe_dump(data, allow_unicode=True, sort_keys=False, width=100)
+    tmp = prompt_path.with_name(prompt_path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, prompt_path)
+    return prompt_path
