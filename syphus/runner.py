@@ -186,6 +186,8 @@ class Runner:
             for item in items:
                 if self.skip(item["id"]):
                     self.stats.skipped += 1
+                    if self.stats.skipped % 1024 == 0:
+                        await asyncio.sleep(0)  # a long resume scan must not starve workers and signals
                     continue
                 await queue.put(item)
         except UserError as e:
