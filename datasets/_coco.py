@@ -16,11 +16,11 @@ memory while it loads); only the compact index below is kept.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from syphus.dataset import load_json
 from syphus.errors import UserError
 
 
@@ -65,14 +65,10 @@ def locate(path: Any, split: str, hint: str) -> tuple[Path, str]:
 
 
 def _load_json(path: Path) -> Any:
-    try:
-        with open(path, encoding="utf-8") as f:
-            return json.load(f)
-    except FileNotFoundError:
+    if not path.exists():
         raise UserError(f"{path}: not found; the COCO folder needs captions_<split>.json and "
-                        "instances_<split>.json side by side") from None
-    except json.JSONDecodeError as e:
-        raise UserError(f"{path}: not valid JSON (line {e.lineno}, column {e.colno}: {e.msg})") from None
+                        "instances_<split>.json side by side")
+    return load_json(path, "COCO annotation file")
 
 
 def _list(doc: Any, key: str, path: Path) -> list:

@@ -17,11 +17,10 @@ Image ids are ``CGD_IMG_<file stem>``, the COCO file name without its extension.
 Run it with ``python main.py --name CGD``.
 """
 
-import json
 from pathlib import Path
 
 import _coco
-from syphus.dataset import AbstractDataset
+from syphus.dataset import AbstractDataset, load_json
 from syphus.errors import UserError
 
 PAIRS = "cgd_pairs.json"
@@ -37,14 +36,10 @@ class CGD(AbstractDataset):
     def _load_query_inputs(self, path):
         p = Path(path)
         pairs_path = p if p.is_file() else p / PAIRS
-        try:
-            with open(pairs_path, encoding="utf-8") as f:
-                pairs = json.load(f)  # one small JSON document
-        except FileNotFoundError:
+        if not pairs_path.exists():
             raise UserError(f"{pairs_path}: not found; CGD needs a pair list {PAIRS} (a JSON list of "
-                            "[image_id_a, image_id_b]) beside the COCO captions and instances files") from None
-        except json.JSONDecodeError as e:
-            raise UserError(f"{pairs_path}: not valid JSON (line {e.lineno}, column {e.colno}: {e.msg})") from None
+                            "[image_id_a, image_id_b]) beside the COCO captions and instances files")
+        pairs = load_json(pairs_path, "CGD pair list")  # one small JSON document
         if not isinstance(pairs, list):
             raise UserError(f"{pairs_path}: expected a JSON list of [image_id_a, image_id_b] pairs")
         images = _coco.load(*_coco.locate(pairs_path.parent, self.split, f"the COCO captions and instances files "

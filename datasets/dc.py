@@ -17,10 +17,9 @@ Frames are sampled at one per second and numbered from 0, so a video of ``durati
 has frames ``0 .. ceil(duration) - 1``. Run it with ``python main.py --name DC``.
 """
 
-import json
 import math
 
-from syphus.dataset import AbstractDataset
+from syphus.dataset import AbstractDataset, load_json
 from syphus.errors import UserError
 
 
@@ -38,13 +37,7 @@ class DC(AbstractDataset):
     def _load_query_inputs(self, path):
         # The source is a single JSON document, so it is json.load-ed whole; items are still
         # yielded one at a time.
-        try:
-            with open(path, encoding="utf-8") as f:
-                videos = json.load(f)
-        except json.JSONDecodeError as e:
-            raise UserError(f"{path}: not valid JSON at line {e.lineno}, column {e.colno} ({e.msg})") from e
-        except OSError as e:
-            raise UserError(f"{path}: cannot read the ActivityNet Captions file ({e.strerror})") from e
+        videos = load_json(path, "ActivityNet Captions file")
         if not isinstance(videos, dict):
             raise UserError(f"{path}: expected an object mapping video ids to annotations, "
                             f"found a {type(videos).__name__}")

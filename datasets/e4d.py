@@ -21,10 +21,9 @@ first narration's second to the last one's (frame number = whole seconds into th
 Run it with ``python main.py --name E4D``.
 """
 
-import json
 import math
 
-from syphus.dataset import AbstractDataset
+from syphus.dataset import AbstractDataset, load_json
 from syphus.errors import UserError
 
 
@@ -36,11 +35,7 @@ class E4D(AbstractDataset):
         super().__init__(name, prompt_path, query_inputs_path)
 
     def _load_query_inputs(self, path):
-        try:
-            with open(path, encoding="utf-8") as f:
-                videos = json.load(f)  # one JSON document
-        except json.JSONDecodeError as e:
-            raise UserError(f"{path}: not valid JSON (line {e.lineno}, column {e.colno}: {e.msg})") from None
+        videos = load_json(path, "Ego4D narrations file")  # one JSON document
         if not isinstance(videos, dict):
             raise UserError(f"{path}: expected a JSON object {{video_uid: {{\"clips\": [...]}}}}")
         for uid, video in videos.items():

@@ -14,9 +14,7 @@ Each pair becomes one item, one difference a line; the pair's two images are
 Run it with ``python main.py --name SD``.
 """
 
-import json
-
-from syphus.dataset import AbstractDataset
+from syphus.dataset import AbstractDataset, load_json
 from syphus.errors import UserError
 
 
@@ -30,13 +28,7 @@ class SD(AbstractDataset):
     def _load_query_inputs(self, path):
         # The source is a single JSON document (a list), so it is json.load-ed whole; items are
         # still yielded one at a time.
-        try:
-            with open(path, encoding="utf-8") as f:
-                pairs = json.load(f)
-        except json.JSONDecodeError as e:
-            raise UserError(f"{path}: not valid JSON at line {e.lineno}, column {e.colno} ({e.msg})") from e
-        except OSError as e:
-            raise UserError(f"{path}: cannot read the Spot-the-Diff file ({e.strerror})") from e
+        pairs = load_json(path, "Spot-the-Diff file")
         if not isinstance(pairs, list):
             raise UserError(f"{path}: expected a list of {{'img_id', 'sentences'}} records, "
                             f"found a {type(pairs).__name__}")

@@ -22,10 +22,9 @@ by ``syphus.parse.parse_conversations`` into one pair per round.
 Run it with ``python main.py --name SN``.
 """
 
-import json
 import random
 
-from syphus.dataset import AbstractDataset
+from syphus.dataset import AbstractDataset, load_json
 from syphus.errors import UserError
 from syphus.parse import parse_conversations
 
@@ -49,11 +48,7 @@ class SN(AbstractDataset):
         super().__init__(name, prompt_path, query_inputs_path)
 
     def _load_query_inputs(self, path):
-        try:
-            with open(path, encoding="utf-8") as f:
-                scenes = json.load(f)  # one JSON document
-        except json.JSONDecodeError as e:
-            raise UserError(f"{path}: not valid JSON (line {e.lineno}, column {e.colno}: {e.msg})") from None
+        scenes = load_json(path, "ScanNet descriptions file")  # one JSON document
         if not isinstance(scenes, dict):
             raise UserError(f"{path}: expected a JSON object {{scene_id: {{\"description\": [[object, sentence], ...]}}}}")
         for scene_id, scene in scenes.items():

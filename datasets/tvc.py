@@ -16,9 +16,7 @@ item, moments in time order (by ``ts``), one line per description::
 Every clip has 16 evenly spaced frames, numbered 0000 to 0015. Run it with ``python main.py --name TVC``.
 """
 
-import json
-
-from syphus.dataset import AbstractDataset
+from syphus.dataset import AbstractDataset, iter_jsonl
 from syphus.errors import UserError
 
 FRAMES = 16
@@ -71,34 +69,24 @@ class TVC(AbstractDataset):
     @staticmethod
     def _records(path):
         """The moments, line by line, each checked; raises a UserError naming the line."""
-        try:
-            with open(path, encoding="utf-8") as f:
-                for n, line in enumerate(f, 1):
-                    if not line.strip():
-                        continue
-                    where = f"{path}: line {n}"
-                    try:
-                        record = json.loads(line)
-                    except json.JSONDecodeError as e:
-                        raise UserError(f"{where} is not valid JSON ({e.msg} at column {e.colno})") from e
-                    if not isinstance(record, dict):
-                        raise UserError(f"{where} is a {type(record).__name__}, not an object")
-                    name = record.get("vid_name")
-                    if not isinstance(name, str) or not name:
-                        raise UserError(f"{where} has vid_name {name!r}; expected a non-empty string")
-                    where = f"{where} (vid_name {name!r})"
-                    descs = record.get("descs")
-                    if not isinstance(descs, list) or not descs:
-                        raise UserError(f"{where} has descs {descs!r}; expected a list of {{'desc': ...}}")
-                    for i, d in enumerate(descs):
-                        if not isinstance(d, dict) or not isinstance(d.get("desc"), str):
-                            raise UserError(f"{where}: descs[{i}] has no 'desc' string")
-                    ts = record.get("ts")
-                    if ts is not None and not (isinstance(ts, list) and len(ts) == 2 and all(map(_number, ts))):
-                        raise UserError(f"{where} has ts {ts!r}; expected [start, end] in seconds")
-                    yield record
-        except OSError as e:
-            raise UserError(f"{path}: cannot read the TVC file ({e.strerror})") from e
+        for n, record in iter_jsonl(path, "TVC file"):
+            where = f"{path}: line {n}"
+            if not isinstance(record, dict):
+                raise UserError(f"{where} is a {type(record).__name__}, not an object")
+            name = record.get("vid_name")
+            if not isinstance(name, str) or not name:
+                raise UserError(f"{where} has vid_name {name!r}; expected a non-empty string")
+            where = f"{where} (vid_name {name!r})"
+            descs = record.get("descs")
+            if not isinstance(descs, list) or not descs:
+                raise UserError(f"{where} has descs {descs!r}; expected a list of {{'desc': ...}}")
+            for i, d in enumerate(descs):
+                if not isinstance(d, dict) or not isinstance(d.get("desc"), str):
+                    raise UserError(f"{where}: descs[{i}] has no 'desc' string")
+            ts = record.get("ts")
+            if ts is not None and not (isinstance(ts, list) and len(ts) == 2 and all(map(_number, ts))):
+                raise UserError(f"{where} has ts {ts!r}; expected [start, end] in seconds")
+            yield record
 
     @staticmethod
     def _item(name, moments):

@@ -19,9 +19,7 @@ title and description come first, then each story on one line, its sentences in 
 Run it with ``python main.py --name VST``.
 """
 
-import json
-
-from syphus.dataset import AbstractDataset
+from syphus.dataset import AbstractDataset, load_json
 from syphus.errors import UserError
 
 _STORYLET_KEYS = ("album_id", "story_id", "photo_flickr_id", "worker_arranged_photo_order", "text")
@@ -37,13 +35,7 @@ class VST(AbstractDataset):
     def _load_query_inputs(self, path):
         # The source is a single JSON document (stories of an album are spread over it), so it is
         # json.load-ed whole and the stories grouped by album; items are yielded one at a time.
-        try:
-            with open(path, encoding="utf-8") as f:
-                data = json.load(f)
-        except json.JSONDecodeError as e:
-            raise UserError(f"{path}: not valid JSON at line {e.lineno}, column {e.colno} ({e.msg})") from e
-        except OSError as e:
-            raise UserError(f"{path}: cannot read the VIST file ({e.strerror})") from e
+        data = load_json(path, "VIST file")
         if not isinstance(data, dict) or not isinstance(data.get("annotations"), list) \
                 or not isinstance(data.get("albums"), list):
             raise UserError(f"{path}: expected an object with 'albums' and 'annotations' lists "

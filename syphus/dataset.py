@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import abc
 import inspect
+import json
 from collections.abc import Iterator, Sized
 from contextvars import ContextVar
 from typing import Any
@@ -170,3 +171,80 @@ def _checked(items: Any, source: str, seen: SeenIds) -> Iterator[dict[str, Any]]
         if not seen.add(qid):
             raise UserError(f"{source}: item {n} repeats id {qid!r}; ids must be unique (make them so in _load_query_inputs)")
         yield item
+
+
+# --- helpers for plugins: reading annotation files -----------------------------------------------
+
+_KINDS = {dict: "a JSON object", list: "a JSON list"}
+
+
+def _unreadable(path: Any, what: str, e: OSError | UnicodeDecodeError) -> UserError:
+    reason = f"not UTF-8 text: {e.reason}" if isinstance(e, UnicodeDecodeError) else (e.strerror or str(e))
+    return UserError(f"{path}: cannot read the {what} ({reason}); check query_inputs_path or pass -in")
+
+
+def load_json(path: Any, what: str = "annotation file", expect: type | None = None) -> Any:
+    """Read the whole JSON document at ``path``; any problem becomes a UserError naming the file.
+
+    ``what`` names the file in messages; ``expect`` (``dict`` or ``list``), when given, is the type the
+    top-level value must have. For use in ``_load_query_inputs``::
+
+        from syphus.dataset import AbstractDataset, load_json
+
+        def _load_query_inputs(self, path):
+            videos = load_json(path, "captions file", expect=dict)  # {video id: [caption, ...]}
+            for video_id, captions in videos.items():
+                yield {"id": video_id, "sentences": "\\n".join(captions)}
+
+    A missing file gives ``<path>: cannot read the captions file (No such file or directory); ...``,
+    a syntax error ``<path>:<line>:<column>: the captions file is not valid JSON (<why>)``.
+    """
+    try:
+        with open(path, encoding="utf-8") as f:
+            value = json.load(f)
+    except (OSError, UnicodeDecodeError) as e:
+        raise _unreadable(path, what, e) from None
+    except json.JSONDecodeError as e:
+        raise UserError(f"{path}:{e.lineno}:{e.colno}: the {what} is not valid JSON ({e.msg})") from None
+    if expect is not None and not isinstance(value, expect):
+        kind = _KINDS.get(expect, f"a {expect.__name__}")
+        raise UserError(f"{path}: expected {kind} in the {what}, found {type(value).__name__}")
+    return value
+
+
+def iter_jsonl(path: Any, what: str = "annotation file") -> Iterator[tuple[int, Any]]:
+    """Yield ``(line number, value)`` for each non-blank line of the JSON-lines file at ``path``.
+
+    Lines are read one at a time (the file never sits in memory whole) and numbered from 1, blank
+    lines skipped; errors are UserErrors as in ``load_json``, a bad line named ``<path>:<line>:<column>``.
+    Use the line number in your own messages about a record::
+
+        from syphus.dataset import AbstractDataset, iter_jsonl
+        from syphus.errors import UserError
+
+        def _load_query_inputs(self, path):
+            for n, row in iter_jsonl(path, "captions file"):
+                if not isinstance(row, dict) or "video_id" not in row:
+                    raise UserError(f"{path}: line {n} has no 'video_id'")
+                yield {"id": row["video_id"], "sentences": "\\n".join(row["captions"])}
+    """
+    try:
+        f = open(path, encoding="utf-8")
+    except OSError as e:
+        raise _unreadable(path, what, e) from None
+    with f:
+        numbered = enumerate(f, 1)
+        while True:
+            try:
+                n, line = next(numbered)
+            except StopIteration:
+                return
+            except (OSError, UnicodeDecodeError) as e:
+                raise _unreadable(path, what, e) from None
+            if not line.strip():
+                continue
+            try:
+                value = json.loads(line.rstrip("\n"))  # without the newline, so a column stays on its line
+            except json.JSONDecodeError as e:
+                raise UserError(f"{path}:{n}:{e.colno}: the {what} is not valid JSON ({e.msg})") from None
+            yield n, value

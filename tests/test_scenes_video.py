@@ -118,7 +118,7 @@ def test_dc_malformed_video(scenes, video, message):
 def test_dc_not_json_or_not_a_mapping(scenes):
     bad = scenes / "train.json"
     bad.write_text('{"v_x": {"duration": 3,}}')
-    with pytest.raises(UserError, match=r"train\.json: not valid JSON at line 1"):
+    with pytest.raises(UserError, match=r"train\.json:1:24: the ActivityNet Captions file is not valid JSON"):
         items("DC", bad)
     with pytest.raises(UserError, match="expected an object mapping video ids"):
         items("DC", write_json(bad, [{"duration": 3}]))
@@ -163,7 +163,7 @@ def test_tvc_moment_without_ts_is_kept(scenes):
 
 
 @pytest.mark.parametrize("line, message", [
-    ('{"vid_name": "c1", "descs": [{"desc": "x"}]', "line 2 is not valid JSON"),
+    ('{"vid_name": "c1", "descs": [{"desc": "x"}]', "tvc_train_release.jsonl:2:44: the TVC file is not valid JSON"),
     ('{"descs": [{"desc": "x"}]}', "line 2 has vid_name None"),
     ('{"vid_name": "c1", "descs": []}', "line 2 (vid_name 'c1') has descs []"),
     ('{"vid_name": "c1", "descs": [{"text": "x"}]}', "line 2 (vid_name 'c1'): descs[0] has no 'desc' string"),
@@ -175,7 +175,7 @@ def test_tvc_malformed_line(scenes, line, message):
     path.write_text('{"vid_name": "c0", "ts": [0, 1], "descs": [{"desc": "a"}]}\n' + line + "\n")
     with pytest.raises(UserError) as e:
         items("TVC", path)
-    assert str(e.value).startswith(f"{path}: ") and message in str(e.value)
+    assert str(e.value).startswith(f"{path}:") and message in str(e.value)
 
 
 # --- VST ----------------------------------------------------------------------------------
