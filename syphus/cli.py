@@ -159,7 +159,7 @@ def _summary(result) -> str:
                      "and run with --reparse)")
     if t.get("errors"):
         lines.append(f"  errors are in {result.folder / 'errors.jsonl'}; run again with --retry_errors to retry them")
-    if result.budget is not None and result.budget.price is not None:
+    if result.budget is not None and result.budget.price is not None and (result.budget.spent or result.budget.limit):
         cap = f" of the ${result.budget.limit:g} cap" if result.budget.limit else ""
         lines.append(f"  cost so far ${result.budget.spent:.4f}{cap}")
     if result.status == "budget":

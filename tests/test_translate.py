@@ -227,3 +227,37 @@ def test_a_run_folder_is_exported_then_translated(project, server):
     assert sorted(data) == ["SD_INS_00001", "SD_INS_00002"]
     assert data["SD_INS_00001"]["instruction"] == "[es] What is on the table?"
     plugins._loaded.clear()
+
+
+def test_sigkill_mid_translation_then_resume(release, server):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    many = {f"DC_INS_{i:05d}": (f"What is object number {i} on the table?", f"It is a small red ball, number {i}.")
+            for i in range(1, 41)}
+    data = {k: {"instruction": a, "answer": b, "image_ids": [], "rel_ins_ids": []} for k, (a, b) in many.items()}
+    (release / "DC_instructions.json").write_text(json.dumps({"meta": {}, "data": data}))
+    t = Translator()
+    server.responder = lambda body, n: (time.sleep(0.02), t(body, n))[1]
+    env = {**os.environ, "OPENAI_API_KEY": KEY, "PYTHONPATH": str(ROOT)}
+    cmd = [sys.executable, str(ROOT / "main.py"), "translate", "DC_instructions.json", "--base_url",
+           server.base_url, "--quiet", "--num_threads", "2"]
+    proc = subprocess.Popen(cmd, cwd=release, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    pairs = release / "output" / "DC_translate" / "v1" / "pairs.jsonl"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not (pairs.exists() and pairs.read_bytes().count(b"\n") >= 10):
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=10)
+    done = {json.loads(x)["id"] for x in pairs.read_text().splitlines() if x.strip()}
+    assert 10 <= len(done) < 40
+    sent_before = len(t.requests)
+    proc = subprocess.run(cmd, cwd=release, env=env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    again = {a for _, a in t.requests[sent_before:]}
+    assert not again & {many[i][0] for i in done}  # nothing settled before the kill was asked again
+    zh = load(release / "output" / "DC_translate" / "v1" / "export" / "DC_instructions_zh.json")
+    assert sorted(zh) == sorted(many)
