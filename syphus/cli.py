@@ -7,6 +7,7 @@
     syphus validate DC_instructions.json --train DC_train.json --images DC.json
     syphus checksum DC.zip
     syphus view DC_instructions.json --translations DC_instructions_zh.json --images DC.json
+    syphus convert --scene DC --videos videos/ --out DC.json
 
 Exit codes: 0 finished, 2 user error (fix the input), 3 the endpoint refused
 the run (fix the key or quota, then rerun to resume), 130 interrupted
@@ -58,7 +59,8 @@ def _opt(parser: argparse.ArgumentParser, name: str, *extra: str, **kw) -> None:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="syphus", description="Generate instruction-response pairs from visual annotations. "
-        "Other commands: syphus coldstart | translate | export | validate | checksum | view (each has --help).",
+        "Other commands: syphus coldstart | translate | export | validate | checksum | convert | view "
+        "(each has --help).",
         epilog="Keys come from the environment only: OPENAI_API_KEY, or AZURE_OPENAI_API_KEY with "
                "AZURE_OPENAI_ENDPOINT (the original OPENAI_API_TYPE/BASE/VERSION/ENGINE work too). "
                "With no key and no base URL, the bundled local model is used.")
@@ -224,12 +226,18 @@ def _checksum(argv: Sequence[str], stream: TextIO) -> int:
     return EXIT_OK if ok else EXIT_FAILED
 
 
+def _convert(argv: Sequence[str], stream: TextIO) -> int:
+    from syphus.convert import convert_main
+    return convert_main(list(argv), stream)
+
+
 def _view(argv: Sequence[str], stream: TextIO) -> int:
     from syphus.view import view_main
     return view_main(list(argv), stream)
 
 
-SUBCOMMANDS = {"export": _export, "validate": _validate, "checksum": _checksum, "view": _view}
+SUBCOMMANDS = {"export": _export, "validate": _validate, "checksum": _checksum, "view": _view,
+               "convert": _convert}
 
 
 def _coldstart(argv: Sequence[str], env: Mapping[str, str], stream: TextIO) -> int:
