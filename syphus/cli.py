@@ -254,6 +254,8 @@ def _coldstart(argv: Sequence[str], env: Mapping[str, str], stream: TextIO) -> i
     p.add_argument("--promote", metavar="QUERY_ID", help="add this sampled query and its answer to the prompt file")
     p.add_argument("--from", dest="source", default="current", help="--promote: the candidate whose answer to use")
     p.add_argument("--edit", help="--promote: a file with the answer as Question:/Answer: lines, used instead")
+    p.add_argument("--view", action="store_true", help="also build the HTML viewer over the candidates' answers")
+    p.add_argument("--images", action="append", help="--view: the release image file(s) to show beside the pairs")
     args = p.parse_args(argv)
     _setup_logging(stream, args.verbose, _env_secrets(env))
     cfg = load_config(args.config, {key: getattr(args, flag) for flag, key in _FLAGS.items()})
@@ -265,6 +267,11 @@ def _coldstart(argv: Sequence[str], env: Mapping[str, str], stream: TextIO) -> i
     scores, report = asyncio.run(run_coldstart(cfg, env, size=args.sample, seed=seed, candidates=args.candidates,
                                                only=args.candidate, stream=stream, progress=not args.quiet))
     stream.write(render(scores) + f"\nreport: {report}\n")
+    if args.view:
+        from syphus.coldstart import view_candidates
+        from syphus.job import load_dataset
+        index = view_candidates(report, getattr(load_dataset(cfg).dataset, "scene", None), args.images)
+        stream.write(f"viewer: {index} (filter by 'language' to see one candidate)\n")
     return EXIT_OK
 
 

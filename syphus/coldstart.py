@@ -207,7 +207,11 @@ def _variant(loaded: LoadedDataset, examples: list, sample: list[dict[str, Any]]
 async def run_coldstart(cfg: RunConfig, env: Mapping[str, str], *, size: int = 20, seed: int = 0,
                         candidates: str | None = None, only: list[str] | None = None, stream: Any = None,
                         progress: bool = True) -> tuple[list[Score], Path]:
-    """Run every candidate on the sample (reusing earlier runs) and score them, best first."""
+    """Run every candidate on the sample (reusing earlier runs) and score them, best first.
+
+    The report goes beside the candidates' run folders; ``view_candidates`` turns them into
+    the HTML viewer, with each candidate as a "language" to filter on.
+    """
     loaded = load_dataset(cfg)
     prompt = loaded.dataset._prompt
     sets = load_candidates(prompt, loaded.dataset.prompt_path, candidates)
@@ -311,3 +315,23 @@ def promote(cfg: RunConfig, qid: str, candidate: str = "current", seed: int = 0,
     tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, prompt_path)
     return prompt_path
+
+
+def view_candidates(report: Path, scene: str | None = None, images: list[str] | None = None) -> Path:
+    """Export each candidate's run and build one viewer over them (candidates appear as languages)."""
+    from syphus.export import export_run
+    from syphus.view import build_view
+
+    data = json.loads(report.read_text(encoding="utf-8"))
+    base = report.parent
+    stem = report.name[len("coldstart-"):-len(".json")]
+    files = []
+    for s in data["scores"]:
+        folder = base / f"coldstart-{s['candidate']}-{stem}"
+        if (folder / PAIRS).exists() and (folder / PAIRS).stat().st_size:
+            r = export_run(folder, scene=scene or "CS", parquet=False, extra_meta={"language": s["candidate"]})
+            files.append(r.instructions)
+    if not files:
+        raise UserError(f"{base}: no candidate produced any pairs; nothing to view")
+    return build_view(files[:1], translations=files[1:], images=images or [],
+                      out=base / f"coldstart-{stem}-view").index

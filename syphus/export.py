@@ -138,7 +138,8 @@ class _ObjectWriter:
 
 def export_run(folder: str | Path, scene: str | None = None, out_dir: str | Path | None = None,
                images: str | Path | None = None, rel: str = "same-input", author: str = "syphus",
-               version: str = "0.0.1", parquet: bool = True) -> ExportResult:
+               version: str = "0.0.1", parquet: bool = True,
+               extra_meta: dict[str, Any] | None = None) -> ExportResult:
     """Write the release files of the run in ``folder`` (see the module docstring)."""
     folder = Path(folder)
     pairs_path = folder / PAIRS
@@ -155,7 +156,8 @@ def export_run(folder: str | Path, scene: str | None = None, out_dir: str | Path
     frames, present = _scan_images(Path(images), prefixes, listed) if images else (_Frames(), None)
     width = max(5, len(str(total)))
     stamp = datetime.now(timezone.utc).strftime("%Y-%m")
-    meta = {"version": version, "time": stamp, "author": author, "generator": f"syphus {__version__}"}
+    meta = {"version": version, "time": stamp, "author": author, "generator": f"syphus {__version__}",
+            **(extra_meta or {})}
     result = ExportResult(out / f"{scene}_instructions.json", out / f"{scene}_train.json", None, notes=notes)
 
     table = None

@@ -120,3 +120,14 @@ def test_signals():
     assert requested_pairs("Write 5 question-answer pairs.") == 5
     assert requested_pairs("Describe the image.") is None
     assert forbidden_words("Do not mention the words image or picture.") == ["image", "picture"]
+
+
+def test_the_candidates_side_by_side_in_the_viewer(candidates, server):
+    server.responder = responder
+    code, out = coldstart(server, "--view")
+    assert code == 0, out
+    index = candidates / "output" / "Example" / "coldstart-seed1-n4-view" / "index.html"
+    assert index.exists() and f"viewer: {index.relative_to(candidates)}" in out
+    chunk = (index.parent / "data" / "chunk-00000.js").read_text()
+    assert '"current"' in chunk and '"leaky"' in chunk  # each candidate is a filterable "language"
+    assert "What is the cyclist waiting for?" in chunk and "What is in the bounding box?" in chunk
