@@ -440,7 +440,7 @@ def _pyarrow():
         import pyarrow as pa
         import pyarrow.parquet as pq
     except ImportError:
-        raise UserError(f"--parquet needs pyarrow: pip install 'syphus[parquet]'") from None
+        raise UserError("--parquet needs pyarrow: pip install 'syphus[parquet]'") from None
     return pa, pq
 
 

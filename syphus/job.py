@@ -14,7 +14,6 @@ import contextlib
 import itertools
 import json
 import logging
-import os
 import random
 import re
 import signal

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from syphus import plugins
+
 from tests.fakeserver import FakeOpenAI
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -37,3 +39,14 @@ def project(tmp_path, monkeypatch):
         shutil.copy(ROOT / rel, dest)
     monkeypatch.chdir(tmp_path)
     return tmp_path
+
+
+@pytest.fixture
+def scenes(tmp_path, monkeypatch):
+    """A copy of datasets/ and prompts/ in a temp folder, used as the working directory."""
+    for tree in ("datasets", "prompts"):
+        shutil.copytree(ROOT / tree, tmp_path / tree, ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.chdir(tmp_path)
+    plugins._loaded.clear()
+    yield tmp_path
+    plugins._loaded.clear()

@@ -37,7 +37,7 @@ import time
 
 from aiohttp import web
 
-from tests.fakeserver import FakeOpenAI, Reply, _content_chars, error_body
+from tests.fakeserver import FakeOpenAI, _content_chars, error_body
 
 ACTIVE = ("validating", "in_progress", "finalizing")
 TERMINAL = ("completed", "failed", "expired", "cancelled")

@@ -13,7 +13,6 @@ from syphus import plugins
 from syphus.batch import BatchAPI, BatchRunner
 from syphus.cli import main
 from syphus.config import load_config
-from syphus.errors import TransientError
 from syphus.job import load_dataset, make_budget, query_stream, run_folder, run_job
 from syphus.endpoint import resolve_endpoint
 from syphus.store import RunStore

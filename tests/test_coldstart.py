@@ -9,7 +9,7 @@ import pytest
 
 from syphus import plugins
 from syphus.cli import main
-from syphus.coldstart import forbidden_words, requested_pairs, score_folder
+from syphus.coldstart import forbidden_words, requested_pairs
 from syphus.prompt import load_prompt
 from tests.conftest import KEY
 from tests.fakeserver import Reply

@@ -13,7 +13,7 @@ from syphus.cost import Budget, Price, load_pricing, price_for
 from syphus.errors import UserError
 from tests.conftest import KEY, ROOT
 from tests.fakeserver import Reply
-from tests.helpers import lines, make_numbers, settled
+from tests.helpers import make_numbers, settled
 
 PRICES = "toy-model: {input: 1000.0, output: 1000.0, batch_input: 500.0, batch_output: 500.0}\n"
 

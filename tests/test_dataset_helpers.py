@@ -11,7 +11,6 @@ import pytest
 from syphus import plugins
 from syphus.dataset import iter_jsonl, load_json
 from syphus.errors import UserError
-from tests.test_scenes_image import scenes  # noqa: F401  (the fixture: datasets/ and prompts/ copied to a temp folder)
 
 
 def message(call) -> str:

@@ -22,17 +22,6 @@ from tests.helpers import lines
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture
-def scenes(tmp_path, monkeypatch):
-    """A copy of datasets/ and prompts/ in a temp folder, used as the working directory."""
-    for tree in ("datasets", "prompts"):
-        shutil.copytree(ROOT / tree, tmp_path / tree, ignore=shutil.ignore_patterns("__pycache__"))
-    monkeypatch.chdir(tmp_path)
-    plugins._loaded.clear()
-    yield tmp_path
-    plugins._loaded.clear()
-
-
 def load(name: str, query_inputs_path: str | Path | None = None):
     cls, path = plugins.resolve(name, "datasets")
     return plugins.instantiate(cls, path, query_inputs_path=str(query_inputs_path) if query_inputs_path else None)

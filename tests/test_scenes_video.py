@@ -6,7 +6,6 @@ import inspect
 import io
 import json
 import re
-import shutil
 from pathlib import Path
 
 import pytest
@@ -24,17 +23,6 @@ SAMPLES = {
     "VST": "datasets/samples/vst/train.story-in-sequence.json",
     "SD": "datasets/samples/sd/train.json",
 }
-
-
-@pytest.fixture
-def scenes(tmp_path, monkeypatch):
-    """A copy of datasets/ and prompts/ in a temp folder, used as the working directory."""
-    for tree in ("datasets", "prompts"):
-        shutil.copytree(ROOT / tree, tmp_path / tree, ignore=shutil.ignore_patterns("__pycache__"))
-    monkeypatch.chdir(tmp_path)
-    plugins._loaded.clear()
-    yield tmp_path
-    plugins._loaded.clear()
 
 
 def dataset(code, path=None):
