@@ -408,11 +408,30 @@ class BatchRunner:
         if c.file_id is None:
             f = await self._api(self.api.upload, self.state.folder / c.filename, c.filename)
             self.state.record({"event": "uploaded", "n": c.n, "file_id": f["id"]})
-        meta = {"syphus_run": self.state.run_token, "chunk": str(c.n)}
-        b = await self._api(self.api.create, c.file_id, self.url, self.bcfg.completion_window, meta)
+        b = await self._create(c)
         self.state.record({"event": "created", "n": c.n, "batch_id": b["id"], "status": b.get("status")})
         log.info("batch %s created for chunk %d (%d requests)", b["id"], c.n, c.requests)
         return True
+
+    async def _create(self, c: Chunk) -> dict[str, Any]:
+        """Create the batch of ``c`` exactly once, even when a create's answer was lost.
+
+        A retried create first looks for a batch already made from the same input file
+        (the server may have made it before the connection dropped).
+        """
+        meta = {"syphus_run": self.state.run_token, "chunk": str(c.n)}
+        tries = 0
+
+        async def attempt() -> dict[str, Any]:
+            nonlocal tries
+            tries += 1
+            if tries > 1:
+                for b in await self.api.batches():
+                    if b.get("input_file_id") == c.file_id:
+                        return b
+            return await self.api.create(c.file_id, self.url, self.bcfg.completion_window, meta)
+
+        return await self._api(attempt)
 
     async def _poll(self, c: Chunk) -> None:
         b = await self._api(self.api.retrieve, c.batch_id)
@@ -577,16 +596,20 @@ class BatchRunner:
         source, pending, exhausted = fresh(), [], False
         await self._reconcile()
         while True:
-            # plan: one unsubmitted chunk at a time, so request files on disk stay few
-            if not self.stopping and not self.over_budget and not exhausted and \
-                    not any(not c.submitted for c in self.state.open_chunks()):
-                if self._write_chunk(self._fill(source, pending), 1, None) is None and not pending:
-                    exhausted = not self.over_budget and not self.stopping
-            # submit what fits the enqueued-token budget, oldest first
-            for c in sorted(self.state.open_chunks(), key=lambda c: c.n):
-                if not c.submitted and not self.stopping:
-                    if not await self._submit(c):
+            # plan and submit while the enqueued-token budget has room; at most one chunk waits
+            # unsubmitted, so request files on disk stay few
+            while not self.stopping:
+                waiting = sorted((c for c in self.state.open_chunks() if not c.submitted), key=lambda c: c.n)
+                if not waiting:
+                    if self.over_budget or exhausted:
                         break
+                    if self._write_chunk(self._fill(source, pending), 1, None) is None:
+                        exhausted = not pending and not self.over_budget and not self.stopping
+                        if not pending or self.over_budget:
+                            break
+                    continue
+                if not await self._submit(waiting[0]):
+                    break
             # poll and collect
             for c in sorted(self.state.open_chunks(), key=lambda c: c.n):
                 if c.submitted and not c.finished:

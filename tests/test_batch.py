@@ -275,3 +275,38 @@ def test_batch_records_keep_the_query_meta_for_export(project, bserver):
     from syphus.export import export_run
     data = json.loads(export_run(project / "output" / "Numbers" / "v1", parquet=False).instructions.read_text())
     assert data["data"]["SD_INS_00001"]["image_ids"] == ["SD_IMG_00000_1"]
+
+
+def test_a_create_whose_answer_is_lost_is_not_sent_twice(project, bserver):
+    from syphus.errors import TransientError
+    make_numbers(project, 3)
+    cfg = config(bserver)
+
+    class API(BatchAPI):
+        lost = 0
+
+        async def create(self, *args):
+            result = await super().create(*args)
+            if API.lost == 0:
+                API.lost += 1
+                raise TransientError("connection dropped after the batch was made", kind="connection")
+            return result
+
+    assert asyncio.run(run_with(API, cfg)) == "complete"
+    assert API.lost == 1
+    assert len(bserver.batches_created) == 1
+    assert sorted(settled(project / "output" / "Numbers" / "v1")["pairs"]) == ["q00000", "q00001", "q00002"]
+
+
+def test_without_an_enqueued_limit_every_chunk_is_submitted_at_once(project, bserver):
+    make_numbers(project, 9)
+    cfg = config(bserver, **{"batch.max_requests_per_file": 2})
+    polls = []
+
+    class API(BatchAPI):
+        async def retrieve(self, batch_id):
+            polls.append(len(bserver.batches_created))
+            return await super().retrieve(batch_id)
+
+    assert asyncio.run(run_with(API, cfg)) == "complete"
+    assert polls[0] == 5  # all five batches were created before the first poll
