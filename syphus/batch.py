@@ -406,12 +406,27 @@ class BatchRunner:
         if limit is not None and self._enqueued() + c.tokens > limit and self._enqueued() > 0:
             return False
         if c.file_id is None:
-            f = await self._api(self.api.upload, self.state.folder / c.filename, c.filename)
+            f = await self._upload(c)
             self.state.record({"event": "uploaded", "n": c.n, "file_id": f["id"]})
         b = await self._create(c)
         self.state.record({"event": "created", "n": c.n, "batch_id": b["id"], "status": b.get("status")})
         log.info("batch %s created for chunk %d (%d requests)", b["id"], c.n, c.requests)
         return True
+
+    async def _upload(self, c: Chunk) -> dict[str, Any]:
+        """Upload the request file of ``c``; a retry first looks for the file a lost answer stored."""
+        tries = 0
+
+        async def attempt() -> dict[str, Any]:
+            nonlocal tries
+            tries += 1
+            if tries > 1:
+                for f in await self.api.files():
+                    if f.get("filename") == c.filename:
+                        return f
+            return await self.api.upload(self.state.folder / c.filename, c.filename)
+
+        return await self._api(attempt)
 
     async def _create(self, c: Chunk) -> dict[str, Any]:
         """Create the batch of ``c`` exactly once, even when a create's answer was lost.

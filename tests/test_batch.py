@@ -310,3 +310,22 @@ def test_without_an_enqueued_limit_every_chunk_is_submitted_at_once(project, bse
 
     assert asyncio.run(run_with(API, cfg)) == "complete"
     assert polls[0] == 5  # all five batches were created before the first poll
+
+
+def test_an_upload_whose_answer_is_lost_is_not_stored_twice(project, bserver):
+    from syphus.errors import TransientError
+    make_numbers(project, 2)
+    cfg = config(bserver)
+
+    class API(BatchAPI):
+        lost = 0
+
+        async def upload(self, path, filename):
+            result = await super().upload(path, filename)
+            if API.lost == 0:
+                API.lost += 1
+                raise TransientError("connection dropped after the upload", kind="connection")
+            return result
+
+    assert asyncio.run(run_with(API, cfg)) == "complete"
+    assert API.lost == 1 and len(bserver.uploads) == 1 and len(bserver.batches_created) == 1
