@@ -27,7 +27,6 @@ import os
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +41,7 @@ from syphus.errors import FatalError, ItemError, TransientError, UserError
 from syphus.idset import IdSet
 from syphus.limits import estimate_tokens
 from syphus.retry import retry_policy
-from syphus.runner import Stats, answer_record
+from syphus.runner import Stats, answer_record, error_record, now_iso
 from syphus.store import RunStore
 
 log = logging.getLogger("syphus")
@@ -210,7 +209,7 @@ class BatchState:
 
     def record(self, ev: dict[str, Any]) -> None:
         """Append one event durably, then apply it."""
-        ev = {**ev, "at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+        ev = {**ev, "at": now_iso()}
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:
             os.write(fd, (json.dumps(ev) + "\n").encode("utf-8"))
@@ -413,40 +412,36 @@ class BatchRunner:
         log.info("batch %s created for chunk %d (%d requests)", b["id"], c.n, c.requests)
         return True
 
-    async def _upload(self, c: Chunk) -> dict[str, Any]:
-        """Upload the request file of ``c``; a retry first looks for the file a lost answer stored."""
+    async def _once(self, act, existing) -> dict[str, Any]:
+        """Run ``act`` under the retry policy; a retry first asks ``existing`` for what a lost answer made.
+
+        The server may have stored the file or made the batch before the connection dropped,
+        so retrying blindly would store or submit it twice.
+        """
         tries = 0
 
         async def attempt() -> dict[str, Any]:
             nonlocal tries
             tries += 1
-            if tries > 1:
-                for f in await self.api.files():
-                    if f.get("filename") == c.filename:
-                        return f
-            return await self.api.upload(self.state.folder / c.filename, c.filename)
+            found = await existing() if tries > 1 else None
+            return found if found is not None else await act()
 
         return await self._api(attempt)
+
+    async def _upload(self, c: Chunk) -> dict[str, Any]:
+        """Upload the request file of ``c`` once."""
+        async def existing():
+            return next((f for f in await self.api.files() if f.get("filename") == c.filename), None)
+        return await self._once(lambda: self.api.upload(self.state.folder / c.filename, c.filename), existing)
 
     async def _create(self, c: Chunk) -> dict[str, Any]:
-        """Create the batch of ``c`` exactly once, even when a create's answer was lost.
-
-        A retried create first looks for a batch already made from the same input file
-        (the server may have made it before the connection dropped).
-        """
+        """Create the batch of ``c`` once."""
         meta = {"syphus_run": self.state.run_token, "chunk": str(c.n)}
-        tries = 0
 
-        async def attempt() -> dict[str, Any]:
-            nonlocal tries
-            tries += 1
-            if tries > 1:
-                for b in await self.api.batches():
-                    if b.get("input_file_id") == c.file_id:
-                        return b
-            return await self.api.create(c.file_id, self.url, self.bcfg.completion_window, meta)
-
-        return await self._api(attempt)
+        async def existing():
+            return next((b for b in await self.api.batches() if b.get("input_file_id") == c.file_id), None)
+        return await self._once(lambda: self.api.create(c.file_id, self.url, self.bcfg.completion_window, meta),
+                                existing)
 
     async def _poll(self, c: Chunk) -> None:
         b = await self._api(self.api.retrieve, c.batch_id)
@@ -460,8 +455,7 @@ class BatchRunner:
     def _error(self, qid: str, kind: str, message: str, status: int | None = None, attempts: int = 1) -> None:
         if qid in self._written:
             return
-        self.store.write_error({"id": qid, "kind": kind, "message": message, "status": status,
-                                "attempts": attempts, "at": datetime.now(timezone.utc).isoformat(timespec="seconds")})
+        self.store.write_error(error_record(qid, kind, message, status, attempts))
         self._written.add(qid)
         self.stats.errors += 1
 

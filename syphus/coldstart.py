@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 import random
 import re
 from collections.abc import Mapping
@@ -39,7 +38,7 @@ from syphus.cost import load_pricing, price_for
 from syphus.errors import UserError
 from syphus.job import LoadedDataset, load_dataset, pricing_model, run_job
 from syphus.prompt import Prompt, check_prompt, read_prompt_file
-from syphus.store import ERRORS, INVALID, PAIRS, read_jsonl
+from syphus.store import ERRORS, INVALID, PAIRS, read_jsonl, write_atomic
 
 _NUMBERS = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8,
             "nine": 9, "ten": 10}
@@ -240,10 +239,8 @@ async def run_coldstart(cfg: RunConfig, env: Mapping[str, str], *, size: int = 2
         scores.append(score_folder(name, result.folder, prompt.system_message, price))
     scores.sort(key=lambda s: (-s.score, s.candidate))
     report = base / f"coldstart-seed{seed}-n{size}.json"
-    tmp = report.with_name(report.name + ".tmp")
-    tmp.write_text(json.dumps({"sample": [i["id"] for i in sample], "seed": seed,
-                               "scores": [asdict(s) for s in scores]}, indent=2), encoding="utf-8")
-    os.replace(tmp, report)
+    write_atomic(report, json.dumps({"sample": [i["id"] for i in sample], "seed": seed,
+                                     "scores": [asdict(s) for s in scores]}, indent=2))
     return scores, report
 
 
@@ -311,9 +308,7 @@ def promote(cfg: RunConfig, qid: str, candidate: str = "current", seed: int = 0,
         text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
     else:
         text = yaml.safe_dump(data, allow_unicode=True, sort_keys=False, width=100)
-    tmp = prompt_path.with_name(prompt_path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, prompt_path)
+    write_atomic(prompt_path, text)
     return prompt_path
 
 

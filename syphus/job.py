@@ -21,7 +21,6 @@ import sys
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -34,7 +33,7 @@ from syphus.endpoint import DEFAULT_MODEL, Endpoint, choose_kind, resolve_endpoi
 from syphus.errors import UserError
 from syphus.limits import RateLimiter, estimate_tokens
 from syphus.progress import Progress
-from syphus.runner import Runner, Stats
+from syphus.runner import Runner, Stats, now_iso
 from syphus.store import INVALID, PAIRS, RunStore, rewrite_answers
 
 log = logging.getLogger("syphus")
@@ -95,10 +94,6 @@ def query_stream(loaded: LoadedDataset, cfg: RunConfig) -> tuple[Iterator[dict[s
     return items, total
 
 
-def _now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
-
-
 def build_meta(cfg: RunConfig, loaded: LoadedDataset, endpoint: dict[str, Any], store: RunStore,
                stats: Stats | None, status: str, started_at: str, elapsed: float,
                budget: Budget | None = None) -> dict[str, Any]:
@@ -115,7 +110,7 @@ def build_meta(cfg: RunConfig, loaded: LoadedDataset, endpoint: dict[str, Any], 
         "endpoint": endpoint,
         "counts": dict(store.totals),
         "session": {
-            "started_at": started_at, "updated_at": _now_iso(), "elapsed_s": round(elapsed, 3),
+            "started_at": started_at, "updated_at": now_iso(), "elapsed_s": round(elapsed, 3),
             **({k: getattr(stats, k) for k in ("total", "skipped", "answered", "pairs", "invalid", "errors",
                                                 "requests", "retries", "rate_limited", "prompt_tokens",
                                                 "completion_tokens")} if stats else {}),
@@ -221,7 +216,7 @@ async def run_job(cfg: RunConfig, env: Mapping[str, str], *, retry_errors: bool 
             answered, failed = store.answered, store.failed
             skip = lambda qid: qid in answered or qid in failed  # noqa: E731
         budget = make_budget(cfg, env, store.totals)
-        started_at, t0 = _now_iso(), clock()
+        started_at, t0 = now_iso(), clock()
         described = endpoint.describe()
         async with _engine(cfg, loaded, endpoint, store, budget, skip, clock, sleep) as runner:
             runner.stats.total = total
@@ -297,7 +292,7 @@ def reparse(cfg: RunConfig) -> tuple[Path, dict[str, int]]:
     if meta_path.exists():
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
         meta["counts"] = dict(store.totals)
-        meta["reparsed_at"] = _now_iso()
+        meta["reparsed_at"] = now_iso()
         store.write_meta(meta)
     return folder, counts
 

@@ -80,8 +80,14 @@ class Stats:
         self.completion_tokens += int(usage.get("completion_tokens") or 0)
 
 
-def _now_iso() -> str:
+def now_iso() -> str:
+    """The current UTC time as records carry it."""
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def error_record(qid: str, kind: str, message: str, status: int | None, attempts: int) -> dict[str, Any]:
+    """The errors.jsonl record of a query that failed for good."""
+    return {"id": qid, "kind": kind, "message": message, "status": status, "attempts": attempts, "at": now_iso()}
 
 
 def answer_record(dataset: AbstractDataset, item: dict[str, Any], text: str | None, finish_reason: str | None,
@@ -99,7 +105,7 @@ def answer_record(dataset: AbstractDataset, item: dict[str, Any], text: str | No
         reason = f"parse_response raised {type(e).__name__}: {e} (fix it, then run with --reparse)"
     record: dict[str, Any] = {
         "id": item["id"], "pairs": pairs, "raw": text, "finish_reason": finish_reason, "truncated": truncated,
-        "problems": problems, "model": model, "usage": usage, "attempts": attempts, "at": _now_iso(),
+        "problems": problems, "model": model, "usage": usage, "attempts": attempts, "at": now_iso(),
     }
     extras = {k: v for k, v in item.items() if k not in ("id", "sentences")}
     if extras:  # what the plugin attached to the query (image_ids, ...), kept for export
@@ -218,8 +224,7 @@ class Runner:
 
     # --- one query ----------------------------------------------------------------
     def _error(self, qid: str, kind: str, message: str, status: int | None, attempts: int) -> None:
-        self.store.write_error({"id": qid, "kind": kind, "message": message, "status": status,
-                                "attempts": attempts, "at": _now_iso()})
+        self.store.write_error(error_record(qid, kind, message, status, attempts))
         self.stats.errors += 1
 
     def _on_retry(self, state: Any) -> None:

@@ -37,6 +37,13 @@ def _identity(text: str) -> str:
     return text
 
 
+def write_atomic(path: Path, text: str) -> None:
+    """Replace ``path`` with ``text`` so that a reader sees the old file or the new one, never half."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
 def read_jsonl(path: Path, skip_torn: bool = False) -> Iterator[tuple[int, dict[str, Any]]]:
     """Yield ``(line number, record)``; a line that is not JSON is a UserError naming it.
 
@@ -222,10 +229,7 @@ class RunStore:
 
     def write_meta(self, meta: dict[str, Any]) -> None:
         """Replace meta.json atomically."""
-        path = self.folder / META
-        tmp = path.with_name(META + ".tmp")
-        tmp.write_text(self.redact(json.dumps(meta, indent=2, ensure_ascii=False)) + "\n", encoding="utf-8")
-        os.replace(tmp, path)
+        write_atomic(self.folder / META, self.redact(json.dumps(meta, indent=2, ensure_ascii=False)) + "\n")
 
     def close(self) -> None:
         """Flush to disk, drop superseded error lines, close the files."""
