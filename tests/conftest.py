@@ -17,6 +17,14 @@ KEY = "sk-test-SECRETKEY-0123456789abcdef"
 
 
 @pytest.fixture(autouse=True)
+def _fresh_plugins():
+    """Each test imports plugins anew (they are cached by path, and tests rewrite them)."""
+    plugins._loaded.clear()
+    yield
+    plugins._loaded.clear()
+
+
+@pytest.fixture(autouse=True)
 def _clean_env(monkeypatch):
     """Tests never see the developer's keys or endpoints."""
     for name in list(os.environ):

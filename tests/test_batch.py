@@ -28,13 +28,6 @@ async def no_sleep(_seconds: float) -> None:
     await asyncio.sleep(0)
 
 
-@pytest.fixture(autouse=True)
-def _plugins_cache():
-    plugins._loaded.clear()
-    yield
-    plugins._loaded.clear()
-
-
 @pytest.fixture
 def bserver():
     with FakeBatchAPI() as srv:

@@ -7,7 +7,6 @@ import json
 
 import pytest
 
-from syphus import plugins
 from syphus.cli import main
 from syphus.coldstart import forbidden_words, requested_pairs
 from syphus.prompt import load_prompt
@@ -20,13 +19,6 @@ LEAKY = "Question: What is in the bounding box?\nAnswer: A bicycle at coordinate
         "Question: What is in the bounding box?\nAnswer: A bicycle.\nQuestion: What does the caption say?\n" \
         "Answer: The caption says a cyclist waits."
 ZERO = "I'm sorry, I cannot see the image."
-
-
-@pytest.fixture(autouse=True)
-def _plugins_cache():
-    plugins._loaded.clear()
-    yield
-    plugins._loaded.clear()
 
 
 @pytest.fixture

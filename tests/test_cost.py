@@ -7,7 +7,6 @@ import json
 
 import pytest
 
-from syphus import plugins
 from syphus.cli import main
 from syphus.cost import Budget, Price, load_pricing, price_for
 from syphus.errors import UserError
@@ -16,13 +15,6 @@ from tests.fakeserver import Reply
 from tests.helpers import make_numbers, settled
 
 PRICES = "toy-model: {input: 1000.0, output: 1000.0, batch_input: 500.0, batch_output: 500.0}\n"
-
-
-@pytest.fixture(autouse=True)
-def _plugins_cache():
-    plugins._loaded.clear()
-    yield
-    plugins._loaded.clear()
 
 
 def run(argv, server=None, env=None):

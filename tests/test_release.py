@@ -9,7 +9,7 @@ import json
 
 import pytest
 
-from syphus import checksum, plugins
+from syphus import checksum
 from syphus.cli import main
 from syphus.errors import UserError
 from syphus.export import export_run
@@ -39,13 +39,6 @@ class Clips(AbstractDataset):
 ''' % (VIDEOS,)
 
 PROMPT = {"system_message": "s", "in_context": []}
-
-
-@pytest.fixture(autouse=True)
-def _plugins_cache():
-    plugins._loaded.clear()
-    yield
-    plugins._loaded.clear()
 
 
 @pytest.fixture
