@@ -6,10 +6,14 @@ uploaded, and turned into batches; finished batches are downloaded and settled
 into the same ``pairs.jsonl`` / ``invalid.jsonl`` / ``errors.jsonl`` as online
 mode. Failed and expired requests go into new batches, a bounded number of times.
 
-Every step is first recorded in ``batch/state.jsonl`` (append-only), so a process
-killed anywhere resumes without sending anything twice: a file uploaded but not
-recorded is found again by its name, a batch created but not recorded by its
-input file, and a collected batch is never settled twice.
+Every step is recorded in ``batch/state.jsonl`` (append-only, each event written
+whole and fsynced before the next step is taken), so a process killed anywhere
+resumes without sending anything twice: a file uploaded but not recorded is found
+again by its name, a batch created but not recorded by its input file, a collected
+batch is never settled twice, and an event torn by a crash mid-write is moved to
+``state.jsonl.torn`` on the next open. Whatever comes back is settled, including
+the answers to ids that failed before (``--retry_errors``, or an earlier run's
+batch still open): what was paid for is kept.
 
 >>> runner = BatchRunner(dataset, api, store, cfg, budget)   # doctest: +SKIP
 >>> status = await runner.run(items)                         # doctest: +SKIP
@@ -32,17 +36,18 @@ from typing import Any
 
 import aiohttp
 
-from syphus.client import classify, parse_completion, request_template
+from syphus.client import classify, completion_budget, parse_completion, request_template
 from syphus.config import RunConfig
-from syphus.cost import Budget
+from syphus.cost import Budget, has_usage
 from syphus.dataset import AbstractDataset
 from syphus.endpoint import Endpoint
 from syphus.errors import FatalError, ItemError, TransientError, UserError
 from syphus.idset import IdSet
 from syphus.limits import estimate_tokens
 from syphus.retry import retry_policy
-from syphus.runner import Stats, answer_record, error_record, now_iso
-from syphus.store import RunStore
+from syphus.record import answer_record, error_record, now_iso, query_meta, usage_tokens
+from syphus.runner import Stats
+from syphus.store import RunStore, repair_torn_tail
 
 log = logging.getLogger("syphus")
 
@@ -122,14 +127,42 @@ class BatchAPI:
             after = page["data"][-1]["id"]
 
     async def download(self, file_id: str, dest: Path) -> None:
+        """Save a file's content at ``dest``, durably and whole (or not at all)."""
         data = await self._call("GET", f"/files/{file_id}/content")
         tmp = dest.with_name(dest.name + ".tmp")
-        tmp.write_bytes(data)
+        with tmp.open("wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
         os.replace(tmp, dest)
 
 
 def _meta_path(chunk_path: Path) -> Path:
     return chunk_path.with_name(chunk_path.stem + ".meta.jsonl")
+
+
+def write_all(fd: int, data: bytes) -> None:
+    """Write every byte of ``data`` to ``fd``, going on after short writes."""
+    view = memoryview(data)
+    while view:
+        n = os.write(fd, view)
+        if n <= 0:
+            raise OSError(f"os.write wrote nothing ({len(view)} bytes left); check the disk the run folder is on")
+        view = view[n:]
+
+
+def sync_dir(folder: Path) -> None:
+    """Make the names of files just created in ``folder`` durable (a no-op where directories cannot be synced)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 # --- the state --------------------------------------------------------------------
@@ -163,28 +196,54 @@ class Chunk:
 
 
 class BatchState:
-    """The chunks of a run, rebuilt from (and recorded to) ``batch/state.jsonl``."""
+    """The chunks of a run, rebuilt from (and recorded to) ``batch/state.jsonl``.
 
-    def __init__(self, folder: Path):
+    On open, a torn last event (the process died while writing it, so the step it
+    described was never taken) is moved to ``state.jsonl.torn``; ``read_only``
+    (for a look at a run that may be live) passes over it instead and records nothing.
+    """
+
+    def __init__(self, folder: Path, read_only: bool = False):
         self.folder = folder
-        self.folder.mkdir(parents=True, exist_ok=True)
         self.path = folder / STATE
         self.chunks: dict[int, Chunk] = {}
         self.run_token = ""
-        if self.path.exists():
-            for n, line in enumerate(self.path.read_text(encoding="utf-8").splitlines(), 1):
-                if not line.strip():
-                    continue
-                try:
-                    self._apply(json.loads(line))
-                except (ValueError, KeyError, TypeError) as e:
-                    if n == len(self.path.read_text(encoding="utf-8").splitlines()):
-                        break  # a torn last event: the step it described did not finish recording
-                    raise UserError(f"{self.path}:{n}: unreadable batch state ({e}); it is append-only: "
-                                    "restore it or move the batch folder away to start over") from e
-        if not self.run_token:
+        self.repaired = 0
+        if not read_only:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            self.repaired = repair_torn_tail(self.path)
+            if self.repaired:
+                log.warning("%s: moved a torn last event (%d bytes) to %s.torn", self.path, self.repaired, STATE)
+        for n, ev in self._events(skip_torn=read_only):
+            try:
+                self._apply(ev)
+            except (KeyError, TypeError) as e:
+                raise self._unreadable(n, f"an event that does not fit the ones before it ({e!r})") from e
+        if not self.run_token and not read_only:
             self.run_token = os.urandom(4).hex()
             self.record({"event": "run", "token": self.run_token})
+            sync_dir(self.folder)
+
+    def _events(self, skip_torn: bool) -> Iterator[tuple[int, dict[str, Any]]]:
+        """``(line number, event)`` of every whole event on disk."""
+        if not self.path.exists():
+            return
+        with self.path.open("rb") as f:
+            for n, line in enumerate(f, 1):
+                if not line.strip() or (skip_torn and not line.endswith(b"\n")):
+                    continue
+                try:
+                    ev = json.loads(line)
+                except ValueError as e:
+                    raise self._unreadable(n, f"not a JSON line ({getattr(e, 'msg', e)})") from e
+                if not isinstance(ev, dict):
+                    raise self._unreadable(n, "not a JSON object")
+                yield n, ev
+
+    def _unreadable(self, n: int, why: str) -> UserError:
+        return UserError(f"{self.path}:{n}: unreadable batch state: {why}; it is append-only, so restore it "
+                         f"from a backup, or move {self.folder} away to start the batches over (answers already "
+                         "in pairs.jsonl / invalid.jsonl are kept and not requested again)")
 
     def _apply(self, ev: dict[str, Any]) -> None:
         kind = ev["event"]
@@ -208,11 +267,15 @@ class BatchState:
                 c.collected = True
 
     def record(self, ev: dict[str, Any]) -> None:
-        """Append one event durably, then apply it."""
+        """Append one event whole and fsync it (so it is on disk before the next step is taken), then apply it.
+
+        A crash part-way leaves an unterminated last line, which the next open moves aside.
+        """
         ev = {**ev, "at": now_iso()}
+        data = (json.dumps(ev) + "\n").encode("utf-8")
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:
-            os.write(fd, (json.dumps(ev) + "\n").encode("utf-8"))
+            write_all(fd, data)
             os.fsync(fd)
         finally:
             os.close(fd)
@@ -263,6 +326,7 @@ class BatchRunner:
         self.state = BatchState(store.folder / "batch")
         self.stats = BatchStats(started=clock())
         self.template = request_template(api.endpoint, cfg.generation, batch=True)
+        self.completion_budget = completion_budget(self.template)  # max_tokens (or its override) times n
         self.url = "/chat/completions" if api.endpoint.kind == "azure" else "/v1/chat/completions"
         self.stopping = False
         self.over_budget = False
@@ -297,7 +361,8 @@ class BatchRunner:
     # --- planning ---------------------------------------------------------------------
     def _line(self, qid: str, messages: list[dict[str, str]]) -> str:
         return json.dumps({"custom_id": qid, "method": "POST", "url": self.url,
-                           "body": {**self.template, "messages": messages}}, ensure_ascii=False) + "\n"
+                           "body": {**self.template, "messages": messages}}, ensure_ascii=False,
+                          allow_nan=False) + "\n"
 
     def _write_chunk(self, lines: Iterable[tuple[str, str, int, float]], round_: int,
                      parent: int | None) -> Chunk | None:
@@ -327,6 +392,7 @@ class BatchRunner:
             path.unlink()
             _meta_path(path).unlink()
             return None
+        sync_dir(self.state.folder)  # the state is about to name the file: it must outlive a power loss
         self.state.record({"event": "chunk", "n": n, "round": round_, "filename": filename, "requests": requests,
                            "tokens": tokens, "reserved": reserved, "parent": parent})
         self.stats.planned += requests
@@ -336,7 +402,7 @@ class BatchRunner:
         """Reserve the worst case of one request under --max-cost (0 without a budget)."""
         if self.budget is None:
             return 0.0
-        hold = self.budget.reserve(prompt, self.cfg.generation.max_tokens)
+        hold = self.budget.reserve(prompt, self.completion_budget)
         if hold is None:
             self.over_budget = True
         return hold
@@ -350,13 +416,21 @@ class BatchRunner:
             if item is None:
                 return
             qid = item["id"]
-            messages = self.dataset.build_messages(item)
-            extras = {k: v for k, v in item.items() if k not in ("id", "sentences")}
+            try:
+                messages = self.dataset.build_messages(item)
+                prompt = estimate_tokens(messages)
+                line = self._line(qid, messages)
+                extras = query_meta(item)
+            except ItemError as e:
+                self._error(qid, e.kind, str(e), None, 0)
+                continue
+            except Exception as e:  # one query's plugin fault is that query's error, never the run's
+                kind = "unencodable" if isinstance(e, (TypeError, ValueError)) else "plugin"
+                self._error(qid, kind, f"building the request raised {type(e).__name__}: {e}", None, 0)
+                continue
             if extras:
                 self._extras[qid] = extras
-            prompt = estimate_tokens(messages)
-            line = self._line(qid, messages)
-            cost = prompt + self.cfg.generation.max_tokens
+            cost = prompt + self.completion_budget
             nbytes = len(line.encode("utf-8"))
             over_tokens = b.max_enqueued_tokens is not None and tokens + cost > b.max_enqueued_tokens
             if size + nbytes > b.max_bytes_per_file or over_tokens:
@@ -452,25 +526,51 @@ class BatchRunner:
                                "errors": b.get("errors")})
 
     # --- collecting -------------------------------------------------------------------
-    def _error(self, qid: str, kind: str, message: str, status: int | None = None, attempts: int = 1) -> None:
+    def _error(self, qid: str, kind: str, message: str, status: int | None = None, attempts: int = 1,
+               raw: str | None = None, estimated: dict[str, int] | None = None) -> None:
         if qid in self._written:
             return
-        self.store.write_error(error_record(qid, kind, message, status, attempts))
+        self.store.write_error(error_record(qid, kind, message, status, attempts, raw=raw, estimated=estimated))
         self._written.add(qid)
         self.stats.errors += 1
 
+    def _worst(self, c: Chunk) -> dict[str, int]:
+        """One request of ``c`` at its worst case, for a reply whose usage was not reported."""
+        per = c.tokens / max(1, c.requests)
+        completion = min(per, self.completion_budget)
+        return {"prompt_tokens": round(per - completion), "completion_tokens": round(completion)}
+
+    def _charge(self, usage: Any, estimated: dict[str, int] | None) -> None:
+        if self.budget is None:
+            return
+        if estimated:
+            cost = self.budget.cost(estimated["prompt_tokens"], estimated["completion_tokens"])
+            self.budget.spent += cost
+            self.budget.estimated += cost
+        else:
+            self.budget.spent += self.budget.cost(*usage_tokens(usage))
+
     def _answer(self, qid: str, body: Any, c: Chunk, meta: dict[str, Any] | None) -> None:
         text, finish, usage, model = parse_completion(body if isinstance(body, bytes) else json.dumps(body).encode())
+        estimated = None if has_usage(usage) else self._worst(c)
         if finish == "content_filter" and not text:
-            raise ItemError("the reply was withheld by the content filter", kind="content_filter")
-        record, valid = answer_record(self.dataset, {**(meta or {}), "id": qid}, text, finish, usage, model, c.round)
+            if qid not in self._written:
+                self._charge(usage, estimated)
+            self._error(qid, "content_filter", "the reply was withheld by the content filter", 200, c.round,
+                        estimated=estimated)
+            return
+        record, valid = answer_record(self.dataset, {**(meta or {}), "id": qid}, text, finish, usage, model, c.round,
+                                      estimated=estimated)
         record["batch"] = c.batch_id
-        self.store.write_answer(record, valid=valid)
+        try:
+            self.store.write_answer(record, valid=valid)
+        except ItemError as e:  # a value JSON cannot hold: the paid reply is kept in errors.jsonl
+            self._charge(usage, estimated)
+            self._error(qid, e.kind, str(e), 200, c.round, raw=text, estimated=estimated)
+            return
         self._written.add(qid)
         self.stats.count_answer(record)
-        if self.budget is not None:
-            self.budget.spent += self.budget.cost(int(usage.get("prompt_tokens") or 0),
-                                                  int(usage.get("completion_tokens") or 0))
+        self._charge(usage, estimated)
 
     async def _collect(self, c: Chunk) -> None:
         """Settle every request of a finished batch exactly once; re-drive what may succeed later."""
@@ -494,8 +594,10 @@ class BatchRunner:
                         log.warning("%s: a line that is not a batch result was skipped", dest)
                         continue
                     seen.add(qid)
-                    if qid in self._written or qid in self.store.answered or qid in self.store.failed:
-                        continue
+                    if qid in self._written or qid in self.store.answered:
+                        continue  # settled already (by this session, or before a crash mid-collect)
+                    # an id in store.failed is settled all the same: it was sent again (--retry_errors) and
+                    # paid for; an answer drops its error at close, a repeated error is compacted away
                     self._settle_row(qid, row, c, redrive, metas.get(qid))
         # requests that came back nowhere (failed or cancelled batches) are re-driven too
         found = (c.errors or {}).get("data") if isinstance(c.errors, dict) else None
@@ -557,7 +659,7 @@ class BatchRunner:
                 hold = self._hold(prompt)
                 if hold is None:
                     return  # the rest stay unsettled, for a rerun with a higher cap
-                yield qid, line, prompt + self.cfg.generation.max_tokens, hold
+                yield qid, line, prompt + self.completion_budget, hold
 
     def _chunk_meta(self, c: Chunk) -> dict[str, dict[str, Any]]:
         """The sidecar meta of a chunk (at most one chunk's worth of entries)."""

@@ -8,8 +8,6 @@ exactly one of ``TransientError`` / ``RateLimited`` (retry), ``ItemError``
 ...     async with ChatClient(endpoint, GenerationConfig()) as client:
 ...         reply = await client.complete([{"role": "user", "content": "hi"}])
 ...         print(reply.text, reply.usage)
-
-Imports: aiohttp, syphus.config, syphus.endpoint, syphus.errors.
 """
 
 from __future__ import annotations
@@ -17,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import json
+import math
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -44,25 +43,40 @@ class Completion:
 
 
 def retry_after_seconds(headers: Mapping[str, str], now: float | None = None) -> float | None:
-    """The server's wait hint: ``retry-after-ms``, else ``retry-after`` in seconds or as an HTTP date."""
-    ms = headers.get("retry-after-ms")
-    if ms:
-        try:
-            return max(0.0, float(ms) / 1000.0)
-        except ValueError:
-            pass
+    """The server's wait hint: ``retry-after-ms``, else ``retry-after`` in seconds or as an HTTP date.
+
+    Whatever a server sends, the answer is None (no usable hint) or a number >= 0, possibly
+    ``inf``; capping it is the retry policy's job. Garbage and ``nan`` are no hint.
+
+    >>> retry_after_seconds({"retry-after": "inf"}), retry_after_seconds({"retry-after": "soon"})
+    (inf, None)
+    >>> retry_after_seconds({"retry-after-ms": "-5"}), retry_after_seconds({"retry-after": "nan"})
+    (0.0, None)
+    """
+    ms = _seconds(headers.get("retry-after-ms"), scale=0.001)
+    if ms is not None:
+        return ms
     value = headers.get("retry-after")
     if not value:
         return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
+    seconds = _seconds(value)
+    if seconds is not None:
+        return seconds
     try:
         when = email.utils.parsedate_to_datetime(value).timestamp()
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
     return max(0.0, when - (now if now is not None else time.time()))
+
+
+def _seconds(value: str | None, scale: float = 1.0) -> float | None:
+    if not value:
+        return None
+    try:
+        seconds = float(value) * scale
+    except ValueError:
+        return None
+    return None if math.isnan(seconds) else max(0.0, seconds)
 
 
 def _error_info(body: bytes) -> tuple[str, str]:
@@ -101,6 +115,9 @@ def classify(status: int, headers: Mapping[str, str], body: bytes) -> Exception:
                               status=status, retry_after=hint)
     if code in _CONTENT_FILTER:
         return ItemError(detail, kind="content_filter", status=status)
+    if status == 404:
+        return ItemError(f"{detail}. The endpoint has no such model, deployment or path; check --model "
+                         "(or the Azure deployment) and --base_url", kind="not_found", status=status)
     if code == "context_length_exceeded":
         return ItemError(detail, kind="too_large", status=status)
     kinds = {400: "bad_request", 404: "not_found", 413: "too_large", 422: "bad_request"}
@@ -116,9 +133,11 @@ def parse_completion(body: bytes) -> tuple[str | None, str | None, dict[str, Any
         finish = choice.get("finish_reason")
     except (ValueError, KeyError, IndexError, TypeError, AttributeError) as e:
         snippet = body[:120].decode("utf-8", "replace")
-        raise TransientError(f"malformed response body ({type(e).__name__}): {snippet!r}", kind="malformed") from None
+        raise TransientError(f"malformed response body ({type(e).__name__}): {snippet!r}", kind="malformed",
+                             maybe_billed=True) from None
     if text is not None and not isinstance(text, str):
-        raise TransientError(f"malformed response body: content is {type(text).__name__}", kind="malformed")
+        raise TransientError(f"malformed response body: content is {type(text).__name__}", kind="malformed",
+                             maybe_billed=True)
     usage = data.get("usage") if isinstance(data.get("usage"), dict) else {}
     return text, finish, usage, data.get("model")
 
@@ -140,6 +159,23 @@ def request_template(endpoint: Endpoint, generation: GenerationConfig, batch: bo
     return body
 
 
+def completion_budget(template: Mapping[str, Any]) -> int:
+    """The most completion tokens one request can be billed for: its token cap times ``n``.
+
+    The generation extras may override ``max_tokens`` (or set ``max_completion_tokens``)
+    and ask for ``n`` choices; limits and ``--max-cost`` must reserve what is really sent.
+
+    >>> completion_budget({"max_tokens": 100, "n": 3}), completion_budget({"max_tokens": 9, "max_completion_tokens": 50})
+    (300, 50)
+    """
+    cap = template.get("max_completion_tokens") or template.get("max_tokens") or 0
+    n = template.get("n") or 1
+    try:
+        return max(0, int(cap)) * max(1, int(n))
+    except (TypeError, ValueError):
+        return 0
+
+
 class ChatClient:
     """Sends chat-completion requests to one endpoint over a pooled aiohttp session."""
 
@@ -152,6 +188,7 @@ class ChatClient:
         self.on_headers = on_headers
         self.clock = clock
         self._template = request_template(endpoint, generation)
+        self.completion_budget = completion_budget(self._template)
         self._headers = {"Content-Type": "application/json", **endpoint.headers}
         self._session: aiohttp.ClientSession | None = None
 
@@ -167,10 +204,23 @@ class ChatClient:
             await self._session.close()
             self._session = None
 
-    async def complete(self, messages: list[dict[str, str]]) -> Completion:
-        """One request; raises TransientError, RateLimited, ItemError or FatalError on failure."""
+    def body(self, messages: list[dict[str, Any]]) -> bytes:
+        """The request body for ``messages``; ItemError ``unencodable`` if they are not JSON (nothing is sent)."""
+        try:
+            return json.dumps({**self._template, "messages": messages}, ensure_ascii=False,
+                              allow_nan=False).encode("utf-8")
+        except (TypeError, ValueError, UnicodeEncodeError) as e:
+            raise ItemError(f"the request cannot be encoded as JSON ({type(e).__name__}: {e}); build_messages "
+                            "must return messages whose contents are strings or lists of parts",
+                            kind="unencodable") from None
+
+    async def complete(self, messages: list[dict[str, Any]], body: bytes | None = None) -> Completion:
+        """One request (``body``: from ``self.body(messages)``, to encode once for all attempts).
+
+        Raises TransientError, RateLimited, ItemError or FatalError on failure.
+        """
         assert self._session is not None, "use 'async with ChatClient(...)'"
-        payload = json.dumps({**self._template, "messages": messages}, ensure_ascii=False).encode("utf-8")
+        payload = body if body is not None else self.body(messages)
         started = self.clock()
         try:
             async with self._session.post(self.endpoint.url, data=payload) as resp:
@@ -178,9 +228,12 @@ class ChatClient:
                 status, headers = resp.status, resp.headers
         except asyncio.TimeoutError:
             raise TransientError(f"no complete response within {self.timeout:g}s (endpoint.timeout)",
-                                 kind="timeout") from None
-        except aiohttp.ClientError as e:
+                                 kind="timeout", maybe_billed=True) from None
+        except aiohttp.ClientConnectorError as e:  # never reached the server: nothing to pay for
             raise TransientError(f"connection failed: {type(e).__name__}: {e}", kind="connection") from None
+        except aiohttp.ClientError as e:  # sent, then the reply was lost: the server may bill it
+            raise TransientError(f"connection failed: {type(e).__name__}: {e}", kind="connection",
+                                 maybe_billed=True) from None
         if self.on_headers is not None:
             self.on_headers(headers)
         if status != 200:
@@ -188,5 +241,5 @@ class ChatClient:
         text, finish, usage, model = parse_completion(body)
         if finish == "content_filter" and not text:
             raise ItemError("the reply was withheld by the content filter (finish_reason=content_filter)",
-                            kind="content_filter", status=status)
+                            kind="content_filter", status=status, maybe_billed=True)
         return Completion(text, finish, usage, model, self.clock() - started, headers)

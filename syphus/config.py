@@ -63,6 +63,7 @@ class RetryConfig(_Strict):
     max_seconds: float = Field(600.0, gt=0)
     initial_wait: float = Field(1.0, ge=0)
     max_wait: float = Field(60.0, ge=0)
+    max_endpoint_failures: int = Field(20, ge=1)  # identical endpoint-level failures in a row that stop the run
 
 
 class CostConfig(_Strict):

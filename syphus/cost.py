@@ -1,9 +1,12 @@
 """Cost: prices per model, a hard budget that reserves before it spends, and estimates.
 
 Prices come from an editable YAML table (``configs/pricing.yaml``), USD per 1M tokens.
-A request reserves its worst case (estimated prompt + ``max_tokens`` completion)
-before it is sent and settles at its real usage when it returns, so spent +
-reserved never passes ``--max-cost``.
+A request reserves its worst case (estimated prompt + ``max_tokens`` completion,
+times ``n``) before it is sent and settles at its real usage when it returns, so
+spent + reserved never passes ``--max-cost``. When the real usage is unknown and
+the request may still have been billed (no ``usage`` or zeros in the reply, a
+timeout, a dropped or malformed reply, a content-filtered 200), the worst case
+is charged and counted as ``estimated``: a cap is a cap whatever replies say.
 
 >>> price = Price(input=0.15, output=0.60, batch_input=0.075, batch_output=0.30)
 >>> b = Budget(price, limit=0.01)
@@ -11,8 +14,8 @@ reserved never passes ``--max-cost``.
 0.00075
 >>> b.settle(hold, {"prompt_tokens": 1000, "completion_tokens": 200}); round(b.spent, 6)
 0.00027
-
-Imports: pydantic, yaml, syphus.errors.
+>>> b.settle(b.reserve(1000, 1000), None, billed=True); round(b.spent, 6), round(b.estimated, 6)
+(0.00102, 0.00075)
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from syphus.errors import UserError
+from syphus.record import usage_tokens
 
 DEFAULT_PRICING = "configs/pricing.yaml"
 
@@ -77,10 +81,12 @@ def price_for(model: str, table: Mapping[str, Price]) -> Price | None:
 class Budget:
     """Spent and reserved dollars; ``reserve`` refuses what would pass ``limit``."""
 
-    def __init__(self, price: Price | None, limit: float | None = None, spent: float = 0.0, batch: bool = False):
+    def __init__(self, price: Price | None, limit: float | None = None, spent: float = 0.0, batch: bool = False,
+                 estimated: float = 0.0):
         self.price = price
         self.limit = limit
-        self.spent = spent
+        self.spent = spent  # includes ``estimated``
+        self.estimated = estimated  # charged at the worst case because no usage was reported
         self.reserved = 0.0
         self.batch = batch
 
@@ -95,8 +101,20 @@ class Budget:
         self.reserved += worst
         return worst
 
-    def settle(self, hold: float, usage: Mapping[str, Any] | None) -> None:
-        """Release a hold; add the real cost when the request was answered."""
+    def settle(self, hold: float, usage: Mapping[str, Any] | None, billed: bool = False) -> None:
+        """Release a hold and add what the request cost.
+
+        ``usage`` with tokens in it is the real cost. Without it, ``billed`` says the
+        request may have been charged anyway: then the hold (the worst case) is spent.
+        """
         self.reserved = max(0.0, self.reserved - hold)
-        if usage:
-            self.spent += self.cost(int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0))
+        if has_usage(usage):
+            self.spent += self.cost(*usage_tokens(usage))
+        elif billed:
+            self.spent += hold
+            self.estimated += hold
+
+
+def has_usage(usage: Any) -> bool:
+    """Whether a reply reported the tokens it used (a missing, garbled or all-zero ``usage`` did not)."""
+    return sum(usage_tokens(usage)) > 0

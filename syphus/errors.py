@@ -10,11 +10,26 @@
 - ``TransientError``: worth retrying (429, 5xx, timeouts, dropped connections,
   malformed bodies); the retry policy decides when to give up, and then it is
   recorded like an ``ItemError``.
+- ``StoreError``: a record could not be written (disk full, permissions): a
+  ``FatalError``, so the run stops, resumable, rather than drop a paid answer.
 
-This module imports nothing from syphus.
+Error kinds fall in two groups. Per-item kinds (bad request, content filter,
+too large, a plugin that raised) are settled: a rerun leaves them alone.
+``ENDPOINT_KINDS`` say the endpoint, not the query, failed (connections,
+timeouts, 5xx, 404 model not found, malformed bodies): a plain rerun sends
+those queries again.
 """
 
 from __future__ import annotations
+
+
+ENDPOINT_KINDS = frozenset({"connection", "timeout", "server_error", "rate_limited", "not_found", "malformed",
+                            "http_408", "http_409"})
+
+
+def is_settled_kind(kind: str | None) -> bool:
+    """Whether an error of ``kind`` is final for its query (a plain rerun does not send it again)."""
+    return kind not in ENDPOINT_KINDS
 
 
 class SyphusError(Exception):
@@ -33,24 +48,34 @@ class FatalError(SyphusError):
         self.status = status
 
 
+class StoreError(FatalError):
+    """A record could not be written to the run folder; the run stops and stays resumable."""
+
+
 class ItemError(SyphusError):
     """One query failed permanently; ``kind`` is a short machine-readable label."""
 
-    def __init__(self, message: str, kind: str = "error", status: int | None = None):
+    def __init__(self, message: str, kind: str = "error", status: int | None = None, maybe_billed: bool = False):
         super().__init__(message)
         self.kind = kind
         self.status = status
+        self.maybe_billed = maybe_billed
 
 
 class TransientError(SyphusError):
-    """A failure worth retrying; ``retry_after`` is the server's hint in seconds."""
+    """A failure worth retrying; ``retry_after`` is the server's hint in seconds.
+
+    ``maybe_billed``: the request reached the server and may have been charged
+    (a timeout, a dropped or malformed reply), so a budget counts its worst case.
+    """
 
     def __init__(self, message: str, kind: str = "transient", status: int | None = None,
-                 retry_after: float | None = None):
+                 retry_after: float | None = None, maybe_billed: bool = False):
         super().__init__(message)
         self.kind = kind
         self.status = status
         self.retry_after = retry_after
+        self.maybe_billed = maybe_billed
 
 
 class RateLimited(TransientError):

@@ -3,8 +3,6 @@
 >>> result = asyncio.run(run_job(load_config(None, {"name": "Example.example"}), os.environ))  # doctest: +SKIP
 >>> result.status, result.folder                                                              # doctest: +SKIP
 ('complete', PosixPath('output/Example/v1'))
-
-Imports: every syphus module but cli.
 """
 
 from __future__ import annotations
@@ -25,16 +23,17 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from syphus import __version__, plugins
-from syphus.client import ChatClient
+from syphus.client import ChatClient, completion_budget
 from syphus.config import RunConfig
 from syphus.cost import Budget, load_pricing, price_for
 from syphus.dataset import AbstractDataset
 from syphus.endpoint import DEFAULT_MODEL, Endpoint, choose_kind, resolve_endpoint
-from syphus.errors import UserError
+from syphus.errors import SyphusError, UserError
 from syphus.limits import RateLimiter, estimate_tokens
 from syphus.progress import Progress
-from syphus.runner import Runner, Stats, now_iso
-from syphus.store import INVALID, PAIRS, RunStore, rewrite_answers
+from syphus.record import now_iso, parse_fields
+from syphus.runner import Runner, Stats
+from syphus.store import INVALID, PAIRS, RunStore
 
 log = logging.getLogger("syphus")
 
@@ -80,7 +79,7 @@ def run_folder(cfg: RunConfig, dataset: AbstractDataset) -> Path:
 
 def query_stream(loaded: LoadedDataset, cfg: RunConfig) -> tuple[Iterator[dict[str, Any]], int | None]:
     """The query inputs to consider, after ``--random_sample`` and slicing, and their number if known."""
-    items: Iterator[dict[str, Any]] = loaded.dataset.iter_query_inputs(loaded.source)
+    items: Iterator[dict[str, Any]] = guarded(loaded.dataset.iter_query_inputs(loaded.source), loaded.source)
     total = loaded.dataset.count()
     if cfg.random_sample:  # shuffling needs every item at once; the seed keeps resumes in the same order
         pool = list(items)
@@ -94,12 +93,23 @@ def query_stream(loaded: LoadedDataset, cfg: RunConfig) -> tuple[Iterator[dict[s
     return items, total
 
 
+def guarded(items: Iterator[dict[str, Any]], source: str) -> Iterator[dict[str, Any]]:
+    """``items``, with anything plugin code raises while they stream turned into one UserError."""
+    try:
+        yield from items
+    except SyphusError:
+        raise
+    except Exception as e:
+        raise UserError(f"{source}: reading query inputs failed: {type(e).__name__}: {e}") from e
+
+
 def build_meta(cfg: RunConfig, loaded: LoadedDataset, endpoint: dict[str, Any], store: RunStore,
                stats: Stats | None, status: str, started_at: str, elapsed: float,
                budget: Budget | None = None) -> dict[str, Any]:
     """meta.json: what ran, with what (no secrets), and what is in the folder now."""
     return {
         "cost": {"spent_usd": round(budget.spent, 6) if budget else None,
+                 "estimated_usd": round(budget.estimated, 6) if budget else None,
                  "max_cost": cfg.cost.max_cost, "priced": bool(budget and budget.price)},
         "syphus_version": __version__,
         "status": status,
@@ -187,9 +197,13 @@ def make_budget(cfg: RunConfig, env: Mapping[str, str], totals: Mapping[str, int
         raise UserError(f"--max-cost needs the price of {model!r}: add it to {cfg.cost.pricing}, or say which "
                         "model it is with --price_as (e.g. --price_as gpt-4o-mini)")
     batch = cfg.mode == "batch"
-    spent = price.cost(totals.get("prompt_tokens", 0), totals.get("completion_tokens", 0), batch) \
-        if price and totals else 0.0
-    return Budget(price, cfg.cost.max_cost, spent, batch)
+    totals = totals or {}
+    spent = estimated = 0.0
+    if price is not None:
+        estimated = price.cost(totals.get("estimated_prompt_tokens", 0), totals.get("estimated_completion_tokens", 0),
+                               batch)
+        spent = price.cost(totals.get("prompt_tokens", 0), totals.get("completion_tokens", 0), batch) + estimated
+    return Budget(price, cfg.cost.max_cost, spent, batch, estimated)
 
 
 async def run_job(cfg: RunConfig, env: Mapping[str, str], *, retry_errors: bool = False,
@@ -213,8 +227,7 @@ async def run_job(cfg: RunConfig, env: Mapping[str, str], *, retry_errors: bool 
             failed = store.failed
             skip = lambda qid: qid not in failed  # noqa: E731
         else:
-            answered, failed = store.answered, store.failed
-            skip = lambda qid: qid in answered or qid in failed  # noqa: E731
+            skip = store.settled
         budget = make_budget(cfg, env, store.totals)
         started_at, t0 = now_iso(), clock()
         described = endpoint.describe()
@@ -235,12 +248,18 @@ async def run_job(cfg: RunConfig, env: Mapping[str, str], *, retry_errors: bool 
                     status = await runner.run(items)
             finally:
                 await bar.stop()
-                store.close()
-                error = runner.fatal or runner.user_error or (server.failure() if server is not None else None)
+                error = runner.fatal or runner.user_error or getattr(runner, "crash", None) \
+                    or (server.failure() if server is not None else None)
+                try:
+                    store.close()
+                    store.write_meta(build_meta(cfg, loaded, described, store, runner.stats,
+                                                "failed" if error is not None else status, started_at,
+                                                clock() - t0, budget))
+                except (OSError, SyphusError) as e:  # a full disk must not hide how the run ended
+                    log.error("%s", e)
+                    error = error or e
                 if error is not None:
                     status = "failed"
-                store.write_meta(build_meta(cfg, loaded, described, store, runner.stats, status, started_at,
-                                            clock() - t0, budget))
     return JobResult(status, folder, dict(store.totals), runner.stats, error, budget)
 
 
@@ -254,12 +273,13 @@ async def _engine(cfg: RunConfig, loaded: LoadedDataset, endpoint: Endpoint, sto
             yield BatchRunner(loaded.dataset, api, store, cfg, budget, skip=skip, sleep=sleep, clock=clock)
         return
     limiter = RateLimiter(cfg.limits.rpm, cfg.limits.tpm, cfg.limits.burst_seconds,
-                          cfg.limits.follow_headers, clock=clock)
+                          cfg.limits.follow_headers, clock=clock, sleep=sleep)
     async with ChatClient(endpoint, cfg.generation, timeout=cfg.endpoint.timeout,
                           connections=cfg.num_threads, on_headers=limiter.observe, clock=clock) as client:
         yield Runner(loaded.dataset, client, limiter, store, num_threads=cfg.num_threads,
-                     max_tokens=cfg.generation.max_tokens, retry=cfg.retry, drain_timeout=cfg.drain_timeout,
-                     skip=skip, source=loaded.source, budget=budget, clock=clock, sleep=sleep)
+                     max_tokens=client.completion_budget, retry=cfg.retry, drain_timeout=cfg.drain_timeout,
+                     skip=skip, source=loaded.source, budget=budget,
+                     max_endpoint_failures=cfg.retry.max_endpoint_failures, clock=clock, sleep=sleep)
 
 
 def reparse(cfg: RunConfig) -> tuple[Path, dict[str, int]]:
@@ -273,27 +293,18 @@ def reparse(cfg: RunConfig) -> tuple[Path, dict[str, int]]:
 
     def transform(rec: dict[str, Any]) -> tuple[dict[str, Any], bool]:
         out = {k: v for k, v in rec.items() if k != "reason"}
-        try:
-            query_input = {**(rec.get("meta") or {}), "id": rec["id"]}
-            result = dataset.parse_for(query_input, rec.get("raw") or "", rec.get("finish_reason"))
-            out.update(pairs=result.pairs, problems=result.problems, truncated=result.truncated)
-            reason = result.reason
-        except Exception as e:
-            out.update(pairs=[], problems=[])
-            reason = f"parse_response raised {type(e).__name__}: {e}"
-        if not out["pairs"]:
-            out["reason"] = reason
+        query_input = {**(rec.get("meta") or {}), "id": rec["id"]}
+        out.update(parse_fields(dataset, query_input, rec.get("raw"), rec.get("finish_reason")))
         return out, bool(out["pairs"])
 
-    counts = rewrite_answers(folder, transform)
-    store = RunStore(folder).open()
-    store.close()
-    meta_path = folder / "meta.json"
-    if meta_path.exists():
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        meta["counts"] = dict(store.totals)
-        meta["reparsed_at"] = now_iso()
-        store.write_meta(meta)
+    with RunStore(folder) as store:
+        counts = store.rewrite(transform)
+        meta_path = folder / "meta.json"
+        if meta_path.exists():
+            meta = json.loads(meta_path.read_text(encoding="utf-8"))
+            meta["counts"] = dict(store.totals)
+            meta["reparsed_at"] = now_iso()
+            store.write_meta(meta)
     return folder, counts
 
 
@@ -312,13 +323,18 @@ def dry_run(cfg: RunConfig, env: Mapping[str, str], loaded: LoadedDataset | None
         store.scan(read_only=True)
     n = sampled = prompt_sum = 0
     for item in items:
-        if item["id"] in store.answered or item["id"] in store.failed:
+        if store.settled(item["id"]):
             continue
         n += 1
         if sampled < cfg.cost.dry_run_sample:
-            prompt_sum += estimate_tokens(loaded.dataset.build_messages(item))
+            try:
+                messages = loaded.dataset.build_messages(item)
+            except Exception as e:
+                raise UserError(f"{loaded.source}: build_messages raised {type(e).__name__}: {e} "
+                                f"(query {item['id']!r})") from e
+            prompt_sum += estimate_tokens(messages)
             sampled += 1
-    max_tokens = cfg.generation.max_tokens
+    max_tokens = completion_budget({"max_tokens": cfg.generation.max_tokens, **cfg.generation.extra})
     avg_prompt = prompt_sum / sampled if sampled else 0.0
     answered = store.totals.get("queries_with_pairs", 0) + store.totals.get("invalid", 0)
     observed = store.totals.get("completion_tokens", 0) / answered if answered else None
@@ -330,7 +346,7 @@ def dry_run(cfg: RunConfig, env: Mapping[str, str], loaded: LoadedDataset | None
         price = None
     report: dict[str, Any] = {
         "dataset": loaded.source, "folder": str(folder), "queries": n, "sampled": sampled,
-        "already_settled": len(store.answered) + len(store.failed), "model": model,
+        "already_settled": len(store.answered) + len(store.settled_errors), "model": model,
         "prompt_tokens_per_query": round(avg_prompt, 1), "completion_tokens_per_query": round(completion, 1),
         "completion_basis": "observed in this run folder" if observed is not None else "max_tokens (worst case)",
         "prompt_tokens": round(avg_prompt * n), "completion_tokens": round(completion * n),
@@ -360,7 +376,7 @@ async def batch_status(cfg: RunConfig, env: Mapping[str, str], refresh: bool = T
     folder = run_folder(cfg, loaded.dataset) / "batch"
     if not (folder / "state.jsonl").exists():
         raise UserError(f"{folder}: no batches here yet; start them with --mode batch")
-    state = BatchState(folder)
+    state = BatchState(folder, read_only=True)
     if refresh and any(c.submitted and not c.finished for c in state.open_chunks()):
         endpoint = resolve_endpoint(cfg.endpoint, env)
         async with BatchAPI(endpoint) as api:

@@ -11,7 +11,7 @@ the buckets down to what the server says remains; a 429 pauses everyone.
 >>> asyncio.run(lim.acquire(100))   # 10 per second, 1 second of burst: no wait
 
 Waiters queue on a FIFO lock; only the head sleeps, for exactly as long as its
-cost needs to refill. Imports: syphus.errors.
+cost needs to refill.
 """
 
 from __future__ import annotations
@@ -108,8 +108,12 @@ class RateLimiter:
         self._lock = asyncio.Lock()
 
     def check(self, tokens: int) -> None:
-        """Raise ItemError if ``tokens`` can never fit the token budget."""
-        if self.tokens is not None and tokens > self.tokens.limit:
+        """Raise ItemError if ``tokens`` can never fit the token budget the user configured.
+
+        A limit learnt from headers never rejects a request: a server that reports a
+        small bucket is asked anyway, and its own answer (413, context length) decides.
+        """
+        if self.tokens is not None and self.tokens.configured and tokens > self.tokens.limit:
             raise ItemError(f"this request needs about {tokens} tokens (prompt + max_tokens) but the whole "
                             f"budget is {self.tokens.limit:.0f} tokens per minute; shorten the input or "
                             "lower generation.max_tokens", kind="too_large")
@@ -123,6 +127,7 @@ class RateLimiter:
                 delay = self.paused_until - now
                 for bucket, cost in ((self.requests, 1), (self.tokens, tokens)):
                     if bucket is not None:
+                        cost = min(cost, bucket.limit)  # a learnt bucket smaller than one request: a full one will do
                         bucket.refill(now, cost)
                         delay = max(delay, bucket.wait_for(cost))
                 if delay <= 1e-6:  # float residue after an exact sleep: it fits

@@ -10,10 +10,16 @@ resume.
 Stopping: ``request_stop()`` (Ctrl-C, SIGTERM) takes no new work and lets
 requests already on the wire finish, for at most ``drain_timeout`` seconds;
 ``abort()`` (a second Ctrl-C) cancels everything at once. A FatalError (401,
-403, no quota) aborts at once. Records are whole lines either way.
+403, no quota, a record that cannot be written) aborts at once. Records are
+whole lines either way.
 
-Imports: syphus.client, syphus.config, syphus.dataset, syphus.errors,
-syphus.limits, syphus.retry, syphus.store.
+Nothing kills a worker silently: whatever raises while one query is handled
+(a plugin, the parser, a value JSON cannot hold) ends in an error record for
+that id, with the raw reply when one arrived; a worker that dies anyway stops
+the run as failed, so the producer is never left blocked on a full queue.
+``max_endpoint_failures`` identical endpoint-level failures in a row (every
+query refused with 404, no connection at all) stop the run with a FatalError:
+those errors are not settled, so a rerun after the fix sends them again.
 """
 
 from __future__ import annotations
@@ -23,17 +29,19 @@ import logging
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from typing import Any
 
 from syphus.client import ChatClient
 from syphus.config import RetryConfig
-from syphus.cost import Budget
+from syphus.cost import Budget, has_usage
 from syphus.dataset import AbstractDataset
-from syphus.errors import FatalError, ItemError, RateLimited, TransientError, UserError
+from syphus.errors import ENDPOINT_KINDS, FatalError, ItemError, RateLimited, TransientError, UserError
 from syphus.limits import RateLimiter, estimate_tokens
-from syphus.retry import retry_policy
+from syphus.record import answer_record, error_record, now_iso, query_meta, usage_tokens
+from syphus.retry import capped_hint, retry_policy
 from syphus.store import RunStore
+
+__all__ = ["Runner", "Stats", "answer_record", "error_record", "now_iso"]
 
 log = logging.getLogger("syphus")
 
@@ -71,48 +79,28 @@ class Stats:
 
     def count_answer(self, record: dict[str, Any]) -> None:
         """Count one record written to pairs.jsonl or invalid.jsonl."""
-        usage = record.get("usage") or {}
+        prompt, completion = usage_tokens(record.get("usage"))
         self.answered += 1
         self.pairs += len(record["pairs"])
         self.invalid += not record["pairs"]
         self.truncated += bool(record.get("truncated"))
-        self.prompt_tokens += int(usage.get("prompt_tokens") or 0)
-        self.completion_tokens += int(usage.get("completion_tokens") or 0)
+        self.prompt_tokens += prompt
+        self.completion_tokens += completion
 
 
-def now_iso() -> str:
-    """The current UTC time as records carry it."""
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+@dataclass
+class _Query:
+    """What one query has cost so far: requests sent, and tokens charged at their worst case."""
 
+    sent: int = 0
+    estimated_prompt: int = 0
+    estimated_completion: int = 0
+    raw: str | None = None
 
-def error_record(qid: str, kind: str, message: str, status: int | None, attempts: int) -> dict[str, Any]:
-    """The errors.jsonl record of a query that failed for good."""
-    return {"id": qid, "kind": kind, "message": message, "status": status, "attempts": attempts, "at": now_iso()}
-
-
-def answer_record(dataset: AbstractDataset, item: dict[str, Any], text: str | None, finish_reason: str | None,
-                  usage: dict[str, Any], model: str | None, attempts: int) -> tuple[dict[str, Any], bool]:
-    """The record of one answered query, parsed by its dataset, and whether it has pairs.
-
-    The raw text is always kept; a parser that raises leaves the record invalid with the
-    reason, to be fixed and re-parsed with ``--reparse`` without paying again.
-    """
-    try:
-        result = dataset.parse_for(item, text or "", finish_reason)
-        pairs, problems, truncated, reason = result.pairs, result.problems, result.truncated, result.reason
-    except Exception as e:
-        pairs, problems, truncated = [], [], finish_reason == "length"
-        reason = f"parse_response raised {type(e).__name__}: {e} (fix it, then run with --reparse)"
-    record: dict[str, Any] = {
-        "id": item["id"], "pairs": pairs, "raw": text, "finish_reason": finish_reason, "truncated": truncated,
-        "problems": problems, "model": model, "usage": usage, "attempts": attempts, "at": now_iso(),
-    }
-    extras = {k: v for k, v in item.items() if k not in ("id", "sentences")}
-    if extras:  # what the plugin attached to the query (image_ids, ...), kept for export
-        record["meta"] = extras
-    if not pairs:
-        record["reason"] = reason
-    return record, bool(pairs)
+    def estimated(self) -> dict[str, int] | None:
+        if not (self.estimated_prompt or self.estimated_completion):
+            return None
+        return {"prompt_tokens": self.estimated_prompt, "completion_tokens": self.estimated_completion}
 
 
 class Runner:
@@ -121,7 +109,7 @@ class Runner:
     def __init__(self, dataset: AbstractDataset, client: ChatClient, limiter: RateLimiter, store: RunStore, *,
                  num_threads: int, max_tokens: int, retry: RetryConfig, drain_timeout: float = 60.0,
                  skip: Callable[[str], bool] = lambda qid: False, source: str = "dataset",
-                 budget: Budget | None = None,
+                 budget: Budget | None = None, max_endpoint_failures: int = 20,
                  clock: Callable[[], float] = time.monotonic,
                  sleep: Callable[[float], Any] = asyncio.sleep):
         self.dataset = dataset
@@ -139,8 +127,11 @@ class Runner:
         self.clock = clock
         self.sleep = sleep
         self.stats = Stats(started=clock())
+        self.max_endpoint_failures = max_endpoint_failures
+        self._streak: tuple[str | None, int] = (None, 0)  # the same endpoint-level failure, how many in a row
         self.fatal: FatalError | None = None
         self.user_error: UserError | None = None
+        self.crash: BaseException | None = None
         self.stopping = False
         self.aborted = False
         self._workers: list[asyncio.Task] = []
@@ -175,13 +166,15 @@ class Runner:
         """Process ``items``; returns "complete", "interrupted" or "failed"."""
         queue: asyncio.Queue = asyncio.Queue(maxsize=2 * self.num_threads)
         self._workers = [asyncio.create_task(self._work(queue)) for _ in range(self.num_threads)]
+        for task in self._workers:
+            task.add_done_callback(self._end_of_worker)
         self._producer = asyncio.create_task(self._produce(items, queue))
         try:
             await asyncio.gather(self._producer, *self._workers, return_exceptions=True)
         finally:
             if self._drain_timer is not None:
                 self._drain_timer.cancel()
-        if self.fatal is not None or self.user_error is not None:
+        if self.fatal is not None or self.user_error is not None or self.crash is not None:
             return "failed"
         if self.over_budget:
             return "budget"
@@ -209,6 +202,16 @@ class Runner:
         for _ in self._workers:
             await queue.put(None)
 
+    def _end_of_worker(self, task: asyncio.Task) -> None:
+        """A worker that ended while others still need it: fail the run, so nothing waits on it."""
+        if task.cancelled() or self.stopping:
+            return
+        exc = task.exception()
+        if exc is not None and self.crash is None and self.fatal is None:
+            self.crash = exc
+            log.error("a worker died: %s: %s; stopping (the run is resumable)", type(exc).__name__, exc)
+            self.abort()
+
     async def _work(self, queue: asyncio.Queue) -> None:
         try:
             while not self.stopping:
@@ -219,26 +222,44 @@ class Runner:
         except asyncio.CancelledError:
             return
         except FatalError as e:
-            self.fatal = e
+            if self.fatal is None:
+                self.fatal = e
             self.abort()
 
     # --- one query ----------------------------------------------------------------
-    def _error(self, qid: str, kind: str, message: str, status: int | None, attempts: int) -> None:
-        self.store.write_error(error_record(qid, kind, message, status, attempts))
+    def _error(self, qid: str, kind: str, message: str, status: int | None, q: _Query) -> None:
+        self.store.write_error(error_record(qid, kind, message, status, q.sent, raw=q.raw, estimated=q.estimated()))
         self.stats.errors += 1
+        self._watch_endpoint(kind, message)
+
+    def _watch_endpoint(self, kind: str | None, message: str = "") -> None:
+        """Count identical endpoint-level failures in a row; too many stop the run (exit 3)."""
+        if kind not in ENDPOINT_KINDS:
+            self._streak = (None, 0)
+            return
+        last, n = self._streak
+        n = n + 1 if kind == last else 1
+        self._streak = (kind, n)
+        if n >= self.max_endpoint_failures and self.fatal is None:
+            where = getattr(getattr(self.client, "endpoint", None), "url", "the endpoint")
+            self.fatal = FatalError(
+                f"{n} queries in a row failed the same way ({kind}: {message}) and none succeeded: {where} "
+                "is not answering. Check --base_url, --model (or the Azure deployment) and that the server is up, "
+                "then run the same command again: these queries are not settled and will be sent again")
+            self.abort()
 
     def _on_retry(self, state: Any) -> None:
         self.stats.retries += 1
         exc = state.outcome.exception() if state.outcome else None
         log.debug("retrying after %s (attempt %d)", exc, state.attempt_number)
 
-    async def _send(self, messages: list[dict[str, str]], prompt_tokens: int) -> tuple[Any, int]:
+    async def _send(self, messages: list[dict[str, str]], prompt_tokens: int, q: _Query) -> Any:
+        body = self.client.body(messages)
         cost = prompt_tokens + self.max_tokens
-        attempts = 0
         task = asyncio.current_task()
+        cap = self.retry_cfg.max_seconds
         async for attempt in retry_policy(self.retry_cfg, sleep=self.sleep, before_sleep=self._on_retry):
             with attempt:
-                attempts = attempt.retry_state.attempt_number
                 if self.stopping:
                     raise _Stopped
                 await self.limiter.acquire(cost)
@@ -250,33 +271,58 @@ class Runner:
                 self._on_wire.add(task)
                 self.stats.in_flight += 1
                 self.stats.requests += 1
-                reply = None
+                q.sent += 1
+                reply, billed = None, True  # cancelled on the wire: the server may still bill it
                 try:
-                    reply = await self.client.complete(messages)
+                    reply = await self.client.complete(messages, body)
+                    billed = True
                 except RateLimited as e:
+                    billed = False
                     self.stats.rate_limited += 1
+                    e.retry_after = capped_hint(e.retry_after, cap)
                     self.limiter.pause(e.retry_after if e.retry_after is not None else 1.0)
+                    raise
+                except (TransientError, ItemError) as e:
+                    billed = e.maybe_billed
                     raise
                 finally:
                     self.stats.in_flight -= 1
                     self._on_wire.discard(task)
+                    usage = reply.usage if reply is not None else None
+                    if billed and not has_usage(usage):
+                        q.estimated_prompt += prompt_tokens
+                        q.estimated_completion += self.max_tokens
                     if self.budget:
-                        self.budget.settle(hold, reply.usage if reply is not None else None)
-        return reply, attempts
+                        self.budget.settle(hold, usage, billed=billed)
+        return reply
 
     async def _process(self, item: dict[str, Any]) -> None:
+        """Handle one query; whatever goes wrong ends in a record for its id (or a stopped run)."""
+        qid = item["id"]
+        q = _Query()
+        try:
+            await self._handle(item, q)
+        except (_Stopped, FatalError, asyncio.CancelledError):
+            raise
+        except ItemError as e:  # a record JSON cannot hold, raised by the store before writing
+            self._error(qid, e.kind, str(e), e.status, q)
+        except Exception as e:
+            self._error(qid, "internal", f"{type(e).__name__}: {e} (a bug: please report it; "
+                        "--retry_errors sends this query again)", None, q)
+
+    async def _handle(self, item: dict[str, Any], q: _Query) -> None:
         qid = item["id"]
         started = self.clock()
         try:
             messages = self.dataset.build_messages(item)
         except Exception as e:
-            self._error(qid, "plugin", f"build_messages raised {type(e).__name__}: {e}", None, 0)
+            self._error(qid, "plugin", f"build_messages raised {type(e).__name__}: {e}", None, q)
             return
+        query_meta(item)  # a value JSON cannot hold fails here, before anything is paid
         prompt_tokens = estimate_tokens(messages)
-        attempts = 0
         try:
             self.limiter.check(prompt_tokens + self.max_tokens)
-            reply, attempts = await self._send(messages, prompt_tokens)
+            reply = await self._send(messages, prompt_tokens, q)
         except _OverBudget:
             if not self.over_budget:
                 self.over_budget = True
@@ -286,10 +332,13 @@ class Runner:
         except _Stopped:
             return
         except (ItemError, TransientError) as e:
-            self._error(qid, e.kind, str(e), e.status, attempts or self.retry_cfg.max_attempts)
+            self._error(qid, e.kind, str(e), e.status, q)
             return
+        q.raw = reply.text
+        self._watch_endpoint(None)
         record, valid = answer_record(self.dataset, item, reply.text, reply.finish_reason, reply.usage,
-                                      reply.model, attempts)
+                                      reply.model, q.sent, estimated=q.estimated())
         record["timings"] = {"latency_s": round(reply.latency, 4), "total_s": round(self.clock() - started, 4)}
         self.store.write_answer(record, valid=valid)
         self.stats.count_answer(record)
+

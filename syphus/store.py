@@ -8,29 +8,113 @@
 Every line goes to disk in one ``os.write`` on an ``O_APPEND`` descriptor as
 soon as its result arrives, so a crash at any instant leaves every completed
 line intact; a torn last line (power loss) is moved to ``<file>.torn`` on the
-next open. An id in pairs or invalid is never requested again.
+next open. An id in pairs or invalid is never requested again, nor is an id
+whose error is settled (per item: a bad request, a content filter); an error
+of the endpoint (connections, 5xx, 404) is sent again by a plain rerun.
+
+One writer per folder: ``open()`` takes an OS lock (``flock`` on ``syphus.lock``)
+for as long as the store is open; a second process is refused at once with a
+message naming the first. The kernel drops the lock when a process dies, even
+by SIGKILL. ``rewrite`` (``--reparse``) swaps files under a commit marker, and
+``open()`` finishes or undoes a swap a crash interrupted, so no id is ever in
+two files.
 
 >>> import tempfile; d = tempfile.mkdtemp()
 >>> with RunStore(d) as s:
 ...     s.write_answer({"id": "a", "pairs": [], "usage": {}}, valid=True)
 >>> RunStore(d).open().answered.__contains__("a")
 True
-
-Imports: syphus.errors, syphus.idset.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
+import socket
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from syphus.errors import UserError
+from syphus.errors import ItemError, StoreError, UserError, is_settled_kind
 from syphus.idset import IdSet
+from syphus.record import encode, encode_loose, now_iso, usage_tokens
 
 PAIRS, INVALID, ERRORS, META = "pairs.jsonl", "invalid.jsonl", "errors.jsonl", "meta.json"
+LOCK, COMMIT, SWAP = "syphus.lock", "reparse.commit", ".reparse"
+
+
+class FolderBusy(UserError):
+    """Another process holds the run folder's lock."""
+
+
+class FolderLock:
+    """An exclusive ``flock`` on ``<folder>/syphus.lock``, holding who took it."""
+
+    def __init__(self, folder: Path):
+        self.path = folder / LOCK
+        self.fd: int | None = None
+
+    def acquire(self) -> None:
+        if self.fd is not None:
+            return
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = _holder(fd)
+            os.close(fd)
+            pid = holder.get("pid", "?")
+            raise FolderBusy(
+                f"{self.path.parent}: another Syphus process is writing here (pid {pid} on "
+                f"{holder.get('host', '?')}, since {holder.get('since', '?')}: {holder.get('command', '?')}); "
+                f"wait for it to finish, or stop it (kill -INT {pid}) and run again to resume") from None
+        info = json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "since": now_iso(),
+                           "command": " ".join(sys.argv)[:500]})
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, info.encode("utf-8", "backslashreplace"), 0)
+        self.fd = fd
+
+    def release(self) -> None:
+        if self.fd is not None:
+            fcntl.flock(self.fd, fcntl.LOCK_UN)
+            os.close(self.fd)
+            self.fd = None
+
+
+def _holder(fd: int) -> dict[str, Any]:
+    try:
+        data = json.loads(os.pread(fd, 4096, 0) or b"{}")
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def recover_swap(folder: Path) -> str | None:
+    """Finish (commit marker present) or undo (absent) a ``rewrite`` a crash interrupted."""
+    marker = folder / COMMIT
+    half_marker = folder / (COMMIT + ".tmp")  # killed while the marker itself was being written
+    if half_marker.exists():
+        half_marker.unlink()
+    leftovers = [folder / (name + SWAP) for name in (PAIRS, INVALID) if (folder / (name + SWAP)).exists()]
+    if marker.exists():
+        for tmp in leftovers:
+            os.replace(tmp, folder / tmp.name[:-len(SWAP)])
+        _fsync_dir(folder)
+        marker.unlink()
+        return "finished"
+    for tmp in leftovers:
+        tmp.unlink()
+    return "undone" if leftovers else None
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _identity(text: str) -> str:
@@ -40,7 +124,10 @@ def _identity(text: str) -> str:
 def write_atomic(path: Path, text: str) -> None:
     """Replace ``path`` with ``text`` so that a reader sees the old file or the new one, never half."""
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
+    with tmp.open("w", encoding="utf-8") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
     os.replace(tmp, path)
 
 
@@ -100,25 +187,47 @@ class RunStore:
     After ``open()``: ``answered`` holds the ids already in pairs.jsonl or
     invalid.jsonl (never requested again; ids answered later in this session
     are not added, so memory does not grow with the run), ``failed`` ids
-    whose latest record is an error,
-    and ``totals`` the counts and tokens of everything in the folder.
+    whose latest record is an error, ``settled_errors`` those of them whose
+    error is final (per item, not the endpoint's), and ``totals`` the counts
+    and tokens of everything in the folder.
+
+    ``write`` is injectable (``os.write`` by default) so tests can make the disk fail.
     """
 
-    def __init__(self, folder: str | Path, redact: Callable[[str], str] = _identity):
+    def __init__(self, folder: str | Path, redact: Callable[[str], str] = _identity,
+                 write: Callable[[int, memoryview], int] = os.write):
         self.folder = Path(folder)
         self.redact = redact
         self.answered = IdSet()
         self.failed = IdSet()
+        self.settled_errors = IdSet()
         self.recovered = IdSet()  # failed before, answered in this session
         self.totals: dict[str, int] = {}
         self.repaired: dict[str, int] = {}
+        self.swap: str | None = None
         self._fds: dict[str, int] = {}
         self._stale_errors = False
+        self._write = write
+        self._lock = FolderLock(self.folder)
+
+    def settled(self, qid: str) -> bool:
+        """Whether ``qid`` needs no request: answered, or failed for a reason of its own."""
+        return qid in self.answered or qid in self.settled_errors
 
     # --- opening ------------------------------------------------------------------
     def open(self) -> RunStore:
-        """Repair, read and open the folder for appending."""
+        """Lock, repair, read and open the folder for appending."""
         self.folder.mkdir(parents=True, exist_ok=True)
+        self._lock.acquire()
+        try:
+            return self._open_locked()
+        except BaseException:
+            self._close_fds()
+            self._lock.release()
+            raise
+
+    def _open_locked(self) -> RunStore:
+        self.swap = recover_swap(self.folder)
         for name in (PAIRS, INVALID, ERRORS):
             moved = repair_torn_tail(self.folder / name)
             if moved:
@@ -132,30 +241,49 @@ class RunStore:
 
     def scan(self, read_only: bool = False) -> RunStore:
         """Learn the settled ids and totals; with ``read_only`` nothing on disk is touched."""
-        t = dict(queries_with_pairs=0, pairs=0, invalid=0, errors=0, truncated=0,
-                 prompt_tokens=0, completion_tokens=0)
+        self.answered, self.failed, self.settled_errors = IdSet(), IdSet(), IdSet()
+        self.totals = t = dict(queries_with_pairs=0, pairs=0, invalid=0, errors=0, errors_to_resend=0, truncated=0,
+                               prompt_tokens=0, completion_tokens=0, estimated_prompt_tokens=0,
+                               estimated_completion_tokens=0)
         for name in (PAIRS, INVALID):
             for _, rec in read_jsonl(self.folder / name, skip_torn=read_only):
                 self.answered.add(str(rec["id"]))
-                usage = rec.get("usage") or {}
-                t["prompt_tokens"] += int(usage.get("prompt_tokens") or 0)
-                t["completion_tokens"] += int(usage.get("completion_tokens") or 0)
-                t["truncated"] += bool(rec.get("truncated"))
-                if name == PAIRS:
-                    t["queries_with_pairs"] += 1
-                    t["pairs"] += len(rec.get("pairs") or [])
-                else:
-                    t["invalid"] += 1
+                self._count(rec, PAIRS if name == PAIRS else INVALID)
         seen_errors = IdSet()
         for _, rec in read_jsonl(self.folder / ERRORS, skip_torn=read_only):
             qid = str(rec["id"])
+            self._count_estimate(rec)  # every attempt that may have been billed counts, superseded or not
             if qid in self.answered or not seen_errors.add(qid):
                 self._stale_errors = True
             else:
-                self.failed.add(qid)
-        t["errors"] = len(self.failed)
-        self.totals = t
+                self._count_error(qid, rec)
         return self
+
+    def _count(self, rec: dict[str, Any], name: str) -> None:
+        t = self.totals
+        prompt, completion = usage_tokens(rec.get("usage"))
+        t["prompt_tokens"] += prompt
+        t["completion_tokens"] += completion
+        t["truncated"] += bool(rec.get("truncated"))
+        self._count_estimate(rec)
+        if name == PAIRS:
+            t["queries_with_pairs"] += 1
+            t["pairs"] += len(rec.get("pairs") or [])
+        else:
+            t["invalid"] += 1
+
+    def _count_estimate(self, rec: dict[str, Any]) -> None:
+        prompt, completion = usage_tokens(rec.get("estimated_usage"))
+        self.totals["estimated_prompt_tokens"] += prompt
+        self.totals["estimated_completion_tokens"] += completion
+
+    def _count_error(self, qid: str, rec: dict[str, Any]) -> None:
+        self.failed.add(qid)
+        self.totals["errors"] += 1
+        if is_settled_kind(rec.get("kind")):
+            self.settled_errors.add(qid)
+        else:
+            self.totals["errors_to_resend"] += 1
 
     def compact_errors(self) -> None:
         """Rewrite errors.jsonl keeping, per id, only its latest error and only if still unanswered."""
@@ -170,7 +298,7 @@ class RunStore:
             qid = str(json.loads(line)["id"])
             if qid in self.answered or qid in self.recovered or not seen.add(qid):
                 continue
-            kept.append(line)
+            kept.append(line if line.endswith(b"\n") else line + b"\n")
         kept.reverse()
         tmp = path.with_name(ERRORS + ".tmp")
         with tmp.open("wb") as f:
@@ -183,63 +311,98 @@ class RunStore:
         os.replace(tmp, path)
         if fd is not None:
             self._fds[ERRORS] = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        self.failed = IdSet(str(json.loads(line)["id"]) for line in kept)
-        self.totals["errors"] = len(self.failed)
+        self.failed, self.settled_errors = IdSet(), IdSet()
+        self.totals["errors"] = self.totals["errors_to_resend"] = 0
+        for line in kept:
+            rec = json.loads(line)
+            self._count_error(str(rec["id"]), rec)
         self._stale_errors = False
 
     # --- writing ------------------------------------------------------------------
-    def _append(self, name: str, record: dict[str, Any]) -> None:
-        data = self.redact(json.dumps(record, ensure_ascii=False)).encode("utf-8") + b"\n"
+    def _append(self, name: str, data: bytes) -> None:
+        """Write one whole line; a failure is a StoreError that stops the run (resumable)."""
         fd = self._fds[name]
         view = memoryview(data)
-        while view:
-            n = os.write(fd, view)
-            view = view[n:]
+        try:
+            while view:
+                n = self._write(fd, view)
+                if n <= 0:
+                    raise OSError(f"os.write wrote {n} bytes")
+                view = view[n:]
+        except OSError as e:
+            raise StoreError(f"{self.folder / name}: cannot write ({e}); free disk space or fix the folder's "
+                             "permissions, then run the same command again to resume (a torn line is set aside; "
+                             "the query being written is sent again)") from e
 
     def write_answer(self, record: dict[str, Any], valid: bool) -> None:
-        """Append an answered query to pairs.jsonl (valid) or invalid.jsonl."""
+        """Append an answered query to pairs.jsonl (valid) or invalid.jsonl.
+
+        Raises ItemError (kind ``unencodable``) before writing anything if the record is not JSON.
+        """
         if not self._fds:
             self.open()
         qid = str(record["id"])
-        self._append(PAIRS if valid else INVALID, record)
-        t = self.totals
-        usage = record.get("usage") or {}
-        t["prompt_tokens"] += int(usage.get("prompt_tokens") or 0)
-        t["completion_tokens"] += int(usage.get("completion_tokens") or 0)
-        t["truncated"] += bool(record.get("truncated"))
-        if valid:
-            t["queries_with_pairs"] += 1
-            t["pairs"] += len(record.get("pairs") or [])
-        else:
-            t["invalid"] += 1
+        name = PAIRS if valid else INVALID
+        self._append(name, encode(record, self.redact))
+        self._count(record, name)
         if qid in self.failed and self.recovered.add(qid):
             self._stale_errors = True
-            t["errors"] -= 1
+            self.totals["errors"] -= 1
+            if qid not in self.settled_errors:
+                self.totals["errors_to_resend"] -= 1
 
     def write_error(self, record: dict[str, Any]) -> None:
-        """Append a query that failed for good to errors.jsonl."""
+        """Append a query that failed for good to errors.jsonl (always encodable: raw text is kept)."""
         if not self._fds:
             self.open()
         qid = str(record["id"])
-        self._append(ERRORS, record)
-        if not self.failed.add(qid):
-            self._stale_errors = True
+        try:
+            data = encode(record, self.redact)
+        except ItemError:
+            data = encode_loose(record, self.redact)
+        self._append(ERRORS, data)
+        self._count_estimate(record)
+        if qid in self.failed:
+            self._stale_errors = True  # counted once; the older line goes at close
         else:
-            self.totals["errors"] += 1
+            self._count_error(qid, record)
 
     def write_meta(self, meta: dict[str, Any]) -> None:
         """Replace meta.json atomically."""
-        write_atomic(self.folder / META, self.redact(json.dumps(meta, indent=2, ensure_ascii=False)) + "\n")
+        text = json.dumps(meta, indent=2, ensure_ascii=True, allow_nan=False, default=repr)
+        try:
+            write_atomic(self.folder / META, self.redact(text) + "\n")
+        except OSError as e:
+            raise StoreError(f"{self.folder / META}: cannot write ({e}); free disk space or fix the folder's "
+                             "permissions, then run again to resume") from e
 
     def close(self) -> None:
-        """Flush to disk, drop superseded error lines, close the files."""
-        for fd in self._fds.values():
-            os.fsync(fd)
-        if self._stale_errors:
-            self.compact_errors()
+        """Flush to disk, drop superseded error lines, close the files, release the lock."""
+        try:
+            for fd in self._fds.values():
+                os.fsync(fd)
+            if self._stale_errors:
+                self.compact_errors()
+        finally:
+            self._close_fds()
+            self._lock.release()
+
+    def _close_fds(self) -> None:
         for fd in self._fds.values():
             os.close(fd)
         self._fds.clear()
+
+    def rewrite(self, transform: Callable[[dict[str, Any]], tuple[dict[str, Any], bool]]) -> dict[str, int]:
+        """Re-sort every answered record through ``transform`` (``--reparse``), under this store's lock."""
+        if not self._fds:
+            self.open()
+        for name in (PAIRS, INVALID):
+            os.close(self._fds.pop(name))
+        counts = rewrite_answers(self.folder, transform, self.redact)
+        self.scan()
+        for name in (PAIRS, INVALID):
+            self._fds[name] = os.open(self.folder / name, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        return counts
 
     def __enter__(self) -> RunStore:
         return self.open()
@@ -252,27 +415,37 @@ def rewrite_answers(folder: str | Path, transform: Callable[[dict[str, Any]], tu
                     redact: Callable[[str], str] = _identity) -> dict[str, int]:
     """Re-sort every answered record through ``transform`` into new pairs/invalid files.
 
-    Both files are written beside the old ones and swapped in with ``os.replace``;
-    an id seen twice keeps its first record, so running this again after a crash
-    between the two swaps leaves each id in exactly one file.
+    The caller holds the folder's lock (``RunStore.rewrite``). Both files are written
+    beside the old ones and fsynced, then a commit marker is written, then both are
+    swapped in and the marker removed: a crash before the marker leaves the old files
+    (``recover_swap`` drops the new ones), a crash after it is finished by the next open.
+    An id seen twice keeps its first record.
     """
     folder = Path(folder)
+    recover_swap(folder)
     for name in (PAIRS, INVALID):
         repair_torn_tail(folder / name)
     seen = IdSet()
     counts = {"valid": 0, "invalid": 0}
-    tmp = {name: folder / (name + ".reparse") for name in (PAIRS, INVALID)}
-    with tmp[PAIRS].open("w", encoding="utf-8") as good, tmp[INVALID].open("w", encoding="utf-8") as bad:
+    tmp = {name: folder / (name + SWAP) for name in (PAIRS, INVALID)}
+    with tmp[PAIRS].open("wb") as good, tmp[INVALID].open("wb") as bad:
         for name in (PAIRS, INVALID):
             for _, rec in read_jsonl(folder / name):
                 if not seen.add(str(rec["id"])):
                     continue
                 new, valid = transform(rec)
-                (good if valid else bad).write(redact(json.dumps(new, ensure_ascii=False)) + "\n")
+                try:
+                    data = encode(new, redact)
+                except ItemError:
+                    data, valid = encode_loose(new, redact), False
+                (good if valid else bad).write(data)
                 counts["valid" if valid else "invalid"] += 1
         for f in (good, bad):
             f.flush()
             os.fsync(f.fileno())
+    write_atomic(folder / COMMIT, "swap pairs.jsonl.reparse and invalid.jsonl.reparse into place\n")
     os.replace(tmp[PAIRS], folder / PAIRS)
     os.replace(tmp[INVALID], folder / INVALID)
+    _fsync_dir(folder)
+    (folder / COMMIT).unlink()
     return counts

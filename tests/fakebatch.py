@@ -12,10 +12,11 @@ Azure's ``/openai/...``, any query string)::
 
 Batches are deterministic: each retrieve moves a batch one step
 (validating -> in_progress -> finalizing -> completed; a cancelled one
-cancelling -> cancelled), or the test moves them with ``advance(id)`` /
-``finish_all()``.  Lines are answered on the in_progress -> finalizing step by the
-same machinery as online chat completions (scripted queue, then ``responder``, then
-the default answer), so ``server.enqueue(...)`` scripts batch lines too::
+cancelling -> cancelled), or straight to its end with ``finish_on_retrieve=True``,
+or the test moves them with ``advance(id)`` / ``finish_all()``.  Lines are answered
+on the in_progress -> finalizing step by the same machinery as online chat
+completions (scripted queue, then ``responder``, then the default answer), so
+``server.enqueue(...)`` scripts batch lines too::
 
     with FakeBatchAPI(enqueued_token_limit=90_000) as server:
         server.enqueue(Reply.status(500))          # the first line answered gets a 500
@@ -23,6 +24,7 @@ the default answer), so ``server.enqueue(...)`` scripts batch lines too::
         ...  # upload, create, poll via server.base_url
         server.finish_all()
         assert server.batches_created[0]["endpoint"] == "/v1/chat/completions"
+        assert server.lines_run == ["q00000", ...]  # each line run (and paid for), in order
 """
 
 from __future__ import annotations
@@ -93,8 +95,9 @@ class FakeBatchAPI(FakeOpenAI):
 
     def __init__(self, *args, max_file_bytes: int = 200 * 1024 ** 2,
                  max_requests_per_file: int = 50_000, enqueued_token_limit: int | None = None,
-                 **kwargs) -> None:
+                 finish_on_retrieve: bool = False, **kwargs) -> None:
         super().__init__(*args, **kwargs)
+        self.finish_on_retrieve = finish_on_retrieve
         self.max_file_bytes = max_file_bytes
         self.max_requests_per_file = max_requests_per_file
         self.enqueued_token_limit = enqueued_token_limit
@@ -107,6 +110,7 @@ class FakeBatchAPI(FakeOpenAI):
         self._uploads: list[dict] = []
         self._created: list[dict] = []
         self._calls: list[tuple[str, str]] = []
+        self._lines_run: list[str] = []
         self._next = {"file": 0, "batch": 0, "req": 0}
         self._fail_next: tuple[str, str] | None = None
         self._expire_next: int | None = None
@@ -129,6 +133,12 @@ class FakeBatchAPI(FakeOpenAI):
         """``(method, path)`` of every request routed (chat completions too; not /stats)."""
         with self._block:
             return list(self._calls)
+
+    @property
+    def lines_run(self) -> list[str]:
+        """The ``custom_id`` of every batch line answered (what an account pays for), in order."""
+        with self._block:
+            return list(self._lines_run)
 
     @property
     def batches(self) -> list[dict]:
@@ -366,6 +376,8 @@ class FakeBatchAPI(FakeOpenAI):
             if batch is None:
                 return _error(404, f"No batch found with id '{batch_id}'.", param="batch_id")
             self._step(batch)
+            while self.finish_on_retrieve and batch.obj["status"] not in TERMINAL:
+                self._step(batch)
             return web.json_response(self._copy(batch))
 
     def _list_batches(self, query) -> web.Response:
@@ -463,6 +475,7 @@ class FakeBatchAPI(FakeOpenAI):
     def _answer(self, batch: _Batch, lines: list[tuple[str, dict]]) -> None:
         """Answer ``lines`` like online requests, filling the batch's output/error lines."""
         for cid, body in lines:
+            self._lines_run.append(cid)
             with self._lock:
                 n = self._chat_count
                 self._chat_count += 1

@@ -1,22 +1,29 @@
-"""--mode batch against a fake Batch API on loopback: splitting, re-driving, crashes, budget, status."""
+"""--mode batch against a fake Batch API on loopback: splitting, re-driving, crashes (and a real SIGKILL at every
+state event), a torn state, --retry_errors, budget, status."""
 
 from __future__ import annotations
 
 import asyncio
 import io
 import json
+import os
+import signal
+import subprocess
+import sys
 import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
 from syphus import plugins
-from syphus.batch import BatchAPI, BatchRunner
+from syphus.batch import BatchAPI, BatchRunner, BatchState
 from syphus.cli import main
 from syphus.config import load_config
 from syphus.job import load_dataset, make_budget, query_stream, run_folder, run_job
 from syphus.endpoint import resolve_endpoint
+from syphus.errors import UserError
 from syphus.store import RunStore
-from tests.conftest import KEY
+from tests.conftest import KEY, ROOT
 from tests.fakebatch import FakeBatchAPI
 from tests.fakeserver import Reply
 from tests.helpers import lines, make_numbers, query_id, settled
@@ -228,6 +235,40 @@ def test_budget_stops_batch_planning(project, bserver):
     assert sum(len(f) for f in uploaded_lines(bserver)) == 10  # the rest only, each once
 
 
+def test_batch_replies_without_usage_are_charged_at_their_worst_case(project, bserver):
+    """--max-cost in batch mode holds whatever the results say: no usage is the worst case, estimated."""
+    (project / "prices.yaml").write_text("toy: {input: 1000.0, output: 1000.0, batch_input: 1000.0, "
+                                         "batch_output: 1000.0}\n")
+    make_numbers(project, 6)
+    bserver.responder = lambda body, n: Reply.ok("Question: a?\nAnswer: b.", usage={})
+    flags = {"endpoint.model": "toy", "cost.pricing": "prices.yaml", "cost.max_cost": 10,
+             "generation.max_tokens": 20, "generation.extra": {"n": 2}}
+    result = run(bserver, **flags)
+    assert result.status == "complete"
+    assert uploaded_lines(bserver)[0][0]["body"]["n"] == 2
+    records = lines(project / "output" / "Numbers" / "v1" / "pairs.jsonl")
+    assert all(r["estimated_usage"]["completion_tokens"] == 40 for r in records)  # max_tokens times n
+    assert result.budget.estimated == pytest.approx(result.budget.spent) and result.budget.spent > 0
+    again = make_budget(config(bserver, **flags), ENV, RunStore(project / "output" / "Numbers" / "v1").scan().totals)
+    assert again.spent == pytest.approx(result.budget.spent)  # a restart still counts it
+
+
+def test_meta_json_cannot_hold_is_an_error_before_anything_is_paid(project, bserver):
+    make_numbers(project, 3)
+    plugin = project / "datasets" / "numbers.py"
+    plugin.write_text(plugin.read_text().replace(
+        'yield {"id"', 'yield {"tags": {1, 2}, "id"} if i == 1 else {"id"').replace(
+        '"tags": {1, 2}, "id"}', '"tags": {1, 2}, "id": "q00001", "sentences": "<<q00001>>"}'))
+    result = run(bserver)
+    assert result.status == "complete"
+    folder = project / "output" / "Numbers" / "v1"
+    s = settled(folder)
+    assert sorted(s["pairs"]) == ["q00000", "q00002"] and s["errors"] == ["q00001"]
+    err = lines(folder / "errors.jsonl")[0]
+    assert err["kind"] == "unencodable" and "tags is a set" in err["message"] and err["attempts"] == 0
+    assert "q00001" not in [line["custom_id"] for f in uploaded_lines(bserver) for line in f]
+
+
 def test_azure_batch_paths(project, bserver):
     make_numbers(project, 2)
     env = {"AZURE_OPENAI_ENDPOINT": bserver.root_url, "AZURE_OPENAI_API_KEY": KEY,
@@ -322,3 +363,187 @@ def test_an_upload_whose_answer_is_lost_is_not_stored_twice(project, bserver):
 
     assert asyncio.run(run_with(API, cfg)) == "complete"
     assert API.lost == 1 and len(bserver.uploads) == 1 and len(bserver.batches_created) == 1
+
+
+# --- issue 11.5: batch mode keeps what it paid for ----------------------------------
+def test_retry_errors_settles_the_answers_it_paid_for(project, bserver):
+    """Fault: the answers to ids sent again by --retry_errors were dropped as "already failed"."""
+    make_numbers(project, 4)
+    broken = {"q00001", "q00003"}
+
+    def responder(body, n):
+        qid = query_id(body)
+        if qid in broken:
+            return Reply.status(400, body={"error": {"message": "bad request", "code": "invalid_value"}})
+        return Reply.ok(f"Question: what is {qid}?\nAnswer: a ball.")
+
+    bserver.responder = responder
+    folder = project / "output" / "Numbers" / "v1"
+    assert run(bserver).status == "complete"
+    assert sorted(settled(folder)["errors"]) == ["q00001", "q00003"]
+    broken.clear()
+    result = asyncio.run(run_job(config(bserver), ENV, retry_errors=True, progress=False, install_signals=False,
+                                 sleep=no_sleep))
+    assert result.status == "complete"
+    assert [r["custom_id"] for r in uploaded_lines(bserver)[-1]] == ["q00001", "q00003"]
+    s = settled(folder)
+    assert sorted(s["pairs"]) == [f"q{i:05d}" for i in range(4)] and s["errors"] == [] and s["invalid"] == []
+    sent = (len(bserver.uploads), len(bserver.batches_created), len(bserver.lines_run))
+    assert run(bserver).status == "complete"
+    assert (len(bserver.uploads), len(bserver.batches_created), len(bserver.lines_run)) == sent
+    assert sorted(bserver.lines_run) == ["q00000", "q00001", "q00001", "q00002", "q00003", "q00003"]
+
+
+def test_a_torn_last_state_event_is_moved_aside_and_the_run_resumes(project, bserver):
+    """Fault: half an event (a crash mid-write) at the end of state.jsonl stopped every rerun."""
+    make_numbers(project, 3)
+    cfg = config(bserver)
+
+    class API(BatchAPI):
+        async def retrieve(self, batch_id):
+            raise Crash
+
+    with pytest.raises(Crash):
+        asyncio.run(run_with(API, cfg))
+    folder = project / "output" / "Numbers" / "v1"
+    state = folder / "batch" / "state.jsonl"
+    whole = state.read_bytes()
+    torn = b'{"event": "polled", "n": 1, "status": "in_pro'
+    with state.open("ab") as f:
+        f.write(torn)
+    assert asyncio.run(run_with(BatchAPI, cfg)) == "complete"
+    assert (folder / "batch" / "state.jsonl.torn").read_bytes() == torn + b"\n"
+    assert state.read_bytes().startswith(whole + b'{"event": "')
+    assert all(json.loads(x) for x in state.read_bytes().splitlines())
+    ids = settled(folder)["pairs"]
+    assert sorted(ids) == ["q00000", "q00001", "q00002"] and len(ids) == 3
+    assert len(bserver.uploads) == 1 and len(bserver.batches_created) == 1
+    assert asyncio.run(run_with(BatchAPI, cfg)) == "complete"  # and the state stays readable
+
+
+def test_an_unreadable_state_event_before_the_last_names_the_line_and_the_fix(tmp_path):
+    """Fault: a damaged event in the middle (not a torn tail) must stop the run, saying where and what to do."""
+    state = BatchState(tmp_path / "batch")
+    path = state.path
+    path.write_bytes(path.read_bytes() + b"{not json\n" + b'{"event": "run", "token": "abcd"}\n')
+    with pytest.raises(UserError, match=r"state\.jsonl:2: unreadable batch state.*move .*batch away"):
+        BatchState(tmp_path / "batch")
+
+
+def test_a_short_write_of_a_state_event_is_continued(tmp_path, monkeypatch):
+    """Fault: os.write may write part of an event; the rest must follow, or the event is lost."""
+    state = BatchState(tmp_path / "batch")
+    real_write, sizes = os.write, []
+
+    def short_write(fd, data):
+        sizes.append(len(data))
+        return real_write(fd, bytes(data[:7]))
+
+    with monkeypatch.context() as m:
+        m.setattr(os, "write", short_write)
+        state.record({"event": "chunk", "n": 1, "round": 1, "filename": "f.jsonl", "requests": 2, "tokens": 9})
+    assert len(sizes) > 1 and sizes[1] == sizes[0] - 7
+    again = BatchState(tmp_path / "batch")
+    assert again.repaired == 0 and again.chunks[1].requests == 2 and again.run_token == state.run_token
+
+
+def test_a_fake_that_finishes_on_the_first_poll_runs_each_line_once(project):
+    """The fake's ``finish_on_retrieve`` (used below to keep the crash test short) and ``lines_run``."""
+    make_numbers(project, 3)
+    with FakeBatchAPI(finish_on_retrieve=True) as srv:
+        assert run(srv).status == "complete"
+        assert srv.lines_run == ["q00000", "q00001", "q00002"]
+    state = lines(project / "output" / "Numbers" / "v1" / "batch" / "state.jsonl")
+    assert [e["status"] for e in state if e["event"] == "polled"] == ["completed"]
+
+
+# --- a real SIGKILL at every state event ----------------------------------------------
+CRASH_IDS = ["q00000", "q00001", "q00002", "q00003"]
+
+
+def crash_project(root, base_url):
+    """A project of four queries in two request files, and the CLI arguments that run it in batch mode."""
+    root.mkdir()
+    make_numbers(root, len(CRASH_IDS))
+    (root / "run.yaml").write_text("batch:\n  max_requests_per_file: 2\n")
+    return ["--config", "run.yaml", "--name", "Numbers", "--mode", "batch", "--base_url", base_url,
+            "--poll_interval", "0.005", "--quiet"]
+
+
+def crash_server():
+    """A fake Batch API where q00001 fails once (re-driven), q00002 for good and q00003 has no pairs.
+
+    Batches finish at their first poll, so a run makes few state events (and the test few processes).
+    """
+    srv = FakeBatchAPI(finish_on_retrieve=True)
+    seen: dict[str, int] = {}
+
+    def responder(body, n):
+        qid = query_id(body)
+        seen[qid] = seen.get(qid, 0) + 1
+        if qid == "q00001" and seen[qid] == 1:
+            return Reply.status(500)
+        if qid == "q00002":
+            return Reply.status(400, body={"error": {"message": "bad request", "code": "invalid_value"}})
+        if qid == "q00003":
+            return Reply.ok("no pairs here")
+        return Reply.ok(f"Question: what is {qid}?\nAnswer: a ball.")
+
+    srv.responder = responder
+    return srv.start()
+
+
+def cli(root, args, *specs, counts=None, timeout=60.0):
+    """Run the CLI in a fresh process, under tests.crashpoint when ``specs`` are given; (exit code, stderr)."""
+    env = {**os.environ, "OPENAI_API_KEY": KEY, "PYTHONPATH": os.pathsep.join(
+        [str(ROOT), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)}
+    if counts is not None:
+        env["CRASHPOINT_COUNTS"] = str(counts)
+    command = ["-m", "tests.crashpoint", *specs, "--"] if specs else ["-m", "syphus.cli"]
+    proc = subprocess.run([sys.executable, *command, *args], cwd=root, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+    return proc.returncode, proc.stderr
+
+
+def assert_kept_what_was_paid_for(root, srv):
+    """Each id settled exactly once, in the file its answer belongs to; nothing uploaded, created or run twice."""
+    s = settled(root / "output" / "Numbers" / "v1")
+    assert (sorted(s["pairs"]), s["errors"], s["invalid"]) == (["q00000", "q00001"], ["q00002"], ["q00003"])
+    contents = [srv.file_content(f["id"]) for f in srv.uploads]
+    assert len(set(contents)) == len(contents) == 3
+    inputs = [b["input_file_id"] for b in srv.batches_created]
+    assert sorted(inputs) == sorted(f["id"] for f in srv.uploads)  # one batch per file, no file left unused
+    assert sorted(srv.lines_run) == ["q00000", "q00001", "q00001", "q00002", "q00003"]
+
+
+def test_sigkill_at_every_batch_state_event_then_resume(tmp_path):
+    """Fault: a process killed between two state events sends something twice or loses what came back.
+
+    The CLI runs in a subprocess that SIGKILLs itself just before or just after the n-th
+    write to state.jsonl, for every n a clean run makes; a plain rerun must then finish
+    with every id settled once and nothing uploaded, created or answered twice.
+    """
+    with crash_server() as srv:
+        root, counts = tmp_path / "clean", tmp_path / "counts.json"
+        args = crash_project(root, srv.base_url)
+        code, err = cli(root, args, "write:state.jsonl:*:after", counts=counts)
+        assert code == 0, err
+        events = json.loads(counts.read_text())["write:state.jsonl"]
+        assert events == len((root / "output" / "Numbers" / "v1" / "batch" / "state.jsonl").read_bytes()
+                             .splitlines())  # one write per event
+        assert_kept_what_was_paid_for(root, srv)
+
+    def case(point):
+        n, when = point
+        with crash_server() as srv:
+            root = tmp_path / f"{when}-{n:02d}"
+            args = crash_project(root, srv.base_url)
+            code, err = cli(root, args, f"write:state.jsonl:{n}:{when}")
+            assert code == -signal.SIGKILL, f"{when} write {n}: not killed ({code}): {err}"
+            code, err = cli(root, args)
+            assert code == 0, f"{when} write {n}: the rerun failed ({code}): {err}"
+            assert_kept_what_was_paid_for(root, srv)
+
+    points = [(n, when) for n in range(1, events + 1) for when in ("before", "after")]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        list(pool.map(case, points))

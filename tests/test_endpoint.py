@@ -401,15 +401,16 @@ async def test_retry_after_is_the_exact_wait():
     assert delays == [7.5, 0.25, 0.0]
 
 
-async def test_retry_after_longer_than_max_seconds_gives_up():
+async def test_retry_after_longer_than_max_seconds_waits_the_cap_and_tries_again():
+    """The cap cuts the wait, not the query: an hour's Retry-After waits max_seconds, then retries."""
     sleeps = Sleeps()
     calls = 0
-    with pytest.raises(RateLimited):
-        async for attempt in retry_policy(RetryConfig(max_attempts=5, max_seconds=10), sleep=sleeps):
-            with attempt:
-                calls += 1
+    async for attempt in retry_policy(RetryConfig(max_attempts=5, max_seconds=10), sleep=sleeps):
+        with attempt:
+            calls += 1
+            if calls < 3:
                 raise RateLimited("429", retry_after=3600)
-    assert calls == 1 and sleeps.delays == []
+    assert calls == 3 and sleeps.delays == [10, 10]
 
 
 @pytest.mark.parametrize("exc", [ItemError("bad", kind="bad_request"), FatalError("401", status=401),

@@ -270,11 +270,28 @@ async def test_observe_learns_limits_when_none_configured():
     lim.observe({"x-ratelimit-limit-requests": "600", "x-ratelimit-limit-tokens": "60000"})
     assert lim.requests.limit == 600 and lim.tokens.limit == 60000
     lim.check(60000)
-    with pytest.raises(ItemError):
-        lim.check(60001)
+    lim.check(60001)  # a learnt limit never rejects: the server's own answer decides
     for _ in range(20):
         await lim.acquire(1)
     assert t.slept == approx(1.0)  # learned: 10 per second after a 10-request burst
+
+
+async def test_learned_limits_cannot_poison_a_run():
+    """A header teaching a token limit below one request's size neither rejects nor hangs it."""
+    t = FakeTime()
+    lim = limiter(t)
+    lim.observe({"x-ratelimit-limit-tokens": "600", "x-ratelimit-remaining-tokens": "600"})
+    lim.check(5000)
+    await lim.acquire(5000)  # waits for at most a full bucket, then goes
+    assert t.slept == approx(59.0)  # from the 1 s burst (10 tokens) up to a full 600
+    await lim.acquire(5000)
+    assert t.slept == approx(559.0)  # then the 5000-token debt is paid back at 10 a second
+
+
+def test_a_configured_token_limit_still_rejects_what_can_never_fit():
+    lim = RateLimiter(rpm=None, tpm=1000, clock=lambda: 0.0)
+    with pytest.raises(ItemError):
+        lim.check(1001)
 
 
 def test_observe_lowers_a_configured_limit_but_never_raises_it():

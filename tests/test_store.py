@@ -83,7 +83,9 @@ def test_reopen_knows_answered_failed_and_totals(tmp_path):
         assert "d" in r.failed and "e" in r.failed and "a" not in r.failed
         assert len(r.answered) == 3 and len(r.failed) == 2
         assert r.totals == {"queries_with_pairs": 2, "pairs": 5, "invalid": 1, "errors": 2, "truncated": 1,
-                            "prompt_tokens": 111, "completion_tokens": 57}
+                            "prompt_tokens": 111, "completion_tokens": 57, "errors_to_resend": 2,
+                            "estimated_prompt_tokens": 0, "estimated_completion_tokens": 0}
+        assert not r.settled("d")  # a 500 is the endpoint's failure: a plain rerun sends it again
     finally:
         r.close()
 

@@ -1,0 +1,396 @@
+"""Hardening: no paid answer is lost, paid twice or stalled, whatever the plugin or the server does.
+
+Each test guards one class of fault against the fake OpenAI server on a real socket.
+Real processes killed at every write point and a second process on one folder are in
+tests/test_crash.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import io
+import json
+from pathlib import Path
+
+import pytest
+
+from syphus.cli import main
+from syphus.config import RetryConfig
+from syphus.dataset import AbstractDataset
+from syphus.errors import StoreError
+from syphus.limits import RateLimiter
+from syphus.runner import Runner
+from syphus.store import RunStore
+from tests.conftest import KEY
+from tests.fakeserver import Reply
+from tests.helpers import lines, make_numbers, query_id, settled
+
+FAULTY = '''
+from abstract_dataset import AbstractDataset
+
+
+class Faulty(AbstractDataset):
+    def __init__(self, name="Faulty", prompt_path="prompts/numbers.json", query_inputs_path="x"):
+        super().__init__(name, prompt_path, query_inputs_path)
+
+    def _load_query_inputs(self, path):
+        for qid in ["q00000", "q00001", "q00002", "q00003", "q00004", "q00005", "q00006", "q00007"]:
+            item = {"id": qid, "sentences": f"<<{qid}>> a scene"}
+            if qid == "q00004":
+                item["tags"] = {"a", "b"}  # a set: JSON cannot hold it
+            if qid == "q00005":
+                item["score"] = float("nan")
+            yield item
+
+    def build_messages(self, item):
+        if item["id"] == "q00001":
+            raise KeyError("caption")
+        messages = super().build_messages(item)
+        if item["id"] == "q00002":
+            messages[-1]["content"] = {"not", "json"}  # the request body cannot be encoded
+        if item["id"] == "q00007":
+            return ["not a message"]  # breaks the engine's own steps (token estimate)
+        return messages
+
+    def parse_response(self, text, finish_reason):
+        if "<<q00003>>" in text:
+            raise ZeroDivisionError("parser bug")
+        return super().parse_response(text, finish_reason)
+'''
+
+
+def run(argv, server=None, env=None):
+    out = io.StringIO()
+    base = ["--base_url", server.base_url] if server is not None else []
+    code = main(base + ["--quiet"] + list(argv), env={"OPENAI_API_KEY": KEY} if env is None else env, stream=out)
+    return code, out.getvalue()
+
+
+def folder_of(project: Path, name: str = "Numbers") -> Path:
+    return project / "output" / name / "v1"
+
+
+def every_id_once(folder: Path) -> list[str]:
+    s = settled(folder)
+    ids = s["pairs"] + s["invalid"] + s["errors"]
+    assert len(ids) == len(set(ids)), s
+    return sorted(ids)
+
+
+# --- 1. nothing unexpected kills a worker silently ------------------------------------------------
+
+
+def test_an_exception_at_any_stage_of_one_query_ends_in_a_record(project, server):
+    make_numbers(project, 1)  # for prompts/numbers.json
+    (project / "datasets" / "faulty.py").write_text(FAULTY)
+
+    def responder(body, n):
+        qid = query_id(body)
+        if qid == "q00006":  # a lone surrogate: valid JSON, not encodable as UTF-8
+            return Reply.ok("Question: what is \ud800?\nAnswer: a broken character.")
+        return Reply.ok(f"Question: what is <<{qid}>>?\nAnswer: it is {qid}.")
+
+    server.responder = responder
+    code, out = run(["--name", "Faulty", "--num_threads", "3"], server)
+    assert code == 0, out
+    folder = folder_of(project, "Faulty")
+    assert every_id_once(folder) == [f"q{i:05d}" for i in range(8)]
+    errors = {r["id"]: r for r in lines(folder / "errors.jsonl")}
+    assert errors["q00001"]["kind"] == "plugin" and "KeyError" in errors["q00001"]["message"]
+    assert errors["q00001"]["attempts"] == 0  # never sent
+    assert errors["q00002"]["kind"] == "unencodable" and errors["q00002"]["attempts"] == 0
+    assert errors["q00007"]["kind"] == "internal" and "AttributeError" in errors["q00007"]["message"]
+    # a value JSON cannot hold in what the plugin attached: refused before anything is paid
+    assert errors["q00004"]["kind"] == "unencodable" and "tags is a set" in errors["q00004"]["message"]
+    assert errors["q00005"]["kind"] == "unencodable" and "score is nan" in errors["q00005"]["message"]
+    assert errors["q00004"]["attempts"] == errors["q00005"]["attempts"] == 0
+    # a reply that cannot be stored as UTF-8: an error record keeping the paid reply, escaped
+    assert errors["q00006"]["kind"] == "unencodable" and "surrogate" in errors["q00006"]["message"]
+    assert errors["q00006"]["attempts"] == 1 and errors["q00006"]["raw"].startswith("Question: what is ")
+    assert "\\ud800" in (folder / "errors.jsonl").read_text()
+    invalid = {r["id"]: r for r in lines(folder / "invalid.jsonl")}
+    assert "ZeroDivisionError" in invalid["q00003"]["reason"]
+    assert settled(folder)["pairs"] == ["q00000"]
+    meta = json.loads((folder / "meta.json").read_text())
+    assert meta["status"] == "complete" and meta["counts"]["errors"] == 6
+    # the settled per-item errors are not sent again by a plain rerun
+    sent = len(server.requests)
+    assert run(["--name", "Faulty"], server)[0] == 0 and len(server.requests) == sent
+
+
+class _Dies(RunStore):
+    """A store whose every write raises something nobody expects."""
+
+    def write_answer(self, record, valid):
+        raise RuntimeError("boom")
+
+    def write_error(self, record):
+        raise RuntimeError("boom too")
+
+
+class _Echo(AbstractDataset):
+    def __init__(self, n):
+        self.n = n
+        super().__init__("Echo", {"system_message": "s", "in_context": []}, None)
+
+    def _load_prompt(self, path):
+        return path
+
+    def _load_query_inputs(self, path):
+        return ({"id": f"q{i:05d}", "sentences": f"<<q{i:05d}>>"} for i in range(self.n))
+
+
+async def test_a_dead_worker_never_leaves_the_producer_blocked(tmp_path, server):
+    """Every worker dies on its first query; the producer, facing a full queue, must not hang."""
+    from syphus.client import ChatClient
+    from syphus.config import GenerationConfig
+    from syphus.endpoint import Endpoint
+
+    endpoint = Endpoint(kind="compatible", url=server.base_url + "/chat/completions", model="m", headers={})
+    store = _Dies(tmp_path)
+    store.open()
+    async with ChatClient(endpoint, GenerationConfig()) as client:
+        runner = Runner(_Echo(1000), client, RateLimiter(), store, num_threads=2, max_tokens=16,
+                        retry=RetryConfig(max_attempts=1))
+        status = await asyncio.wait_for(runner.run(_Echo(1000).iter_query_inputs()), timeout=30)
+    store.close()
+    assert status == "failed"
+    assert isinstance(runner.crash, RuntimeError)
+    assert len(server.requests) <= 2
+
+
+def test_a_record_that_cannot_be_written_stops_the_run_resumably(tmp_path):
+    """Disk full at the third line: StoreError (exit 3), nothing half-counted, a torn line set aside."""
+    calls = {"n": 0}
+
+    def write(fd, data):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            import os
+            os.write(fd, bytes(data[:7]))  # a short write, then the disk is full
+            raise OSError(errno.ENOSPC, "No space left on device")
+        import os
+        return os.write(fd, data)
+
+    store = RunStore(tmp_path, write=write).open()
+    store.write_answer({"id": "a", "pairs": [{"instruction": "i", "answer": "a"}], "usage": {}}, valid=True)
+    store.write_answer({"id": "b", "pairs": [{"instruction": "i", "answer": "a"}], "usage": {}}, valid=True)
+    with pytest.raises(StoreError, match="No space left on device.*run the same command again to resume"):
+        store.write_answer({"id": "c", "pairs": [{"instruction": "i", "answer": "a"}], "usage": {}}, valid=True)
+    assert store.totals["pairs"] == 2
+    store.close()
+    again = RunStore(tmp_path).open()
+    assert "a" in again.answered and "b" in again.answered and "c" not in again.answered
+    assert again.repaired == {"pairs.jsonl": 7}
+    again.close()
+
+
+def test_disk_full_mid_run_exits_3_and_the_rerun_completes(project, server, monkeypatch):
+    """The engine turns a store failure into exit 3 and a resumable folder (RLIMIT-free: injected write)."""
+    import os
+
+    from syphus import job
+
+    make_numbers(project, 12)
+    calls = {"n": 0}
+
+    def write(fd, data):
+        calls["n"] += 1
+        if calls["n"] > 5:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return os.write(fd, data)
+
+    real = job.RunStore
+    monkeypatch.setattr(job, "RunStore", lambda folder, redact: real(folder, redact=redact, write=write))
+    code, out = run(["--name", "Numbers", "--num_threads", "2"], server)
+    assert code == 3, out
+    assert "No space left on device" in out and "resume" in out
+    monkeypatch.setattr(job, "RunStore", real)
+    code, out = run(["--name", "Numbers", "--num_threads", "2"], server)
+    assert code == 0, out
+    assert every_id_once(folder_of(project)) == [f"q{i:05d}" for i in range(12)]
+
+
+# --- 3. Retry-After cannot stall a run ------------------------------------------------------------
+
+
+class FakeTime:
+    """A loop-independent clock that moves only when something sleeps on it."""
+
+    def __init__(self):
+        self.now = 1000.0
+        self.slept = 0.0
+
+    def clock(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.now += seconds
+        self.slept += seconds
+        await asyncio.sleep(0)
+
+
+@pytest.mark.parametrize("hint", ["86400", "inf", "1e308", "Fri, 31 Dec 2999 23:59:59 GMT", "garbage", "nan"])
+@pytest.mark.parametrize("status", [429, 503])
+async def test_a_huge_retry_after_waits_the_cap_then_retries(project, server, hint, status):
+    from syphus.config import load_config
+    from syphus.job import run_job
+
+    make_numbers(project, 3)
+    server.enqueue(Reply.status(status, headers={"retry-after": hint}))
+    t = FakeTime()
+    cfg = load_config(None, {"name": "Numbers", "endpoint": {"base_url": server.base_url}, "num_threads": 1,
+                             "retry": {"max_seconds": 30.0, "initial_wait": 0.5, "max_wait": 2.0}})
+    result = await asyncio.wait_for(run_job(cfg, {"OPENAI_API_KEY": KEY}, stream=io.StringIO(), progress=False,
+                                            install_signals=False, clock=t.clock, sleep=t.sleep), timeout=30)
+    assert result.status == "complete"
+    assert sorted(settled(result.folder)["pairs"]) == ["q00000", "q00001", "q00002"]
+    assert len(server.requests) == 4  # the refused one was tried again, not given up
+    assert t.slept <= 30.0 + 1e-6  # the limiter's pause and the retry sleep together stay under the cap
+    if hint in ("garbage", "nan"):
+        assert t.slept <= 2.0 + 1e-6  # no usable hint: the ordinary backoff
+
+
+def test_retry_after_is_parsed_whatever_the_server_sends():
+    from syphus.client import retry_after_seconds
+    assert retry_after_seconds({"retry-after": "86400"}) == 86400.0
+    assert retry_after_seconds({"retry-after": "inf"}) == float("inf")
+    assert retry_after_seconds({"retry-after": "-3"}) == 0.0
+    assert retry_after_seconds({"retry-after": "nan"}) is None
+    assert retry_after_seconds({"retry-after": "Mon, 99 Foo 2024"}) is None
+    assert retry_after_seconds({"retry-after-ms": "junk", "retry-after": "2"}) == 2.0
+    assert retry_after_seconds({"retry-after": "Fri, 31 Dec 2999 23:59:59 GMT"}) > 1e10
+
+
+# --- 4. --max-cost is a hard cap whatever the replies say -----------------------------------------
+
+PRICES = "toy-model: {input: 1000.0, output: 1000.0}\n"  # $0.001 a token both ways
+
+
+@pytest.mark.parametrize("fault", ["no_usage", "zero_usage", "timeout", "content_filter", "malformed",
+                                   "n_choices", "max_tokens_extra"])
+def test_max_cost_is_a_hard_cap_whatever_the_replies_say(project, server, fault):
+    (project / "prices.yaml").write_text(PRICES)
+    make_numbers(project, 40)
+    extra: dict = {}
+    if fault == "n_choices":
+        extra = {"n": 3}
+    if fault == "max_tokens_extra":
+        extra = {"max_tokens": 60}
+    (project / "run.yaml").write_text(json.dumps({"generation": {"max_tokens": 20, "extra": extra}}))
+
+    def responder(body, n):
+        text = "Question: a?\nAnswer: b."
+        if fault == "no_usage":
+            return Reply.ok(text, usage={})
+        if fault == "zero_usage":
+            return Reply.ok(text, usage={"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0})
+        if fault == "timeout":
+            return Reply.hang(1.0)
+        if fault == "content_filter":
+            return Reply.ok(None, finish_reason="content_filter", usage={})
+        if fault == "malformed":
+            return Reply.malformed(b"<html>gateway</html>")
+        return Reply.ok(text, usage={})  # n and max_tokens: the server reports nothing either
+
+    server.responder = responder
+    cap = 0.6
+    code, out = run(["--config", "run.yaml", "--name", "Numbers", "--model", "toy-model", "--pricing",
+                     "prices.yaml", "--num_threads", "4", "--timeout", "0.2", "--max_attempts", "2",
+                     "--max-cost", str(cap)], server)
+    assert code == 4, out
+    worst_completion = {"n_choices": 60, "max_tokens_extra": 60}.get(fault, 20)
+    prompts = [sum(len(m["content"]) for m in r.body["messages"]) for r in server.requests]
+    # what the server could bill at most: every request sent, each at a generous prompt size and full completion
+    could_bill = sum(p + worst_completion for p in prompts) * 0.001
+    folder = folder_of(project)
+    meta = json.loads((folder / "meta.json").read_text())
+    assert meta["cost"]["spent_usd"] <= cap + 1e-9
+    assert meta["cost"]["estimated_usd"] == pytest.approx(meta["cost"]["spent_usd"])  # none of it was reported
+    assert len(server.requests) * worst_completion * 0.001 <= cap + 1e-9  # the completions alone fit the cap
+    assert could_bill > 0
+    # a restart remembers what was charged at the worst case and does not spend it again
+    code, out = run(["--config", "run.yaml", "--name", "Numbers", "--model", "toy-model", "--pricing",
+                     "prices.yaml", "--num_threads", "4", "--timeout", "0.2", "--max_attempts", "2",
+                     "--max-cost", str(cap)], server)
+    assert code == 4
+    assert len(server.requests) * worst_completion * 0.001 <= cap + 1e-9
+    assert json.loads((folder / "meta.json").read_text())["cost"]["spent_usd"] <= cap + 1e-9
+
+
+# --- 6. a run that settles nothing is not a success -----------------------------------------------
+
+
+def test_an_endpoint_wide_failure_stops_early_and_is_sent_again_after_the_fix(project, server):
+    make_numbers(project, 200)
+    server.responder = lambda body, n: Reply.status(404, body={"error": {
+        "message": "The model `gpt-5-typo` does not exist", "type": "invalid_request_error",
+        "code": "model_not_found"}})
+    code, out = run(["--name", "Numbers", "--num_threads", "4"], server)
+    assert code == 3, out
+    assert "20 queries in a row failed the same way (not_found" in out and "--model" in out
+    assert len(server.requests) < 40  # stopped after the first few, not 200 requests
+    folder = folder_of(project)
+    assert json.loads((folder / "meta.json").read_text())["status"] == "failed"
+    server.responder = None  # fixed
+    code, out = run(["--name", "Numbers", "--num_threads", "4"], server)
+    assert code == 0, out
+    assert sorted(settled(folder)["pairs"]) == [f"q{i:05d}" for i in range(200)]
+    assert settled(folder)["errors"] == []
+
+
+def test_no_connection_at_all_stops_with_exit_3(project):
+    import socket
+    make_numbers(project, 100)
+    with socket.socket() as s:  # a port with nobody listening
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    code, out = run(["--name", "Numbers", "--base_url", f"http://127.0.0.1:{port}/v1", "--max_attempts", "1",
+                     "--num_threads", "2"])
+    assert code == 3, out
+    assert "(connection" in out
+    store = RunStore(folder_of(project)).open()
+    assert len(store.failed) >= 20 and len(store.settled_errors) == 0  # nothing settled: a rerun sends them
+    store.close()
+
+
+def test_per_item_errors_stay_settled_and_do_not_trip_the_breaker(project, server):
+    make_numbers(project, 30)
+    server.responder = lambda body, n: Reply.status(400, body={"error": {"message": "bad", "code": "invalid"}})
+    code, out = run(["--name", "Numbers"], server)
+    assert code == 0, out
+    assert len(settled(folder_of(project))["errors"]) == 30
+    assert run(["--name", "Numbers"], server)[0] == 0
+    assert len(server.requests) == 30  # settled: not sent again
+
+
+# --- 9. small truths ------------------------------------------------------------------------------
+
+
+def test_attempts_counts_the_requests_really_sent(project, server):
+    make_numbers(project, 3)
+    server.responder = lambda body, n: {
+        "q00000": Reply.status(400), "q00001": Reply.status(500)}.get(query_id(body), Reply.ok("Question: a?\nAnswer: b."))
+    (project / "run.yaml").write_text(json.dumps({"retry": {"initial_wait": 0.01, "max_wait": 0.02}}))
+    code, out = run(["--config", "run.yaml", "--name", "Numbers", "--max_attempts", "3"], server)
+    assert code == 0, out
+    errors = {r["id"]: r for r in lines(folder_of(project) / "errors.jsonl")}
+    assert errors["q00000"]["attempts"] == 1
+    assert errors["q00001"]["attempts"] == 3
+    # too large for the configured budget: never sent
+    code, out = run(["--name", "Numbers", "--dataset_version", "v2", "--tpm", "100", "--max_tokens", "500"], server)
+    assert code == 0, out
+    big = lines(project / "output" / "Numbers" / "v2" / "errors.jsonl")
+    assert {r["kind"] for r in big} == {"too_large"} and {r["attempts"] for r in big} == {0}
+
+
+def test_dry_run_reports_a_plugin_error_like_a_run(project, server):
+    make_numbers(project, 3)
+    plugin = project / "datasets" / "numbers.py"
+    plugin.write_text(plugin.read_text().replace("for i in range(int(path)):",
+                                                 "for i in range(int(path)):\n            1 / (i - 2)"))
+    for extra in ([], ["--dry-run"]):
+        code, out = run(["--name", "Numbers"] + extra, server)
+        assert code == 2, out
+        assert "numbers.py" in out and "ZeroDivisionError" in out and "Traceback" not in out
