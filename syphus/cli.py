@@ -294,12 +294,12 @@ def _translate(argv: Sequence[str], env: Mapping[str, str], stream: TextIO) -> i
     langs = [x.strip() for x in args.langs.split(",") if x.strip()]
     if args.dry_run:
         from syphus.job import LoadedDataset, dry_run
-        from syphus.translate import Translation
-        ds = Translation(args.source, langs, "each" if args.per_language else "all")
+        from syphus.translate import for_run
+        ds = for_run(cfg, args.source, langs, "each" if args.per_language else "all")
         stream.write(_dry_run_text(dry_run(cfg, env, loaded=LoadedDataset(ds, Path("<translate>")))) + "\n")
         return EXIT_OK
     summary = asyncio.run(run_translation(cfg, env, args.source, langs, args.per_language, args.out,
-                                          stream=stream, progress=not args.quiet))
+                                          stream=stream, progress=not args.quiet, retry_errors=args.retry_errors))
     for result in summary["results"]:
         stream.write(_summary(result) + "\n")
     counts = ", ".join(f"{lang} {n}" for lang, n in summary["counts"].items())

@@ -3,17 +3,36 @@
 ``syphus translate DC_instructions.json`` asks the model for every pair in all target
 languages at once (cheapest), checks each translation (not empty, the right script
 for zh/ja/ko/ar, not a copy of the English, a plausible length), and asks again, one
-language at a time, only for the languages that failed. Query ids are the instruction
-id (all languages) and ``<instruction id>@<lang>`` (one language), so the run resumes
-per (instruction, language) like any other run. The result is one
+language at a time, only for the languages that failed. The result is one
 ``XX_instructions_<lang>.json`` per language with the English file's ids, image_ids and
 rel_ins_ids, plus ``XX_train.json`` unchanged and ``translation_failures.jsonl``.
+
+One id space per (instruction, language), whatever the mode. The key of a language of
+an instruction is ``<instruction id>@<lang>``, which is also the id of the query that asks
+for that language alone. The only other query id is the bare instruction id: the
+all-languages query. Before asking, a run reads its folder (``FolderState``) and
+leaves out every language some record already delivered, from either kind of query:
+
+* ``--per-language`` asks ``<id>@<lang>`` for each language not delivered yet;
+* the default asks the bare ``<id>``, once, for the languages not delivered and not
+  asked alone yet, as long as that id has no record; once it has one (answered, invalid
+  or failed for good: the engine never sends an id twice), every language still missing
+  is asked alone, as ``<id>@<lang>``. A second pass (``"retry"``) does that right after
+  the first, for the pairs whose all-languages query has a record by then.
+
+So switching modes on the same run folder re-asks nothing that was delivered, a
+partly translated instruction gets its missing languages (in one request when its
+all-languages query was never sent), and the run resumes per (instruction, language)
+like any other run: the engine skips every query id that has a record. ``assemble``
+writes each key at most once per language file (the first delivery in pairs.jsonl
+wins) and lists in ``translation_failures.jsonl`` each key that was asked and that no
+record delivered, once.
 
 >>> parse_translation('Sure! ```json\\n{"a": {"de": "Was ist das?"}, "b": {"de": "Ein Hund.",},}\\n```',
 ...                   ["de"], {"a": "What is it?", "b": "A dog."}).pairs
 [{'lang': 'de', 'instruction': 'Was ist das?', 'answer': 'Ein Hund.'}]
 
-Imports: syphus.dataset, syphus.errors, syphus.jsonstream, syphus.parse, syphus.store.
+Imports: syphus.dataset, syphus.errors, syphus.idset, syphus.jsonstream, syphus.parse, syphus.store.
 """
 
 from __future__ import annotations
@@ -28,6 +47,7 @@ from typing import Any
 
 from syphus.dataset import AbstractDataset
 from syphus.errors import UserError
+from syphus.idset import IdSet
 from syphus.jsonstream import iter_members, read_first
 from syphus.parse import ParseResult
 from syphus.store import ERRORS, INVALID, PAIRS, read_jsonl
@@ -148,15 +168,54 @@ def parse_translation(text: str | None, langs: list[str], english: dict[str, str
     return result
 
 
-class Translation(AbstractDataset):
-    """The pairs of an instructions file as translation queries.
+def lang_key(ins_id: str, lang: str) -> str:
+    """The key of one (instruction, language): also the id of the query that asks for it alone."""
+    return f"{ins_id}@{lang}"
 
-    ``mode``: ``"all"`` (one query per pair, every language), ``"each"`` (one query per pair
-    and language) or ``"retry"`` (one query per language that failed in ``folder``'s run).
+
+def _ins_id(rec: dict[str, Any]) -> str:
+    """The instruction a run record is about (error records carry no meta: read it off the id)."""
+    meta = rec.get("meta") or {}
+    return str(meta.get("ins_id") or str(rec["id"]).rsplit("@", 1)[0])
+
+
+class FolderState:
+    """What a translation run folder already holds, one (instruction, language) at a time.
+
+    ``delivered``: the keys ``<id>@<lang>`` with a translation in pairs.jsonl, from either kind of
+    query; ``recorded``: the query ids with a record in pairs, invalid or errors (the ids the engine
+    will not send again). ``folder`` None (or not there yet) holds nothing.
     """
+
+    def __init__(self, folder: Path | None):
+        self.delivered, self.recorded = IdSet(), IdSet()
+        if folder is None:
+            return
+        for name in (PAIRS, INVALID, ERRORS):
+            for _, rec in read_jsonl(folder / name, skip_torn=True):
+                self.recorded.add(str(rec["id"]))
+                if name == PAIRS:
+                    ins_id = _ins_id(rec)
+                    for pair in rec.get("pairs") or []:
+                        self.delivered.add(lang_key(ins_id, str(pair.get("lang"))))
+
+
+class Translation(AbstractDataset):
+    """The pairs of an instructions file as translation queries, less what ``folder`` delivered.
+
+    ``mode``: ``"all"`` (one query per pair for every language not delivered, while the pair's
+    all-languages id is unused; then one query per language still missing), ``"retry"`` (the
+    second pass of ``"all"``: only pairs whose all-languages id is used, one query per language
+    still missing) or ``"each"`` (one query per pair and language not delivered). ``folder`` is
+    the run folder (see ``for_run``); it is read when the queries are iterated, not before.
+    """
+
+    MODES = ("all", "retry", "each")
 
     def __init__(self, instructions: str | Path, langs: list[str], mode: str = "all",
                  prompt_path: str = PROMPT, folder: Path | None = None, name: str | None = None):
+        if mode not in self.MODES:
+            raise UserError(f"translation mode {mode!r}: use one of {', '.join(self.MODES)}")
         self.instructions = Path(instructions)
         self.langs = list(langs)
         self.mode = mode
@@ -188,39 +247,34 @@ class Translation(AbstractDataset):
                 "rel_ins_ids": entry.get("rel_ins_ids", [])}
 
     def _load_query_inputs(self, path: Any) -> Iterator[dict[str, Any]]:
-        if self.mode == "retry":
-            yield from self._retries()
-            return
+        state = FolderState(self.folder)
         for ins_id, entry in iter_members(self.instructions, within="data"):
             if not isinstance(entry, dict) or not isinstance(entry.get("instruction"), str) \
                     or not isinstance(entry.get("answer"), str):
                 raise UserError(f"{self.instructions}: entry {ins_id!r} has no string 'instruction' and 'answer'")
-            if self.mode == "all":
-                yield self._item(ins_id, ins_id, entry, self.langs)
-            else:
-                for lang in self.langs:
-                    yield self._item(f"{ins_id}@{lang}", ins_id, entry, [lang])
+            yield from self._queries(ins_id, entry, state)
 
-    def _retries(self) -> Iterator[dict[str, Any]]:
-        """One query per language that an all-languages query did not deliver."""
-        for name in (PAIRS, INVALID):
-            for _, rec in read_jsonl(self.folder / name, skip_torn=True):
-                meta = rec.get("meta") or {}
-                if "@" in str(rec["id"]) or not meta.get("langs"):
-                    continue
-                passed = {p.get("lang") for p in rec.get("pairs") or []}
-                entry = {"instruction": meta["en"]["a"], "answer": meta["en"]["b"],
-                         "image_ids": meta.get("image_ids", []), "rel_ins_ids": meta.get("rel_ins_ids", [])}
-                for lang in meta["langs"]:
-                    if lang not in passed:
-                        yield self._item(f"{rec['id']}@{lang}", meta["ins_id"], entry, [lang])
+    def _queries(self, ins_id: str, entry: dict[str, Any], state: FolderState) -> Iterator[dict[str, Any]]:
+        """The queries for one pair: its languages not delivered, together or one by one."""
+        if self.mode == "retry" and ins_id not in state.recorded:
+            return
+        missing = [x for x in self.langs if lang_key(ins_id, x) not in state.delivered]
+        alone = missing
+        if self.mode == "all" and ins_id not in state.recorded:
+            together = [x for x in missing if lang_key(ins_id, x) not in state.recorded]
+            if together:
+                yield self._item(ins_id, ins_id, entry, together)
+            alone = [x for x in missing if x not in together]  # asked alone before: the engine skips them
+        for lang in alone:
+            yield self._item(lang_key(ins_id, lang), ins_id, entry, [lang])
 
     # --- prompts and parsing ----------------------------------------------------------
     def build_messages(self, item: dict[str, Any]) -> list[dict[str, str]]:
         t = self.template
         names = t.get("language_names", {})
         langs = item["langs"]
-        if len(langs) == 1 and (self.mode != "all"):
+        alone = item["id"] != item["ins_id"]
+        if alone:
             system = t["system_message_one"].replace("{language}", f"{names.get(langs[0], langs[0])} ({langs[0]})")
         else:
             system = t["system_message_all"].replace(
@@ -231,7 +285,7 @@ class Translation(AbstractDataset):
             if not have or "en" not in ex:
                 continue
             messages.append({"role": "user", "content": f"<a>{ex['en']['a']}</a><b>{ex['en']['b']}</b>"})
-            if len(langs) == 1 and self.mode != "all":
+            if alone:
                 reply = {"a": ex[langs[0]]["a"], "b": ex[langs[0]]["b"]}
             else:
                 reply = {"a": {x: ex[x]["a"] for x in have}, "b": {x: ex[x]["b"] for x in have}}
@@ -249,7 +303,11 @@ class Translation(AbstractDataset):
 
 
 def assemble(folder: Path, english: Path, out: Path, langs: list[str], train: Path | None = None) -> dict[str, Any]:
-    """Write one instructions file per language from a translation run; returns counts."""
+    """Write one instructions file per language from a translation run; returns counts.
+
+    Each (instruction, language) is written once: its first delivery in pairs.jsonl, whether
+    from an all-languages or a one-language query.
+    """
     from syphus.export import _ObjectWriter
 
     out.mkdir(parents=True, exist_ok=True)
@@ -258,44 +316,87 @@ def assemble(folder: Path, english: Path, out: Path, langs: list[str], train: Pa
     writers = {lang: _ObjectWriter(out / f"{stem}_instructions_{lang}.json", {**meta, "language": lang})
                for lang in langs}
     counts = {lang: 0 for lang in langs}
+    written = IdSet()
     for _, rec in read_jsonl(folder / PAIRS, skip_torn=True):
         m = rec.get("meta") or {}
+        ins_id = _ins_id(rec)
         for pair in rec.get("pairs") or []:
             lang = pair.get("lang")
-            if lang in writers:
-                writers[lang].add(m["ins_id"], {"instruction": pair["instruction"], "answer": pair["answer"],
-                                                "image_ids": m.get("image_ids", []),
-                                                "rel_ins_ids": m.get("rel_ins_ids", [])})
+            if lang in writers and written.add(lang_key(ins_id, lang)):
+                writers[lang].add(ins_id, {"instruction": pair["instruction"], "answer": pair["answer"],
+                                           "image_ids": m.get("image_ids", []),
+                                           "rel_ins_ids": m.get("rel_ins_ids", [])})
                 counts[lang] += 1
     for w in writers.values():
         w.close()
     failures = 0
     with (out / "translation_failures.jsonl").open("w", encoding="utf-8") as f:
-        for name in (INVALID, PAIRS, ERRORS):
-            for _, rec in read_jsonl(folder / name, skip_torn=True):
-                qid = str(rec["id"])
-                if "@" not in qid:
-                    continue
-                if name == PAIRS and rec.get("pairs"):
-                    continue
-                ins_id, lang = qid.rsplit("@", 1)
-                reason = rec.get("reason") or rec.get("message") or "; ".join(rec.get("problems") or [])
-                f.write(json.dumps({"id": ins_id, "lang": lang, "reason": reason}, ensure_ascii=False) + "\n")
-                failures += 1
+        for failure in undelivered(folder, langs, written):
+            f.write(json.dumps(failure, ensure_ascii=False) + "\n")
+            failures += 1
     train = train or english.with_name(f"{stem}_train.json")
     if train.exists():
         shutil.copyfile(train, out / train.name)
     return {"counts": counts, "failures": failures, "out": out}
 
 
+def _asked(rec: dict[str, Any], ins_id: str, langs: list[str]) -> list[str]:
+    """The languages of ``langs`` a record's query asked for.
+
+    An error record has no meta: a one-language id names its language, and a failed
+    all-languages query is taken to have asked for all of ``langs``.
+    """
+    qid = str(rec["id"])
+    asked = (rec.get("meta") or {}).get("langs") or ([qid.rsplit("@", 1)[1]] if qid != ins_id else langs)
+    return [x for x in asked if x in langs]
+
+
+def _reason(rec: dict[str, Any], lang: str) -> str:
+    """Why a record did not deliver ``lang``: its problems with that language, else why it failed."""
+    problems = rec.get("problems") or []
+    own = [p for p in problems if p.startswith(f"{lang}:")]
+    return "; ".join(own) or rec.get("reason") or rec.get("message") or "; ".join(problems) or "not delivered"
+
+
+def undelivered(folder: Path, langs: list[str], delivered: IdSet) -> Iterator[dict[str, str]]:
+    """``{"id", "lang", "reason"}`` for each (instruction, language) asked and not in ``delivered``, once.
+
+    One-language records are read first: they are the later asks, so their reason is the last word.
+    """
+    reported = IdSet()
+    for alone in (True, False):
+        for name in (INVALID, PAIRS, ERRORS):
+            for _, rec in read_jsonl(folder / name, skip_torn=True):
+                ins_id = _ins_id(rec)
+                if (str(rec["id"]) != ins_id) != alone:
+                    continue
+                for lang in _asked(rec, ins_id, langs):
+                    key = lang_key(ins_id, lang)
+                    if key not in delivered and reported.add(key):
+                        yield {"id": ins_id, "lang": lang, "reason": _reason(rec, lang)}
+
+
+def for_run(cfg: Any, source: str | Path, langs: list[str], mode: str) -> Translation:
+    """The Translation of ``source`` that reads what its own run folder (``cfg``'s) already holds."""
+    from syphus.job import run_folder
+
+    translation = Translation(source, langs, mode)
+    translation.folder = run_folder(cfg, translation)
+    return translation
+
+
 async def run_translation(cfg: Any, env: Any, source: str | Path, langs: list[str], per_language: bool = False,
                           out: str | Path | None = None, stream: Any = None, progress: bool = True,
-                          sleep: Any = None) -> dict[str, Any]:
-    """Translate ``source`` (an instructions file, or a run folder, exported first) end to end."""
+                          sleep: Any = None, retry_errors: bool = False) -> dict[str, Any]:
+    """Translate ``source`` (an instructions file, or a run folder, exported first) end to end.
+
+    The default mode runs twice: the second pass asks, one at a time, the languages the first
+    pass's all-languages queries did not deliver.
+    """
     import sys
 
     from syphus.export import export_run
-    from syphus.job import LoadedDataset, run_folder, run_job
+    from syphus.job import LoadedDataset, run_job
 
     source = Path(source)
     train = None
@@ -310,13 +411,14 @@ async def run_translation(cfg: Any, env: Any, source: str | Path, langs: list[st
     kw = dict(stream=stream, progress=progress, install_signals=True)
     if sleep is not None:
         kw["sleep"] = sleep
-    first = Translation(source, langs, "each" if per_language else "all")
-    folder = run_folder(cfg, first)
-    results = [await run_job(cfg, env, loaded=LoadedDataset(first, Path("<translate>")), **kw)]
+    mode = "each" if per_language else "all"
+    first = for_run(cfg, source, langs, mode)
+    results = [await run_job(cfg, env, loaded=LoadedDataset(first, Path("<translate>")), retry_errors=retry_errors,
+                             **kw)]
     if results[-1].status == "complete" and not per_language:
-        again = Translation(source, langs, "retry", folder=folder, name=first.name)
+        again = for_run(cfg, source, langs, "retry")
         results.append(await run_job(cfg, env, loaded=LoadedDataset(again, Path("<translate>")), **kw))
-    summary = assemble(folder, source, Path(out) if out else folder / "export", langs, train)
+    summary = assemble(first.folder, source, Path(out) if out else first.folder / "export", langs, train)
     summary["results"] = results
-    summary["folder"] = folder
+    summary["folder"] = first.folder
     return summary

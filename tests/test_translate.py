@@ -51,6 +51,7 @@ class Translator:
         self.drop: dict[str, set[str]] = {}  # instruction text -> languages left out of all-language replies
         self.wrong_script: set[str] = set()  # instruction texts whose zh comes back in Latin letters, always
         self.garbled: set[str] = set()  # instruction texts whose all-language reply is not JSON
+        self.refused: set[str] = set()  # instruction texts every request for which gets a 400, always
 
     def __call__(self, body, n):
         system = body["messages"][0]["content"]
@@ -59,6 +60,8 @@ class Translator:
         a, b = re.fullmatch(r"<a>(.*)</a><b>(.*)</b>", user, re.S).groups()
         with self.lock:
             self.requests.append((langs, a))
+        if a in self.refused:
+            return Reply.status(400)
         if len(langs) == 1:
             lang = langs[0]
             if lang == "zh" and a in self.wrong_script:
@@ -82,6 +85,21 @@ def translate(server, *extra):
 
 def load(path: Path) -> dict:
     return json.loads(path.read_text())["data"]
+
+
+def written_ids(path: Path) -> list[str]:
+    """The ids of a language file as written, repeats kept (``json.loads`` would fold them into one)."""
+    closed = []
+    json.loads(path.read_text(), object_pairs_hook=lambda items: closed.append([k for k, _ in items]) or dict(items))
+    return closed[-2]  # objects close innermost first: the last is the file, the one before it "data"
+
+
+INS_ID = {a: k for k, (a, _) in ENGLISH.items()}
+
+
+def asked(requests) -> list[tuple[str, str]]:
+    """Every (instruction id, language) the requests asked for, repeats kept."""
+    return [(INS_ID[a], lang) for langs, a in requests for lang in langs]
 
 
 def test_all_languages_in_one_request_with_ids_kept(release, server):
@@ -164,6 +182,109 @@ def test_one_request_per_language_and_a_subset(release, server):
     export = release / "output" / "DC_translate" / "v1" / "export"
     assert sorted(p.name for p in export.glob("DC_instructions_*.json")) == ["DC_instructions_de.json",
                                                                              "DC_instructions_ja.json"]
+
+
+def assert_each_id_once(export: Path, langs=LANGS) -> None:
+    for lang in langs:
+        ids = written_ids(export / f"DC_instructions_{lang}.json")
+        assert sorted(ids) == sorted(ENGLISH), lang
+
+
+def test_switching_modes_reuses_translations_and_writes_each_key_once(release, server):
+    t = Translator()
+    t.drop[ENGLISH["DC_INS_00002"][0]] = {"es"}
+    server.responder = t
+    assert translate(server, "--langs", "zh,es")[0] == 0
+    assert len(t.requests) == 5  # four with both languages, then DC_INS_00002 in es alone
+    delivered = {(k, lang) for k in ENGLISH for lang in ("zh", "es")}
+    sent = len(t.requests)
+    code, out = translate(server, "--per-language")
+    assert code == 0, out
+    assert all(len(langs) == 1 for langs, _ in t.requests[sent:])
+    again = asked(t.requests[sent:])
+    assert not set(again) & delivered
+    assert sorted(again) == sorted((k, lang) for k in ENGLISH for lang in LANGS if lang not in ("zh", "es"))
+    export = release / "output" / "DC_translate" / "v1" / "export"
+    assert_each_id_once(export)
+    assert (export / "translation_failures.jsonl").read_text() == ""
+    sent = len(t.requests)
+    code, out = translate(server)  # and back: everything is delivered, nothing is sent
+    assert code == 0, out
+    assert t.requests[sent:] == []
+    assert_each_id_once(export)
+
+
+def test_switching_from_per_language_asks_only_the_rest_in_one_request(release, server):
+    t = Translator()
+    server.responder = t
+    assert translate(server, "--per-language", "--slice_end", "3")[0] == 0  # stopped early: zh, es, ja of one
+    assert sorted(asked(t.requests)) == [("DC_INS_00001", "es"), ("DC_INS_00001", "ja"), ("DC_INS_00001", "zh")]
+    sent = len(t.requests)
+    code, out = translate(server)
+    assert code == 0, out
+    again = {INS_ID[a]: langs for langs, a in t.requests[sent:]}
+    assert len(t.requests) - sent == 4
+    assert again == {"DC_INS_00001": ["de", "fr", "ko", "ar"], "DC_INS_00002": LANGS, "DC_INS_00003": LANGS,
+                     "DC_INS_00004": LANGS}
+    export = release / "output" / "DC_translate" / "v1" / "export"
+    assert_each_id_once(export)
+    zh = load(export / "DC_instructions_zh.json")
+    assert zh["DC_INS_00001"]["instruction"] == fake("zh", ENGLISH["DC_INS_00001"][0])
+    sent = len(t.requests)
+    assert translate(server, "--per-language")[0] == 0
+    assert t.requests[sent:] == []
+    assert_each_id_once(export)
+
+
+def test_a_refused_all_languages_query_is_asked_per_language_and_each_failure_listed_once(release, server):
+    t = Translator()
+    t.refused.add(ENGLISH["DC_INS_00004"][0])
+    server.responder = t
+    code, out = translate(server)
+    assert code == 0, out
+    assert sorted(asked(t.requests[4:])) == sorted(("DC_INS_00004", lang) for lang in LANGS)
+    export = release / "output" / "DC_translate" / "v1" / "export"
+    failures = [json.loads(x) for x in (export / "translation_failures.jsonl").read_text().splitlines()]
+    assert sorted((f["id"], f["lang"]) for f in failures) == sorted(("DC_INS_00004", lang) for lang in LANGS)
+    assert all(f["reason"] for f in failures)
+    assert all("DC_INS_00004" not in load(export / f"DC_instructions_{lang}.json") for lang in LANGS)
+    sent = len(t.requests)
+    assert translate(server, "--per-language")[0] == 0  # failed for good: not asked again
+    assert t.requests[sent:] == []
+
+
+def test_a_key_delivered_twice_is_written_once_and_is_no_failure(release):
+    """A folder where both kinds of query delivered one language (as runs before one id space wrote)."""
+    from syphus.translate import assemble
+
+    def meta(k, langs):
+        return {"ins_id": k, "langs": langs, "image_ids": [], "rel_ins_ids": []}
+
+    def pair(lang, text):
+        return {"lang": lang, "instruction": text, "answer": text}
+
+    folder = release / "run"
+    folder.mkdir()
+    (folder / "pairs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in [
+        {"id": "DC_INS_00001", "pairs": [pair("zh", "中中中一"), pair("de", "erst")],
+         "meta": meta("DC_INS_00001", ["zh", "de"])},
+        {"id": "DC_INS_00001@zh", "pairs": [pair("zh", "中中中二")], "meta": meta("DC_INS_00001", ["zh"])},
+        {"id": "DC_INS_00002@zh", "pairs": [pair("zh", "中中中三")], "meta": meta("DC_INS_00002", ["zh"])},
+    ]))
+    (folder / "invalid.jsonl").write_text(json.dumps(
+        {"id": "DC_INS_00002", "pairs": [], "problems": ["zh: missing from the reply", "de: empty"],
+         "reason": "zh: missing from the reply; de: empty", "meta": meta("DC_INS_00002", ["zh", "de"])}) + "\n")
+    (folder / "errors.jsonl").write_text("".join(json.dumps(r) + "\n" for r in [
+        {"id": "DC_INS_00001@de", "kind": "server_error", "message": "boom"},
+        {"id": "DC_INS_00002@de", "kind": "server_error", "message": "gave up after 5 attempts"},
+    ]))
+    summary = assemble(folder, release / "DC_instructions.json", folder / "export", ["zh", "de"])
+    zh, de = folder / "export" / "DC_instructions_zh.json", folder / "export" / "DC_instructions_de.json"
+    assert written_ids(zh) == ["DC_INS_00001", "DC_INS_00002"] and written_ids(de) == ["DC_INS_00001"]
+    assert load(zh)["DC_INS_00001"]["instruction"] == "中中中一"  # the first delivery wins
+    assert summary["counts"] == {"zh": 2, "de": 1}
+    failures = [json.loads(x) for x in (folder / "export" / "translation_failures.jsonl").read_text().splitlines()]
+    assert failures == [{"id": "DC_INS_00002", "lang": "de", "reason": "gave up after 5 attempts"}]
 
 
 def test_dry_run_and_bad_language_codes_send_nothing(release, server):
