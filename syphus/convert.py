@@ -133,7 +133,7 @@ def _pairs_items(pairs: Path) -> Iterator[tuple[str, Path]]:
         raise UserError(f"{pairs}: not a readable JSON file ({e}); pass a JSON list of [pair_id, path_a, path_b]") from e
     if not isinstance(data, list):
         raise UserError(f"{pairs}: expected a JSON list of [pair_id, path_a, path_b]")
-    for n, entry in enumerate(data):
+    for n, entry in enumerate(data, 1):
         ok = isinstance(entry, list) and len(entry) == 3 and all(isinstance(x, (str, int)) for x in entry)
         if not ok or not str(entry[0]).isdigit():
             raise UserError(f"{pairs}: entry {n} is {entry!r}; each entry must be [pair_id (digits), path_a, path_b]")

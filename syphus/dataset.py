@@ -19,6 +19,9 @@ record's ``meta`` (``image_ids`` and ``image_prefix`` are what ``syphus export``
 uses to link pairs to images). A class attribute ``scene = "DC"`` names the
 MIMIC-IT scene code used for exported ids.
 
+A plugin that gives no items at all is an error naming its query_inputs_path (an
+empty or misread file, a wrong path), and messages number items from 1.
+
 Everything else has a default that a plugin may override:
 ``_load_prompt(path)`` (or ``_load_prefix``) returns
 ``{"system_message": str, "in_context": [...]}``; ``build_messages(query_input)``
@@ -37,7 +40,7 @@ from collections.abc import Iterator, Sized
 from contextvars import ContextVar
 from typing import Any
 
-from syphus.errors import UserError
+from syphus.errors import SyphusError, UserError
 from syphus.parse import ParseResult, parse_pairs
 from syphus.prompt import Prompt, check_prompt, load_prompt
 from syphus.seen import SeenIds
@@ -51,6 +54,10 @@ class AbstractDataset(abc.ABC):
     """A source of query inputs plus the prompt that turns each into messages."""
 
     scene: str | None = None  # the MIMIC-IT scene code (DC, TVC, ...) for export
+    # Whether ``_load_query_inputs`` giving nothing is a mistake to report (a wrong path, an empty
+    # or misread file) rather than nothing to do. plugins.instantiate sets it for every plugin
+    # file; a dataset for which no queries is normal (translate's retry pass) leaves it False.
+    empty_is_error: bool = False
 
     def __init__(self, name: str = "AbstractDataset", prompt_path: Any = None, query_inputs_path: Any = None):
         overrides = path_overrides.get()
@@ -118,8 +125,25 @@ class AbstractDataset(abc.ABC):
         return Prompt(prompt["system_message"], prompt["in_context"], source=source)
 
     def iter_query_inputs(self, source: str | None = None) -> Iterator[dict[str, Any]]:
-        """The query inputs, checked one by one as they stream."""
-        return validate_items(self.query_inputs, source or type(self).__name__)
+        """The query inputs, checked one by one as they stream.
+
+        With ``empty_is_error`` the first item is read now, so that an input giving none stops the
+        run here, in one line, before a run folder is made or a request sent. Plugin code failing
+        meanwhile fails on the first read instead, as it would have, for the reader to report.
+        """
+        source = source or type(self).__name__
+        items = validate_items(self.query_inputs, source)
+        if not self.empty_is_error:
+            return items
+        try:
+            first = next(items, None)
+        except SyphusError:
+            raise
+        except Exception as e:
+            return _failing(e)
+        if first is None:
+            raise empty_input_error(source, self.query_inputs_path)
+        return _prepend(first, items)
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         for item in self.iter_query_inputs():
@@ -140,8 +164,29 @@ class AbstractDataset(abc.ABC):
 _FIX = "each item needs 'id' (a string) and 'sentences' (a string)"
 
 
+def empty_input_error(source: str, path: Any) -> UserError:
+    """The error for a plugin whose ``_load_query_inputs`` gave no items at all."""
+    if path is None:
+        return UserError(f"{source}: _load_query_inputs gave no query inputs, and query_inputs_path is None; "
+                         "pass one to super().__init__ or use --query_inputs_path")
+    return UserError(f"{source}: _load_query_inputs gave no query inputs from {path}; "
+                     "check the path and the file's format")
+
+
+def _prepend(first: dict[str, Any], rest: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    """``first``, then ``rest``; closing this closes ``rest``."""
+    yield first
+    yield from rest
+
+
+def _failing(error: Exception) -> Iterator[dict[str, Any]]:
+    """A stream whose first read raises ``error``."""
+    raise error
+    yield  # unreachable: makes this a generator
+
+
 def validate_items(items: Any, source: str) -> Iterator[dict[str, Any]]:
-    """Yield ``items``, raising a UserError at the first malformed or repeated one."""
+    """Yield ``items``, raising a UserError at the first malformed or repeated one (numbered from 1, as lines are)."""
     if items is None:
         raise UserError(f"{source}: _load_query_inputs returned None; return or yield items ({_FIX})")
     if isinstance(items, (str, bytes, dict)):
@@ -155,7 +200,8 @@ def validate_items(items: Any, source: str) -> Iterator[dict[str, Any]]:
 
 
 def _checked(items: Any, source: str, seen: SeenIds) -> Iterator[dict[str, Any]]:
-    for n, item in enumerate(items):
+    """Yield each item once checked; messages call the first one ``item 1``."""
+    for n, item in enumerate(items, 1):
         if not isinstance(item, dict):
             raise UserError(f"{source}: item {n} is a {type(item).__name__}, not a dict; {_FIX}")
         if "id" not in item:

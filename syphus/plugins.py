@@ -111,7 +111,19 @@ def resolve(name: str, folder: str | Path) -> tuple[type[AbstractDataset], Path]
 
 def instantiate(cls: type[AbstractDataset], path: Path, prompt_path: str | None = None,
                 query_inputs_path: str | None = None) -> AbstractDataset:
-    """Build the dataset the way the original CLI did (no arguments), applying path overrides."""
+    """Build the dataset the way the original CLI did (no arguments), applying path overrides.
+
+    A plugin's query inputs must not come out empty: that is a wrong path or format, said in one line
+    (``AbstractDataset.empty_is_error``) rather than a run that completes with nothing.
+    """
+    dataset = _construct(cls, path, prompt_path, query_inputs_path)
+    dataset.empty_is_error = True
+    return dataset
+
+
+def _construct(cls: type[AbstractDataset], path: Path, prompt_path: str | None,
+               query_inputs_path: str | None) -> AbstractDataset:
+    """``cls()`` with the path overrides applied, its failures turned into UserErrors naming ``path``."""
     overrides = {k: v for k, v in (("prompt_path", prompt_path), ("query_inputs_path", query_inputs_path)) if v}
     token = path_overrides.set(overrides)
     try:

@@ -132,9 +132,21 @@ def iter_pairs(path: str | Path, language: str) -> Iterator[dict[str, Any]]:
 
 # ---------------------------------------------------------------- chunks
 
+# Characters JSON may hold raw in its strings that a page may not: ``<`` (``</script>`` ends the
+# element, ``<!--`` starts the parser's escaped script data), ``>`` and ``&`` (``-->``, ``]]>`` and
+# entities, should the text ever be read as markup), and U+2028 / U+2029 (line ends to JavaScript
+# engines before ES2019).
+_JS_UNSAFE = str.maketrans({"<": "\\u003c", ">": "\\u003e", "&": "\\u0026",
+                            "\u2028": "\\u2028", "\u2029": "\\u2029"})
+
+
 def _js(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":")) \
-        .replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
+    """``value`` as JSON safe to embed in a page: inline in ``<script>`` or in a ``.js`` file.
+
+    Still valid JSON (``json.loads`` gives ``value`` back): the unsafe characters appear only inside
+    strings, and are written as ``\\u`` escapes there, so no text in a release can end the script.
+    """
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).translate(_JS_UNSAFE)
 
 
 def chunk_name(i: int) -> str:
@@ -338,11 +350,18 @@ def build_view(instructions: Sequence[str | Path], translations: Sequence[str | 
     return result
 
 
+_SLOT = re.compile(r"__(TITLE|CONFIG|MARKER)__")
+
+
 def render_index(config: dict[str, Any]) -> str:
+    """The text of ``index.html``: the page with its title, config and marker filled in.
+
+    One pass over the page, so a slot name inside a filled-in value (a file called
+    ``__CONFIG___instructions.json``) is left as it is.
+    """
     title = "Syphus view: " + ", ".join(config.get("sources", [])[:3])
-    data = _js(config).replace("</", "<\\/")
-    return (_INDEX.replace("__TITLE__", html.escape(title)).replace("__CONFIG__", data)
-            .replace("__MARKER__", MARKER))
+    values = {"TITLE": html.escape(title), "CONFIG": _js(config), "MARKER": MARKER}
+    return _SLOT.sub(lambda m: values[m[1]], _INDEX)
 
 
 # ---------------------------------------------------------------- serving

@@ -126,7 +126,7 @@ def test_user_errors(tmp_path):
     bad = tmp_path / "p.json"
     bad.write_text(json.dumps([["x", "a", "b"]]))
     rc, log = run("--scene", "SD", "--pairs", bad, "--out", tmp_path / "x.json")
-    assert rc == 2 and "entry 0" in log
+    assert rc == 2 and "entry 1 is" in log  # counted from 1
 
 
 @pytest.mark.parametrize("rate,expected", [(["--fps", "1"], [0, 10, 20, 30]), (["--fps", "0.5"], [0, 20]),

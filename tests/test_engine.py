@@ -244,7 +244,7 @@ def test_malformed_item_stops_with_the_plugin_and_item_named(project, server):
         'yield {"id"', 'yield {"sentences": "x"} if i == 2 else {"id"'))
     code, out = run(["--name", "Numbers.numbers"], server=server)
     assert code == 2
-    assert "numbers.py" in out and "item 2" in out and "has no 'id'" in out
+    assert "numbers.py" in out and "item 3" in out and "has no 'id'" in out  # counted from 1
     assert "q00002" not in {query_id(r.body) for r in server.requests}
     plugin.write_text(plugin.read_text().replace('yield {"sentences": "x"} if i == 2 else {"id"', 'yield {"id"'))
     plugins._loaded.clear()

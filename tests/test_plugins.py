@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import sys
 import textwrap
@@ -382,12 +383,12 @@ def test_missing_id_names_source_and_item(proj):
     assert next(it)["id"] == "a"
     with pytest.raises(UserError) as e:
         next(it)
-    assert "datasets/items.py (Items)" in str(e.value) and "item 1" in str(e.value) and "'id'" in str(e.value)
+    assert "datasets/items.py (Items)" in str(e.value) and "item 2" in str(e.value) and "'id'" in str(e.value)
 
 
 def test_default_source_is_the_class_name(proj):
     ds = dataset_with(proj, '[{"sentences": "no id"}]')
-    with pytest.raises(UserError, match=r"^Items: item 0 has no 'id'"):
+    with pytest.raises(UserError, match=r"^Items: item 1 has no 'id'"):
         list(ds.iter_query_inputs())
 
 
@@ -396,7 +397,7 @@ def test_duplicate_id(proj):
                             '{"id": "a", "sentences": "again"}]')
     with pytest.raises(UserError) as e:
         list(ds.iter_query_inputs("SRC"))
-    assert "SRC" in str(e.value) and "item 2" in str(e.value) and "'a'" in str(e.value)
+    assert "SRC" in str(e.value) and "item 3" in str(e.value) and "'a'" in str(e.value)
     assert "unique" in str(e.value)
 
 
@@ -411,7 +412,7 @@ def test_non_string_sentences(proj, sentences, got):
     ds = dataset_with(proj, f'[{{"id": "v1", "sentences": {sentences}}}]')
     with pytest.raises(UserError) as e:
         list(ds.iter_query_inputs("SRC"))
-    assert "SRC: item 0" in str(e.value) and "'v1'" in str(e.value) and got in str(e.value)
+    assert "SRC: item 1" in str(e.value) and "'v1'" in str(e.value) and got in str(e.value)
 
 
 def test_missing_sentences(proj):
@@ -427,20 +428,20 @@ def test_int_id_is_converted_to_str(proj):
 
 def test_int_and_str_versions_of_one_id_are_duplicates(proj):
     ds = dataset_with(proj, '[{"id": 7, "sentences": "a"}, {"id": "7", "sentences": "b"}]')
-    with pytest.raises(UserError, match="item 1 repeats id '7'"):
+    with pytest.raises(UserError, match="item 2 repeats id '7'"):
         list(ds.iter_query_inputs())
 
 
 @pytest.mark.parametrize("bad_id", ["''", "True", "None", "1.5", "['x']"])
 def test_bad_ids(proj, bad_id):
     ds = dataset_with(proj, f'[{{"id": {bad_id}, "sentences": "a"}}]')
-    with pytest.raises(UserError, match="item 0 has id"):
+    with pytest.raises(UserError, match="item 1 has id"):
         list(ds.iter_query_inputs())
 
 
 def test_non_dict_item(proj):
     ds = dataset_with(proj, '[("a", "b")]')
-    with pytest.raises(UserError, match="item 0 is a tuple"):
+    with pytest.raises(UserError, match="item 1 is a tuple"):
         list(ds.iter_query_inputs())
 
 
@@ -455,6 +456,115 @@ def test_re_iteration_of_a_list_dataset_does_not_report_duplicates(proj):
     ds = load("video.DenseCaptions")
     assert len(list(ds)) == 2
     assert len(list(ds)) == 2
+
+
+def test_item_numbers_count_from_one(proj):
+    write(proj, "datasets/many.py", textwrap.dedent('''\
+        from abstract_dataset import AbstractDataset
+
+
+        class Many(AbstractDataset):
+            def __init__(self, name="Many", prompt_path="prompts/dense_captions.json", query_inputs_path=None):
+                super().__init__(name, prompt_path, query_inputs_path)
+
+            def _load_query_inputs(self, path):
+                for i in range(5000):
+                    yield {"id": f"q{i}", "sentences": "s"}
+                yield {"sentences": "the 5,001st item, with no id"}
+        '''))
+    ds = load("many.Many")
+    with pytest.raises(UserError) as e:
+        list(ds.iter_query_inputs("datasets/many.py (Many)"))
+    assert str(e.value).startswith("datasets/many.py (Many): item 5001 has no 'id'")
+
+
+# --- an empty input -----------------------------------------------------------------------
+
+EMPTY_PLUGIN = textwrap.dedent('''\
+    from abstract_dataset import AbstractDataset
+
+
+    class Empty(AbstractDataset):
+        def __init__(self, name="Empty", prompt_path="prompts/dense_captions.json",
+                     query_inputs_path="annotations/empty.txt"):
+            super().__init__(name, prompt_path, query_inputs_path)
+
+        def _load_query_inputs(self, path):
+            with open(path) as f:
+                for line in f:
+                    yield {"id": line.split()[0], "sentences": line}
+    ''')
+
+
+def cli(argv: list[str], server) -> tuple[int, str]:
+    """``syphus`` run in-process against the fake server: its exit code and everything it printed."""
+    from syphus.cli import main
+    from tests.conftest import KEY
+    out = io.StringIO()
+    code = main(["--base_url", server.base_url, "--quiet", *argv], env={"OPENAI_API_KEY": KEY}, stream=out)
+    return code, out.getvalue()
+
+
+def test_plugin_giving_no_query_inputs_is_one_clear_error(proj, server):
+    write(proj, "datasets/empty.py", EMPTY_PLUGIN)
+    write(proj, "annotations/empty.txt", "")
+    code, out = cli(["--name", "empty.Empty"], server)
+    assert code == 2, out
+    assert out.splitlines() == ["error: datasets/empty.py (Empty): _load_query_inputs gave no query inputs from "
+                                "annotations/empty.txt; check the path and the file's format"]
+    assert server.requests == [] and not (proj / "output").exists()  # stopped before the run began
+
+
+@pytest.mark.parametrize("expr", ["[]", "()", "iter([])"])
+def test_plugin_returning_nothing_is_an_error_before_any_item_is_asked_for(proj, expr):
+    ds = dataset_with(proj, expr)
+    with pytest.raises(UserError, match=r"^SRC: _load_query_inputs gave no query inputs, and query_inputs_path "
+                                        r"is None; pass one to super\(\).__init__ or use --query_inputs_path$"):
+        ds.iter_query_inputs("SRC")
+
+
+def test_empty_query_inputs_are_an_error_for_plugins_only(proj):
+    """A dataset built in code (translate's retry pass) may have nothing to do; a plugin file may not."""
+    class NothingLeft(AbstractDataset):
+        def _load_query_inputs(self, path):
+            return iter(())
+
+    ds = NothingLeft("NothingLeft", "prompts/dense_captions.json", "run/errors.jsonl")
+    assert not ds.empty_is_error and list(ds.iter_query_inputs()) == []
+    ds.empty_is_error = True
+    with pytest.raises(UserError, match="^NothingLeft: _load_query_inputs gave no query inputs from run/errors.jsonl"):
+        ds.iter_query_inputs()
+    assert load("video.DenseCaptions").empty_is_error
+
+
+def test_plugin_failing_on_its_first_item_still_fails_where_the_stream_is_read(proj, server):
+    write(proj, "datasets/empty.py", EMPTY_PLUGIN.replace('line.split()[0]', '{}["video"]'))
+    write(proj, "annotations/empty.txt", "a x\n")
+    it = load("empty.Empty").iter_query_inputs()  # reading ahead for emptiness does not raise the plugin's error
+    with pytest.raises(KeyError):
+        next(it)
+    code, out = cli(["--name", "empty.Empty"], server)
+    assert code == 2 and "datasets/empty.py (Empty)" in out and "KeyError: 'video'" in out, out
+    assert "Traceback" not in out and server.requests == []
+
+
+def test_a_stream_closed_early_is_not_empty(proj):
+    write(proj, "datasets/empty.py", EMPTY_PLUGIN)
+    write(proj, "annotations/empty.txt", "a x\nb y\n")
+    it = load("empty.Empty").iter_query_inputs()
+    assert [next(it)["id"], next(it)["id"]] == ["a", "b"]  # the first item, read ahead, comes first
+    it.close()  # as --slice_end leaves it: no error for the items never read
+
+
+def test_slice_past_the_end_and_a_finished_run_are_not_empty_inputs(proj, server):
+    write(proj, "datasets/empty.py", EMPTY_PLUGIN)
+    write(proj, "annotations/empty.txt", "a x\nb y\n")
+    code, out = cli(["--name", "empty.Empty", "--slice_start", "5"], server)
+    assert code == 0 and server.requests == [], out
+    code, out = cli(["--name", "empty.Empty"], server)
+    assert code == 0 and len(server.requests) == 2, out
+    code, out = cli(["--name", "empty.Empty"], server)  # resumed with everything done
+    assert code == 0 and len(server.requests) == 2, out
 
 
 # --- errors ---------------------------------------------------------------------------

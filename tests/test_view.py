@@ -19,6 +19,7 @@ import threading
 import urllib.parse
 import urllib.request
 import zlib
+from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
@@ -281,3 +282,116 @@ def test_paging_across_chunks(tmp_path):
     dom = _dump(tmp_path, r.index.as_uri() + "#page=3")
     assert [i for i, _ in _pairs(dom)] == [f"SD_INS_{n:05d}" for n in range(100, 120)]
     assert "Showing 101–120 of 120 matching pairs" in html.unescape(dom)
+
+
+# ---------------------------------------------------------------- hostile text in the data
+
+HOSTILE = ("</script><script>alert(1)</script>"
+           "<script>document.documentElement.setAttribute('data-pwned', '1')</script>"
+           " <!-- <script> &amp; line\u2028separator\u2029paragraph --> ]]>")
+HOSTILE_LANG = "x</script><!--<script>&amp;\u2028\u2029y"  # from meta.language: a config key and a filter
+HOSTILE_ID = "DC_INS_</script><!--&amp;\u2028"          # a pair id not in the DC_INS_nnnnn form
+HOSTILE_IMAGE = "DC_IMG_</script><!--<script>&amp;\u2029"  # its file is named by hash: images.js maps it
+HOSTILE_FILE = "DC <!--<b>&amp;\u2028\u2029_instructions.json"  # a source name: in the title and config
+UNSAFE_IN_SCRIPT = ["<", ">", "&", "\u2028", "\u2029"]
+
+
+def _script_json(text: str, prefix: str, suffix: str) -> str:
+    """The JSON between ``prefix`` and ``suffix`` in a script's text, checked to hold nothing a page may not."""
+    start, end = text.index(prefix) + len(prefix), text.rindex(suffix)
+    block = text[start:end]
+    for raw in UNSAFE_IN_SCRIPT:
+        assert raw not in block, f"{raw!r} unescaped in {block[:200]!r}"
+    return block
+
+
+@pytest.fixture
+def hostile(tmp_path):
+    """A release whose ids, texts, image id, language and file name all hold script-breaking text."""
+    en = {"DC_INS_00001": {"instruction": HOSTILE, "answer": "A: " + HOSTILE, "image_ids": [HOSTILE_IMAGE]},
+          HOSTILE_ID: {"instruction": "plain question", "answer": "plain answer", "image_ids": []}}
+    other = {k: {**v, "instruction": "T: " + v["instruction"]} for k, v in en.items()}
+    (tmp_path / HOSTILE_FILE).write_text(json.dumps({"meta": {"note": HOSTILE}, "data": en}), encoding="utf-8")
+    (tmp_path / "DC_translation.json").write_text(
+        json.dumps({"meta": {"language": HOSTILE_LANG}, "data": other}, ensure_ascii=False), encoding="utf-8")
+    (tmp_path / "DC.json").write_text(json.dumps({HOSTILE_IMAGE: b64(png(16, 16, (10, 120, 200)))}), encoding="utf-8")
+    r = build_view([tmp_path / HOSTILE_FILE], [tmp_path / "DC_translation.json"], [tmp_path / "DC.json"],
+                   out=tmp_path / "view")
+    return r, en, other
+
+
+def test_inline_config_survives_hostile_metadata(hostile):
+    r, en, other = hostile
+    page = r.index.read_text(encoding="utf-8")
+    # the page holds its own three scripts and no more: nothing in the data opened or closed one
+    assert page.count("<script") == 3 and page.count("</script>") == 3 and "<!--" not in page
+    config = json.loads(_script_json(page, "<script>window.SYPHUS_CONFIG = ", ";</script>"))
+    assert config["sources"] == [HOSTILE_FILE, "DC_translation.json"]
+    assert config["languages"] == {"en": 2, HOSTILE_LANG: 2}
+    assert config["scenes"] == {"DC": 2, "?": 2} and config["image_sources"] == ["DC.json"]
+    assert f"<title>{html.escape('Syphus view: ' + HOSTILE_FILE + ', DC_translation.json')}</title>" in page
+    chunk = (r.out / "data" / "chunk-00000.js").read_text(encoding="utf-8")
+    entries = json.loads(_script_json(chunk, "window.SYPHUS.push(", ");"))
+    assert [(e["id"], e["language"], e["instruction"], e["answer"], e["image_ids"]) for e in entries] == [
+        (k, lang, v["instruction"], v["answer"], v["image_ids"])
+        for lang, data in (("en", en), (HOSTILE_LANG, other)) for k, v in data.items()]
+    files = json.loads(_script_json((r.out / "data" / "images.js").read_text(encoding="utf-8"),
+                                    "window.SYPHUS_IMAGE_FILES = ", ";"))
+    assert list(files) == [HOSTILE_IMAGE] and (r.out / "images" / files[HOSTILE_IMAGE]).is_file()
+
+
+def test_render_index_fills_each_slot_once():
+    from syphus.view import render_index
+    page = render_index({"sources": ["__CONFIG__ __MARKER___instructions.json"], "chunks": 0})
+    assert "<title>Syphus view: __CONFIG__ __MARKER___instructions.json</title>" in page
+    assert page.count("syphus-view") == 1  # the generator marker, not the source name
+
+
+class _Dom(HTMLParser):
+    """A dumped page, read back: its script elements, the root's attributes, each tag's texts and attributes."""
+
+    def __init__(self, dom: str):
+        super().__init__(convert_charrefs=True)
+        self.scripts: list[list] = []  # [attributes, text]
+        self.root: dict[str, str | None] = {}
+        self.texts: dict[str, list[str]] = {}
+        self.attrs: dict[str, list[dict[str, str | None]]] = {}
+        self._tag: str | None = None
+        self.feed(dom)
+        self.close()
+
+    def handle_starttag(self, tag, attrs):
+        self._tag = tag
+        self.attrs.setdefault(tag, []).append(dict(attrs))
+        if tag == "html":
+            self.root = dict(attrs)
+        elif tag == "script":
+            self.scripts.append([dict(attrs), ""])
+
+    def handle_endtag(self, tag):
+        self._tag = None
+
+    def handle_data(self, data):
+        if self._tag == "script":
+            self.scripts[-1][1] += data
+        elif self._tag is not None:
+            self.texts.setdefault(self._tag, []).append(data)
+
+
+def test_hostile_text_shows_as_text_in_the_browser(hostile, tmp_path):
+    r, en, other = hostile
+    dom = _Dom(_dump(tmp_path, r.index.as_uri()))
+    assert "data-pwned" not in dom.root, "text from the data ran as a script"
+    inline = [text for attrs, text in dom.scripts if "src" not in attrs]
+    assert len(inline) == 2 and inline[0].startswith("window.SYPHUS_CONFIG = ")  # the config and the viewer
+    assert all(attrs["src"].startswith("data/") for attrs, _ in dom.scripts if "src" in attrs)
+    assert sorted(a["data-id"] for a in dom.attrs.get("article", [])) == sorted([*en, *other])
+    shown = dom.texts["p"]
+    for data in (en, other):
+        for entry in data.values():
+            assert entry["instruction"] in shown and entry["answer"] in shown
+    assert f"{HOSTILE_LANG} (2)" in dom.texts["option"]
+    assert dom.texts["small"] == [f"{HOSTILE_FILE} · DC_translation.json · images: DC.json"]
+    images = [a for a in dom.attrs.get("img", []) if a.get("data-image-id") == HOSTILE_IMAGE]
+    assert len(images) == 2 and all(a.get("data-loaded") == "1" and a["alt"] == HOSTILE_IMAGE for a in images)
+    assert any("4 matching pairs" in t for t in dom.texts["div"])
