@@ -205,16 +205,21 @@ def test_a_crash_while_collecting_settles_each_query_once(project, bserver):
     assert sorted(ids) == [f"q{i:05d}" for i in range(4)] and len(ids) == 4
 
 
+class _CrashAtFirstPoll(BatchAPI):
+    async def retrieve(self, batch_id):
+        raise Crash
+
+
+def crash_at_first_poll(cfg) -> None:
+    """A run that submits its batches, then dies at the first poll."""
+    with pytest.raises(Crash):
+        asyncio.run(run_with(_CrashAtFirstPoll, cfg))
+
+
 def test_interrupted_then_resumed_polls_the_same_batch(project, bserver):
     make_numbers(project, 3)
     cfg = config(bserver)
-
-    class API(BatchAPI):
-        async def retrieve(self, batch_id):
-            raise Crash
-
-    with pytest.raises(Crash):
-        asyncio.run(run_with(API, cfg))
+    crash_at_first_poll(cfg)
     assert asyncio.run(run_with(BatchAPI, cfg)) == "complete"
     assert len(bserver.batches_created) == 1
 
@@ -398,13 +403,7 @@ def test_a_torn_last_state_event_is_moved_aside_and_the_run_resumes(project, bse
     """Fault: half an event (a crash mid-write) at the end of state.jsonl stopped every rerun."""
     make_numbers(project, 3)
     cfg = config(bserver)
-
-    class API(BatchAPI):
-        async def retrieve(self, batch_id):
-            raise Crash
-
-    with pytest.raises(Crash):
-        asyncio.run(run_with(API, cfg))
+    crash_at_first_poll(cfg)
     folder = project / "output" / "Numbers" / "v1"
     state = folder / "batch" / "state.jsonl"
     whole = state.read_bytes()
