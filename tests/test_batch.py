@@ -274,6 +274,31 @@ def test_meta_json_cannot_hold_is_an_error_before_anything_is_paid(project, bser
     assert "q00001" not in [line["custom_id"] for f in uploaded_lines(bserver) for line in f]
 
 
+def test_an_exception_at_any_stage_of_one_batch_query_ends_in_a_record(project, bserver):
+    """build_messages raising, a parser bug: each is that query's record, never the run's end."""
+    make_numbers(project, 4)
+    plugin = project / "datasets" / "numbers.py"
+    plugin.write_text(plugin.read_text() + """
+    def build_messages(self, item):
+        if item["id"] == "q00001":
+            raise KeyError("caption")
+        return super().build_messages(item)
+
+    def parse_response(self, text, finish_reason):
+        if "q00002" in text:
+            raise ZeroDivisionError("parser bug")
+        return super().parse_response(text, finish_reason)
+""")
+    bserver.responder = lambda body, n: Reply.ok(f"Question: what is {query_id(body)}?\nAnswer: a ball.")
+    assert run(bserver).status == "complete"
+    folder = project / "output" / "Numbers" / "v1"
+    s = settled(folder)
+    assert sorted(s["pairs"]) == ["q00000", "q00003"] and s["invalid"] == ["q00002"] and s["errors"] == ["q00001"]
+    err = lines(folder / "errors.jsonl")[0]
+    assert err["kind"] == "plugin" and "KeyError" in err["message"] and err["attempts"] == 0
+    assert "ZeroDivisionError" in lines(folder / "invalid.jsonl")[0]["reason"]
+
+
 def test_azure_batch_paths(project, bserver):
     make_numbers(project, 2)
     env = {"AZURE_OPENAI_ENDPOINT": bserver.root_url, "AZURE_OPENAI_API_KEY": KEY,
