@@ -13,7 +13,9 @@ Map of the modules (each owns one thing; the CLI is the only one that prints):
 - ``retry``     the one retry policy (tenacity)
 - ``parse``     reply text -> instruction-response pairs
 - ``runner``    the asyncio worker pool
-- ``store``     the run folder: JSONL outputs, resume, meta.json
+- ``record``    the JSON line a settled query leaves: built, parsed and strictly encoded
+- ``store``     the run folder: JSONL outputs, resume, meta.json, one writer (flock)
+- ``cost``      prices, the --max-cost budget (worst case when usage is not reported)
 - ``progress``  the live status line
 - ``job``       one run wired end to end; ``reparse``
 - ``local``     the bundled llama.cpp server (optional extra ``local``)
