@@ -45,8 +45,8 @@ import _common as C  # noqa: E402
 os.chdir(C.ROOT)
 
 from syphus.config import load_config  # noqa: E402
-from syphus.job import load_dataset, run_job  # noqa: E402
-from syphus.limits import estimate_tokens  # noqa: E402
+from syphus.engine.job import load_dataset, run_job  # noqa: E402
+from syphus.engine.limits import estimate_tokens  # noqa: E402
 
 
 def server_tokens(messages: list[dict], max_tokens: int) -> int:

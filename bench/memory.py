@@ -54,7 +54,7 @@ def maxrss_kb() -> int:
 def child(n: int, base_url: str, out_dir: str, result_file: str) -> int:
     os.environ["SYPHUS_BENCH_N"] = str(n)
     from syphus.config import load_config
-    from syphus.job import run_job
+    from syphus.engine.job import run_job
 
     cfg = load_config(None, {**C.DATASET_OVERRIDES, "num_threads": 64, "endpoint.base_url": base_url,
                              "output_dir": out_dir})

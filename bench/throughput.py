@@ -3,7 +3,7 @@
     (a) openai  AsyncOpenAI(max_retries=0) (httpx transport) + asyncio.Semaphore(64)
     (b) openai  the same with http_client=DefaultAioHttpClient() (the SDK's aiohttp transport)
     (c) aiohttp a lean loop: one ClientSession, POST json, read body, json.loads; 64 in flight
-    (d) engine  syphus.job.run_job with num_threads=64 (everything: plugin, limiter, retries,
+    (d) engine  syphus.engine.job.run_job with num_threads=64 (everything: plugin, limiter, retries,
                 parsing, JSONL writes, meta.json, fsync on close)
 
 Every leg sends the same messages (the Bench plugin's, built from the same item stream) with the
@@ -34,7 +34,7 @@ import _common as C  # noqa: E402
 os.chdir(C.ROOT)
 
 from syphus.config import load_config  # noqa: E402
-from syphus.job import load_dataset, run_job  # noqa: E402
+from syphus.engine.job import load_dataset, run_job  # noqa: E402
 
 MODEL = "gpt-4o-mini"
 CONCURRENCY = 64

@@ -1,7 +1,7 @@
 """The run config: one typed object, built once and checked when built.
 
 Precedence: defaults < YAML file (``--config``) < CLI flags. Secrets never live
-here; they come only from the environment (see ``syphus.endpoint``).
+here; they come only from the environment (see ``syphus.engine.endpoint``).
 
 >>> cfg = load_config(None, {"name": "Example.example", "limits.rpm": 500})
 >>> cfg.limits.rpm

@@ -16,13 +16,13 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from syphus import plugins
-from syphus.batch import BatchAPI, BatchRunner, BatchState
+from syphus.engine.batch import BatchAPI, BatchRunner, BatchState
 from syphus.cli import main
 from syphus.config import load_config
-from syphus.job import load_dataset, make_budget, query_stream, run_folder, run_job
-from syphus.endpoint import resolve_endpoint
+from syphus.engine.job import load_dataset, make_budget, query_stream, run_folder, run_job
+from syphus.engine.endpoint import resolve_endpoint
 from syphus.errors import UserError
-from syphus.store import RunStore
+from syphus.engine.store import RunStore
 from tests.conftest import KEY, ROOT
 from tests.fakebatch import FakeBatchAPI
 from tests.fakeserver import Reply
@@ -336,7 +336,7 @@ def test_batch_records_keep_the_query_meta_for_export(project, bserver):
     assert run(bserver).status == "complete"
     records = lines(project / "output" / "Numbers" / "v1" / "pairs.jsonl")
     assert {r["id"]: r["meta"]["image_ids"] for r in records} == {f"q{i:05d}": [f"SD_IMG_{i:05d}_1"] for i in range(3)}
-    from syphus.export import export_run
+    from syphus.release.export import export_run
     data = json.loads(export_run(project / "output" / "Numbers" / "v1", parquet=False).instructions.read_text())
     assert data["data"]["SD_INS_00001"]["image_ids"] == ["SD_IMG_00000_1"]
 

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from syphus.cli import main
-from syphus.coldstart import forbidden_words, requested_pairs
+from syphus.workflows.coldstart import forbidden_words, requested_pairs
 from syphus.prompt import load_prompt
 from tests.conftest import KEY
 from tests.fakeserver import Reply

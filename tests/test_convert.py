@@ -20,8 +20,8 @@ import pytest
 cv2 = pytest.importorskip("cv2")
 np = pytest.importorskip("numpy")
 
-from syphus import convert as conv  # noqa: E402
-from syphus.convert import convert_main  # noqa: E402
+from syphus.release import convert as conv  # noqa: E402
+from syphus.release.convert import convert_main  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -196,7 +196,7 @@ def test_resume_after_sigkill(tmp_path):
     write_images(tmp_path / "img", {f"{i:03d}.png": (20, 20) for i in range(total)})
     out = tmp_path / "VST.json"
     parts = tmp_path / "VST.json.parts" / "parts.jsonl"
-    cmd = [sys.executable, "-m", "syphus.convert", "--scene", "VST", "--images", str(tmp_path / "img"),
+    cmd = [sys.executable, "-m", "syphus.release.convert", "--scene", "VST", "--images", str(tmp_path / "img"),
            "--out", str(out), "--workers", "2"]
     env = {**os.environ, conv._DELAY_ENV: "0.05"}  # test hook: slow each image so the kill lands mid-run
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, start_new_session=True)
@@ -232,7 +232,7 @@ def test_resume_refuses_other_settings(tmp_path):
 # its own address space, and falls back to ru_maxrss where /proc is missing.
 CHILD = """
 import io, resource, sys
-from syphus.convert import convert_main
+from syphus.release.convert import convert_main
 rc = convert_main(sys.argv[1:], io.StringIO())
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 try:

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from syphus.cli import main
-from syphus.cost import Budget, Price, load_pricing, price_for
+from syphus.engine.cost import Budget, Price, load_pricing, price_for
 from syphus.errors import UserError
 from tests.conftest import KEY, ROOT
 from tests.fakeserver import Reply

@@ -76,7 +76,7 @@ def get_code(self, fullname):
     return _compiled[key]
 
 importlib.machinery.SourceFileLoader.get_code = get_code
-import syphus.cli, syphus.job, syphus.client, syphus.runner, syphus.store, syphus.dataset, abstract_dataset
+import syphus.cli, syphus.engine.job, syphus.engine.client, syphus.engine.runner, syphus.engine.store, syphus.dataset, abstract_dataset
 for name in [m for m in sys.modules if m in ("syphus", "abstract_dataset") or m.startswith("syphus.")]:
     del sys.modules[name]
 for line in sys.stdin:

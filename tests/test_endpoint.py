@@ -7,11 +7,11 @@ import time
 
 import pytest
 
-from syphus.client import classify, parse_completion, retry_after_seconds
+from syphus.engine.client import classify, parse_completion, retry_after_seconds
 from syphus.config import EndpointConfig, RetryConfig
-from syphus.endpoint import OPENAI_URL, choose_kind, resolve_endpoint
+from syphus.engine.endpoint import OPENAI_URL, choose_kind, resolve_endpoint
 from syphus.errors import FatalError, ItemError, RateLimited, TransientError, UserError
-from syphus.retry import retry_policy
+from syphus.engine.retry import retry_policy
 from tests.conftest import KEY
 
 C = EndpointConfig

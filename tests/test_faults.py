@@ -19,9 +19,9 @@ from syphus.cli import main
 from syphus.config import RetryConfig
 from syphus.dataset import AbstractDataset
 from syphus.errors import StoreError
-from syphus.limits import RateLimiter
-from syphus.runner import Runner
-from syphus.store import RunStore
+from syphus.engine.limits import RateLimiter
+from syphus.engine.runner import Runner
+from syphus.engine.store import RunStore
 from tests.conftest import KEY
 from tests.fakeserver import Reply
 from tests.helpers import lines, make_numbers, query_id, settled
@@ -143,9 +143,9 @@ class _Echo(AbstractDataset):
 
 async def test_a_dead_worker_never_leaves_the_producer_blocked(tmp_path, server):
     """Every worker dies on its first query; the producer, facing a full queue, must not hang."""
-    from syphus.client import ChatClient
+    from syphus.engine.client import ChatClient
     from syphus.config import GenerationConfig
-    from syphus.endpoint import Endpoint
+    from syphus.engine.endpoint import Endpoint
 
     endpoint = Endpoint(kind="compatible", url=server.base_url + "/chat/completions", model="m", headers={})
     store = _Dies(tmp_path)
@@ -190,7 +190,7 @@ def test_disk_full_mid_run_exits_3_and_the_rerun_completes(project, server, monk
     """The engine turns a store failure into exit 3 and a resumable folder (RLIMIT-free: injected write)."""
     import os
 
-    from syphus import job
+    from syphus.engine import job
 
     make_numbers(project, 12)
     calls = {"n": 0}
@@ -235,7 +235,7 @@ class FakeTime:
 @pytest.mark.parametrize("status", [429, 503])
 async def test_a_huge_retry_after_waits_the_cap_then_retries(project, server, hint, status):
     from syphus.config import load_config
-    from syphus.job import run_job
+    from syphus.engine.job import run_job
 
     make_numbers(project, 3)
     server.enqueue(Reply.status(status, headers={"retry-after": hint}))
@@ -253,7 +253,7 @@ async def test_a_huge_retry_after_waits_the_cap_then_retries(project, server, hi
 
 
 def test_retry_after_is_parsed_whatever_the_server_sends():
-    from syphus.client import retry_after_seconds
+    from syphus.engine.client import retry_after_seconds
     assert retry_after_seconds({"retry-after": "86400"}) == 86400.0
     assert retry_after_seconds({"retry-after": "inf"}) == float("inf")
     assert retry_after_seconds({"retry-after": "-3"}) == 0.0

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from syphus.errors import ItemError
-from syphus.limits import RateLimiter, estimate_tokens, parse_duration
+from syphus.engine.limits import RateLimiter, estimate_tokens, parse_duration
 
 
 class FakeTime:

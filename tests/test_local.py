@@ -17,7 +17,7 @@ import pytest
 
 from syphus.cli import main
 from syphus.errors import FatalError, UserError
-from syphus.local import LocalServer
+from syphus.engine.local import LocalServer
 from tests.conftest import ROOT
 from tests.helpers import lines, make_numbers, settled
 

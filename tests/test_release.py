@@ -9,11 +9,11 @@ import json
 
 import pytest
 
-from syphus import checksum
+from syphus.release import checksum
 from syphus.cli import main
 from syphus.errors import UserError
-from syphus.export import export_run
-from syphus.validate import validate_files
+from syphus.release.export import export_run
+from syphus.release.validate import validate_files
 from tests.conftest import KEY
 from tests.fakeserver import Reply
 

@@ -10,7 +10,7 @@ import pytest
 
 from syphus.errors import UserError
 from syphus.idset import IdSet
-from syphus.store import ERRORS, INVALID, META, PAIRS, RunStore, read_jsonl, repair_torn_tail, rewrite_answers
+from syphus.engine.store import ERRORS, INVALID, META, PAIRS, RunStore, read_jsonl, repair_torn_tail, rewrite_answers
 
 
 def lines(path) -> list[dict]:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from syphus.cli import main
-from syphus.translate import check_translation, parse_translation
+from syphus.workflows.translate import check_translation, parse_translation
 from tests.conftest import KEY, ROOT
 from tests.fakeserver import Reply
 
@@ -255,7 +255,7 @@ def test_a_refused_all_languages_query_is_asked_per_language_and_each_failure_li
 
 def test_a_key_delivered_twice_is_written_once_and_is_no_failure(release):
     """A folder where both kinds of query delivered one language (as runs before one id space wrote)."""
-    from syphus.translate import assemble
+    from syphus.workflows.translate import assemble
 
     def meta(k, langs):
         return {"ins_id": k, "langs": langs, "image_ids": [], "rel_ins_ids": []}

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from syphus.view import build_view, make_server, view_main
+from syphus.release.view import build_view, make_server, view_main
 
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync"]
@@ -341,7 +341,7 @@ def test_inline_config_survives_hostile_metadata(hostile):
 
 
 def test_render_index_fills_each_slot_once():
-    from syphus.view import render_index
+    from syphus.release.view import render_index
     page = render_index({"sources": ["__CONFIG__ __MARKER___instructions.json"], "chunks": 0})
     assert "<title>Syphus view: __CONFIG__ __MARKER___instructions.json</title>" in page
     assert page.count("syphus-view") == 1  # the generator marker, not the source name

@@ -3,7 +3,7 @@
 The MIMIC-IT image files map an image id to a base64 image, ``{"<image id>": "<base64>"}``
 (later releases: the same mapping as Parquet with columns ``id`` and ``base64``). Images are
 resized to 224x224 and stored as PNG; videos are sampled at 1 frame per second (TVC: 16 evenly
-spaced frames per clip). Ids follow the scene's convention (syphus.scenes):
+spaced frames per clip). Ids follow the scene's convention (syphus.release.scenes):
 
 - ``--images DIR`` (recursive): ``<SCENE>_IMG_<file stem>``; for LA the last run of digits of
   the stem, zero-padded to 12 (``COCO_train2014_000000498792.jpg`` -> ``LA_IMG_000000498792``).
@@ -20,7 +20,7 @@ spaced frames per clip). Ids follow the scene's convention (syphus.scenes):
 
 Use::
 
-    python -m syphus.convert --scene DC --videos videos/ --out DC.json --parquet DC.parquet
+    python -m syphus.release.convert --scene DC --videos videos/ --out DC.json --parquet DC.parquet
 
 Encoding runs on ``--workers`` processes with at most 4 x workers tasks in flight; workers
 append each finished image as one line ``{"id", "base64"}`` (a single ``os.write``) to
@@ -33,7 +33,7 @@ are reported ("skipped <path>: <why>"), listed in ``<out>.skipped.txt``, and the
 5 s. Memory: no image data in the main process; ids cost 16 bytes each (IdSet, for duplicate and
 resume checks) and the final sort by id is an external merge sort (at most SORT_CHUNK ids held).
 
-Imports: syphus.errors, syphus.export (``_ObjectWriter``), syphus.idset; cv2 and numpy
+Imports: syphus.errors, syphus.release.export (``_ObjectWriter``), syphus.idset; cv2 and numpy
 (opencv-python-headless), pyarrow for ``--parquet``.
 """
 
@@ -396,7 +396,7 @@ def assemble(parts: Path, out: Path | None, parquet: Path | None, row_group_rows
     index = _sorted_index(parts)
     writer = None
     if out is not None:
-        from syphus.export import _ObjectWriter
+        from syphus.release.export import _ObjectWriter
         writer = _ObjectWriter(out, None)
     table = None
     if parquet is not None:
@@ -731,6 +731,6 @@ def convert_main(argv: list[str], stream) -> int:
 
 
 if __name__ == "__main__":
-    # run the imported module's copy, so the worker functions pickle as syphus.convert.*
-    from syphus.convert import convert_main as _main
+    # run the imported module's copy, so the worker functions pickle as syphus.release.convert.*
+    from syphus.release.convert import convert_main as _main
     sys.exit(_main(sys.argv[1:], sys.stdout))

@@ -32,7 +32,7 @@ record delivered, once.
 ...                   ["de"], {"a": "What is it?", "b": "A dog."}).pairs
 [{'lang': 'de', 'instruction': 'Was ist das?', 'answer': 'Ein Hund.'}]
 
-Imports: syphus.dataset, syphus.errors, syphus.idset, syphus.jsonstream, syphus.parse, syphus.store.
+Imports: syphus.dataset, syphus.errors, syphus.idset, syphus.release.jsonstream, syphus.parse, syphus.engine.store.
 """
 
 from __future__ import annotations
@@ -48,9 +48,9 @@ from typing import Any
 from syphus.dataset import AbstractDataset
 from syphus.errors import UserError
 from syphus.idset import IdSet
-from syphus.jsonstream import iter_members, read_first
+from syphus.release.jsonstream import iter_members, read_first
 from syphus.parse import ParseResult
-from syphus.store import ERRORS, INVALID, PAIRS, read_jsonl
+from syphus.engine.store import ERRORS, INVALID, PAIRS, read_jsonl
 
 DEFAULT_LANGS = ("zh", "es", "ja", "de", "fr", "ko", "ar")
 PROMPT = "prompts/translate.json"
@@ -308,7 +308,7 @@ def assemble(folder: Path, english: Path, out: Path, langs: list[str], train: Pa
     Each (instruction, language) is written once: its first delivery in pairs.jsonl, whether
     from an all-languages or a one-language query.
     """
-    from syphus.export import _ObjectWriter
+    from syphus.release.export import _ObjectWriter
 
     out.mkdir(parents=True, exist_ok=True)
     stem = english.name.split("_instructions")[0]
@@ -378,7 +378,7 @@ def undelivered(folder: Path, langs: list[str], delivered: IdSet) -> Iterator[di
 
 def for_run(cfg: Any, source: str | Path, langs: list[str], mode: str) -> Translation:
     """The Translation of ``source`` that reads what its own run folder (``cfg``'s) already holds."""
-    from syphus.job import run_folder
+    from syphus.engine.job import run_folder
 
     translation = Translation(source, langs, mode)
     translation.folder = run_folder(cfg, translation)
@@ -395,8 +395,8 @@ async def run_translation(cfg: Any, env: Any, source: str | Path, langs: list[st
     """
     import sys
 
-    from syphus.export import export_run
-    from syphus.job import LoadedDataset, run_job
+    from syphus.release.export import export_run
+    from syphus.engine.job import LoadedDataset, run_job
 
     source = Path(source)
     train = None

@@ -31,15 +31,15 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from syphus.client import ChatClient
+from syphus.engine.client import ChatClient
 from syphus.config import RetryConfig
-from syphus.cost import Budget, has_usage
+from syphus.engine.cost import Budget, has_usage
 from syphus.dataset import AbstractDataset
 from syphus.errors import ENDPOINT_KINDS, FatalError, ItemError, RateLimited, TransientError, UserError
-from syphus.limits import RateLimiter, estimate_tokens
-from syphus.record import answer_record, error_record, now_iso, query_meta, usage_tokens
-from syphus.retry import capped_hint, retry_policy
-from syphus.store import RunStore
+from syphus.engine.limits import RateLimiter, estimate_tokens
+from syphus.engine.record import answer_record, error_record, now_iso, query_meta, usage_tokens
+from syphus.engine.retry import capped_hint, retry_policy
+from syphus.engine.store import RunStore
 
 __all__ = ["Runner", "Stats", "answer_record", "error_record", "now_iso"]
 

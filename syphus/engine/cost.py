@@ -28,7 +28,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from syphus.errors import UserError
-from syphus.record import usage_tokens
+from syphus.engine.record import usage_tokens
 
 DEFAULT_PRICING = "configs/pricing.yaml"
 

@@ -18,8 +18,8 @@ batch still open): what was paid for is kept.
 >>> runner = BatchRunner(dataset, api, store, cfg, budget)   # doctest: +SKIP
 >>> status = await runner.run(items)                         # doctest: +SKIP
 
-Imports: aiohttp, syphus.client, syphus.config, syphus.cost, syphus.dataset,
-syphus.endpoint, syphus.errors, syphus.idset, syphus.limits, syphus.retry, syphus.store.
+Imports: aiohttp, syphus.engine.client, syphus.config, syphus.engine.cost, syphus.dataset,
+syphus.engine.endpoint, syphus.errors, syphus.idset, syphus.engine.limits, syphus.engine.retry, syphus.engine.store.
 """
 
 from __future__ import annotations
@@ -36,18 +36,18 @@ from typing import Any
 
 import aiohttp
 
-from syphus.client import classify, completion_budget, parse_completion, request_template
+from syphus.engine.client import classify, completion_budget, parse_completion, request_template
 from syphus.config import RunConfig
-from syphus.cost import Budget, has_usage
+from syphus.engine.cost import Budget, has_usage
 from syphus.dataset import AbstractDataset
-from syphus.endpoint import Endpoint
+from syphus.engine.endpoint import Endpoint
 from syphus.errors import FatalError, ItemError, TransientError, UserError
 from syphus.idset import IdSet
-from syphus.limits import estimate_tokens
-from syphus.retry import retry_policy
-from syphus.record import answer_record, error_record, now_iso, query_meta, usage_tokens
-from syphus.runner import Stats
-from syphus.store import RunStore, repair_torn_tail
+from syphus.engine.limits import estimate_tokens
+from syphus.engine.retry import retry_policy
+from syphus.engine.record import answer_record, error_record, now_iso, query_meta, usage_tokens
+from syphus.engine.runner import Stats
+from syphus.engine.store import RunStore, repair_torn_tail
 
 log = logging.getLogger("syphus")
 

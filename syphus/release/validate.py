@@ -10,7 +10,7 @@ and the known defect classes of the public release (doubled TVC clip names,
 >>> report = validate_files("DC_instructions.json", train="DC_train.json", images="DC.json")  # doctest: +SKIP
 >>> print(report.render()); report.ok                                                          # doctest: +SKIP
 
-Imports: syphus.errors, syphus.idset, syphus.images, syphus.jsonstream, syphus.scenes.
+Imports: syphus.errors, syphus.idset, syphus.release.images, syphus.release.jsonstream, syphus.release.scenes.
 """
 
 from __future__ import annotations
@@ -19,12 +19,12 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from syphus.diskjoin import DiskJoin
+from syphus.release.diskjoin import DiskJoin
 from syphus.errors import UserError
 from syphus.idset import IdSet
-from syphus.images import image_ids as read_image_ids
-from syphus.jsonstream import iter_members, read_first
-from syphus.scenes import image_id_fixes, image_id_problem, scene_of_instruction
+from syphus.release.images import image_ids as read_image_ids
+from syphus.release.jsonstream import iter_members, read_first
+from syphus.release.scenes import image_id_fixes, image_id_problem, scene_of_instruction
 
 EXAMPLES = 3
 

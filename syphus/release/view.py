@@ -24,7 +24,7 @@ holds no more than one entry and the set of referenced image ids (16 bytes an id
 >>> r.index                                                          # doctest: +SKIP
 PosixPath('DC_instructions_view/index.html')
 
-Imports: syphus.errors, syphus.idset, syphus.jsonstream, syphus.scenes.
+Imports: syphus.errors, syphus.idset, syphus.release.jsonstream, syphus.release.scenes.
 """
 
 from __future__ import annotations
@@ -45,8 +45,8 @@ from typing import IO, Any, TextIO
 
 from syphus.errors import UserError
 from syphus.idset import IdSet
-from syphus.jsonstream import iter_members, read_first
-from syphus.scenes import scene_of_instruction
+from syphus.release.jsonstream import iter_members, read_first
+from syphus.release.scenes import scene_of_instruction
 
 CHUNK_SIZE = 2000
 PER_PAGE = 50

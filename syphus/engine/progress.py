@@ -3,7 +3,7 @@
 >>> print(render(Stats(total=10, answered=4, pairs=8), elapsed=2.0, done_before=0))
 4/10 40.0% | 2.0/s | ETA 3s | pairs 8 | invalid 0 | errors 0 | retries 0 | 429s 0 | tokens 0 in / 0 out
 
-Imports: syphus.runner (for Stats).
+Imports: syphus.engine.runner (for Stats).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import asyncio
 import sys
 from typing import TextIO
 
-from syphus.runner import Stats
+from syphus.engine.runner import Stats
 
 
 def _duration(seconds: float) -> str:

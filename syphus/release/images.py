@@ -5,7 +5,7 @@ Only ids are read; base64 payloads pass through one at a time.
 >>> for image_id in image_ids("DC.json"):   # doctest: +SKIP
 ...     print(image_id)
 
-Imports: syphus.errors, syphus.jsonstream.
+Imports: syphus.errors, syphus.release.jsonstream.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from syphus.errors import UserError
-from syphus.jsonstream import iter_members
+from syphus.release.jsonstream import iter_members
 
 PARQUET_HINT = "pip install 'syphus[parquet]' (pyarrow)"
 

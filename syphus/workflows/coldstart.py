@@ -16,8 +16,8 @@ for, repeated questions, words the system message forbids, refusals, tokens.
 >>> forbidden_words("Never mention captions, boxes or coordinates.")
 ['captions', 'boxes', 'coordinates']
 
-Imports: yaml, syphus.config, syphus.cost, syphus.dataset, syphus.errors, syphus.job,
-syphus.prompt, syphus.store.
+Imports: yaml, syphus.config, syphus.engine.cost, syphus.dataset, syphus.errors, syphus.engine.job,
+syphus.prompt, syphus.engine.store.
 """
 
 from __future__ import annotations
@@ -34,11 +34,11 @@ from typing import Any
 import yaml
 
 from syphus.config import RunConfig
-from syphus.cost import load_pricing, price_for
+from syphus.engine.cost import load_pricing, price_for
 from syphus.errors import UserError
-from syphus.job import LoadedDataset, load_dataset, pricing_model, run_job
+from syphus.engine.job import LoadedDataset, load_dataset, pricing_model, run_job
 from syphus.prompt import Prompt, check_prompt, read_prompt_file
-from syphus.store import ERRORS, INVALID, PAIRS, read_jsonl, write_atomic
+from syphus.engine.store import ERRORS, INVALID, PAIRS, read_jsonl, write_atomic
 
 _NUMBERS = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8,
             "nine": 9, "ten": 10}
@@ -314,8 +314,8 @@ def promote(cfg: RunConfig, qid: str, candidate: str = "current", seed: int = 0,
 
 def view_candidates(report: Path, scene: str | None = None, images: list[str] | None = None) -> Path:
     """Export each candidate's run and build one viewer over them (candidates appear as languages)."""
-    from syphus.export import export_run
-    from syphus.view import build_view
+    from syphus.release.export import export_run
+    from syphus.release.view import build_view
 
     data = json.loads(report.read_text(encoding="utf-8"))
     base = report.parent

@@ -39,7 +39,7 @@ from typing import Any
 
 from syphus.errors import ItemError, StoreError, UserError, is_settled_kind
 from syphus.idset import IdSet
-from syphus.record import encode, encode_loose, now_iso, usage_tokens
+from syphus.engine.record import encode, encode_loose, now_iso, usage_tokens
 
 PAIRS, INVALID, ERRORS, META = "pairs.jsonl", "invalid.jsonl", "errors.jsonl", "meta.json"
 LOCK, COMMIT, SWAP = "syphus.lock", "reparse.commit", ".reparse"

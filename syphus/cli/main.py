@@ -173,7 +173,7 @@ def _summary(result) -> str:
 
 
 def _export(argv: Sequence[str], stream: TextIO) -> int:
-    from syphus.export import REL_CHOICES, export_run
+    from syphus.release.export import REL_CHOICES, export_run
 
     p = argparse.ArgumentParser(prog="syphus export", description="A run folder -> MIMIC-IT release files.")
     p.add_argument("folder", help="the run folder, e.g. output/DC/v1")
@@ -197,7 +197,7 @@ def _export(argv: Sequence[str], stream: TextIO) -> int:
 
 
 def _validate(argv: Sequence[str], stream: TextIO) -> int:
-    from syphus.validate import validate_files
+    from syphus.release.validate import validate_files
 
     p = argparse.ArgumentParser(prog="syphus validate", description="Check MIMIC-IT release files.")
     p.add_argument("instructions", help="XX_instructions.json")
@@ -211,7 +211,7 @@ def _validate(argv: Sequence[str], stream: TextIO) -> int:
 
 
 def _checksum(argv: Sequence[str], stream: TextIO) -> int:
-    from syphus.checksum import PUBLISHED_MD5, check_archive
+    from syphus.release.checksum import PUBLISHED_MD5, check_archive
 
     p = argparse.ArgumentParser(prog="syphus checksum",
                                 description="Verify downloaded archives against the published MD5 table.")
@@ -227,12 +227,12 @@ def _checksum(argv: Sequence[str], stream: TextIO) -> int:
 
 
 def _convert(argv: Sequence[str], stream: TextIO) -> int:
-    from syphus.convert import convert_main
+    from syphus.release.convert import convert_main
     return convert_main(list(argv), stream)
 
 
 def _view(argv: Sequence[str], stream: TextIO) -> int:
-    from syphus.view import view_main
+    from syphus.release.view import view_main
     return view_main(list(argv), stream)
 
 
@@ -241,7 +241,7 @@ SUBCOMMANDS = {"export": _export, "validate": _validate, "checksum": _checksum, 
 
 
 def _coldstart(argv: Sequence[str], env: Mapping[str, str], stream: TextIO) -> int:
-    from syphus.coldstart import promote, render, run_coldstart
+    from syphus.workflows.coldstart import promote, render, run_coldstart
 
     p = build_parser()
     p.prog = "syphus coldstart"
@@ -268,15 +268,15 @@ def _coldstart(argv: Sequence[str], env: Mapping[str, str], stream: TextIO) -> i
                                                only=args.candidate, stream=stream, progress=not args.quiet))
     stream.write(render(scores) + f"\nreport: {report}\n")
     if args.view:
-        from syphus.coldstart import view_candidates
-        from syphus.job import load_dataset
+        from syphus.workflows.coldstart import view_candidates
+        from syphus.engine.job import load_dataset
         index = view_candidates(report, getattr(load_dataset(cfg).dataset, "scene", None), args.images)
         stream.write(f"viewer: {index} (filter by 'language' to see one candidate)\n")
     return EXIT_OK
 
 
 def _translate(argv: Sequence[str], env: Mapping[str, str], stream: TextIO) -> int:
-    from syphus.translate import DEFAULT_LANGS, run_translation
+    from syphus.workflows.translate import DEFAULT_LANGS, run_translation
 
     p = build_parser()
     p.prog = "syphus translate"
@@ -293,8 +293,8 @@ def _translate(argv: Sequence[str], env: Mapping[str, str], stream: TextIO) -> i
     cfg = load_config(args.config, {key: getattr(args, flag) for flag, key in _FLAGS.items()})
     langs = [x.strip() for x in args.langs.split(",") if x.strip()]
     if args.dry_run:
-        from syphus.job import LoadedDataset, dry_run
-        from syphus.translate import for_run
+        from syphus.engine.job import LoadedDataset, dry_run
+        from syphus.workflows.translate import for_run
         ds = for_run(cfg, args.source, langs, "each" if args.per_language else "all")
         stream.write(_dry_run_text(dry_run(cfg, env, loaded=LoadedDataset(ds, Path("<translate>")))) + "\n")
         return EXIT_OK
@@ -335,7 +335,7 @@ def _dry_run_text(r: dict) -> str:
 def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None,
          stream: TextIO | None = None) -> int:
     """Run the CLI; returns the exit code."""
-    from syphus.job import batch_status, dry_run, reparse, run_job  # noqa: PLC0415 (keeps --help fast)
+    from syphus.engine.job import batch_status, dry_run, reparse, run_job  # noqa: PLC0415 (keeps --help fast)
 
     env = os.environ if env is None else env
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -407,5 +407,3 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
     return EXIT_INTERRUPTED if result.status == "interrupted" else EXIT_OK
 
 
-if __name__ == "__main__":
-    sys.exit(main())

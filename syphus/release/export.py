@@ -11,7 +11,7 @@ only (query id, file offset) per query is held in memory.
 
 >>> result = export_run("output/DC/v1", images="DC.json")   # doctest: +SKIP
 
-Imports: syphus.errors, syphus.idset, syphus.images, syphus.scenes, syphus.store.
+Imports: syphus.errors, syphus.idset, syphus.release.images, syphus.release.scenes, syphus.engine.store.
 """
 
 from __future__ import annotations
@@ -27,9 +27,9 @@ from typing import Any
 from syphus import __version__
 from syphus.errors import UserError
 from syphus.idset import IdSet
-from syphus.images import PARQUET_HINT, image_ids as read_image_ids
-from syphus.scenes import instruction_id
-from syphus.store import PAIRS
+from syphus.release.images import PARQUET_HINT, image_ids as read_image_ids
+from syphus.release.scenes import instruction_id
+from syphus.engine.store import PAIRS
 
 REL_CHOICES = ("same-input", "none")
 

@@ -1,6 +1,6 @@
 """The chat-completions client: one POST per call over aiohttp, errors mapped to the tree.
 
-There are no retries here (``syphus.retry`` owns them); every failure becomes
+There are no retries here (``syphus.engine.retry`` owns them); every failure becomes
 exactly one of ``TransientError`` / ``RateLimited`` (retry), ``ItemError``
 (record it) or ``FatalError`` (stop the run).
 
@@ -24,7 +24,7 @@ from typing import Any
 import aiohttp
 
 from syphus.config import GenerationConfig
-from syphus.endpoint import Endpoint
+from syphus.engine.endpoint import Endpoint
 from syphus.errors import FatalError, ItemError, RateLimited, TransientError
 
 _CONTENT_FILTER = {"content_filter", "content_policy_violation", "ResponsibleAIPolicyViolation"}

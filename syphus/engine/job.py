@@ -23,17 +23,17 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from syphus import __version__, plugins
-from syphus.client import ChatClient, completion_budget
+from syphus.engine.client import ChatClient, completion_budget
 from syphus.config import RunConfig
-from syphus.cost import Budget, load_pricing, price_for
+from syphus.engine.cost import Budget, load_pricing, price_for
 from syphus.dataset import AbstractDataset
-from syphus.endpoint import DEFAULT_MODEL, Endpoint, choose_kind, resolve_endpoint
+from syphus.engine.endpoint import DEFAULT_MODEL, Endpoint, choose_kind, resolve_endpoint
 from syphus.errors import SyphusError, UserError
-from syphus.limits import RateLimiter, estimate_tokens
-from syphus.progress import Progress
-from syphus.record import now_iso, parse_fields
-from syphus.runner import Runner, Stats
-from syphus.store import INVALID, PAIRS, RunStore
+from syphus.engine.limits import RateLimiter, estimate_tokens
+from syphus.engine.progress import Progress
+from syphus.engine.record import now_iso, parse_fields
+from syphus.engine.runner import Runner, Stats
+from syphus.engine.store import INVALID, PAIRS, RunStore
 
 log = logging.getLogger("syphus")
 
@@ -163,7 +163,7 @@ def _signals(runner: Runner, stream: TextIO) -> Iterator[None]:
 async def open_endpoint(cfg: RunConfig, env: Mapping[str, str], stream: TextIO):
     """The resolved Endpoint; for ``local`` the bundled server runs for the duration."""
     if choose_kind(cfg.endpoint, env) == "local":
-        from syphus.local import LocalServer
+        from syphus.engine.local import LocalServer
         async with LocalServer(cfg.endpoint.local_model_path, stream=stream, command=cfg.endpoint.local_command,
                                startup_timeout=cfg.endpoint.local_startup_timeout) as server:
             yield resolve_endpoint(cfg.endpoint, env, local_base_url=server.base_url), server
@@ -268,7 +268,7 @@ async def _engine(cfg: RunConfig, loaded: LoadedDataset, endpoint: Endpoint, sto
                   skip, clock, sleep):
     """The online worker pool, or the Batch API runner (``--mode batch``)."""
     if cfg.mode == "batch":
-        from syphus.batch import BatchAPI, BatchRunner
+        from syphus.engine.batch import BatchAPI, BatchRunner
         async with BatchAPI(endpoint, timeout=max(cfg.endpoint.timeout, 300.0)) as api:
             yield BatchRunner(loaded.dataset, api, store, cfg, budget, skip=skip, sleep=sleep, clock=clock)
         return
@@ -370,7 +370,7 @@ def dry_run(cfg: RunConfig, env: Mapping[str, str], loaded: LoadedDataset | None
 
 async def batch_status(cfg: RunConfig, env: Mapping[str, str], refresh: bool = True) -> list[str]:
     """Every batch of the run with its progress (polled once when ``refresh``)."""
-    from syphus.batch import BatchAPI, BatchState
+    from syphus.engine.batch import BatchAPI, BatchState
 
     loaded = load_dataset(cfg)
     folder = run_folder(cfg, loaded.dataset) / "batch"

@@ -2,7 +2,7 @@
 
 Kinds: ``openai`` (api.openai.com), ``compatible`` (any OpenAI-style base URL:
 vLLM, llama.cpp, a proxy), ``azure`` (Azure OpenAI deployments), ``local``
-(the bundled model; see ``syphus.local``). Keys come only from the
+(the bundled model; see ``syphus.engine.local``). Keys come only from the
 environment and never appear in ``describe()``, ``repr`` or outputs.
 
 Environment, old and new names alike: ``OPENAI_API_KEY``, ``OPENAI_BASE_URL``
@@ -122,7 +122,7 @@ def resolve_endpoint(cfg: EndpointConfig, env: Mapping[str, str], local_base_url
                         api_root=f"{base}/openai", api_query=f"?api-version={quote(version)}")
     if kind == "local":
         if not local_base_url:
-            raise UserError("the local endpoint is not running; start it with syphus.local.LocalServer")
+            raise UserError("the local endpoint is not running; start it with syphus.engine.local.LocalServer")
         base = local_base_url
         model = cfg.model or "local"
         return Endpoint("local", base.rstrip("/") + "/chat/completions", model, {}, (), api_root=base.rstrip("/"))

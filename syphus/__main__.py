@@ -1,0 +1,7 @@
+"""``python -m syphus``: the same as the ``syphus`` command."""
+
+import sys
+
+from syphus.cli.main import main
+
+sys.exit(main())
