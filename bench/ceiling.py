@@ -68,7 +68,7 @@ def expected_costs(max_tokens: int, sample: int = 2000) -> tuple[float, float]:
 
 async def _run(cfg, server: C.FakeServer, duration: float, poll: float) -> tuple:
     timeline = []
-    job = asyncio.create_task(run_job(cfg, {"OPENAI_API_KEY": "x"}, progress=False, install_signals=True))
+    job = asyncio.create_task(run_job(cfg, {"OPENAI_API_KEY": "x"}, install_signals=True))
     t0 = time.monotonic()
     next_poll = poll
     while time.monotonic() - t0 < duration and not job.done():

@@ -2,7 +2,7 @@
 
 Two legs, each a fresh child process running exactly::
 
-    python -m syphus.release.convert --scene VST --images DATA --out OUT.json --workers W
+    python -m syphus convert --scene VST --images DATA --out OUT.json --workers W
 
 with W = os.cpu_count() (all cores) and W = 1. Reported: images/s (images / wall time of the
 child, pool start-up and final assembly included) and peak RSS: ``ru_maxrss`` from ``os.wait4``
@@ -67,8 +67,8 @@ def hwm():
     except OSError:
         pass
 atexit.register(hwm)
-sys.argv = ["syphus.release.convert"] + sys.argv[1:]
-runpy.run_module("syphus.release.convert", run_name="__main__")
+sys.argv = ["syphus", "convert"] + sys.argv[1:]
+runpy.run_module("syphus", run_name="__main__", alter_sys=True)
 """
 
 
@@ -85,7 +85,7 @@ def ensure_data(folder: Path, n: int) -> float:
 def leg(data: Path, workers: int, out_dir: Path, n: int) -> dict:
     out = out_dir / f"VST_w{workers}.json"
     args = ["--scene", "VST", "--images", str(data), "--out", str(out), "--workers", str(workers)]
-    command = f"python -m syphus.release.convert {' '.join(args)}"
+    command = f"python -m syphus convert {' '.join(args)}"
     logs = out_dir / f"log_w{workers}"
     with open(logs.with_suffix(".out"), "w") as so, open(logs.with_suffix(".err"), "w") as se:
         t0 = time.perf_counter()

@@ -54,6 +54,7 @@ def maxrss_kb() -> int:
 def child(n: int, base_url: str, out_dir: str, result_file: str) -> int:
     os.environ["SYPHUS_BENCH_N"] = str(n)
     from syphus.config import load_config
+    from syphus.cli.progress import display
     from syphus.engine.job import run_job
 
     cfg = load_config(None, {**C.DATASET_OVERRIDES, "num_threads": 64, "endpoint.base_url": base_url,
@@ -83,7 +84,8 @@ def child(n: int, base_url: str, out_dir: str, result_file: str) -> int:
 
         task = asyncio.create_task(sampler())
         try:
-            return await run_job(cfg, {"OPENAI_API_KEY": "x"}, progress=True, install_signals=True, stream=Tagged())
+            return await run_job(cfg, {"OPENAI_API_KEY": "x"}, install_signals=True,
+                                 display=display(Tagged(), True, cfg.log_interval))
         finally:
             task.cancel()
 

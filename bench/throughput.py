@@ -110,7 +110,7 @@ def leg_engine(base_url: str, n: int) -> tuple[int, dict]:
     try:
         cfg = load_config(None, {**C.DATASET_OVERRIDES, "num_threads": CONCURRENCY,
                                  "endpoint.base_url": base_url, "output_dir": tmp})
-        result = asyncio.run(run_job(cfg, {"OPENAI_API_KEY": "x"}, progress=False, install_signals=False))
+        result = asyncio.run(run_job(cfg, {"OPENAI_API_KEY": "x"}, install_signals=False))
         lines = {name: C.count_lines(result.folder / name) for name in ("pairs.jsonl", "invalid.jsonl", "errors.jsonl")}
         info = {"status": result.status, "lines": lines, "requests": result.stats.requests,
                 "retries": result.stats.retries}

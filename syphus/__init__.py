@@ -1,27 +1,54 @@
 """Syphus: visual annotations in, multimodal instruction-response pairs out.
 
-Map of the modules (each owns one thing; the CLI is the only one that prints):
+Map of the package (each module owns one thing; only ``cli`` prints or exits;
+``tests/test_layout.py`` checks that this map names every module):
 
-- ``cli``       argument parsing, messages and exit codes
-- ``config``    the typed run config (YAML < flags; no secrets)
-- ``dataset``   ``AbstractDataset``, the plugin contract
-- ``plugins``   finds ``datasets/*.py`` by path and resolves ``--name``
-- ``prompt``    system message + in-context examples -> chat messages
-- ``endpoint``  OpenAI / Azure / compatible / local endpoint from config and env
-- ``client``    one chat-completion request over aiohttp, errors mapped
-- ``limits``    request and token budgets, fed by response headers
-- ``retry``     the one retry policy (tenacity)
-- ``parse``     reply text -> instruction-response pairs
-- ``runner``    the asyncio worker pool
-- ``record``    the JSON line a settled query leaves: built, parsed and strictly encoded
-- ``store``     the run folder: JSONL outputs, resume, meta.json, one writer (flock)
-- ``cost``      prices, the --max-cost budget (worst case when usage is not reported)
-- ``progress``  the live status line
-- ``job``       one run wired end to end; ``reparse``
-- ``local``     the bundled llama.cpp server (optional extra ``local``)
-- ``errors``    the error tree
-- ``idset``     a compact set of ids (resume: what is already settled)
-- ``seen``      exact duplicate checks over a stream in ~2 bytes an id
+The plugin contract and shared pieces
+- ``dataset``    ``AbstractDataset``, the plugin contract (one required method)
+- ``plugins``    finds ``datasets/*.py`` by path and resolves ``--name``
+- ``prompt``     system message + in-context examples -> chat messages
+- ``parse``      reply text -> instruction-response pairs
+- ``config``     the typed run config (YAML < flags; no secrets)
+- ``errors``     the error tree: what the caller should do
+- ``idset``      a compact set of ids (resume: what is already settled)
+- ``seen``       exact duplicate checks over a stream in ~2 bytes an id
+
+``engine/``: one query from plugin to record
+- ``endpoint``   OpenAI / Azure / compatible / local endpoint from config and env
+- ``client``     one chat completion over aiohttp; the one error mapping (also for the SDK and batch lines)
+- ``limits``     request and token budgets, fed by response headers
+- ``retry``      the one retry policy (tenacity)
+- ``runner``     the asyncio worker pool
+- ``record``     the JSON line a settled query leaves: built, parsed, tallied, strictly encoded
+- ``stats``      how a run ended (``RunStatus``) and this session's counters
+- ``store``      the run folder: JSONL outputs, resume, meta.json, one writer (flock)
+- ``cost``       prices, the --max-cost budget (worst case when usage is not reported)
+- ``local``      the bundled llama.cpp server (optional extra ``local``)
+- ``job``        one run wired end to end; ``reparse``, ``dry_run``
+- ``batch``      --mode batch: the Batch API through the openai SDK, a crash-safe state log
+
+``release/``: the MIMIC-IT release format
+- ``scenes``     scene names and every image-id rule
+- ``jsonstream`` streaming reads of large JSON objects; ``ObjectWriter``
+- ``parquet``    the one Parquet reader and row-group writer
+- ``images``     release image files (JSON or Parquet), streamed
+- ``diskjoin``   joins ids on disk buckets (flat memory)
+- ``export``     a run folder -> XX_instructions.json, XX_train.json, Parquet
+- ``validate``   a release checked against every known defect
+- ``checksum``   archives against the published MD5 table
+- ``convert``    images, COCO, pairs and videos -> release image files (a package: sources,
+                 frames, encode, worker, pool, parts, writers, tally)
+- ``view``       a static offline viewer (its page is ``viewer/index.html``, css and js)
+
+``workflows/``: built on the engine
+- ``translate``  a release into other languages, one id per (instruction, language)
+- ``coldstart``  candidate in-context examples tried on a sample and ranked
+
+``cli/``: the command line
+- ``main``       flags, subcommands, messages
+- ``exits``      the one table of exit codes
+- ``progress``   the live status line
+- ``convert``, ``view``  their subcommands' arguments and output
 """
 
 __version__ = "0.1.0"

@@ -6,8 +6,6 @@ here; they come only from the environment (see ``syphus.engine.endpoint``).
 >>> cfg = load_config(None, {"name": "Example.example", "limits.rpm": 500})
 >>> cfg.limits.rpm
 500.0
-
-Imports: pydantic, yaml, syphus.errors.
 """
 
 from __future__ import annotations

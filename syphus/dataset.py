@@ -27,8 +27,6 @@ Everything else has a default that a plugin may override:
 ``{"system_message": str, "in_context": [...]}``; ``build_messages(query_input)``
 returns the chat messages for one query; ``parse_response(text, finish_reason)``
 turns the reply into pairs.
-
-Imports: syphus.errors, syphus.idset, syphus.parse, syphus.prompt.
 """
 
 from __future__ import annotations

@@ -11,8 +11,6 @@ treats an unseen id as seen: the caller records it, nothing is silently lost.
 >>> s = IdSet()
 >>> s.add("v_abc"), s.add("v_abc"), "v_abc" in s, "v_x" in s, len(s)
 (True, False, True, False, 1)
-
-Imports: the standard library only.
 """
 
 from __future__ import annotations
@@ -24,7 +22,7 @@ _EMPTY = 0
 _MASK64 = (1 << 64) - 1
 
 
-def _key(item: str) -> int:
+def id_key(item: str) -> int:
     """A 64-bit key for ``item``, never 0 (0 marks an empty slot); stable within this process only."""
     return (hash(item) & _MASK64) or 1
 
@@ -52,7 +50,7 @@ class IdSet:
 
     def add(self, item: str) -> bool:
         """Add ``item``; True if it was new."""
-        key = _key(item)
+        key = id_key(item)
         i = self._slot(key)
         if self._table[i] == key:
             return False
@@ -65,7 +63,7 @@ class IdSet:
     def __contains__(self, item: object) -> bool:
         if not isinstance(item, str):
             return False
-        key = _key(item)
+        key = id_key(item)
         return self._table[self._slot(key)] == key
 
     def __len__(self) -> int:

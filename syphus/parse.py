@@ -8,8 +8,6 @@ complete pair and lists what it dropped in ``problems``.
 >>> r = parse_pairs("Sure! Here they are.\\n**Q1:** What is it?\\n**A1:** A dog.\\n\\n2. Question: Where?\\nAnswer: In a park,\\nnear a lake.")
 >>> [(p["instruction"], p["answer"]) for p in r.pairs]
 [('What is it?', 'A dog.'), ('Where?', 'In a park,\\nnear a lake.')]
-
-Imports: the standard library only.
 """
 
 from __future__ import annotations

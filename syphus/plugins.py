@@ -8,8 +8,6 @@ import ``abstract_dataset``; that name is served by ``syphus.dataset``.
 
 >>> cls, path = resolve("Example.example", "datasets")   # doctest: +SKIP
 >>> dataset = instantiate(cls, path)                      # doctest: +SKIP
-
-Imports: syphus.dataset, syphus.errors.
 """
 
 from __future__ import annotations

@@ -11,8 +11,6 @@ and ``in_context``)::
 ...                          {"role": "assistant", "content": [{"Question": "q", "Answer": "a"}]}])
 >>> p.messages("a dog")[2]["content"]
 'Question: q\\nAnswer: a\\n'
-
-Imports: json, yaml, syphus.errors.
 """
 
 from __future__ import annotations

@@ -9,8 +9,6 @@ file, not in memory.
 >>> seen = SeenIds()
 >>> seen.add("v_1"), seen.add("v_2"), seen.add("v_1")
 (True, True, False)
-
-Imports: syphus.idset (for the key function).
 """
 
 from __future__ import annotations
@@ -18,7 +16,7 @@ from __future__ import annotations
 import math
 import tempfile
 
-from syphus.idset import _key
+from syphus.idset import id_key
 
 _CHUNK = 1 << 20  # a multiple of 8, so keys never straddle two reads
 
@@ -84,7 +82,7 @@ class SeenIds:
             log.seek(0, 2)
 
     def add(self, item: str) -> bool:
-        key = _key(item)
+        key = id_key(item)
         if any(key in f for f in self._filters) and self._on_disk(key):
             return False
         last = self._filters[-1]

@@ -1,7 +1,7 @@
 """The fake OpenAI server plus the Batch and Files APIs, for tests.
 
 ``FakeBatchAPI`` serves everything ``FakeOpenAI`` serves, and also (under ``/v1/...`` or
-Azure's ``/openai/...``, any query string)::
+Azure's ``/openai/...?api-version=...``; the shapes the ``openai`` SDK sends)::
 
     POST /files                  multipart: purpose, file (JSONL)  -> file object
     GET  /files[?purpose=batch]                                    -> list of file objects
@@ -9,6 +9,14 @@ Azure's ``/openai/...``, any query string)::
     POST /batches                {"input_file_id", "endpoint", "completion_window", "metadata"}
     GET  /batches/{id}           (moves the batch one step, see below)
     GET  /batches[?limit=&after=]   POST /batches/{id}/cancel
+
+Azure paths (``/openai/...``) answer 404 without an ``api-version`` query, like the real
+service. Control-plane calls can be made to fail by route name (``upload``, ``list_files``,
+``file``, ``content``, ``delete_file``, ``create``, ``list_batches``, ``retrieve``,
+``cancel``), before the work is done or after it (the work done, its answer lost)::
+
+    server.fail_next("create", Reply.status(500), times=2)
+    server.fail_next("upload", Reply.drop(), after=True)   # stored, then the connection drops
 
 Batches are deterministic: each retrieve moves a batch one step
 (validating -> in_progress -> finalizing -> completed; a cancelled one
@@ -29,6 +37,7 @@ completions (scripted queue, then ``responder``, then the default answer), so
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import email.message
 import email.parser
@@ -39,7 +48,7 @@ import time
 
 from aiohttp import web
 
-from tests.fakeserver import FakeOpenAI, _content_chars, error_body
+from tests.fakeserver import FakeOpenAI, Reply, _content_chars, error_body
 
 ACTIVE = ("validating", "in_progress", "finalizing")
 TERMINAL = ("completed", "failed", "expired", "cancelled")
@@ -114,6 +123,7 @@ class FakeBatchAPI(FakeOpenAI):
         self._next = {"file": 0, "batch": 0, "req": 0}
         self._fail_next: tuple[str, str] | None = None
         self._expire_next: int | None = None
+        self._faults: list[list] = []  # [route, reply, after, times left]
 
     # ----------------------------------------------------------- test-side API
     @property
@@ -163,6 +173,40 @@ class FakeBatchAPI(FakeOpenAI):
         with self._block:
             self._expire_next = after
 
+    def fail_next(self, route: str, reply: Reply, *, after: bool = False, times: int = 1) -> None:
+        """The next ``times`` calls of ``route`` get ``reply`` (a status, ``malformed`` or ``drop``).
+
+        With ``after=True`` the call's work is done first (the file stored, the batch made)
+        and only its answer is replaced: what a client sees when a reply is lost. A ``hang``
+        waits its seconds first, then does the call as usual (an answer that comes too late).
+        """
+        if reply.kind not in ("status", "malformed", "drop", "hang"):
+            raise ValueError(f"a control-plane fault is a status, malformed, drop or hang reply, not {reply.kind!r}")
+        with self._block:
+            self._faults.append([route, reply, after, times])
+
+    def _take_fault(self, route: str) -> tuple[Reply, bool] | None:
+        with self._block:
+            for fault in self._faults:
+                if fault[0] == route:
+                    fault[3] -= 1
+                    if fault[3] <= 0:
+                        self._faults.remove(fault)
+                    return fault[1], fault[2]
+        return None
+
+    async def _fault_response(self, request: web.BaseRequest, reply: Reply,
+                              label: dict[str, str]) -> web.StreamResponse:
+        if reply.kind == "status":
+            payload = reply.body if reply.body is not None else error_body(reply.status_code)
+            return web.Response(status=reply.status_code, body=json.dumps(payload).encode(),
+                                headers={**(reply.headers or {}), "Content-Type": "application/json"})
+        if reply.kind == "malformed":
+            return web.Response(status=reply.status_code, body=reply.raw,
+                                headers={"Content-Type": reply.content_type})
+        label["done"] = "drop"
+        return await self._drop(request)
+
     def advance(self, batch_id: str) -> dict:
         """Move one batch one step (no-op when finished); returns its batch object."""
         with self._block:
@@ -196,34 +240,64 @@ class FakeBatchAPI(FakeOpenAI):
         method, path = request.method, request.path
         with self._block:
             self._calls.append((method, path))
-        rest = None
+        rest = prefix = None
         for prefix in ("/v1/", "/openai/"):
             if path.startswith(prefix):
                 rest = path[len(prefix):].strip("/").split("/")
+                break
         if rest is None or rest[0] not in ("files", "batches"):
             return await super()._route(request, body, label)
         query = request.query
-        kind, tail = rest[0], rest[1:]
+        if prefix == "/openai/" and "api-version" not in query:
+            return _error(404, "Resource not found (Azure paths need an api-version query).")
+        found = self._handler(method, rest[0], rest[1:], request, body)
+        if found is None:
+            return _error(404, f"No route for {method} {path}")
+        route, handler = found
+        fault = self._take_fault(route)
+        if fault is not None and fault[0].kind == "hang":
+            label["cancelled"] = "hang"
+            await asyncio.sleep(fault[0].delay)
+            fault = None
+        if fault is not None and not fault[1]:
+            return await self._fault_response(request, fault[0], label)
+        resp = await handler()
+        if fault is not None:
+            return await self._fault_response(request, fault[0], label)
+        return resp
+
+    def _handler(self, method: str, kind: str, tail: list[str], request: web.BaseRequest,
+                 body: dict | None):
+        """``(route name, async handler)`` of a Files or Batches call, or None for no such route."""
+        query = request.query
+
+        def now(response):
+            async def handler():
+                return response()
+            return handler
+
         if kind == "files":
             if not tail and method == "POST":
-                return self._upload(request.headers.get("Content-Type", ""),
-                                    await request.read())
+                async def upload():
+                    return self._upload(request.headers.get("Content-Type", ""), await request.read())
+                return "upload", upload
             if not tail and method == "GET":
-                return self._list_files(query)
+                return "list_files", now(lambda: self._list_files(query))
             if len(tail) == 1 and method in ("GET", "DELETE"):
-                return self._file(tail[0], delete=method == "DELETE")
+                return ("delete_file" if method == "DELETE" else "file",
+                        now(lambda: self._file(tail[0], delete=method == "DELETE")))
             if len(tail) == 2 and tail[1] == "content" and method == "GET":
-                return self._content(tail[0])
+                return "content", now(lambda: self._content(tail[0]))
         else:
             if not tail and method == "POST":
-                return self._create(body)
+                return "create", now(lambda: self._create(body))
             if not tail and method == "GET":
-                return self._list_batches(query)
+                return "list_batches", now(lambda: self._list_batches(query))
             if len(tail) == 1 and method == "GET":
-                return self._retrieve(tail[0])
+                return "retrieve", now(lambda: self._retrieve(tail[0]))
             if len(tail) == 2 and tail[1] == "cancel" and method == "POST":
-                return self._cancel(tail[0])
-        return _error(404, f"No route for {method} {path}")
+                return "cancel", now(lambda: self._cancel(tail[0]))
+        return None
 
     # ------------------------------------------------------------------ files
     def _new_file(self, filename: str, purpose: str, data: bytes) -> dict:

@@ -17,6 +17,17 @@ In tests (the server runs its own event loop in a daemon thread)::
         assert server.status_counts[500] == 1
         assert server.requests[0].body["model"] == "gpt-4o-mini"
 
+Tests never sleep to let the server get somewhere: they wait on what it signals.
+``server.wait_for(predicate)`` returns once ``predicate()`` holds (checked whenever a
+request arrives or ends), and a reply held by a ``Gate`` stays in flight until the test
+opens it (``Reply.ok(text).after(gate)``)::
+
+    gate = Gate()
+    server.responder = lambda body, n: Reply.ok("Question: a?\\nAnswer: b.").after(gate)
+    ...  # start the client
+    assert server.wait_for(lambda: server.in_flight == 4)
+    gate.open()
+
 For benchmarks, in a separate process (prints ``listening http://127.0.0.1:PORT``
 once ready and runs until SIGTERM/SIGINT)::
 
@@ -32,6 +43,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
+import contextlib
 import dataclasses
 import json
 import math
@@ -63,6 +75,62 @@ def error_body(code: int, message: str | None = None) -> dict:
     return {"error": {"message": message or emsg, "type": etype, "param": None, "code": ecode}}
 
 
+class Gate:
+    """A latch that holds replies in flight until a test opens it (from any thread).
+
+    ``opens_at``: it opens by itself once that many replies wait on it (a barrier).
+    ``timeout``: a reply waits at most that long, then goes anyway (a test that
+    expected more requests in flight then fails on its assertion instead of hanging).
+    """
+
+    def __init__(self, opens_at: int | None = None, timeout: float | None = None) -> None:
+        self.opens_at, self.timeout = opens_at, timeout
+        self._lock = threading.Lock()
+        self._open = False
+        self._waiting: list[tuple[asyncio.AbstractEventLoop, asyncio.Future]] = []
+        self.held = 0  # replies that had to wait
+
+    @property
+    def is_open(self) -> bool:
+        with self._lock:
+            return self._open
+
+    def open(self) -> None:
+        """Let every held reply go, and every later one pass at once."""
+        with self._lock:
+            self._open = True
+            waiting, self._waiting = self._waiting, []
+        for loop, fut in waiting:
+            with contextlib.suppress(RuntimeError):  # that loop is closed: nobody waits there any more
+                loop.call_soon_threadsafe(_resolve, fut)
+
+    async def wait(self) -> None:
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            if self._open:
+                return
+            fut = loop.create_future()
+            entry = (loop, fut)
+            self._waiting.append(entry)
+            self.held += 1
+            full = self.opens_at is not None and len(self._waiting) >= self.opens_at
+        if full:
+            self.open()
+        try:
+            await asyncio.wait_for(fut, self.timeout)
+        except asyncio.TimeoutError:
+            pass
+        finally:
+            with self._lock:
+                if entry in self._waiting:
+                    self._waiting.remove(entry)
+
+
+def _resolve(fut: asyncio.Future) -> None:
+    if not fut.done():
+        fut.set_result(None)
+
+
 @dataclasses.dataclass(frozen=True)
 class Reply:
     """One scripted reply; build it with the classmethods, not directly."""
@@ -78,6 +146,7 @@ class Reply:
     body: dict | None = dataclasses.field(default=None, hash=False)
     raw: bytes = b""
     content_type: str = "application/json"
+    gate: Gate | None = dataclasses.field(default=None, hash=False, compare=False)
 
     @classmethod
     def ok(cls, text: str | None, finish_reason: str = "stop", usage: dict | None = None,
@@ -107,6 +176,10 @@ class Reply:
     def drop(cls) -> Reply:
         """Send headers promising 1000 body bytes, a few bytes, then abort the connection."""
         return cls("drop")
+
+    def after(self, gate: Gate) -> Reply:
+        """This reply, held in flight until ``gate`` opens (then its own delay, if any, runs)."""
+        return dataclasses.replace(self, gate=gate)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -191,7 +264,8 @@ class FakeOpenAI:
         self.latency, self.record_bodies = latency, record_bodies
         self.host, self.port = host, port
         self.responder: Callable[[dict, int], Reply] | None = None
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
+        self._changed = threading.Condition(self._lock)  # notified when a request arrives or ends
         self._queue: collections.deque[Reply] = collections.deque()
         self._requests: list[Recorded] = []
         self._request_count = self._chat_count = self._tokens_admitted = 0
@@ -233,6 +307,31 @@ class FakeOpenAI:
     def peak_in_flight(self) -> int:
         with self._lock:
             return self._peak
+
+    @property
+    def in_flight(self) -> int:
+        """Requests received and not yet answered (held by a Gate, delayed, or being handled)."""
+        with self._lock:
+            return self._in_flight
+
+    @property
+    def request_count(self) -> int:
+        """Requests received so far (all routes but /stats, recorded or not)."""
+        with self._lock:
+            return self._request_count
+
+    def wait_for(self, predicate: Callable[[], bool], timeout: float = 30.0) -> bool:
+        """Block until ``predicate()`` holds, re-checked whenever a request arrives or ends; False after ``timeout``.
+
+        ``predicate`` may read the server (``requests``, ``status_counts``, ``in_flight``, ...).
+        """
+        with self._changed:
+            return self._changed.wait_for(predicate, timeout)
+
+    def wake(self) -> None:
+        """Make ``wait_for`` callers check their predicate now (for one that reads more than the server)."""
+        with self._changed:
+            self._changed.notify_all()
 
     @property
     def status_counts(self) -> collections.Counter:
@@ -334,6 +433,7 @@ class FakeOpenAI:
                     {k.lower(): v for k, v in request.headers.items()}, body))
             self._in_flight += 1
             self._peak = max(self._peak, self._in_flight)
+            self._changed.notify_all()
         outcome: int | str = 500
         label: dict[str, str] = {}  # _route may set "done" (e.g. "drop") or "cancelled" ("hang")
         try:
@@ -347,6 +447,7 @@ class FakeOpenAI:
             with self._lock:
                 self._in_flight -= 1
                 self._status[outcome] += 1
+                self._changed.notify_all()
 
     async def _route(self, request: web.BaseRequest, body: dict | None,
                      label: dict[str, str]) -> web.StreamResponse:
@@ -373,6 +474,8 @@ class FakeOpenAI:
         reply = self._pick_reply(body, n)
         if reply.kind == "hang":
             label["cancelled"] = "hang"
+        if reply.gate is not None:
+            await reply.gate.wait()
         delay = self.latency + reply.delay
         if delay > 0:
             await asyncio.sleep(delay)

@@ -1,10 +1,14 @@
-"""Test helpers: a small plugin written into a temp project, and readers for run folders."""
+"""Test helpers: a small plugin written into a temp project, readers for run folders, a child's output
+read as it comes, and a clock that moves only when the test moves it."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
+import threading
 from pathlib import Path
+from typing import IO
 
 PLUGIN = '''
 from abstract_dataset import AbstractDataset
@@ -53,3 +57,104 @@ def lines(path: Path) -> list[dict]:
 def settled(folder: Path) -> dict[str, list[str]]:
     """{file: [ids]} for pairs, invalid and errors."""
     return {name: [r["id"] for r in lines(folder / f"{name}.jsonl")] for name in ("pairs", "invalid", "errors")}
+
+
+class Output:
+    """A child process's output, read line by line on a thread as it is written.
+
+    ``wait_for(text)`` returns once a line holds ``text`` (True), or the output ended
+    or ``timeout`` passed without one (False); ``text()`` is everything, once the child
+    closed it.
+    """
+
+    def __init__(self, stream: IO[str]):
+        self._lines: list[str] = []
+        self._closed = False
+        self._changed = threading.Condition()
+        self._thread = threading.Thread(target=self._read, args=(stream,), name="child-output", daemon=True)
+        self._thread.start()
+
+    def _read(self, stream: IO[str]) -> None:
+        try:
+            for line in stream:
+                with self._changed:
+                    self._lines.append(line)
+                    self._changed.notify_all()
+        finally:
+            with self._changed:
+                self._closed = True
+                self._changed.notify_all()
+
+    def _has(self, text: str) -> bool:
+        return any(text in line for line in self._lines)
+
+    def wait_for(self, text: str, timeout: float = 30.0) -> bool:
+        with self._changed:
+            self._changed.wait_for(lambda: self._closed or self._has(text), timeout)
+            return self._has(text)
+
+    def text(self, timeout: float = 30.0) -> str:
+        self._thread.join(timeout)
+        with self._changed:
+            return "".join(self._lines)
+
+
+class ManualClock:
+    """``clock=`` and ``sleep=`` for the engine, on a time that moves only when the test moves it.
+
+    A sleeper waits until ``advance`` takes the time to its deadline; ``asleep(n)`` waits
+    (on the loop) until ``n`` coroutines sleep on the clock at once, so a test can look at
+    a paused engine and then let it go. After ``run_free()`` every sleep returns at once,
+    moving the time by its delay (the clock of ``test_limits.FakeTime``).
+    """
+
+    def __init__(self, start: float = 1000.0):
+        self.now = start
+        self.free = False
+        self.slept: list[float] = []  # every delay asked for, in order
+        self._sleepers: list[tuple[float, asyncio.Future]] = []
+        self._changed = asyncio.Event()
+
+    def clock(self) -> float:
+        return self.now
+
+    async def sleep(self, delay: float) -> None:
+        self.slept.append(delay)
+        if self.free or delay <= 0:
+            self.now += max(0.0, delay)
+            await asyncio.sleep(0)
+            return
+        entry = (self.now + delay, asyncio.get_running_loop().create_future())
+        self._sleepers.append(entry)
+        self._changed.set()
+        try:
+            await entry[1]
+        finally:
+            if entry in self._sleepers:
+                self._sleepers.remove(entry)
+
+    @property
+    def sleeping(self) -> int:
+        return sum(1 for _, fut in self._sleepers if not fut.done())
+
+    async def asleep(self, n: int, timeout: float = 10.0) -> None:
+        """Return once ``n`` coroutines sleep on the clock; TimeoutError after ``timeout`` (real) seconds."""
+        async def until() -> None:
+            while self.sleeping < n:
+                self._changed.clear()
+                await self._changed.wait()
+        await asyncio.wait_for(until(), timeout)
+
+    def advance(self, seconds: float) -> None:
+        """Move the time on and wake every sleeper whose deadline it reached."""
+        self.now += seconds
+        for deadline, fut in self._sleepers:
+            if deadline <= self.now + 1e-9 and not fut.done():
+                fut.set_result(None)
+
+    def run_free(self) -> None:
+        """Wake every sleeper (the time jumps to the latest deadline); later sleeps return at once."""
+        self.free = True
+        if self._sleepers:
+            self.now = max(self.now, max(deadline for deadline, _ in self._sleepers))
+        self.advance(0.0)

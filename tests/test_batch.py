@@ -8,8 +8,6 @@ import io
 import json
 import os
 import signal
-import subprocess
-import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
@@ -21,11 +19,12 @@ from syphus.cli import main
 from syphus.config import load_config
 from syphus.engine.job import load_dataset, make_budget, query_stream, run_folder, run_job
 from syphus.engine.endpoint import resolve_endpoint
-from syphus.errors import UserError
+from syphus.errors import FatalError, UserError
 from syphus.engine.store import RunStore
-from tests.conftest import KEY, ROOT
+from tests.conftest import KEY
 from tests.fakebatch import FakeBatchAPI
 from tests.fakeserver import Reply
+from tests.forkserver import WARM, Forks
 from tests.helpers import lines, make_numbers, query_id, settled
 
 ENV = {"OPENAI_API_KEY": KEY}
@@ -48,7 +47,7 @@ def config(server, **flags):
 
 
 def run(server, **flags):
-    return asyncio.run(run_job(config(server, **flags), ENV, progress=False, install_signals=False, sleep=no_sleep))
+    return asyncio.run(run_job(config(server, **flags), ENV, install_signals=False, sleep=no_sleep))
 
 
 def uploaded_lines(server):
@@ -304,11 +303,14 @@ def test_azure_batch_paths(project, bserver):
     env = {"AZURE_OPENAI_ENDPOINT": bserver.root_url, "AZURE_OPENAI_API_KEY": KEY,
            "AZURE_OPENAI_DEPLOYMENT": "gpt4o-batch"}
     cfg = load_config(None, {"name": "Numbers", "mode": "batch", "batch.poll_interval": 0.01})
-    result = asyncio.run(run_job(cfg, env, progress=False, install_signals=False, sleep=no_sleep))
+    result = asyncio.run(run_job(cfg, env, install_signals=False, sleep=no_sleep))
     assert result.status == "complete"
     assert bserver.batches_created[0]["endpoint"] == "/chat/completions"
     assert uploaded_lines(bserver)[0][0]["body"]["model"] == "gpt4o-batch"
     assert all(path.startswith("/openai/") for _, path in bserver.calls)
+    sent = control_plane(bserver)
+    assert sent and all(r.query.get("api-version") == "2024-10-21" and r.headers["api-key"] == KEY
+                        and "authorization" not in r.headers for r in sent)
 
 
 def test_status_command_and_dry_run_send_nothing_new(project, bserver):
@@ -412,7 +414,7 @@ def test_retry_errors_settles_the_answers_it_paid_for(project, bserver):
     assert run(bserver).status == "complete"
     assert sorted(settled(folder)["errors"]) == ["q00001", "q00003"]
     broken.clear()
-    result = asyncio.run(run_job(config(bserver), ENV, retry_errors=True, progress=False, install_signals=False,
+    result = asyncio.run(run_job(config(bserver), ENV, retry_errors=True, install_signals=False,
                                  sleep=no_sleep))
     assert result.status == "complete"
     assert [r["custom_id"] for r in uploaded_lines(bserver)[-1]] == ["q00001", "q00003"]
@@ -483,6 +485,7 @@ def test_a_fake_that_finishes_on_the_first_poll_runs_each_line_once(project):
 
 # --- a real SIGKILL at every state event ----------------------------------------------
 CRASH_IDS = ["q00000", "q00001", "q00002", "q00003"]
+CRASH_PARALLEL = 2  # cases at once (the machine has 2 cores)
 
 
 def crash_project(root, base_url):
@@ -517,16 +520,12 @@ def crash_server():
     return srv.start()
 
 
-def cli(root, args, *specs, counts=None, timeout=60.0):
-    """Run the CLI in a fresh process, under tests.crashpoint when ``specs`` are given; (exit code, stderr)."""
-    env = {**os.environ, "OPENAI_API_KEY": KEY, "PYTHONPATH": os.pathsep.join(
-        [str(ROOT), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)}
-    if counts is not None:
-        env["CRASHPOINT_COUNTS"] = str(counts)
-    command = ["-m", "tests.crashpoint", *specs, "--"] if specs else ["-m", "syphus.cli"]
-    proc = subprocess.run([sys.executable, *command, *args], cwd=root, env=env,
-                          capture_output=True, text=True, timeout=timeout)
-    return proc.returncode, proc.stderr
+@pytest.fixture(scope="module")
+def batch_forks():
+    """Two fork servers with batch mode's imports (openai) warm: a child starts in ~0.3 s, not ~2.4 s."""
+    pool = Forks(CRASH_PARALLEL, WARM + ("syphus.engine.batch",))
+    yield pool
+    pool.close()
 
 
 def assert_kept_what_was_paid_for(root, srv):
@@ -540,18 +539,21 @@ def assert_kept_what_was_paid_for(root, srv):
     assert sorted(srv.lines_run) == ["q00000", "q00001", "q00001", "q00002", "q00003"]
 
 
-def test_sigkill_at_every_batch_state_event_then_resume(tmp_path):
+def test_sigkill_at_every_batch_state_event_then_resume(tmp_path, batch_forks):
     """Fault: a process killed between two state events sends something twice or loses what came back.
 
-    The CLI runs in a subprocess that SIGKILLs itself just before or just after the n-th
-    write to state.jsonl, for every n a clean run makes; a plain rerun must then finish
-    with every id settled once and nothing uploaded, created or answered twice.
+    The CLI runs in a child process that SIGKILLs itself just before or just after the n-th
+    write to state.jsonl, for every n a clean run makes; a plain rerun (a child of its own)
+    must then finish with every id settled once and nothing uploaded, created or answered twice.
+    The children are forked from a warm interpreter (tests/forkserver.py: crashpoint wraps ``os``
+    before syphus is imported, and the kill is a real SIGKILL); the cases, each with its own fake
+    server and project, run two at a time.
     """
     with crash_server() as srv:
         root, counts = tmp_path / "clean", tmp_path / "counts.json"
         args = crash_project(root, srv.base_url)
-        code, err = cli(root, args, "write:state.jsonl:*:after", counts=counts)
-        assert code == 0, err
+        proc = batch_forks.run(root, ["write:state.jsonl:*:after"], args, counts=counts)
+        assert proc.returncode == 0, proc.stderr
         events = json.loads(counts.read_text())["write:state.jsonl"]
         assert events == len((root / "output" / "Numbers" / "v1" / "batch" / "state.jsonl").read_bytes()
                              .splitlines())  # one write per event
@@ -562,12 +564,150 @@ def test_sigkill_at_every_batch_state_event_then_resume(tmp_path):
         with crash_server() as srv:
             root = tmp_path / f"{when}-{n:02d}"
             args = crash_project(root, srv.base_url)
-            code, err = cli(root, args, f"write:state.jsonl:{n}:{when}")
-            assert code == -signal.SIGKILL, f"{when} write {n}: not killed ({code}): {err}"
-            code, err = cli(root, args)
-            assert code == 0, f"{when} write {n}: the rerun failed ({code}): {err}"
+            proc = batch_forks.run(root, [f"write:state.jsonl:{n}:{when}"], args)
+            assert proc.returncode == -signal.SIGKILL, \
+                f"{when} write {n}: not killed ({proc.returncode}): {proc.stderr}"
+            proc = batch_forks.run(root, [], args)
+            assert proc.returncode == 0, f"{when} write {n}: the rerun failed ({proc.returncode}): {proc.stderr}"
             assert_kept_what_was_paid_for(root, srv)
 
+    def checked(point):
+        try:
+            case(point)
+        except AssertionError as e:
+            return f"{point[1]} write {point[0]}: {e}"
+        return None
+
     points = [(n, when) for n in range(1, events + 1) for when in ("before", "after")]
-    with ThreadPoolExecutor(max_workers=4) as pool:
-        list(pool.map(case, points))
+    with ThreadPoolExecutor(max_workers=CRASH_PARALLEL) as pool:
+        failures = [f for f in pool.map(checked, points) if f]
+    assert not failures, f"{len(failures)} of {len(points)} kill points broke an invariant:\n" + "\n".join(failures)
+
+
+# --- the control plane through the openai SDK: one HTTP stack, one error mapping, one retry layer -----
+def control_plane(server):
+    """The Files and Batches requests the server received."""
+    return [r for r in server.requests if r.path.split("/")[2:3] in (["files"], ["batches"])]
+
+
+def test_control_plane_failures_are_retried_by_the_one_retry_layer_only(project, bserver):
+    """A 500 on create is retried by tenacity (never by the SDK), after looking for what it may have made."""
+    make_numbers(project, 2)
+    bserver.fail_next("create", Reply.status(500), times=2)
+    result = run(bserver)
+    assert result.status == "complete" and result.stats.retries == 2
+    assert bserver.calls.count(("POST", "/v1/batches")) == 3  # two refused, one made: no hidden retries
+    assert len(bserver.batches_created) == 1 and len(bserver.uploads) == 1
+    sent = control_plane(bserver)
+    assert {r.headers["x-stainless-retry-count"] for r in sent} == {"0"}
+    assert all(r.headers["authorization"] == f"Bearer {KEY}" for r in sent)
+    assert all(r.headers["user-agent"].startswith("AsyncOpenAI/Python") for r in sent)
+
+
+def test_a_rate_limit_on_the_control_plane_waits_what_the_server_asks(project, bserver):
+    make_numbers(project, 2)
+    bserver.fail_next("retrieve", Reply.status(429, headers={"retry-after": "7"}))
+    waits = []
+
+    async def sleep(seconds):
+        waits.append(seconds)
+        await asyncio.sleep(0)
+
+    result = asyncio.run(run_job(config(bserver), ENV, install_signals=False, sleep=sleep))
+    assert result.status == "complete" and 7.0 in waits
+
+
+def test_a_refused_key_on_the_control_plane_stops_the_run_at_once(project, bserver):
+    make_numbers(project, 2)
+    bserver.fail_next("upload", Reply.status(401, body={"error": {"message": "Incorrect API key provided",
+                                                                   "code": "invalid_api_key"}}))
+    result = run(bserver)
+    assert result.status == "failed"
+    assert isinstance(result.error, FatalError) and "refused the credentials" in str(result.error)
+    assert bserver.calls.count(("POST", "/v1/files")) == 1 and bserver.batches_created == []
+
+
+@pytest.mark.parametrize("route", ["upload", "create"])
+def test_an_answer_dropped_by_the_network_is_looked_for_before_retrying(project, bserver, route):
+    """The real SDK on a real socket: the file is stored (or the batch made), then the connection drops."""
+    make_numbers(project, 3)
+    bserver.fail_next(route, Reply.drop(), after=True)
+    result = run(bserver)
+    assert result.status == "complete" and result.stats.retries == 1
+    path = "/v1/files" if route == "upload" else "/v1/batches"
+    assert bserver.calls.count(("POST", path)) == 1  # found by its name (or input file), not sent again
+    assert len(bserver.uploads) == 1 and len(bserver.batches_created) == 1
+    assert sorted(settled(project / "output" / "Numbers" / "v1")["pairs"]) == ["q00000", "q00001", "q00002"]
+
+
+@pytest.mark.parametrize("reply", [Reply.malformed(b"<html>busy</html>", content_type="text/html"),
+                                   Reply.malformed(b'{"id": "batch_'), Reply.malformed(b"[]")],
+                         ids=["html", "torn-json", "not-an-object"])
+def test_a_malformed_control_plane_answer_is_retried(project, bserver, reply):
+    make_numbers(project, 2)
+    bserver.fail_next("retrieve", reply)
+    result = run(bserver)
+    assert result.status == "complete" and result.stats.retries == 1
+    assert len(bserver.batches_created) == 1
+
+
+def test_a_control_plane_timeout_is_retried(project, bserver):
+    make_numbers(project, 2)
+    cfg = config(bserver)
+    bserver.fail_next("retrieve", Reply.hang(3.0))
+
+    class Impatient(BatchAPI):
+        def __init__(self, endpoint):
+            super().__init__(endpoint, timeout=0.3)
+
+    assert asyncio.run(run_with(Impatient, cfg)) == "complete"
+    assert bserver.calls.count(("GET", "/v1/batches/batch_0")) >= 2 and len(bserver.batches_created) == 1
+
+
+def test_batch_mode_goes_through_the_proxy_of_the_environment(project, bserver, monkeypatch):
+    """Like the online session (aiohttp, trust_env): HTTP_PROXY is honoured. The fake is the proxy here,
+    and the endpoint's host does not even resolve, so only a request sent through the proxy arrives."""
+    for name in ("http_proxy", "https_proxy", "all_proxy", "no_proxy", "NO_PROXY", "ALL_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", bserver.root_url)
+    make_numbers(project, 2)
+    cfg = load_config(None, {"name": "Numbers", "endpoint.base_url": "http://batch-api.invalid/v1", "mode": "batch",
+                             "batch.poll_interval": 0.01})
+    result = asyncio.run(run_job(cfg, ENV, install_signals=False, sleep=no_sleep))
+    assert result.status == "complete"
+    sent = control_plane(bserver)
+    assert sent and {r.headers["host"] for r in sent} == {"batch-api.invalid"}
+
+
+@pytest.mark.parametrize("reply", [Reply.ok(None, finish_reason="content_filter"),
+                                   Reply.status(400, body={"error": {"message": "flagged",
+                                                                     "code": "content_policy_violation"}})],
+                         ids=["withheld-reply", "refused-request"])
+def test_the_content_filter_in_a_batch_is_that_querys_error_as_online(project, bserver, reply):
+    make_numbers(project, 2)
+    bserver.responder = lambda body, n: reply if query_id(body) == "q00001" else Reply.ok("Question: a?\nAnswer: b.")
+    assert run(bserver).status == "complete"
+    folder = project / "output" / "Numbers" / "v1"
+    s = settled(folder)
+    assert s["pairs"] == ["q00000"] and s["errors"] == ["q00001"]
+    assert lines(folder / "errors.jsonl")[0]["kind"] == "content_filter"
+    assert len(bserver.batches_created) == 1  # settled, not sent again
+
+
+def test_listings_read_every_page(project, bserver):
+    """Looking for a lost batch reads the whole account, page after page (the SDK encodes ``after``)."""
+    make_numbers(project, 5)
+    cfg = config(bserver, **{"batch.max_requests_per_file": 1})
+
+    class API(BatchAPI):
+        page_size = 2
+
+    assert asyncio.run(run_with(API, cfg)) == "complete"
+
+    async def listed():
+        async with API(resolve_endpoint(cfg.endpoint, ENV)) as api:
+            return [b["id"] for b in await api.batches()]
+
+    assert asyncio.run(listed()) == [b["id"] for b in reversed(bserver.batches)]
+    pages = [r.query for r in bserver.requests if r.path == "/v1/batches" and r.query]
+    assert pages[-3:] == [{"limit": "2"}, {"limit": "2", "after": "batch_3"}, {"limit": "2", "after": "batch_1"}]

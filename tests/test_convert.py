@@ -1,6 +1,8 @@
 """syphus convert: ids per scene, sizes, padding, frame sampling, parquet, resume, skips, flat memory.
 
-Everything is generated here with numpy + cv2 (no downloads).
+Everything is generated here with numpy + cv2 (no downloads). Nothing waits on the wall clock:
+slow or failing runs come from the deterministic encoders below (convert(..., encoder=...)),
+and progress lines are timed by a fake clock.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import os
 import signal
 import subprocess
 import sys
-import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -20,10 +22,43 @@ import pytest
 cv2 = pytest.importorskip("cv2")
 np = pytest.importorskip("numpy")
 
-from syphus.release import convert as conv  # noqa: E402
-from syphus.release.convert import convert_main  # noqa: E402
+from syphus.cli import convert as cli  # noqa: E402
+from syphus.cli.convert import Printer, convert_main  # noqa: E402
+from syphus.release.convert import (Encoder, Interrupted, Progress, Skipped, Started, convert,  # noqa: E402
+                                    frames, parts as parts_module)
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+# Encoders that stand in for the default one. They are module-level, so they pickle into the
+# worker processes (where each worker holds its own copy, and so its own call count).
+
+@dataclass(frozen=True)
+class FailOnWidth:
+    """Encodes like the default, but fails (ValueError, as a real encoder would) on images ``width`` wide."""
+
+    width: int
+
+    def __call__(self, img) -> bytes:
+        if img.shape[1] == self.width:
+            raise ValueError(f"cannot encode a {self.width} px wide image")
+        return Encoder()(img)
+
+
+class StopAfter:
+    """Encodes ``n`` images in its process, then stops it: "interrupt" raises KeyboardInterrupt (Ctrl-C),
+    "kill" sends SIGKILL to the whole process group (the converter and all its workers)."""
+
+    def __init__(self, n: int, how: str):
+        self.n, self.how, self.calls = n, how, 0
+
+    def __call__(self, img) -> bytes:
+        self.calls += 1
+        if self.calls > self.n:
+            if self.how == "kill":
+                os.killpg(os.getpgrp(), signal.SIGKILL)
+            raise KeyboardInterrupt
+        return Encoder()(img)
 
 
 def run(*argv: str) -> tuple[int, str]:
@@ -145,7 +180,7 @@ def test_video_sampling(tmp_path, rate, expected):
     if expected:  # frame k is the one at t = k / fps
         assert [round(v / 7) for v in levels] == expected
     else:
-        assert [round(v / 7) for v in levels] == conv._even(35, 16)  # 0, 2, 5, ... 34 (two task groups)
+        assert [round(v / 7) for v in levels] == frames.even(35, 16)  # 0, 2, 5, ... 34 (two task groups)
 
 
 def test_video_ids_per_scene_and_short_video(tmp_path):
@@ -161,7 +196,7 @@ def test_video_ids_per_scene_and_short_video(tmp_path):
 
 def test_video_without_metadata_reads_sequentially(tmp_path, monkeypatch):
     write_video(tmp_path / "v" / "clip.avi")
-    monkeypatch.setattr(conv, "_probe", lambda path: (0.0, 0))
+    monkeypatch.setattr(frames, "probe", lambda path: (0.0, 0))
     for rate, n in ((["--fps", "1"], 4), (["--frames", "5"], 5)):
         out = tmp_path / "x.json"
         rc, _ = run("--scene", "DC", "--videos", tmp_path / "v", "--out", out, "--workers", "1", *rate)
@@ -171,7 +206,7 @@ def test_video_without_metadata_reads_sequentially(tmp_path, monkeypatch):
 
 def test_parquet_equals_json(tmp_path, monkeypatch):
     pq = pytest.importorskip("pyarrow.parquet")
-    monkeypatch.setattr(conv, "SORT_CHUNK", 7)  # exercise the external merge sort of the assembly
+    monkeypatch.setattr(parts_module, "SORT_CHUNK", 7)  # exercise the external merge sort of the assembly
     write_images(tmp_path / "img", {f"{i}.png": (10 + i, 30 - i) for i in range(20)})
     rc, _ = run("--scene", "VST", "--images", tmp_path / "img", "--out", tmp_path / "VST.json",
                 "--parquet", tmp_path / "VST.parquet", "--workers", "2")
@@ -191,22 +226,26 @@ def _lines(path: Path) -> int:
     return path.read_bytes().count(b"\n") if path.exists() else 0
 
 
+KILLED_RUN = """
+import sys
+from pathlib import Path
+from syphus.release.convert import convert
+from tests.test_convert import StopAfter
+convert("VST", images=Path(sys.argv[1]), out=Path(sys.argv[2]), workers=2, encoder=StopAfter(10, "kill"))
+"""
+
+
 def test_resume_after_sigkill(tmp_path):
     total = 60
     write_images(tmp_path / "img", {f"{i:03d}.png": (20, 20) for i in range(total)})
     out = tmp_path / "VST.json"
     parts = tmp_path / "VST.json.parts" / "parts.jsonl"
-    cmd = [sys.executable, "-m", "syphus.release.convert", "--scene", "VST", "--images", str(tmp_path / "img"),
-           "--out", str(out), "--workers", "2"]
-    env = {**os.environ, conv._DELAY_ENV: "0.05"}  # test hook: slow each image so the kill lands mid-run
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, start_new_session=True)
-    deadline = time.monotonic() + 20
-    while _lines(parts) < 15 and time.monotonic() < deadline and proc.poll() is None:
-        time.sleep(0.01)
-    os.killpg(proc.pid, signal.SIGKILL)  # the whole group: the converter and its workers
-    proc.wait()
+    # each of the 2 workers encodes 10 images, and the first to reach its 11th kills the group
+    proc = subprocess.run([sys.executable, "-c", KILLED_RUN, str(tmp_path / "img"), str(out)], cwd=ROOT,
+                          stdout=subprocess.DEVNULL, start_new_session=True)
+    assert proc.returncode == -signal.SIGKILL
     before = _lines(parts)
-    assert 15 <= before < total and not out.exists()
+    assert 10 <= before <= 20 and not out.exists()
     with parts.open("ab") as f:
         f.write(b'{"id": "VST_IMG_999", "base64": "iVBO')  # a torn last line
     rc, log = run("--scene", "VST", "--images", tmp_path / "img", "--out", out, "--workers", "2")
@@ -216,6 +255,73 @@ def test_resume_after_sigkill(tmp_path):
     data = json.loads(out.read_text())
     assert sorted(data) == [f"VST_IMG_{i:03d}" for i in range(total)]
     assert not parts.parent.exists()
+
+
+def test_interrupt_then_resume(tmp_path):
+    write_images(tmp_path / "img", {f"{i:02d}.png": (12, 12) for i in range(9)})
+    out = tmp_path / "VST.json"
+    with pytest.raises(Interrupted) as stopped:
+        convert("VST", images=tmp_path / "img", out=out, workers=1, encoder=StopAfter(5, "interrupt"),
+                on_event=lambda event: None)
+    assert isinstance(stopped.value, KeyboardInterrupt)
+    assert stopped.value.progress == Progress(inputs=4, total=9, unit="images", images=4)  # one task of 4 done
+    assert stopped.value.parts == tmp_path / "VST.json.parts" / "parts.jsonl"
+    assert _lines(stopped.value.parts) == 5 and not out.exists()
+    rc, log = run("--scene", "VST", "--images", tmp_path / "img", "--out", out, "--workers", "1")
+    assert rc == 0 and "resuming, 5 images already done" in log and "(4 encoded in this run, 5 from" in log
+    assert sorted(json.loads(out.read_text())) == [f"VST_IMG_{i:02d}" for i in range(9)]
+
+
+def test_cli_reports_an_interrupt(tmp_path, monkeypatch):
+    parts = tmp_path / "DC.json.parts" / "parts.jsonl"
+
+    def interrupted(*args, **kwargs):
+        raise Interrupted(Progress(3, 10, "videos", 24), parts)
+
+    monkeypatch.setattr(cli, "convert", interrupted)
+    now = iter([0.0, 8.0])  # the printer's clock, read when it starts and for the line: 24 images in 8 s
+    log = io.StringIO()
+    rc = convert_main(["--scene", "DC", "--videos", str(tmp_path), "--out", str(tmp_path / "DC.json")], log,
+                      clock=lambda: next(now))
+    assert rc == 130
+    assert log.getvalue() == (f"convert: interrupted (3/10 videos, 24 images encoded, 3.0 images/s); "
+                              f"run the same command again to resume from {parts}\n")
+
+
+def test_failing_encoder_skips_the_image_and_convert_never_prints(tmp_path, capsys):
+    write_images(tmp_path / "img", {"a.png": (10, 10), "b.png": (10, 30), "c.png": (10, 10)})
+    events = []
+    result = convert("CGD", images=tmp_path / "img", out=tmp_path / "CGD.json", parquet=tmp_path / "CGD.parquet",
+                     workers=2, encoder=FailOnWidth(30), on_event=events.append)
+    broken = str(tmp_path / "img" / "b.png")
+    assert result.skipped == [(broken, "cannot encode a 30 px wide image")]
+    assert (result.written, result.encoded, result.resumed) == (2, 2, 0)
+    assert result.outputs == (tmp_path / "CGD.json", tmp_path / "CGD.parquet")
+    assert result.skipped_file.read_text() == f"{broken}\tcannot encode a 30 px wide image\n"
+    assert sorted(json.loads((tmp_path / "CGD.json").read_text())) == ["CGD_IMG_a", "CGD_IMG_c"]
+    assert events[0] == Started(0, tmp_path / "CGD.json.parts" / "parts.jsonl")
+    assert Skipped(broken, "cannot encode a 30 px wide image") in events
+    assert events[-1] == Progress(3, 3, "images", 2, final=True)
+    assert capsys.readouterr() == ("", "")
+
+
+def test_progress_lines_follow_the_clock():
+    now = [100.0]
+    out = io.StringIO()
+    printer = Printer(out, every=5.0, clock=lambda: now[0])
+    printer(Started(12, Path("x.parts/parts.jsonl")))
+    for t, images in ((101.0, 4), (104.9, 8), (105.0, 10), (107.0, 12), (109.9, 14)):
+        now[0] = t
+        printer(Progress(images // 2, None, "images", images))
+    printer(Skipped("a.png", "not an image OpenCV can decode"))
+    now[0] = 110.0
+    printer(Progress(8, 8, "images", 16, final=True))
+    assert out.getvalue().splitlines() == [
+        "convert: resuming, 12 images already done in x.parts/parts.jsonl",
+        "convert: 5/? images, 10 images encoded, 2.0 images/s",  # 5 s after the start
+        "skipped a.png: not an image OpenCV can decode",
+        "convert: 8/8 images, 16 images encoded, 1.6 images/s",  # the final line, whenever it comes
+    ]
 
 
 def test_resume_refuses_other_settings(tmp_path):
@@ -232,7 +338,7 @@ def test_resume_refuses_other_settings(tmp_path):
 # its own address space, and falls back to ru_maxrss where /proc is missing.
 CHILD = """
 import io, resource, sys
-from syphus.release.convert import convert_main
+from syphus.cli.convert import convert_main
 rc = convert_main(sys.argv[1:], io.StringIO())
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 try:

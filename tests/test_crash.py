@@ -15,7 +15,7 @@ What every case guards, once the folder is reopened and the run finished:
 - meta.json agrees with the files.
 
 Speed (the file runs in about 15-35 s on 2 busy cores): the crash children are forked from
-a warm interpreter (``Forks``, below) instead of started cold (about 1 s each here), and
+a warm interpreter (``Forks``, tests/forkserver.py) instead of started cold (about 1 s each here), and
 the resumes run in this process (the same ``syphus.cli.main`` as the console script, on a
 watchdog thread, so a hang fails the test instead of stalling it).
 """
@@ -23,17 +23,14 @@ watchdog thread, so a hang fails the test instead of stalling it).
 from __future__ import annotations
 
 import io
-import itertools
 import json
 import os
-import queue
 import random
 import shutil
 import signal
 import subprocess
 import sys
 import threading
-import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
@@ -44,10 +41,10 @@ from syphus import plugins
 from syphus.cli import main
 from tests.conftest import KEY, ROOT
 from tests.fakeserver import Reply
+from tests.forkserver import CHILD_TIMEOUT, Forks, child_env
 from tests.helpers import make_numbers, query_id
 
 FILES = ("pairs", "invalid", "errors")
-CHILD_TIMEOUT = 60.0  # a child that outlives this is a hang
 PARALLEL = 2  # crash children at once (the machine has 2 cores)
 
 VALID = "Question: What is on the table?\nAnswer: A red ball."
@@ -56,115 +53,8 @@ BAD_REQUEST = Reply.status(400, body={"error": {"message": "bad", "code": "inval
 
 
 # --- running syphus -------------------------------------------------------------------------------
-# A fork server: an interpreter with syphus's third-party imports (aiohttp, pydantic, ...) warm and
-# syphus itself dropped again, that forks one child per job. The child runs ``tests.crashpoint.main``
-# with the job's argv, so crashpoint wraps ``os`` before syphus is imported, exactly as
-# ``python -m tests.crashpoint`` does (``RunStore(write=os.write)`` binds the wrapper), at a fraction of
-# an interpreter start. syphus's compiled code is kept in memory (keyed by file, mtime and size, so an
-# edit is picked up), as the environment writes no .pyc. The server reports the child's wait status; a
-# child over its timeout is killed and reported as a hang.
-ZYGOTE = r"""
-import importlib.machinery, json, os, signal, sys, time
-
-_compiled, _get_code = {}, importlib.machinery.SourceFileLoader.get_code
-
-def get_code(self, fullname):
-    st = os.stat(self.path)
-    key = (self.path, st.st_mtime_ns, st.st_size)
-    if key not in _compiled:
-        _compiled[key] = _get_code(self, fullname)
-    return _compiled[key]
-
-importlib.machinery.SourceFileLoader.get_code = get_code
-import syphus.cli, syphus.engine.job, syphus.engine.client, syphus.engine.runner, syphus.engine.store, syphus.dataset, abstract_dataset
-for name in [m for m in sys.modules if m in ("syphus", "abstract_dataset") or m.startswith("syphus.")]:
-    del sys.modules[name]
-for line in sys.stdin:
-    job = json.loads(line)
-    pid = os.fork()
-    if pid == 0:
-        code = 70
-        try:
-            os.chdir(job["cwd"])
-            os.environ.clear()
-            os.environ.update(job["env"])
-            fd = os.open(job["log"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-            os.dup2(fd, 1)
-            os.dup2(fd, 2)
-            os.close(fd)
-            sys.argv = ["tests/crashpoint.py", *job["specs"], "--", *job["argv"]]
-            import tests.crashpoint
-            code = tests.crashpoint.main()
-        except SystemExit as e:
-            code = e.code if isinstance(e.code, int) else 1
-        except BaseException:
-            import traceback
-            traceback.print_exc()
-        finally:
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os._exit(code)
-    deadline, hang = time.monotonic() + job["timeout"], False
-    while True:
-        done, status = os.waitpid(pid, os.WNOHANG)
-        if done:
-            break
-        if not hang and time.monotonic() > deadline:
-            hang = True
-            os.kill(pid, signal.SIGKILL)
-        time.sleep(0.01)
-    sys.stdout.write(json.dumps({"returncode": os.waitstatus_to_exitcode(status), "hang": hang}) + "\n")
-    sys.stdout.flush()
-"""
-
-
-class Forks:
-    """``PARALLEL`` fork servers; ``run`` takes an idle one, so up to that many children run at once."""
-
-    def __init__(self, n: int):
-        env = {k: v for k, v in child_env().items() if not k.startswith(("OPENAI_", "AZURE_OPENAI_"))}
-        self._servers = [subprocess.Popen([sys.executable, "-c", ZYGOTE], cwd=ROOT, env=env,
-                                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-                         for _ in range(n)]
-        self._idle: queue.Queue = queue.Queue()
-        for srv in self._servers:
-            self._idle.put(srv)
-        self._jobs = itertools.count()
-
-    def run(self, cwd: Path, specs: list[str], argv: list[str], counts: Path | None = None,
-            timeout: float = CHILD_TIMEOUT) -> subprocess.CompletedProcess:
-        """The CLI with ``argv`` in a child dying at ``specs``: its exit code (-9: SIGKILL; "HANG") and output."""
-        log = cwd / "childlogs" / f"{next(self._jobs)}.log"
-        log.parent.mkdir(exist_ok=True)
-        job = {"cwd": str(cwd), "env": child_env(counts), "specs": specs, "argv": argv, "log": str(log),
-               "timeout": timeout}
-        srv = self._idle.get()
-        try:
-            srv.stdin.write(json.dumps(job) + "\n")
-            srv.stdin.flush()
-            line = srv.stdout.readline()
-        finally:
-            self._idle.put(srv)
-        assert line, f"the fork server died (exit {srv.poll()})"
-        reply = json.loads(line)
-        output = log.read_text(errors="replace") if log.exists() else ""
-        if reply["hang"]:  # reported through the exit code, so the case's own assertion names it
-            return subprocess.CompletedProcess(argv, "HANG", "", f"HANG: still running after {timeout}s, "
-                                                                 f"killed\n{output}")
-        return subprocess.CompletedProcess(argv, reply["returncode"], "", output)
-
-    def close(self) -> None:
-        for srv in self._servers:
-            srv.stdin.close()
-        for srv in self._servers:
-            try:
-                srv.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                srv.kill()
-                srv.wait()
-            srv.stdout.close()
-
-
+# The crash children come from a fork server (tests/forkserver.py): a warm interpreter forks one child per
+# job, which runs ``tests.crashpoint.main`` (crashpoint wraps ``os`` before syphus is imported).
 @pytest.fixture(scope="module")
 def forks():
     pool = Forks(PARALLEL)
@@ -176,15 +66,6 @@ def cli_args(server, version: str, *extra: str) -> list[str]:
     """The run of ``Numbers.numbers`` into ``output/Numbers/<version>``, its requests tagged ``model=<version>``."""
     return ["--name", "Numbers.numbers", "--base_url", server.base_url, "--quiet",
             "--dataset_version", version, "--model", version, *extra]
-
-
-def child_env(counts: Path | None = None) -> dict[str, str]:
-    env = {**os.environ, "OPENAI_API_KEY": KEY,
-           "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)}
-    env.pop("CRASHPOINT_COUNTS", None)
-    if counts is not None:
-        env["CRASHPOINT_COUNTS"] = str(counts)
-    return env
 
 
 def start_child(project: Path, args: list[str]) -> subprocess.Popen:
@@ -542,15 +423,21 @@ def test_sigkill_during_retry_errors_never_leaves_an_id_answered_and_failed(fork
 
 
 # --- 3. two processes on one folder ---------------------------------------------------------------
-def wait_until(condition, what: str, timeout: float = 30.0, proc: subprocess.Popen | None = None) -> None:
-    """Poll ``condition`` until it holds; fail after ``timeout`` s, or at once if ``proc`` died."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if proc is not None and proc.poll() is not None:
-            raise AssertionError(f"the child exited ({proc.returncode}) before {what}:\n{proc.stdout.read()}")
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.02)
+def wait_for_server(server, condition, what: str, proc: subprocess.Popen, timeout: float = 30.0) -> None:
+    """Wait until ``condition`` holds, checked whenever a request arrives or ends; fail after ``timeout`` s,
+    or as soon as ``proc`` exits (a thread waits on it, then wakes the server's waiters)."""
+    gone = threading.Event()
+
+    def watch() -> None:
+        proc.wait()
+        gone.set()
+        server.wake()
+
+    threading.Thread(target=watch, name="child-exit", daemon=True).start()
+    if not server.wait_for(lambda: gone.is_set() or condition(), timeout):
+        raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+    if not condition():
+        raise AssertionError(f"the child exited ({proc.returncode}) before {what}:\n{proc.stdout.read()}")
 
 
 def lock_holder(folder: Path) -> dict:
@@ -575,9 +462,10 @@ def test_second_process_on_the_same_folder_is_refused_and_the_lock_dies_with_it(
     args = cli_args(server, "v1", "--num_threads", "2")
     proc = start_child(project, args)
     try:
-        wait_until(lambda: lock_holder(folder).get("pid") == proc.pid and sum(sent(server, "v1").values()) == 4
-                   and len(on_disk(folder)["pairs"]) == 2, "the child to hold the folder with 2 requests hung",
-                   proc=proc)
+        # the 3rd and 4th requests go out only after their workers wrote q0 and q1
+        wait_for_server(server, lambda: lock_holder(folder).get("pid") == proc.pid
+                        and sum(sent(server, "v1").values()) == 4 and len(on_disk(folder)["pairs"]) == 2,
+                        "the child to hold the folder with 2 requests hung", proc)
         snapshot = {p.name: p.read_bytes() for p in folder.glob("*.jsonl")}
 
         for extra in ([], ["--reparse"], ["--retry_errors"]):

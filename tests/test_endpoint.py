@@ -7,7 +7,8 @@ import time
 
 import pytest
 
-from syphus.engine.client import classify, parse_completion, retry_after_seconds
+from syphus.engine.client import (classify, classify_batch_line, classify_sdk_error, content_filtered,
+                                  parse_completion, retry_after_seconds)
 from syphus.config import EndpointConfig, RetryConfig
 from syphus.engine.endpoint import OPENAI_URL, choose_kind, resolve_endpoint
 from syphus.errors import FatalError, ItemError, RateLimited, TransientError, UserError
@@ -312,6 +313,93 @@ def test_classify_tolerates_any_body(raw):
     e = classify(400, {}, raw)
     assert isinstance(e, ItemError) and e.kind == "bad_request"
     assert "HTTP 400" in str(e)
+
+
+# --- the same mapping for the SDK (batch mode's control plane) and for batch result lines ---------------
+
+
+def sdk_status_error(status, headers, raw, read=True):
+    """An ``openai.APIStatusError`` as the SDK raises it (``.body`` is the inner error object)."""
+    import json
+
+    import httpx2
+    import openai
+    request = httpx2.Request("GET", "https://api.example/v1/batches/batch_1")
+    if read:
+        response = httpx2.Response(status, headers=headers, content=raw, request=request)
+    else:  # closed before its body was read
+        response = httpx2.Response(status, headers=headers, stream=httpx2.ByteStream(raw), request=request)
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        data = raw.decode("utf-8", "replace")
+    inner = data.get("error", data) if isinstance(data, dict) else data
+    return openai.APIStatusError(f"Error code: {status}", response=response, body=inner)
+
+
+@pytest.mark.parametrize("status, headers, raw", [
+    (429, {"retry-after": "7"}, body("rate_limit_exceeded")),
+    (429, {}, body("insufficient_quota")),
+    (401, {}, body("invalid_api_key", "Incorrect API key provided")),
+    (500, {"retry-after-ms": "1500"}, b"<html>Bad Gateway</html>"),
+    (409, {}, body("conflict")),
+    (400, {}, body("content_policy_violation")),
+    (400, {}, body("invalid_request_error", inner="ResponsibleAIPolicyViolation")),
+    (400, {}, body("context_length_exceeded")),
+    (404, {}, body("not_found", "No batch found")),
+])
+@pytest.mark.parametrize("read", [True, False], ids=["read", "unread"])
+def test_sdk_status_errors_map_exactly_like_raw_responses(status, headers, raw, read):
+    mapped = classify_sdk_error(sdk_status_error(status, headers, raw, read), "polling batch batch_1")
+    direct = classify(status, headers, raw)
+    assert type(mapped) is type(direct) and str(mapped) == str(direct) and vars(mapped) == vars(direct)
+
+
+def test_sdk_timeouts_connection_failures_and_garbage_are_transient():
+    import json
+
+    import aiohttp
+    import httpx2
+    import openai
+    request = httpx2.Request("GET", "https://api.example/v1/files/file-1/content")
+    e = classify_sdk_error(openai.APITimeoutError(request=request), "downloading file file-1", 30.0)
+    assert type(e) is TransientError and e.kind == "timeout" and "within 30s" in str(e)
+    lost = openai.APIConnectionError(request=request)
+    lost.__cause__ = httpx2.ConnectError("connection refused")
+    e = classify_sdk_error(lost, "uploading f.jsonl")
+    assert type(e) is TransientError and e.kind == "connection" and "ConnectError: connection refused" in str(e)
+    # raised while a streamed body is read, after the SDK's own wrapping
+    assert classify_sdk_error(httpx2.ReadTimeout("slow"), "downloading").kind == "timeout"
+    assert classify_sdk_error(httpx2.ReadError("reset by peer"), "downloading").kind == "connection"
+    assert classify_sdk_error(aiohttp.ServerDisconnectedError(), "downloading").kind == "connection"
+    e = classify_sdk_error(json.JSONDecodeError("Expecting value", '{"id": ', 7), "polling")
+    assert type(e) is TransientError and e.kind == "malformed"
+    assert classify_sdk_error(KeyError("id"), "polling") is None  # a bug is raised as it is
+
+
+@pytest.mark.parametrize("code, cls, kind", [
+    ("batch_expired", TransientError, "batch_expired"),
+    ("batch_cancelled", TransientError, "batch_cancelled"),
+    ("server_error", TransientError, "server_error"),
+    ("rate_limit_exceeded", TransientError, "rate_limit_exceeded"),
+    (None, TransientError, "unknown"),
+    ("content_policy_violation", ItemError, "content_filter"),
+    ("content_filter", ItemError, "content_filter"),
+    ("context_length_exceeded", ItemError, "too_large"),
+    ("invalid_value", ItemError, "invalid_value"),
+])
+def test_classify_batch_line(code, cls, kind):
+    e = classify_batch_line(code, "what the line says")
+    assert type(e) is cls and e.kind == kind
+    assert str(e) == f"{code or 'unknown'}: what the line says"
+
+
+def test_content_filtered_is_a_withheld_reply_only():
+    e = content_filtered("content_filter", None)
+    assert isinstance(e, ItemError) and e.kind == "content_filter" and e.status == 200 and e.maybe_billed
+    assert content_filtered("content_filter", "") is not None
+    assert content_filtered("content_filter", "the part that was let through") is None
+    assert content_filtered("stop", None) is None and content_filtered(None, "") is None
 
 
 # --- parse_completion ----------------------------------------------------------------------

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import http.client
 import json
 import urllib.error
 import urllib.request
 
 import aiohttp
+import pytest
 
 from tests.fakebatch import EXPIRED_MESSAGE, FakeBatchAPI
 from tests.fakeserver import Reply, default_answer
@@ -253,3 +255,34 @@ def test_azure_paths():
         # Online chat completions still work on the same server.
         status, chat = _call("POST", base + "/deployments/d/chat/completions" + q, _body("x"))
         assert status == 200 and chat["object"] == "chat.completion"
+
+
+def test_azure_paths_need_an_api_version():
+    with FakeBatchAPI() as server:
+        status, err = _call("GET", server.root_url + "/openai/batches")
+        assert status == 404 and "api-version" in err["error"]["message"]
+        assert _call("GET", server.root_url + "/openai/batches?api-version=2024-10-21")[0] == 200
+
+
+def test_fail_next_before_or_after_the_work():
+    with FakeBatchAPI() as server:
+        server.fail_next("upload", Reply.status(500), times=2)
+        url = server.base_url + "/files"
+        assert _call("POST", url, upload=_jsonl(_body("x")))[0] == 500
+        assert _call("POST", url, upload=_jsonl(_body("x")))[0] == 500
+        assert server.uploads == []  # refused before anything was stored
+        server.fail_next("upload", Reply.status(503), after=True)
+        assert _call("POST", url, upload=_jsonl(_body("x")))[0] == 503
+        assert len(server.uploads) == 1  # stored, only the answer was lost
+        status, file = _call("POST", url, upload=_jsonl(_body("x")))
+        assert status == 200 and file["id"] == "file-1"
+        server.fail_next("create", Reply.drop(), after=True)
+        with pytest.raises((OSError, http.client.HTTPException)):  # the connection is cut mid-answer
+            _call("POST", server.base_url + "/batches", {
+                "input_file_id": file["id"], "endpoint": "/v1/chat/completions",
+                "completion_window": "24h"})
+        assert len(server.batches_created) == 1  # made all the same
+        server.fail_next("retrieve", Reply.malformed(b"<html>", content_type="text/html"))
+        bid = server.batches[0]["id"]
+        assert _call("GET", f"{server.base_url}/batches/{bid}") == (200, b"<html>")
+        assert _call("GET", f"{server.base_url}/batches/{bid}")[1]["id"] == bid

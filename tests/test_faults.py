@@ -242,7 +242,7 @@ async def test_a_huge_retry_after_waits_the_cap_then_retries(project, server, hi
     t = FakeTime()
     cfg = load_config(None, {"name": "Numbers", "endpoint": {"base_url": server.base_url}, "num_threads": 1,
                              "retry": {"max_seconds": 30.0, "initial_wait": 0.5, "max_wait": 2.0}})
-    result = await asyncio.wait_for(run_job(cfg, {"OPENAI_API_KEY": KEY}, stream=io.StringIO(), progress=False,
+    result = await asyncio.wait_for(run_job(cfg, {"OPENAI_API_KEY": KEY},
                                             install_signals=False, clock=t.clock, sleep=t.sleep), timeout=30)
     assert result.status == "complete"
     assert sorted(settled(result.folder)["pairs"]) == ["q00000", "q00001", "q00002"]
@@ -278,7 +278,8 @@ def test_max_cost_is_a_hard_cap_whatever_the_replies_say(project, server, fault)
         extra = {"n": 3}
     if fault == "max_tokens_extra":
         extra = {"max_tokens": 60}
-    (project / "run.yaml").write_text(json.dumps({"generation": {"max_tokens": 20, "extra": extra}}))
+    (project / "run.yaml").write_text(json.dumps({"generation": {"max_tokens": 20, "extra": extra},
+                                                  "retry": {"initial_wait": 0.01, "max_wait": 0.05}}))
 
     def responder(body, n):
         text = "Question: a?\nAnswer: b."

@@ -13,6 +13,7 @@ from syphus.release import checksum
 from syphus.cli import main
 from syphus.errors import UserError
 from syphus.release.export import export_run
+from syphus.release.images import image_ids, image_items
 from syphus.release.validate import validate_files
 from tests.conftest import KEY
 from tests.fakeserver import Reply
@@ -195,6 +196,22 @@ def test_validate_reads_a_parquet_image_file(tmp_path):
     report = validate_files(tmp_path / "SD_instructions.json", images=tmp_path / "SD.parquet")
     assert report.stats["images"] == 3
     assert report.counts["image id missing from the image file"] == 1
+
+
+def test_one_reader_for_json_and_parquet_image_files(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    ids = ["SD_IMG_00012_1", "SD_IMG_00012_2"]
+    write_images(tmp_path / "SD.json", ids)
+    pixel = json.loads((tmp_path / "SD.json").read_text())[ids[0]]
+    # a Parquet file from another tool: the id column named image_id
+    pq.write_table(pa.table({"base64": [pixel, pixel], "image_id": ids}), tmp_path / "SD.parquet")
+    assert list(image_items(tmp_path / "SD.json")) == list(image_items(tmp_path / "SD.parquet")) == \
+        [(i, pixel) for i in ids]
+    assert list(image_ids(tmp_path / "SD.parquet")) == ids
+    pq.write_table(pa.table({"base64": [pixel]}), tmp_path / "bad.parquet")
+    with pytest.raises(UserError, match="no id column"):
+        list(image_ids(tmp_path / "bad.parquet"))
 
 
 def test_validate_names_the_line_of_broken_json(tmp_path):

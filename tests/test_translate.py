@@ -13,7 +13,7 @@ import pytest
 from syphus.cli import main
 from syphus.workflows.translate import check_translation, parse_translation
 from tests.conftest import KEY, ROOT
-from tests.fakeserver import Reply
+from tests.fakeserver import Gate, Reply
 
 LANGS = ["zh", "es", "ja", "de", "fr", "ko", "ar"]
 ENGLISH = {
@@ -355,27 +355,31 @@ def test_sigkill_mid_translation_then_resume(release, server):
     import signal
     import subprocess
     import sys
-    import time
 
     many = {f"DC_INS_{i:05d}": (f"What is object number {i} on the table?", f"It is a small red ball, number {i}.")
             for i in range(1, 41)}
     data = {k: {"instruction": a, "answer": b, "image_ids": [], "rel_ins_ids": []} for k, (a, b) in many.items()}
     (release / "DC_instructions.json").write_text(json.dumps({"meta": {}, "data": data}))
     t = Translator()
-    server.responder = lambda body, n: (time.sleep(0.02), t(body, n))[1]
+    gate = Gate()  # after 12 answers both workers wait on the wire: 12 records on disk, then the kill
+    server.responder = lambda body, n: t(body, n) if n < 12 else t(body, n).after(gate)
     env = {**os.environ, "OPENAI_API_KEY": KEY, "PYTHONPATH": str(ROOT)}
     cmd = [sys.executable, str(ROOT / "main.py"), "translate", "DC_instructions.json", "--base_url",
            server.base_url, "--quiet", "--num_threads", "2"]
     proc = subprocess.Popen(cmd, cwd=release, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     pairs = release / "output" / "DC_translate" / "v1" / "pairs.jsonl"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and not (pairs.exists() and pairs.read_bytes().count(b"\n") >= 10):
-        time.sleep(0.02)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait(timeout=10)
+    try:
+        assert server.wait_for(lambda: server.request_count == 14 and server.in_flight == 2), server.stats()
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+    finally:
+        gate.open()
+        proc.kill()
+        proc.communicate()
     done = {json.loads(x)["id"] for x in pairs.read_text().splitlines() if x.strip()}
-    assert 10 <= len(done) < 40
+    assert len(done) == 12
     sent_before = len(t.requests)
+    server.responder = t
     proc = subprocess.run(cmd, cwd=release, env=env, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     again = {a for _, a in t.requests[sent_before:]}

@@ -1,5 +1,8 @@
 """syphus view: the static viewer folder, and the page itself rendered in headless Chromium.
 
+The library (``syphus.release.view``) builds the folder from the page shipped as package data
+(``syphus/release/viewer/``); the command line (``syphus.cli.view``) parses, reports and exits.
+
 The browser tests need Debian's ``chromium`` (``apt-get install -y chromium``); without it they
 are skipped, unless SYPHUS_REQUIRE_CHROMIUM=1 makes a missing browser a failure.
 """
@@ -24,7 +27,8 @@ from pathlib import Path
 
 import pytest
 
-from syphus.release.view import build_view, make_server, view_main
+from syphus.cli.view import view_main
+from syphus.release.view import build_view, make_server
 
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync"]
@@ -395,3 +399,76 @@ def test_hostile_text_shows_as_text_in_the_browser(hostile, tmp_path):
     images = [a for a in dom.attrs.get("img", []) if a.get("data-image-id") == HOSTILE_IMAGE]
     assert len(images) == 2 and all(a.get("data-loaded") == "1" and a["alt"] == HOSTILE_IMAGE for a in images)
     assert any("4 matching pairs" in t for t in dom.texts["div"])
+
+
+# ---------------------------------------------------------------- the page as files; only the CLI speaks
+
+def test_page_is_package_data_inlined_in_one_pass():
+    from importlib.resources import files
+
+    from syphus.release.view import page_files, render_index
+    folder = files("syphus.release") / "viewer"
+    css = (folder / "viewer.css").read_text(encoding="utf-8")
+    js = (folder / "viewer.js").read_text(encoding="utf-8")
+    assert (folder / "index.html").is_file() and set(page_files()) == {"index.html", "viewer.css", "viewer.js"}
+    page = render_index({"sources": ["__STYLE__ __SCRIPT___instructions.json"], "chunks": 0})
+    assert css.strip() in page and js.strip() in page  # inlined as shipped, not linked
+    assert page.count(css.strip()) == 1 and page.count(js.strip()) == 1
+    assert "<title>Syphus view: __STYLE__ __SCRIPT___instructions.json</title>" in page
+    assert not re.search(r"__(TITLE|CONFIG|MARKER|STYLE|SCRIPT)__", page.replace("__STYLE__ __SCRIPT___", ""))
+
+
+def test_library_neither_prints_nor_exits(release, capsys, caplog):
+    import ast
+    import logging
+
+    import syphus.release.view as lib
+    tree = ast.parse(Path(lib.__file__).read_text(encoding="utf-8"))
+    called = {ast.unparse(n.func) for n in ast.walk(tree) if isinstance(n, ast.Call)}
+    imported = {a.name for n in ast.walk(tree) if isinstance(n, (ast.Import, ast.ImportFrom)) for a in n.names}
+    imported |= {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+    assert not called & {"print", "sys.exit", "exit", "quit"} and not imported & {"argparse", "sys"}
+    assert not hasattr(lib, "view_main") and not hasattr(lib, "build_parser")
+    with caplog.at_level(logging.DEBUG, logger="syphus"):
+        r = build_view([release / "DC_instructions.json"], images=[release / "DC.json"], out=release / "v")
+    assert r.images_written == 3 and capsys.readouterr() == ("", "")
+    assert any("view:" in m for m in caplog.messages)
+    with pytest.raises(lib.UserError, match="per-page"):
+        build_view([release / "DC_instructions.json"], per_page=0, out=release / "w")
+    assert not (release / "w").exists()  # refused before anything was written
+
+
+def test_cli_dispatch_and_flags(release):
+    from syphus.cli import main
+    out = io.StringIO()
+    code = main(["view", str(release / "DC_instructions.json"), "--images", str(release / "DC.json"),
+                 "--out", str(release / "v"), "--per-page", "7"], env={}, stream=out)
+    assert code == 0, out.getvalue()
+    assert "wrote 3 pairs (en 3; scenes DC)" in out.getvalue() and "3 of 4 referenced" in out.getvalue()
+    page = (release / "v" / "index.html").read_text(encoding="utf-8")
+    assert json.loads(re.search(r"window\.SYPHUS_CONFIG = (.*?);</script>", page).group(1))["per_page"] == 7
+    out = io.StringIO()
+    assert main(["view", str(release / "DC_instructions.json"), "--per-page", "0"], env={}, stream=out) == 2
+    assert out.getvalue() == "error: --per-page must be at least 1 (got 0)\n"
+
+
+def test_shipped_page_is_checked_when_loaded(tmp_path, monkeypatch):
+    import syphus.release.view as lib
+    real = lib.files("syphus.release") / "viewer"
+    folder = tmp_path / "viewer"
+    folder.mkdir()
+    for name in lib.PAGE_FILES:
+        (folder / name).write_text((real / name).read_text(encoding="utf-8"), encoding="utf-8")
+    monkeypatch.setattr(lib, "files", lambda package: tmp_path)
+    lib.page_files.cache_clear()
+    try:
+        assert lib.page_files()["viewer.js"] == (real / "viewer.js").read_text(encoding="utf-8").rstrip("\n")
+        lib.page_files.cache_clear()
+        (folder / "viewer.js").write_text('var s = "</SCRIPT>";\n', encoding="utf-8")
+        with pytest.raises(RuntimeError, match="viewer.js"):
+            lib.page_files()
+        (folder / "viewer.js").unlink()
+        with pytest.raises(lib.UserError, match="reinstall"):
+            lib.page_files()
+    finally:
+        lib.page_files.cache_clear()

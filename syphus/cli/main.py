@@ -9,11 +9,7 @@
     syphus view DC_instructions.json --translations DC_instructions_zh.json --images DC.json
     syphus convert --scene DC --videos videos/ --out DC.json
 
-Exit codes: 0 finished, 2 user error (fix the input), 3 the endpoint refused
-the run (fix the key or quota, then rerun to resume), 130 interrupted
-(rerun to resume).
-
-Imports: every syphus module it drives.
+Exit codes: the table in ``syphus.cli.exits``.
 """
 
 from __future__ import annotations
@@ -27,11 +23,12 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TextIO
 
-from syphus import __version__, plugins
-from syphus.config import load_config
+from syphus import __version__
+from syphus.cli.progress import display
 from syphus.errors import FatalError, UserError
 
-EXIT_OK, EXIT_FAILED, EXIT_USER, EXIT_FATAL, EXIT_BUDGET, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
+from syphus.cli.exits import (EXIT_BUDGET, EXIT_FAILED, EXIT_FATAL, EXIT_INTERRUPTED, EXIT_OK,  # noqa: F401
+                               EXIT_USER, Exit)
 
 # flag -> dotted config key (None: not a config key)
 _FLAGS: dict[str, str] = {
@@ -227,12 +224,12 @@ def _checksum(argv: Sequence[str], stream: TextIO) -> int:
 
 
 def _convert(argv: Sequence[str], stream: TextIO) -> int:
-    from syphus.release.convert import convert_main
+    from syphus.cli.convert import convert_main
     return convert_main(list(argv), stream)
 
 
 def _view(argv: Sequence[str], stream: TextIO) -> int:
-    from syphus.release.view import view_main
+    from syphus.cli.view import view_main
     return view_main(list(argv), stream)
 
 
@@ -258,6 +255,7 @@ def _coldstart(argv: Sequence[str], env: Mapping[str, str], stream: TextIO) -> i
     p.add_argument("--images", action="append", help="--view: the release image file(s) to show beside the pairs")
     args = p.parse_args(argv)
     _setup_logging(stream, args.verbose, _env_secrets(env))
+    from syphus.config import load_config
     cfg = load_config(args.config, {key: getattr(args, flag) for flag, key in _FLAGS.items()})
     seed = cfg.seed
     if args.promote:
@@ -265,7 +263,8 @@ def _coldstart(argv: Sequence[str], env: Mapping[str, str], stream: TextIO) -> i
         stream.write(f"added {args.promote!r} as an in-context example to {path}\n")
         return EXIT_OK
     scores, report = asyncio.run(run_coldstart(cfg, env, size=args.sample, seed=seed, candidates=args.candidates,
-                                               only=args.candidate, stream=stream, progress=not args.quiet))
+                                               only=args.candidate,
+                                               display=display(stream, not args.quiet, cfg.log_interval)))
     stream.write(render(scores) + f"\nreport: {report}\n")
     if args.view:
         from syphus.workflows.coldstart import view_candidates
@@ -290,6 +289,7 @@ def _translate(argv: Sequence[str], env: Mapping[str, str], stream: TextIO) -> i
     args = p.parse_args(argv)
     secrets = _env_secrets(env)
     _setup_logging(stream, args.verbose, secrets)
+    from syphus.config import load_config
     cfg = load_config(args.config, {key: getattr(args, flag) for flag, key in _FLAGS.items()})
     langs = [x.strip() for x in args.langs.split(",") if x.strip()]
     if args.dry_run:
@@ -299,7 +299,8 @@ def _translate(argv: Sequence[str], env: Mapping[str, str], stream: TextIO) -> i
         stream.write(_dry_run_text(dry_run(cfg, env, loaded=LoadedDataset(ds, Path("<translate>")))) + "\n")
         return EXIT_OK
     summary = asyncio.run(run_translation(cfg, env, args.source, langs, args.per_language, args.out,
-                                          stream=stream, progress=not args.quiet, retry_errors=args.retry_errors))
+                                          display=display(stream, not args.quiet, cfg.log_interval),
+                                          retry_errors=args.retry_errors))
     for result in summary["results"]:
         stream.write(_summary(result) + "\n")
     counts = ", ".join(f"{lang} {n}" for lang, n in summary["counts"].items())
@@ -309,7 +310,7 @@ def _translate(argv: Sequence[str], env: Mapping[str, str], stream: TextIO) -> i
     if last.error is not None:
         stream.write(f"stopped: {last.error}\n")
         return EXIT_USER if isinstance(last.error, UserError) else EXIT_FATAL
-    return {"budget": EXIT_BUDGET, "interrupted": EXIT_INTERRUPTED}.get(last.status, EXIT_OK)
+    return Exit.for_status(last.status)
 
 
 def _dry_run_text(r: dict) -> str:
@@ -335,7 +336,6 @@ def _dry_run_text(r: dict) -> str:
 def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None,
          stream: TextIO | None = None) -> int:
     """Run the CLI; returns the exit code."""
-    from syphus.engine.job import batch_status, dry_run, reparse, run_job  # noqa: PLC0415 (keeps --help fast)
 
     env = os.environ if env is None else env
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -356,6 +356,11 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
         except UserError as e:
             (stream or sys.stderr).write(f"error: {e}\n")
             return EXIT_USER
+    # the engine (aiohttp, pydantic) is imported only for the commands that run it: convert and view stay light
+    from syphus import plugins
+    from syphus.config import load_config
+    from syphus.engine.job import batch_status, dry_run, reparse, run_job
+
     stream = stream or sys.stderr
     if argv and argv[0] == "run":
         argv = argv[1:]
@@ -387,8 +392,8 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
             folder, counts = reparse(cfg)
             say(f"re-parsed {folder}: {counts['valid']} with pairs, {counts['invalid']} invalid (no request sent)")
             return EXIT_OK
-        result = asyncio.run(run_job(cfg, env, retry_errors=args.retry_errors, stream=stream,
-                                     progress=not args.quiet))
+        result = asyncio.run(run_job(cfg, env, retry_errors=args.retry_errors,
+                                     display=display(stream, not args.quiet, cfg.log_interval)))
     except UserError as e:
         say(f"error: {e}")
         return EXIT_USER
@@ -402,8 +407,6 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
     if result.error is not None:
         say(f"stopped: {result.error}")
         return EXIT_FATAL
-    if result.status == "budget":
-        return EXIT_BUDGET
-    return EXIT_INTERRUPTED if result.status == "interrupted" else EXIT_OK
+    return Exit.for_status(result.status)
 
 

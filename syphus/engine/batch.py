@@ -15,16 +15,19 @@ batch is never settled twice, and an event torn by a crash mid-write is moved to
 the answers to ids that failed before (``--retry_errors``, or an earlier run's
 batch still open): what was paid for is kept.
 
+The Files and Batches routes are called through the official ``openai`` SDK on
+aiohttp, with the SDK's own retries off (``syphus.engine.retry`` is the one retry
+layer) and its failures mapped by ``syphus.engine.client`` like those of chat
+completions; the chat completions of online mode do not go through the SDK.
+
 >>> runner = BatchRunner(dataset, api, store, cfg, budget)   # doctest: +SKIP
 >>> status = await runner.run(items)                         # doctest: +SKIP
-
-Imports: aiohttp, syphus.engine.client, syphus.config, syphus.engine.cost, syphus.dataset,
-syphus.engine.endpoint, syphus.errors, syphus.idset, syphus.engine.limits, syphus.engine.retry, syphus.engine.store.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -33,10 +36,12 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl
 
-import aiohttp
+import openai
 
-from syphus.engine.client import classify, completion_budget, parse_completion, request_template
+from syphus.engine.client import (classify, classify_batch_line, classify_sdk_error, completion_budget,
+                                  content_filtered, parse_completion, request_template)
 from syphus.config import RunConfig
 from syphus.engine.cost import Budget, has_usage
 from syphus.dataset import AbstractDataset
@@ -46,7 +51,7 @@ from syphus.idset import IdSet
 from syphus.engine.limits import estimate_tokens
 from syphus.engine.retry import retry_policy
 from syphus.engine.record import answer_record, error_record, now_iso, query_meta, usage_tokens
-from syphus.engine.runner import Stats
+from syphus.engine.stats import Stats
 from syphus.engine.store import RunStore, repair_torn_tail
 
 log = logging.getLogger("syphus")
@@ -57,83 +62,127 @@ STATE = "state.jsonl"
 
 
 # --- the API ----------------------------------------------------------------------
+def sdk_client(endpoint: Endpoint, timeout: float) -> tuple[openai.AsyncOpenAI, dict[str, Any]]:
+    """The SDK client for the Files and Batches routes of ``endpoint``, and the headers each call adds.
+
+    It runs on aiohttp (``DefaultAioHttpClient``), takes proxies from the environment like the
+    online session (``HTTP(S)_PROXY``, ``ALL_PROXY``, ``NO_PROXY``), never retries by itself
+    (``max_retries=0``), and signs requests with the endpoint's own headers: what the SDK
+    would add from the process environment (``OPENAI_ORG_ID``, ``OPENAI_PROJECT_ID``) is left
+    out unless the endpoint sends it too.
+    """
+    query = dict(parse_qsl(endpoint.api_query.lstrip("?")))
+    headers = {"OpenAI-Organization": openai.omit, "OpenAI-Project": openai.omit, **endpoint.headers}
+    common: dict[str, Any] = {
+        "base_url": endpoint.api_root, "timeout": timeout, "max_retries": 0, "default_headers": headers,
+        "http_client": openai.DefaultAioHttpClient(timeout=timeout, trust_env=True)}
+    if endpoint.kind == "azure":
+        version = query.pop("api-version", None)
+        client = openai.AsyncAzureOpenAI(api_key=endpoint.headers.get("api-key"), api_version=version,
+                                         default_query=query or None, **common)
+        return client, {}
+    auth = endpoint.headers.get("Authorization", "")
+    key = auth[len("Bearer "):] if auth.startswith("Bearer ") else ""
+    # a server without keys: the SDK wants one all the same, and is told per call to send none
+    client = openai.AsyncOpenAI(api_key=key or "no-key", default_query=query or None, **common)
+    return client, {} if key else {"Authorization": openai.omit}
+
+
 class BatchAPI:
     """The Files and Batches routes of an endpoint; failures map to the same error tree as chat."""
+
+    page_size = 100  # batches per page of a listing (the SDK reads every page)
 
     def __init__(self, endpoint: Endpoint, timeout: float = 600.0):
         self.endpoint = endpoint
         self.timeout = timeout
-        self._session: aiohttp.ClientSession | None = None
+        self._client: openai.AsyncOpenAI | None = None
+        self._extra: dict[str, Any] = {}
 
     async def __aenter__(self) -> BatchAPI:
-        self._session = aiohttp.ClientSession(headers=dict(self.endpoint.headers),
-                                              timeout=aiohttp.ClientTimeout(total=self.timeout))
+        self._client, self._extra = sdk_client(self.endpoint, self.timeout)
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        if self._session is not None:
-            await self._session.close()
+        if self._client is not None:
+            await self._client.close()
+            self._client = None
 
-    async def _call(self, method: str, path: str, *, params: dict | None = None, **kw: Any) -> bytes:
-        url = self.endpoint.api_url(path)
-        if params:
-            url += ("&" if "?" in url else "?") + "&".join(f"{k}={v}" for k, v in params.items())
-        try:
-            async with self._session.request(method, url, **kw) as resp:
-                body = await resp.read()
-                if resp.status >= 300:
-                    raise classify(resp.status, resp.headers, body)
-                return body
-        except asyncio.TimeoutError:
-            raise TransientError(f"{method} {path}: no answer within {self.timeout:g}s", kind="timeout") from None
-        except aiohttp.ClientError as e:
-            raise TransientError(f"{method} {path}: {type(e).__name__}: {e}", kind="connection") from None
+    @property
+    def client(self) -> openai.AsyncOpenAI:
+        assert self._client is not None, "use 'async with BatchAPI(...)'"
+        return self._client
 
-    async def _json(self, method: str, path: str, **kw: Any) -> dict[str, Any]:
-        body = await self._call(method, path, **kw)
+    @contextlib.contextmanager
+    def _mapped(self, what: str) -> Iterator[None]:
+        """Raise SDK and transport failures inside as the error tree's (``classify_sdk_error``)."""
         try:
-            return json.loads(body)
-        except ValueError:
-            raise TransientError(f"{method} {path}: malformed response body", kind="malformed") from None
+            yield
+        except Exception as e:
+            mapped = classify_sdk_error(e, what, self.timeout)
+            if mapped is None:
+                raise
+            raise mapped from None
+
+    def _object(self, what: str, result: Any) -> dict[str, Any]:
+        """A file or batch object as the JSON it came as; TransientError ``malformed`` if it is not one."""
+        data = result.to_dict(mode="json") if isinstance(result, openai.BaseModel) else None
+        if not isinstance(data, dict) or not isinstance(data.get("id"), str):
+            raise TransientError(f"{what}: malformed response body", kind="malformed")
+        return data
 
     async def upload(self, path: Path, filename: str) -> dict[str, Any]:
-        form = aiohttp.FormData()
-        form.add_field("purpose", "batch")
-        form.add_field("file", path.read_bytes(), filename=filename, content_type="application/jsonl")
-        return await self._json("POST", "/files", data=form)
+        what = f"uploading {filename}"
+        with self._mapped(what):
+            f = await self.client.files.create(file=(filename, path.read_bytes(), "application/jsonl"),
+                                               purpose="batch", extra_headers=self._extra)
+        return self._object(what, f)
 
     async def files(self) -> list[dict[str, Any]]:
-        return (await self._json("GET", "/files", params={"purpose": "batch"})).get("data", [])
+        """Every file of the account uploaded for batches (all pages)."""
+        what = "listing files"
+        with self._mapped(what):
+            return [self._object(what, f)
+                    async for f in self.client.files.list(purpose="batch", extra_headers=self._extra)]
 
     async def create(self, input_file_id: str, url: str, window: str, metadata: dict[str, str]) -> dict[str, Any]:
-        return await self._json("POST", "/batches", json={"input_file_id": input_file_id, "endpoint": url,
-                                                          "completion_window": window, "metadata": metadata})
+        what = f"creating the batch of {input_file_id}"
+        with self._mapped(what):
+            b = await self.client.batches.create(input_file_id=input_file_id, endpoint=url,  # type: ignore[arg-type]
+                                                 completion_window=window,  # type: ignore[arg-type]
+                                                 metadata=metadata, extra_headers=self._extra)
+        return self._object(what, b)
 
     async def retrieve(self, batch_id: str) -> dict[str, Any]:
-        return await self._json("GET", f"/batches/{batch_id}")
+        what = f"polling batch {batch_id}"
+        with self._mapped(what):
+            b = await self.client.batches.retrieve(batch_id, extra_headers=self._extra)
+        return self._object(what, b)
 
     async def cancel(self, batch_id: str) -> dict[str, Any]:
-        return await self._json("POST", f"/batches/{batch_id}/cancel")
+        what = f"cancelling batch {batch_id}"
+        with self._mapped(what):
+            b = await self.client.batches.cancel(batch_id, extra_headers=self._extra)
+        return self._object(what, b)
 
     async def batches(self) -> Iterator[dict[str, Any]]:
         """Every batch of the account, newest first (all pages)."""
-        out, after = [], None
-        while True:
-            params = {"limit": 100, **({"after": after} if after else {})}
-            page = await self._json("GET", "/batches", params=params)
-            out += page.get("data", [])
-            if not page.get("has_more") or not page.get("data"):
-                return iter(out)
-            after = page["data"][-1]["id"]
+        what = "listing batches"
+        with self._mapped(what):
+            found = [self._object(what, b)
+                     async for b in self.client.batches.list(limit=self.page_size, extra_headers=self._extra)]
+        return iter(found)
 
     async def download(self, file_id: str, dest: Path) -> None:
         """Save a file's content at ``dest``, durably and whole (or not at all)."""
-        data = await self._call("GET", f"/files/{file_id}/content")
         tmp = dest.with_name(dest.name + ".tmp")
-        with tmp.open("wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
+        with self._mapped(f"downloading file {file_id}"):
+            async with self.client.files.with_streaming_response.content(file_id, extra_headers=self._extra) as resp:
+                with tmp.open("wb") as f:
+                    async for chunk in resp.iter_bytes():
+                        f.write(chunk)
+                    f.flush()
+                    os.fsync(f.fileno())
         os.replace(tmp, dest)
 
 
@@ -553,11 +602,11 @@ class BatchRunner:
     def _answer(self, qid: str, body: Any, c: Chunk, meta: dict[str, Any] | None) -> None:
         text, finish, usage, model = parse_completion(body if isinstance(body, bytes) else json.dumps(body).encode())
         estimated = None if has_usage(usage) else self._worst(c)
-        if finish == "content_filter" and not text:
+        withheld = content_filtered(finish, text)
+        if withheld is not None:
             if qid not in self._written:
                 self._charge(usage, estimated)
-            self._error(qid, "content_filter", "the reply was withheld by the content filter", 200, c.round,
-                        estimated=estimated)
+            self._error(qid, withheld.kind, str(withheld), withheld.status, c.round, estimated=estimated)
             return
         record, valid = answer_record(self.dataset, {**(meta or {}), "id": qid}, text, finish, usage, model, c.round,
                                       estimated=estimated)
@@ -637,11 +686,7 @@ class BatchRunner:
             problem = classify(int(resp.get("status_code") or 500), {},
                                json.dumps(body).encode() if not isinstance(body, str) else body.encode())
         else:
-            code = (err or {}).get("code") or "unknown"
-            message = f"{code}: {(err or {}).get('message', '')}".strip()
-            problem = (TransientError(message, kind=code) if code in ("batch_expired", "server_error", "rate_limit_exceeded",
-                                                                      "batch_cancelled", "unknown")
-                       else ItemError(message, kind=code))
+            problem = classify_batch_line((err or {}).get("code"), (err or {}).get("message"))
         if isinstance(problem, TransientError):
             redrive[qid] = str(problem)
         elif isinstance(problem, FatalError):

@@ -4,6 +4,12 @@ There are no retries here (``syphus.engine.retry`` owns them); every failure bec
 exactly one of ``TransientError`` / ``RateLimited`` (retry), ``ItemError``
 (record it) or ``FatalError`` (stop the run).
 
+This module is the one place that decides what a failure is, for every way a reply
+comes back: ``classify`` (a non-200 response), ``content_filtered`` (a 200 reply the
+filter withheld), ``classify_batch_line`` (a Batch API result line with an error and no
+response) and ``classify_sdk_error`` (a failure of the ``openai`` SDK, which batch
+mode's control plane goes through; its status errors go through ``classify`` too).
+
 >>> async def main():                                   # doctest: +SKIP
 ...     async with ChatClient(endpoint, GenerationConfig()) as client:
 ...         reply = await client.complete([{"role": "user", "content": "hi"}])
@@ -124,6 +130,81 @@ def classify(status: int, headers: Mapping[str, str], body: bytes) -> Exception:
     return ItemError(detail, kind=kinds.get(status, f"http_{status}"), status=status)
 
 
+def content_filtered(finish_reason: str | None, text: str | None, status: int = 200) -> ItemError | None:
+    """The error a reply stands for when the content filter withheld it (no text); None for any other reply.
+
+    >>> content_filtered("content_filter", None).kind, content_filtered("content_filter", "part")
+    ('content_filter', None)
+    """
+    if finish_reason == "content_filter" and not text:
+        return ItemError("the reply was withheld by the content filter (finish_reason=content_filter)",
+                         kind="content_filter", status=status, maybe_billed=True)
+    return None
+
+
+# error codes of Batch API result lines that say the request was not (or not fully) run: worth a new batch
+_BATCH_LINE_TRANSIENT = {"batch_expired", "batch_cancelled", "server_error", "rate_limit_exceeded", "unknown"}
+
+
+def classify_batch_line(code: str | None, message: str | None) -> Exception:
+    """The error a Batch API result line stands for when it has an ``error`` object and no response.
+
+    Expired, cancelled, rate-limited and server-side failures are ``TransientError`` (the
+    request goes into a new batch); anything else is that request's ``ItemError``, with the
+    content filter and over-long prompts named as ``classify`` names them.
+
+    >>> [type(e).__name__ + ":" + e.kind for e in (classify_batch_line("batch_expired", "late"),
+    ...  classify_batch_line(None, None), classify_batch_line("content_policy_violation", "no"),
+    ...  classify_batch_line("invalid_value", "bad"))]
+    ['TransientError:batch_expired', 'TransientError:unknown', 'ItemError:content_filter', 'ItemError:invalid_value']
+    """
+    code = str(code or "unknown")
+    detail = f"{code}: {message or ''}".strip()
+    if code in _BATCH_LINE_TRANSIENT:
+        return TransientError(detail, kind=code)
+    if code in _CONTENT_FILTER:
+        return ItemError(detail, kind="content_filter")
+    if code == "context_length_exceeded":
+        return ItemError(detail, kind="too_large")
+    return ItemError(detail, kind=code)
+
+
+def classify_sdk_error(exc: BaseException, what: str, timeout: float | None = None) -> Exception | None:
+    """The error a failure of an ``openai`` SDK call (``what``: the call, for the message) stands for.
+
+    A status error goes through ``classify`` with the response's status, headers and body,
+    exactly like a raw response; a timeout is ``TransientError`` "timeout", a connection
+    that failed or dropped (also while a streamed body is read) "connection", a 200 body
+    that is not the JSON object expected "malformed". None for anything else (a bug, to
+    be raised as it is).
+    """
+    import httpx2  # what the SDK is built on; imported here so the hot path never loads the SDK
+    import openai
+
+    if isinstance(exc, openai.APIStatusError):
+        return classify(exc.status_code, exc.response.headers, _sdk_body(exc))
+    if isinstance(exc, (openai.APITimeoutError, httpx2.TimeoutException, asyncio.TimeoutError)):
+        limit = f" within {timeout:g}s" if timeout is not None else ""
+        return TransientError(f"{what}: no answer{limit}", kind="timeout")
+    if isinstance(exc, (openai.APIConnectionError, httpx2.TransportError, aiohttp.ClientError)):
+        cause = exc.__cause__ if isinstance(exc, openai.APIConnectionError) and exc.__cause__ else exc
+        return TransientError(f"{what}: connection failed: {type(cause).__name__}: {cause}", kind="connection")
+    if isinstance(exc, (openai.APIResponseValidationError, json.JSONDecodeError)):
+        return TransientError(f"{what}: malformed response body", kind="malformed")
+    return None
+
+
+def _sdk_body(exc: Any) -> bytes:
+    """The raw body of an SDK status error (the SDK keeps only the inner ``error`` object as ``.body``)."""
+    try:
+        return exc.response.content
+    except Exception:  # a response closed before its body was read
+        body = exc.body
+        if isinstance(body, dict):
+            return json.dumps({"error": body}).encode()
+        return str(body or "").encode()
+
+
 def parse_completion(body: bytes) -> tuple[str | None, str | None, dict[str, Any], str | None]:
     """(text, finish_reason, usage, model) from a 200 body; TransientError if malformed."""
     try:
@@ -239,7 +320,7 @@ class ChatClient:
         if status != 200:
             raise classify(status, headers, body)
         text, finish, usage, model = parse_completion(body)
-        if finish == "content_filter" and not text:
-            raise ItemError("the reply was withheld by the content filter (finish_reason=content_filter)",
-                            kind="content_filter", status=status, maybe_billed=True)
+        withheld = content_filtered(finish, text, status)
+        if withheld is not None:
+            raise withheld
         return Completion(text, finish, usage, model, self.clock() - started, headers)

@@ -13,8 +13,6 @@ Environment, old and new names alike: ``OPENAI_API_KEY``, ``OPENAI_BASE_URL``
 >>> ep = resolve_endpoint(EndpointConfig(base_url="http://127.0.0.1:8000/v1", model="m"), {})
 >>> ep.kind, ep.url
 ('compatible', 'http://127.0.0.1:8000/v1/chat/completions')
-
-Imports: syphus.config, syphus.errors.
 """
 
 from __future__ import annotations

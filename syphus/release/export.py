@@ -10,14 +10,11 @@ order its results arrived in, interrupted and resumed or not. Everything streams
 only (query id, file offset) per query is held in memory.
 
 >>> result = export_run("output/DC/v1", images="DC.json")   # doctest: +SKIP
-
-Imports: syphus.errors, syphus.idset, syphus.release.images, syphus.release.scenes, syphus.engine.store.
 """
 
 from __future__ import annotations
 
 import json
-import os
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -27,11 +24,14 @@ from typing import Any
 from syphus import __version__
 from syphus.errors import UserError
 from syphus.idset import IdSet
-from syphus.release.images import PARQUET_HINT, image_ids as read_image_ids
-from syphus.release.scenes import instruction_id
+from syphus.release import parquet as parquet_file
+from syphus.release.images import image_ids as read_image_ids
+from syphus.release.jsonstream import ObjectWriter
+from syphus.release.scenes import instruction_id, split_frame
 from syphus.engine.store import PAIRS
 
 REL_CHOICES = ("same-input", "none")
+ROW_GROUP = 50_000  # instructions per Parquet row group
 
 
 @dataclass
@@ -107,33 +107,10 @@ def _scan_images(images: Path, prefixes: set[str], want_all: bool) -> tuple[_Fra
     for image_id in read_image_ids(images):
         if present is not None:
             present.add(image_id)
-        cut = image_id.rfind("_") + 1
-        if cut > 0 and image_id[:cut] in prefixes:
-            frames.add(image_id[:cut], image_id[cut:])
+        prefix, number = split_frame(image_id)
+        if prefix and prefix in prefixes:
+            frames.add(prefix, number)
     return frames, present
-
-
-class _ObjectWriter:
-    """Writes ``{"meta": ..., "data": {k: v, ...}}`` (or a bare object) one member at a time."""
-
-    def __init__(self, path: Path, meta: dict[str, Any] | None):
-        self.path, self.tmp = path, path.with_name(path.name + ".tmp")
-        self.f = self.tmp.open("w", encoding="utf-8")
-        self.first = True
-        self.wrapped = meta is not None
-        if self.wrapped:
-            self.f.write('{"meta": ' + json.dumps(meta, ensure_ascii=False) + ', "data": {')
-        else:
-            self.f.write("{")
-
-    def add(self, key: str, value: Any) -> None:
-        self.f.write(("\n" if self.first else ",\n") + json.dumps(key) + ": " + json.dumps(value, ensure_ascii=False))
-        self.first = False
-
-    def close(self) -> None:
-        self.f.write("\n}}\n" if self.wrapped else "\n}\n")
-        self.f.close()
-        os.replace(self.tmp, self.path)
 
 
 def export_run(folder: str | Path, scene: str | None = None, out_dir: str | Path | None = None,
@@ -161,27 +138,18 @@ def export_run(folder: str | Path, scene: str | None = None, out_dir: str | Path
     result = ExportResult(out / f"{scene}_instructions.json", out / f"{scene}_train.json", None, notes=notes)
 
     table = None
-    if parquet:
-        try:
-            import pyarrow as pa
-            import pyarrow.parquet as pq
-            result.parquet = out / f"{scene}_instructions.parquet"
-            schema = pa.schema([("id", pa.string()), ("instruction", pa.string()), ("answer", pa.string()),
-                                ("image_ids", pa.list_(pa.string())), ("rel_ins_ids", pa.list_(pa.string())),
-                                ("query_id", pa.string()), ("scene", pa.string())])
-            table = pq.ParquetWriter(str(result.parquet) + ".tmp", schema)
-            rows: dict[str, list] = {name: [] for name in schema.names}
-        except ImportError:
-            result.notes.append(f"no Parquet table written: {PARQUET_HINT}")
+    if parquet and parquet_file.available():
+        pa, _ = parquet_file.modules("the instructions table")
+        result.parquet = out / f"{scene}_instructions.parquet"
+        schema = pa.schema([("id", pa.string()), ("instruction", pa.string()), ("answer", pa.string()),
+                            ("image_ids", pa.list_(pa.string())), ("rel_ins_ids", pa.list_(pa.string())),
+                            ("query_id", pa.string()), ("scene", pa.string())])
+        table = parquet_file.RowGroupWriter(result.parquet, schema, rows=ROW_GROUP)
+    elif parquet:
+        result.notes.append(f"no Parquet table written: {parquet_file.HINT}")
 
-    def flush_rows() -> None:
-        if table is not None and rows["id"]:
-            table.write_table(pa.Table.from_pydict(rows, schema=schema))
-            for column in rows.values():
-                column.clear()
-
-    instructions = _ObjectWriter(result.instructions, meta)
-    train = _ObjectWriter(result.train, None)
+    instructions = ObjectWriter(result.instructions, meta)
+    train = ObjectWriter(result.train, None)
     number = 0
     with pairs_path.open("rb") as f:
         for qid, offset in index:
@@ -207,18 +175,11 @@ def export_run(folder: str | Path, scene: str | None = None, out_dir: str | Path
                                           "image_ids": image_list, "rel_ins_ids": related})
                 train.add(ids[i], related)
                 if table is not None:
-                    for name, value in (("id", ids[i]), ("instruction", pair["instruction"]),
-                                        ("answer", pair["answer"]), ("image_ids", image_list),
-                                        ("rel_ins_ids", related), ("query_id", qid), ("scene", scene)):
-                        rows[name].append(value)
-                    if len(rows["id"]) >= 50_000:
-                        flush_rows()
+                    table.add(ids[i], pair["instruction"], pair["answer"], image_list, related, qid, scene)
     instructions.close()
     train.close()
     if table is not None:
-        flush_rows()
         table.close()
-        os.replace(str(result.parquet) + ".tmp", result.parquet)
     result.instructions_count = number
     if result.images_missing:
         result.notes.append(f"{result.images_missing} image ids are not in {images}; run syphus validate for details")

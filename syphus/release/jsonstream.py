@@ -1,20 +1,20 @@
-"""JSON streams: the members of one big JSON object, read a piece at a time.
+"""JSON streams: the members of one big JSON object, read or written a piece at a time.
 
 MIMIC-IT release files are single JSON objects of hundreds of megabytes
 (``{"meta": {...}, "data": {"DC_INS_00001": {...}, ...}}``, ``{image id: base64}``).
 ``iter_members`` yields their members one by one, holding one member in
-memory, and names the file, line and column when the text is not JSON.
+memory, and names the file, line and column when the text is not JSON;
+``ObjectWriter`` writes such a file one member at a time.
 
 >>> import io
 >>> list(iter_members(io.StringIO('{"meta": {"v": 1}, "data": {"a": [1], "b": 2}}'), within="data"))
 [('a', [1]), ('b', 2)]
-
-Imports: syphus.errors.
 """
 
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -154,3 +154,34 @@ def read_first(source: str | Path, key: str) -> Any:
         for k, reader in _members(r):
             return reader.value() if k == key else None
     return None
+
+
+class ObjectWriter:
+    """A JSON object file written one member at a time: ``{"meta": ..., "data": {k: v, ...}}`` when
+    given ``meta``, else a bare ``{k: v, ...}``. It goes to ``<path>.tmp`` and replaces ``path`` on close.
+
+    >>> import pathlib, tempfile
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "DC_train.json"
+    >>> w = ObjectWriter(path, None); w.add("DC_INS_00001", ["DC_INS_00002"]); w.close()
+    >>> path.read_text()
+    '{\\n"DC_INS_00001": ["DC_INS_00002"]\\n}\\n'
+    """
+
+    def __init__(self, path: Path, meta: dict[str, Any] | None):
+        self.path, self.tmp = path, path.with_name(path.name + ".tmp")
+        self.f = self.tmp.open("w", encoding="utf-8")
+        self.first = True
+        self.wrapped = meta is not None
+        if self.wrapped:
+            self.f.write('{"meta": ' + json.dumps(meta, ensure_ascii=False) + ', "data": {')
+        else:
+            self.f.write("{")
+
+    def add(self, key: str, value: Any) -> None:
+        self.f.write(("\n" if self.first else ",\n") + json.dumps(key) + ": " + json.dumps(value, ensure_ascii=False))
+        self.first = False
+
+    def close(self) -> None:
+        self.f.write("\n}}\n" if self.wrapped else "\n}\n")
+        self.f.close()
+        os.replace(self.tmp, self.path)

@@ -5,12 +5,20 @@
 >>> image_id_problem("SD_IMG_123_1", "SD")
 'unpadded SD id (SD ids have 5 digits: SD_IMG_00123_1)'
 
-Imports: the standard library only.
+The rules that make image ids (``image_id``, ``coco_image_id``, ``pair_image_id``, ``frame_id``)
+live here too, so what ``syphus convert`` writes is what ``syphus validate`` accepts:
+
+>>> frame_id("DC", "v1", 7), frame_id("SN", "scene0000_00", 7), pair_image_id(12, 1)
+('DC_IMG_v1_0007', 'SN_IMG_scene0000_00_color_000007', 'SD_IMG_00012_1')
+>>> all(image_id_problem(i, i.split("_")[0]) is None for i in
+...     (frame_id("E4D", "clip", 3), image_id("LA", "COCO_train2014_000000498792"), pair_image_id(7, 2)))
+True
 """
 
 from __future__ import annotations
 
 import re
+from pathlib import PurePath
 
 # image id conventions of the release, by image family
 IMAGE_ID = {
@@ -23,6 +31,8 @@ IMAGE_ID = {
     "SN": re.compile(r"SN_IMG_scene\d{4}_\d{2}_color_\d{6}"),
     "E4D": re.compile(r"E4D_IMG_[\w-]+_\d{8}"),
 }
+IMAGE_FAMILIES = tuple(IMAGE_ID)  # LA, CGD, DC, TVC, VST, SD, SN, E4D
+FRAME_DIGITS = {"DC": 4, "TVC": 4, "SN": 6, "E4D": 8}  # the video families: digits of a frame number
 SCENES = ("LACONV", "LADD", "LACR", "CGD", "DC", "TVC", "VST", "SD", "SN", "E4D")
 LANGUAGES = ("en", "zh", "es", "ja", "de", "fr", "ko", "ar")
 
@@ -39,6 +49,60 @@ def image_family(scene: str) -> str:
 
 def instruction_id(scene: str, n: int, width: int = 5) -> str:
     return f"{scene}_INS_{n:0{width}d}"
+
+
+def image_id(family: str, stem: str) -> str | None:
+    """The id of a still image by its file stem; for LA the stem's last run of digits is the COCO id.
+
+    >>> image_id("LA", "COCO_train2014_000000498792"), image_id("VST", "42"), image_id("LA", "cat")
+    ('LA_IMG_000000498792', 'VST_IMG_42', None)
+    """
+    if family == "LA":
+        runs = re.findall(r"\d+", stem)
+        return f"LA_IMG_{int(runs[-1]):012d}" if runs else None
+    return f"{family}_IMG_{stem}"
+
+
+def coco_image_id(family: str, number: int | str, file_name: str) -> str:
+    """The id of a COCO image: LA by its COCO image id (12 digits), CGD by its file stem.
+
+    >>> coco_image_id("LA", 139, "000000000139.jpg"), coco_image_id("CGD", 139, "000000000139.jpg")
+    ('LA_IMG_000000000139', 'CGD_IMG_000000000139')
+    """
+    if family == "LA":
+        return f"LA_IMG_{int(number):012d}"
+    return f"{family}_IMG_{PurePath(file_name).stem}"
+
+
+def pair_image_id(pair_id: int | str, side: int | str) -> str:
+    """The id of one image of an SD pair: ``SD_IMG_<pair id, 5 digits>_<1 or 2>``."""
+    return f"SD_IMG_{int(pair_id):05d}_{side}"
+
+
+def frame_id(family: str, stem: str, k: int) -> str:
+    """The id of frame ``k`` (the k-th sample, counted from 0) of the video ``stem``."""
+    if family == "SN":
+        return f"SN_IMG_{stem}_color_{k:06d}"
+    return f"{family}_IMG_{stem}_{k:0{FRAME_DIGITS.get(family, 4)}d}"
+
+
+def frame_prefix(family: str, stem: str) -> str:
+    """What every frame id of one video starts with (its ``image_prefix`` in an annotation).
+
+    >>> frame_prefix("DC", "v1"), frame_prefix("SN", "scene0000_00")
+    ('DC_IMG_v1_', 'SN_IMG_scene0000_00_color_')
+    """
+    return split_frame(frame_id(family, stem, 0))[0]
+
+
+def split_frame(image_id: str) -> tuple[str, str]:
+    """(prefix, frame number) of a frame id, split after its last ``_``; ("", id) if it has none.
+
+    >>> split_frame("DC_IMG_v1_0007")
+    ('DC_IMG_v1_', '0007')
+    """
+    cut = image_id.rfind("_") + 1
+    return image_id[:cut], image_id[cut:]
 
 
 def scene_of_instruction(ins_id: str) -> str | None:
@@ -58,7 +122,7 @@ def image_id_problem(image_id: str, scene: str) -> str | None:
         return f"SN scene id without its scan number ({m['scene']} should be like {m['scene']}_00)"
     m = _SD_SHORT.fullmatch(image_id)
     if family == "SD" and m:
-        return f"unpadded SD id (SD ids have 5 digits: SD_IMG_{int(m['n']):05d}_{m['side']})"
+        return f"unpadded SD id (SD ids have 5 digits: {pair_image_id(m['n'], m['side'])})"
     pattern = IMAGE_ID.get(family)
     if pattern is not None and not pattern.fullmatch(image_id):
         return f"does not follow the {family} convention ({pattern.pattern})"
@@ -76,5 +140,5 @@ def image_id_fixes(image_id: str) -> list[str]:
         fixes.append(f"SN_IMG_{m['scene']}_00_color_{m['frame']}")
     m = _SD_SHORT.fullmatch(image_id)
     if m:
-        fixes.append(f"SD_IMG_{int(m['n']):05d}_{m['side']}")
+        fixes.append(pair_image_id(m["n"], m["side"]))
     return fixes

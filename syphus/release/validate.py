@@ -9,8 +9,6 @@ and the known defect classes of the public release (doubled TVC clip names,
 
 >>> report = validate_files("DC_instructions.json", train="DC_train.json", images="DC.json")  # doctest: +SKIP
 >>> print(report.render()); report.ok                                                          # doctest: +SKIP
-
-Imports: syphus.errors, syphus.idset, syphus.release.images, syphus.release.jsonstream, syphus.release.scenes.
 """
 
 from __future__ import annotations

@@ -15,9 +15,6 @@ for, repeated questions, words the system message forbids, refusals, tokens.
 3
 >>> forbidden_words("Never mention captions, boxes or coordinates.")
 ['captions', 'boxes', 'coordinates']
-
-Imports: yaml, syphus.config, syphus.engine.cost, syphus.dataset, syphus.errors, syphus.engine.job,
-syphus.prompt, syphus.engine.store.
 """
 
 from __future__ import annotations
@@ -37,6 +34,8 @@ from syphus.config import RunConfig
 from syphus.engine.cost import load_pricing, price_for
 from syphus.errors import UserError
 from syphus.engine.job import LoadedDataset, load_dataset, pricing_model, run_job
+from syphus.engine.record import tally
+from syphus.engine.stats import RunStatus
 from syphus.prompt import Prompt, check_prompt, read_prompt_file
 from syphus.engine.store import ERRORS, INVALID, PAIRS, read_jsonl, write_atomic
 
@@ -122,10 +121,10 @@ def score_folder(candidate: str, folder: Path, system_message: str, price: Any =
                 s.parsed += 1
             else:
                 s.invalid += 1
-            s.pairs += len(pairs)
-            usage = rec.get("usage") or {}
-            s.prompt_tokens += int(usage.get("prompt_tokens") or 0)
-            s.completion_tokens += int(usage.get("completion_tokens") or 0)
+            counted = tally(rec)
+            s.pairs += counted.pairs
+            s.prompt_tokens += counted.prompt_tokens
+            s.completion_tokens += counted.completion_tokens
             if s.requested:
                 s.off_count += abs(len(pairs) - s.requested) / s.requested
             questions = [p.get("instruction", "") for p in pairs]
@@ -204,8 +203,8 @@ def _variant(loaded: LoadedDataset, examples: list, sample: list[dict[str, Any]]
 
 
 async def run_coldstart(cfg: RunConfig, env: Mapping[str, str], *, size: int = 20, seed: int = 0,
-                        candidates: str | None = None, only: list[str] | None = None, stream: Any = None,
-                        progress: bool = True) -> tuple[list[Score], Path]:
+                        candidates: str | None = None, only: list[str] | None = None,
+                        display: Any = None) -> tuple[list[Score], Path]:
     """Run every candidate on the sample (reusing earlier runs) and score them, best first.
 
     The report goes beside the candidates' run folders; ``view_candidates`` turns them into
@@ -229,11 +228,10 @@ async def run_coldstart(cfg: RunConfig, env: Mapping[str, str], *, size: int = 2
         version = f"coldstart-{name}-seed{seed}-n{size}"
         c = cfg.model_copy(update={"dataset_version": version, "slice_start": 0, "slice_end": -1,
                                    "random_sample": False})
-        result = await run_job(c, env, loaded=_variant(loaded, examples, sample), stream=stream,
-                               progress=progress)
+        result = await run_job(c, env, loaded=_variant(loaded, examples, sample), display=display)
         if result.error is not None:
             raise result.error
-        if result.status != "complete":
+        if result.status != RunStatus.COMPLETE:
             raise UserError(f"cold start stopped while trying {name!r} ({result.status}); run it again to go on")
         base = result.folder.parent
         scores.append(score_folder(name, result.folder, prompt.system_message, price))

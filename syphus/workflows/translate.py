@@ -31,8 +31,6 @@ record delivered, once.
 >>> parse_translation('Sure! ```json\\n{"a": {"de": "Was ist das?"}, "b": {"de": "Ein Hund.",},}\\n```',
 ...                   ["de"], {"a": "What is it?", "b": "A dog."}).pairs
 [{'lang': 'de', 'instruction': 'Was ist das?', 'answer': 'Ein Hund.'}]
-
-Imports: syphus.dataset, syphus.errors, syphus.idset, syphus.release.jsonstream, syphus.parse, syphus.engine.store.
 """
 
 from __future__ import annotations
@@ -51,6 +49,7 @@ from syphus.idset import IdSet
 from syphus.release.jsonstream import iter_members, read_first
 from syphus.parse import ParseResult
 from syphus.engine.store import ERRORS, INVALID, PAIRS, read_jsonl
+from syphus.engine.stats import RunStatus
 
 DEFAULT_LANGS = ("zh", "es", "ja", "de", "fr", "ko", "ar")
 PROMPT = "prompts/translate.json"
@@ -308,7 +307,7 @@ def assemble(folder: Path, english: Path, out: Path, langs: list[str], train: Pa
     Each (instruction, language) is written once: its first delivery in pairs.jsonl, whether
     from an all-languages or a one-language query.
     """
-    from syphus.release.export import _ObjectWriter
+    from syphus.release.jsonstream import ObjectWriter as _ObjectWriter
 
     out.mkdir(parents=True, exist_ok=True)
     stem = english.name.split("_instructions")[0]
@@ -386,15 +385,13 @@ def for_run(cfg: Any, source: str | Path, langs: list[str], mode: str) -> Transl
 
 
 async def run_translation(cfg: Any, env: Any, source: str | Path, langs: list[str], per_language: bool = False,
-                          out: str | Path | None = None, stream: Any = None, progress: bool = True,
+                          out: str | Path | None = None, display: Any = None,
                           sleep: Any = None, retry_errors: bool = False) -> dict[str, Any]:
     """Translate ``source`` (an instructions file, or a run folder, exported first) end to end.
 
     The default mode runs twice: the second pass asks, one at a time, the languages the first
     pass's all-languages queries did not deliver.
     """
-    import sys
-
     from syphus.release.export import export_run
     from syphus.engine.job import LoadedDataset, run_job
 
@@ -407,15 +404,14 @@ async def run_translation(cfg: Any, env: Any, source: str | Path, langs: list[st
     bad = [x for x in langs if not re.fullmatch(r"[a-z]{2,3}(-[A-Za-z]{2,4})?", x)]
     if bad:
         raise UserError(f"--langs: {', '.join(bad)} are not ISO language codes (e.g. zh,es,ja,de,fr,ko,ar)")
-    stream = stream or sys.stderr
-    kw = dict(stream=stream, progress=progress, install_signals=True)
+    kw = dict(display=display, install_signals=True)
     if sleep is not None:
         kw["sleep"] = sleep
     mode = "each" if per_language else "all"
     first = for_run(cfg, source, langs, mode)
     results = [await run_job(cfg, env, loaded=LoadedDataset(first, Path("<translate>")), retry_errors=retry_errors,
                              **kw)]
-    if results[-1].status == "complete" and not per_language:
+    if results[-1].status == RunStatus.COMPLETE and not per_language:
         again = for_run(cfg, source, langs, "retry")
         results.append(await run_job(cfg, env, loaded=LoadedDataset(again, Path("<translate>")), **kw))
     summary = assemble(first.folder, source, Path(out) if out else first.folder / "export", langs, train)

@@ -2,8 +2,6 @@
 
 >>> print(render(Stats(total=10, answered=4, pairs=8), elapsed=2.0, done_before=0))
 4/10 40.0% | 2.0/s | ETA 3s | pairs 8 | invalid 0 | errors 0 | retries 0 | 429s 0 | tokens 0 in / 0 out
-
-Imports: syphus.engine.runner (for Stats).
 """
 
 from __future__ import annotations
@@ -12,7 +10,7 @@ import asyncio
 import sys
 from typing import TextIO
 
-from syphus.engine.runner import Stats
+from syphus.engine.stats import Stats
 
 
 def _duration(seconds: float) -> str:
@@ -44,6 +42,13 @@ def render(s: Stats, elapsed: float, done_before: int = 0, cost: str = "") -> st
     return (f"{head} | {rate:.1f}/s{eta} | pairs {s.pairs} | invalid {s.invalid} | errors {s.errors} | "
             f"retries {s.retries} | 429s {s.rate_limited} | tokens {_count(s.prompt_tokens)} in / "
             f"{_count(s.completion_tokens)} out{cost}")
+
+
+def display(stream: TextIO, enabled: bool, log_interval: float):
+    """A factory for ``run_job(display=...)``: the status line on ``stream`` (nothing when not ``enabled``)."""
+    def make(stats: Stats, clock, extra=None) -> Progress:
+        return Progress(stats, clock, stream=stream, enabled=enabled, log_interval=log_interval, extra=extra)
+    return make
 
 
 class Progress:

@@ -1,43 +1,54 @@
-"""The engine end to end against the fake OpenAI server over a real socket."""
+"""A run end to end (``syphus.engine.job``: plugin, endpoint, limits, runner, store, meta) against the fake
+OpenAI server over a real socket, through the CLI or ``run_job`` with a clock the test moves."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import threading
-import time
 from collections import Counter
+from pathlib import Path
 
 import pytest
 
 from syphus import plugins
 from syphus.cli import main
+from syphus.config import load_config
+from syphus.engine.job import run_job
 from tests.conftest import KEY
-from tests.fakeserver import Reply
-from tests.helpers import lines, make_numbers, query_id, settled
+from tests.fakeserver import Gate, Reply
+from tests.helpers import ManualClock, lines, make_numbers, query_id, settled
 
-FAST_RETRY = ["--max_attempts", "6"]
+# Backoff waits of milliseconds: the policy is the real one, only its scale is small. Passed as a
+# run config file, like a user's, so no class default is touched.
+FAST_RETRY = "retry:\n  initial_wait: 0.01\n  max_wait: 0.05\n"
 
 
 def run(argv, env=None, server=None):
+    """``syphus`` in this process (the working directory is the test's project), with FAST_RETRY."""
     out = io.StringIO()
     env = {"OPENAI_API_KEY": KEY} if env is None else env
     base = ["--base_url", server.base_url] if server is not None else []
-    code = main(base + ["--quiet"] + list(argv), env=env, stream=out)
+    config = Path("fast_retry.yaml")
+    config.write_text(FAST_RETRY)
+    code = main(base + ["--config", str(config), "--quiet"] + list(argv), env=env, stream=out)
     return code, out.getvalue()
 
 
-@pytest.fixture(autouse=True)
-def _fast_backoff(monkeypatch):
-    """Backoff waits of milliseconds: the policy is the real one, only its scale is small."""
-    from syphus import config
-    monkeypatch.setattr(config.RetryConfig.model_fields["initial_wait"], "default", 0.01)
-    monkeypatch.setattr(config.RetryConfig.model_fields["max_wait"], "default", 0.05)
-    config.RetryConfig.model_rebuild(force=True)
-    config.RunConfig.model_rebuild(force=True)
-    plugins._loaded.clear()
-    yield
-    plugins._loaded.clear()
+async def run_on(clock: ManualClock, server, **config):
+    """``run_job`` on ``clock``: every wait of the engine (limiter, backoff, Retry-After) is on it."""
+    cfg = load_config(None, {"endpoint": {"base_url": server.base_url}, **config})
+    return await run_job(cfg, {"OPENAI_API_KEY": KEY}, install_signals=False, clock=clock.clock, sleep=clock.sleep)
+
+
+def test_retry_config_reaches_the_run_and_leaves_the_defaults_alone(project, server):
+    from syphus.config import RetryConfig
+    make_numbers(project, 1)
+    assert run(["--name", "Numbers.numbers"], server=server)[0] == 0
+    meta = json.loads((project / "output" / "Numbers" / "v1" / "meta.json").read_text())
+    assert (meta["config"]["retry"]["initial_wait"], meta["config"]["retry"]["max_wait"]) == (0.01, 0.05)
+    assert (RetryConfig().initial_wait, RetryConfig().max_wait) == (1.0, 60.0)
 
 
 def test_example_run_end_to_end(project, server):
@@ -105,7 +116,7 @@ def test_exactly_once_under_faults(project, server):
         return reply
 
     server.responder = responder
-    code, out = run(["--name", "Numbers.numbers", "--num_threads", "8", "--timeout", "0.5"] + FAST_RETRY,
+    code, out = run(["--name", "Numbers.numbers", "--num_threads", "8", "--timeout", "0.5", "--max_attempts", "6"],
                     server=server)
     assert code == 0, out
     folder = project / "output" / "Numbers" / "v1"
@@ -191,25 +202,54 @@ def test_key_never_appears_in_outputs_or_logs(project, server):
     assert "***" in (folder / "errors.jsonl").read_text()
 
 
-def test_429_pauses_every_worker(project, server):
+async def test_429_pauses_every_worker(project, server):
+    """After a 429 with a Retry-After, no worker sends anything until that time has passed.
+
+    Time is a ManualClock, the order is set by gates: four requests in flight, then q2's 429
+    goes back while the other three replies are held; once the engine has seen it (q2's retry
+    sleeps), those three are answered, their workers queue on the limiter, and nothing reaches
+    the server until the test moves the clock.
+    """
     make_numbers(project, 12)
-    arrivals: list[float] = []
-    pause_end = []
+    clock = ManualClock()
+    first, rest = Gate(), Gate()
+    arrivals: list[tuple[int, float]] = []
 
     def responder(body, n):
-        now = time.monotonic()
-        arrivals.append(now)
+        arrivals.append((n, clock.now))
         if n == 2:
-            pause_end.append(now + 0.4)
-            return Reply.status(429, headers={"retry-after-ms": "400"})
-        return Reply.ok("Question: a?\nAnswer: b.", delay=0.05)
+            return Reply.status(429, headers={"retry-after-ms": "400"}).after(first)
+        reply = Reply.ok("Question: a?\nAnswer: b.")
+        return reply.after(rest) if n < 4 else reply
 
     server.responder = responder
-    code, out = run(["--name", "Numbers.numbers", "--num_threads", "4"], server=server)
-    assert code == 0, out
-    later = [t for t in arrivals[3:] if t > pause_end[0] - 0.4 + 0.06]  # sent after the 429 was seen
-    assert later and min(later) >= pause_end[0] - 0.02
-    assert len(settled(project / "output" / "Numbers" / "v1")["pairs"]) == 12
+    job = asyncio.create_task(run_on(clock, server, name="Numbers.numbers", num_threads=4))
+    try:
+        assert await asyncio.to_thread(server.wait_for, lambda: server.in_flight == 4, 10)
+        first.open()
+        await clock.asleep(1)  # q2's retry waits its Retry-After: the 429 has been seen
+        assert clock.slept == [0.4]
+        rest.open()
+        try:
+            await clock.asleep(2)  # ...and the first worker free again waits on the paused limiter
+        except asyncio.TimeoutError:
+            raise AssertionError(f"no worker waited on the limiter; {server.request_count} requests sent") from None
+        assert await asyncio.to_thread(server.wait_for, lambda: server.in_flight == 0, 10)
+        assert server.request_count == 4, "a request went out during the pause"
+        clock.advance(0.4)
+        clock.run_free()
+        result = await asyncio.wait_for(job, 30)
+    finally:
+        first.open()
+        rest.open()
+        clock.run_free()
+        if not job.done():
+            job.cancel()
+    assert result.status == "complete"
+    assert [t for n, t in arrivals if n < 4] == [1000.0] * 4
+    assert all(t >= 1000.4 - 1e-9 for n, t in arrivals if n >= 4)
+    assert len(arrivals) == 13  # 12 queries, q2 twice
+    assert len(settled(result.folder)["pairs"]) == 12
 
 
 def test_request_too_large_for_the_budget_is_an_item_error(project, server):
@@ -221,20 +261,23 @@ def test_request_too_large_for_the_budget_is_an_item_error(project, server):
     assert server.requests == []
 
 
-def test_rate_limit_headers_are_followed(project, server):
+async def test_rate_limit_headers_are_followed(project, server):
     make_numbers(project, 6)
     headers = {"x-ratelimit-limit-requests": "120", "x-ratelimit-remaining-requests": "0",
                "x-ratelimit-limit-tokens": "1000000", "x-ratelimit-remaining-tokens": "999000"}
+    clock = ManualClock()
+    clock.run_free()  # one worker: every wait is the limiter's, and the clock moves by exactly it
     arrivals = []
 
     def responder(body, n):
-        arrivals.append(time.monotonic())
+        arrivals.append(clock.now)
         return Reply.ok("Question: a?\nAnswer: b.", headers=headers)
 
     server.responder = responder
-    assert run(["--name", "Numbers.numbers", "--num_threads", "1"], server=server)[0] == 0
+    result = await asyncio.wait_for(run_on(clock, server, name="Numbers.numbers", num_threads=1), 30)
+    assert result.status == "complete"
     gaps = [b - a for a, b in zip(arrivals, arrivals[1:])]
-    assert min(gaps) >= 0.45  # 120 rpm learnt from headers, remaining 0: one request every 0.5 s
+    assert gaps == [pytest.approx(0.5)] * 5  # 120 rpm learnt from headers, remaining 0: one every 0.5 s
 
 
 def test_malformed_item_stops_with_the_plugin_and_item_named(project, server):
@@ -313,7 +356,8 @@ def test_azure_with_the_original_environment(project, server):
 
 def test_num_threads_bounds_requests_in_flight(project, server):
     make_numbers(project, 40)
-    server.responder = lambda body, n: Reply.ok("Question: a?\nAnswer: b.", delay=0.05)
+    gate = Gate(opens_at=6, timeout=10)  # the first replies wait until six requests are in flight at once
+    server.responder = lambda body, n: Reply.ok("Question: a?\nAnswer: b.").after(gate)
     assert run(["--name", "Numbers.numbers", "--num_threads", "6"], server=server)[0] == 0
-    assert server.peak_in_flight == 6
+    assert gate.held == 6 and server.peak_in_flight == 6
     assert Counter(server.status_counts)[200] == 40
