@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import heapq
+import itertools
+import math
+from collections.abc import Callable
 
 import pytest
 
@@ -399,3 +403,192 @@ async def test_sleeping_exactly_the_computed_delay_is_enough():
         await lim.acquire(1)
     assert len(t.sleeps) == 40  # one sleep per request past the burst, none for rounding residue
     assert all(s >= 1e-6 for s in t.sleeps)
+
+
+# --- probing the burst (slow start on x-ratelimit-remaining-*) ----------------------------------
+
+
+class SimServer:
+    """A rate-limited server on a SimTime clock: answers after ``latency`` with ``x-ratelimit-*`` headers.
+
+    ``enforce="minute"`` keeps one bucket of a minute's worth (``level`` of it at the start, full by
+    default), as OpenAI's limits are when a run begins. ``enforce="second"`` refuses past a second's
+    worth while its headers still report the minute bucket, as tests/fakeserver.py does. A refused
+    request is answered at once with a 429 (observe, then pause, as the runner does).
+    ``headers``: "all", "limit" (no remaining) or "none".
+    """
+
+    def __init__(self, t: SimTime, lim: RateLimiter, rpm: float, enforce: str = "minute",
+                 level: float | None = None, latency: float = 0.8, headers: str = "all"):
+        self.t, self.lim, self.rpm, self.rate = t, lim, rpm, rpm / 60
+        self.latency, self.headers = latency, headers
+        self.minute = rpm if level is None else level
+        self.cap = rpm if enforce == "minute" else self.rate
+        self.level = min(self.cap, self.minute)
+        self.stamp = t.now
+        self.ok = self.refused = 0
+
+    def send(self) -> None:
+        now = self.t.now
+        self.minute = min(self.rpm, self.minute + (now - self.stamp) * self.rate)
+        self.level = min(self.cap, self.level + (now - self.stamp) * self.rate)
+        self.stamp = now
+        admitted = self.level >= 1
+        if admitted:
+            self.level -= 1
+            self.minute -= 1
+            self.ok += 1
+        else:
+            self.refused += 1
+        headers = {"x-ratelimit-limit-requests": str(self.rpm),
+                   "x-ratelimit-remaining-requests": str(max(0, math.floor(self.minute)))}
+        headers = {"all": headers, "limit": {"x-ratelimit-limit-requests": str(self.rpm)}, "none": {}}[self.headers]
+
+        def answer() -> None:
+            self.lim.observe(headers)
+            if not admitted:
+                self.lim.pause((1 - self.level) / self.rate)
+
+        self.t.at(now + (self.latency if admitted else 0.001), answer)
+
+
+class SimTime(FakeTime):
+    """A FakeTime under which scheduled callbacks (a SimServer's answers) run at their times while the limiter sleeps."""
+
+    def __init__(self):
+        super().__init__(max_sleeps=100_000)
+        self._due: list[tuple[float, int, Callable[[], None]]] = []
+        self._order = itertools.count()  # callbacks due at the same time run in the order scheduled
+
+    def at(self, when: float, callback: Callable[[], None]) -> None:
+        heapq.heappush(self._due, (when, next(self._order), callback))
+
+    def run_until(self, end: float) -> None:
+        while self._due and self._due[0][0] <= end:
+            when, _, callback = heapq.heappop(self._due)
+            self.now = max(self.now, when)
+            callback()
+        self.now = max(self.now, end)
+
+    async def sleep(self, delay: float) -> None:
+        assert delay > 0, f"slept for a non-positive delay {delay}"
+        self.sleeps.append(delay)
+        assert len(self.sleeps) <= self.max_sleeps, "the limiter keeps sleeping: it would hang"
+        self.run_until(self.now + delay + self.overshoot)
+        await asyncio.sleep(0)
+
+
+async def dispatch(t: SimTime, lim: RateLimiter, server: SimServer, n: int) -> tuple[list[float], float]:
+    """Send ``n`` requests as fast as the limiter lets them go: the burst window after each one, and
+    the seconds it took to send them all."""
+    start, windows = t.now, []
+    for _ in range(n):
+        await lim.acquire(1)
+        server.send()
+        windows.append(lim.window)
+    took = t.now - start
+    t.run_until(t.now + 10)  # every answer arrives
+    return windows, took
+
+
+def steps(windows: list[float]) -> list[float]:
+    return [w for i, w in enumerate(windows) if i == 0 or w != windows[i - 1]]
+
+
+async def test_slow_start_spends_a_full_minute_bucket_without_429s():
+    t = SimTime()
+    lim = limiter(t, rpm=600)  # 10 a second; the server's minute bucket holds 600 at the start
+    server = SimServer(t, lim, rpm=600)
+    windows, took = await dispatch(t, lim, server, 1200)
+    assert server.refused == 0
+    assert steps(windows)[:6] == [1, 2, 4, 8, 16, 32]  # doubled each time a window's worth was answered
+    assert 55 <= lim.max_window <= 60  # up to what remained, never past a minute
+    # 1200 requests = the 600 in the bucket + 60 s of refill; a 1 s window would have taken 119 s
+    assert took < 65
+    meta = lim.describe()
+    assert (meta["burst"], meta["short_windows"], meta["max_burst_seconds"]) == ("probed", False, round(lim.max_window, 3))
+
+
+async def test_a_widening_never_passes_what_remains_less_what_is_on_the_wire():
+    t = FakeTime()
+    lim = limiter(t, rpm=600)
+    for _ in range(12):
+        await lim.acquire(1)  # 10 at once, 2 more at 0.1 s: 2 still on the wire when the first 10 are answered
+    for _ in range(10):
+        lim.observe({"x-ratelimit-limit-requests": "600", "x-ratelimit-remaining-requests": "7"})
+    # the server holds at least 7 - 2 on the wire = 5 requests: the window widens by 0.5 s, not 1 s
+    assert lim.window == pytest.approx(1.5)
+    slept = t.slept
+    for _ in range(5):
+        await lim.acquire(1)
+    assert t.slept == approx(slept)
+    await lim.acquire(1)
+    assert t.slept == approx(slept + 0.1)
+
+
+async def test_the_first_429_falls_back_to_one_second_for_the_rest_of_the_run():
+    t = SimTime()
+    lim = limiter(t, rpm=600)
+    server = SimServer(t, lim, rpm=600, enforce="second")  # headers say a minute's worth remains
+    windows, took = await dispatch(t, lim, server, 600)
+    first_429 = windows.index(1, windows.index(2))  # the probe widened once, then fell back
+    assert steps(windows) == [1, 2, 1]
+    assert all(w == 1 for w in windows[first_429:])
+    assert 1 <= server.refused <= 10  # at most the one widening's worth
+    assert lim.short_windows and lim.describe()["max_burst_seconds"] == 2
+    assert took < (600 - 10) / 10 + 2  # the fallback costs about a second
+    for _ in range(100):  # plenty remaining afterwards changes nothing
+        await lim.acquire(1)
+        lim.observe({"x-ratelimit-limit-requests": "600", "x-ratelimit-remaining-requests": "600"})
+    assert lim.window == 1 and lim.max_window == 2
+
+
+@pytest.mark.parametrize("configured, headers", [
+    (True, "none"),    # --rpm given, a server without headers
+    (True, "limit"),   # --rpm given, headers with a limit but no remaining
+    (False, "limit"),  # the limit learnt from headers that never say what remains
+])
+async def test_no_widening_without_remaining_headers(configured, headers):
+    t = SimTime()
+    lim = limiter(t, rpm=600 if configured else None)
+    if not configured:
+        lim.observe({"x-ratelimit-limit-requests": "600"})
+    server = SimServer(t, lim, rpm=600, headers=headers)
+    windows, took = await dispatch(t, lim, server, 200)
+    assert set(windows) == {1}
+    assert took == approx((200 - 10) / 10)  # today's pace: 1 s of burst, then 10 a second
+    assert lim.describe()["burst"] == "fixed" and server.refused == 0
+
+
+async def test_a_restart_with_half_the_bucket_spent_bursts_no_further_than_what_remains():
+    t = SimTime()
+    lim = limiter(t, rpm=600)
+    server = SimServer(t, lim, rpm=600, level=300)  # the last run spent half the minute's budget
+    windows, took = await dispatch(t, lim, server, 900)
+    assert server.refused == 0
+    assert 1 < lim.max_window <= 31  # it widened, by no more than the 300 that remained
+    # 900 = the 300 left + 60 s of refill: about 60 s, against 89 s at a fixed 1 s window
+    assert took < 70
+    assert max(windows) == lim.max_window
+
+
+async def test_a_token_budget_widens_on_the_tokens_answered():
+    t = FakeTime()
+    lim = limiter(t, tpm=6000)  # 100 tokens a second
+    await lim.acquire(100)  # one second's worth, at once
+    lim.observe({"x-ratelimit-limit-tokens": "6000", "x-ratelimit-remaining-tokens": "5900"})
+    assert lim.window == 2
+    await lim.acquire(100)  # the widening's room, at once
+    assert t.sleeps == []
+    lim.observe({"x-ratelimit-limit-tokens": "6000", "x-ratelimit-remaining-tokens": "5800"})
+    assert lim.window == 2  # 100 tokens answered since: not yet a (2 s) window's worth
+
+
+async def test_a_429_that_the_headers_explain_is_not_called_a_short_window():
+    t = FakeTime()
+    lim = limiter(t, rpm=600)
+    await lim.acquire(1)
+    lim.observe({"x-ratelimit-limit-requests": "600", "x-ratelimit-remaining-requests": "0"})
+    lim.pause(1)
+    assert lim.describe() == {"burst": "probed", "burst_seconds": 1, "max_burst_seconds": 1, "short_windows": False}
+    assert not lim.probing  # but the probe is over all the same

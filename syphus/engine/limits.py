@@ -2,13 +2,25 @@
 
 A request costs 1 request and ``estimated prompt tokens + max_tokens`` tokens,
 as OpenAI counts it. Each budget is a bucket refilled continuously at
-``limit / 60`` per second that holds at most ``burst_seconds`` worth, so the
-dispatch rate never outruns a server that enforces per second. Responses'
-``x-ratelimit-*`` headers teach the limits when none are configured and pull
-the buckets down to what the server says remains; a 429 pauses everyone.
+``limit / 60`` per second that holds at most a *burst window* worth of it:
+``burst_seconds`` (1 s) to begin with, so the dispatch rate never outruns a
+server that enforces per second. Responses' ``x-ratelimit-*`` headers teach
+the limits when none are configured and pull the buckets down to what the
+server says remains; a 429 pauses everyone.
 
 >>> lim = RateLimiter(rpm=600, tpm=None)
 >>> asyncio.run(lim.acquire(100))   # 10 per second, 1 second of burst: no wait
+
+Probing the burst. A server that enforces per minute starts a run with a whole
+minute of budget, which a 1 s window never spends. So while responses report
+``x-ratelimit-remaining-*`` for every budget and no 429 has come, the window
+widens like a slow start: each time a window's worth has been answered it
+doubles (up to a minute), and the new room is credited to the buckets at once,
+but never past what the headers say remains less what is still on the wire. A
+restarted run therefore spends only what the server still holds. The first 429
+says the server enforces shorter windows than its headers tell: the window
+falls back to ``burst_seconds`` and stays there for the run. Without those
+headers nothing widens.
 
 Waiters queue on a FIFO lock; only the head sleeps, for exactly as long as its
 cost needs to refill.
@@ -20,7 +32,9 @@ import asyncio
 import math
 import re
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any
 
 from syphus.errors import ItemError
 
@@ -28,6 +42,7 @@ Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
+MINUTE = 60.0  # the limits are per minute: no server bucket holds more than a minute's worth
 
 
 def parse_duration(text: str) -> float | None:
@@ -62,7 +77,7 @@ def estimate_tokens(messages: Sequence[Mapping[str, str]]) -> int:
 
 
 class Bucket:
-    """One budget: ``limit`` per minute, holding at most ``burst_seconds`` of it."""
+    """One budget: ``limit`` per minute, holding at most ``burst_seconds`` of it (the burst window)."""
 
     __slots__ = ("limit", "rate", "capacity", "level", "stamp", "configured")
 
@@ -92,19 +107,34 @@ class Bucket:
 
 
 class RateLimiter:
-    """Requests-per-minute and tokens-per-minute budgets shared by all workers."""
+    """Requests-per-minute and tokens-per-minute budgets shared by all workers.
+
+    ``window`` is the burst window now (seconds of budget a bucket may hold); ``describe()``
+    is what meta.json records of it.
+    """
 
     def __init__(self, rpm: float | None = None, tpm: float | None = None, burst_seconds: float = 1.0,
                  follow_headers: bool = True, clock: Clock = time.monotonic, sleep: Sleep = asyncio.sleep):
         self._clock = clock
         self._sleep = sleep
-        self._burst = burst_seconds
+        self._base = burst_seconds
+        self._top = max(MINUTE, burst_seconds)
         self._follow = follow_headers
         now = clock()
         self.requests = Bucket(rpm, burst_seconds, now, True) if rpm else None
         self.tokens = Bucket(tpm, burst_seconds, now, True) if tpm else None
         self.paused_until = 0.0
         self.pauses = 0
+        self.window = self.max_window = burst_seconds
+        self.probing = follow_headers  # until the first 429
+        self.probed = False  # a response reported what remains of every budget
+        self.short_windows = False  # a 429 came while the headers said there was room
+        self._room = 0.0  # seconds of budget the last response said the server holds beyond the buckets
+        # Token costs of the requests sent and not answered yet, oldest first: the server has
+        # charged them already, and the remaining it reported may not show it yet. One that is
+        # never answered (a lost connection) stays counted, which only makes the probe warier.
+        self._on_wire: deque[int] = deque()
+        self._answered = [0, 0]  # requests and tokens answered since the window last widened
         self._lock = asyncio.Lock()
 
     def check(self, tokens: int) -> None:
@@ -137,6 +167,12 @@ class RateLimiter:
                 self.requests.level -= 1
             if self.tokens is not None:
                 self.tokens.level -= tokens
+            if self._widening:
+                self._on_wire.append(tokens)
+
+    @property
+    def _widening(self) -> bool:
+        return self.probing and self.window < self._top
 
     def pause(self, seconds: float) -> None:
         """A 429: nobody is sent anything for ``seconds``, and the buckets start empty after."""
@@ -148,26 +184,79 @@ class RateLimiter:
                 bucket.refill(now, 0)
                 bucket.level = min(bucket.level, 0.0)
                 bucket.stamp = max(bucket.stamp, self.paused_until)  # no refill while paused
+        if self.probing:  # the first 429: the server counts in shorter windows than its headers, or is drained
+            self.probing = False
+            self.short_windows = self._room > 0
+            self._on_wire.clear()
+            self._resize(self._base)
 
     def observe(self, headers: Mapping[str, str]) -> None:
-        """Follow a response's ``x-ratelimit-*`` headers."""
+        """Follow a response's ``x-ratelimit-*`` headers (called once for every response, 429s too)."""
         if not self._follow:
             return
         now = self._clock()
+        answered = self._on_wire.popleft() if self._on_wire else None
+        remains: dict[str, float | None] = {}
         for kind in ("requests", "tokens"):
             limit = _number(headers.get(f"x-ratelimit-limit-{kind}"))
-            remaining = _number(headers.get(f"x-ratelimit-remaining-{kind}"))
+            remaining = remains[kind] = _number(headers.get(f"x-ratelimit-remaining-{kind}"))
             bucket = getattr(self, kind)
             if limit and limit > 0:
-                if bucket is None:
-                    bucket = Bucket(limit, self._burst, now, False)
+                if bucket is None:  # holding one second's worth, however wide the window: it has shown no room yet
+                    bucket = Bucket(limit, self._base, now, False)
+                    bucket.set_limit(limit, self.window)
                     setattr(self, kind, bucket)
                 elif limit != bucket.limit and (limit < bucket.limit or not bucket.configured):
                     bucket.refill(now, 0)
-                    bucket.set_limit(limit, self._burst)
+                    bucket.set_limit(limit, self.window)
             if bucket is not None and remaining is not None:
                 bucket.refill(now, 0)
                 bucket.level = min(bucket.level, remaining)
+        if answered is not None:
+            self._answered[0] += 1
+            self._answered[1] += answered
+        if self.probing:
+            self._probe(remains)
+
+    def _probe(self, remains: Mapping[str, float | None]) -> None:
+        """Slow start: once a window's worth is answered, double the window, within what the server says remains."""
+        budgets = [(b, remains[kind], on_wire, done) for kind, b, on_wire, done in (
+            ("requests", self.requests, len(self._on_wire), self._answered[0]),
+            ("tokens", self.tokens, sum(self._on_wire), self._answered[1])) if b is not None]
+        if not budgets or any(rem is None for _, rem, _, _ in budgets):
+            self._room = 0.0  # a budget the headers do not report could be anywhere: do not widen on a guess
+            return
+        self.probed = True
+        # What is on the wire was charged after (or as) that remaining was counted; the refill since only adds.
+        self._room = min((rem - on_wire - b.level) / b.rate for b, rem, on_wire, _ in budgets)
+        if not self._widening or not any(done >= b.rate * self.window for b, _, _, done in budgets):
+            return
+        step = min(self.window, self._top - self.window, self._room)
+        if step <= 0:
+            return
+        self._resize(self.window + step)
+        for b, _, _, _ in budgets:
+            b.level += b.rate * step
+        self._answered = [0, 0]
+        if not self._widening:
+            self._on_wire.clear()  # the top is reached: nothing left to count
+
+    def _resize(self, window: float) -> None:
+        self.window = window
+        self.max_window = max(self.max_window, window)
+        for b in (self.requests, self.tokens):
+            if b is not None:
+                b.set_limit(b.limit, window)
+
+    def describe(self) -> dict[str, Any]:
+        """The burst for meta.json: ``fixed`` (no headers to probe with) or ``probed``, how wide, and
+        whether a 429 came although the headers said there was room (the server enforces short windows).
+
+        >>> RateLimiter(rpm=600).describe()["burst"]
+        'fixed'
+        """
+        return {"burst": "probed" if self.probed else "fixed", "burst_seconds": round(self.window, 3),
+                "max_burst_seconds": round(self.max_window, 3), "short_windows": self.short_windows}
 
 
 def _number(value: str | None) -> float | None:
