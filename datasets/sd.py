@@ -2,20 +2,29 @@
 
 The source is one JSON document, a list of image pairs with the differences people wrote down::
 
-    [{"img_id": "1018", "sentences": ["the white van is gone", "a man now stands by the gate"]}, ...]
+    [{"img_id": "1018", "sentences": ["the white van is gone", "a man now stands by the gate", ""]},
+     {"img_id": "77", "sentences": ["", ""]},
+     {"img_id": "1018", "sentences": ["a man now stands by the gate", "the gate is open"]}, ...]
 
-Each pair becomes one item, one difference a line; the pair's two images are
-``SD_IMG_<img_id zero-padded to 5 digits>_1`` (before) and ``_2`` (after)::
+The published file has warts, read as they are:
+
+- the same ``img_id`` comes two or three times (different annotators of the same pair), not always
+  one after the other: its records make one query, their sentences in file order, each once;
+- records whose sentences are all ``""``: skipped; an ``img_id`` with nothing else gives no query.
+
+Queries come in the order of each ``img_id``'s first record, one difference a line; the pair's two
+images are ``SD_IMG_<img_id zero-padded to 5 digits>_1`` (before) and ``_2`` (after)::
 
     {"id": "1018",
-     "sentences": "the white van is gone\\na man now stands by the gate",
+     "sentences": "the white van is gone\\na man now stands by the gate\\nthe gate is open",
      "image_ids": ["SD_IMG_01018_1", "SD_IMG_01018_2"]}
 
-Run it with ``python main.py --name SD``.
+MIMIC-IT used this same file, so there is no other format to accept. Run it with ``python main.py --name SD``.
 """
 
 from syphus.dataset import AbstractDataset, load_json
 from syphus.errors import UserError
+from syphus.release.scenes import pair_image_id
 
 
 class SD(AbstractDataset):
@@ -26,31 +35,35 @@ class SD(AbstractDataset):
         super().__init__(name, prompt_path, query_inputs_path)
 
     def _load_query_inputs(self, path):
-        # The source is a single JSON document (a list), so it is json.load-ed whole; items are
-        # still yielded one at a time.
-        pairs = load_json(path, "Spot-the-Diff file")
-        if not isinstance(pairs, list):
+        # The source is a single JSON document (a list of a few MB) and the records of one pair are
+        # spread over it, so it is json.load-ed whole and grouped; items are yielded one at a time.
+        records = load_json(path, "Spot-the-Diff file")
+        if not isinstance(records, list):
             raise UserError(f"{path}: expected a list of {{'img_id', 'sentences'}} records, "
-                            f"found a {type(pairs).__name__}")
-        for n, pair in enumerate(pairs):
-            yield self._item(f"{path}: record {n}", pair)
+                            f"found a {type(records).__name__}")
+        pairs = {}  # img_id -> its sentences, in file order, each once
+        for n, record in enumerate(records):
+            img_id, sentences = self._record(f"{path}: record {n}", record)
+            kept = pairs.setdefault(img_id, [])
+            for sentence in sentences:
+                if sentence and sentence not in kept:
+                    kept.append(sentence)
+        for img_id, sentences in pairs.items():
+            if sentences:
+                yield {"id": img_id, "sentences": "\n".join(sentences),
+                       "image_ids": [pair_image_id(img_id, 1), pair_image_id(img_id, 2)]}
 
     @staticmethod
-    def _item(where, pair):
-        if not isinstance(pair, dict):
-            raise UserError(f"{where} is a {type(pair).__name__}, not an object")
-        img_id = pair.get("img_id")
+    def _record(where, record):
+        """``(img_id, [sentence, ...])`` of one record, sentences stripped; raises a UserError naming it."""
+        if not isinstance(record, dict):
+            raise UserError(f"{where} is a {type(record).__name__}, not an object")
+        img_id = record.get("img_id")
         if isinstance(img_id, int) and not isinstance(img_id, bool) and img_id >= 0:
             img_id = str(img_id)
         if not isinstance(img_id, str) or not (img_id.isascii() and img_id.isdigit()):
             raise UserError(f"{where} has img_id {img_id!r}; expected a number such as \"1018\"")
-        where = f"{where} (img_id {img_id!r})"
-        sentences = pair.get("sentences")
+        sentences = record.get("sentences")
         if not isinstance(sentences, list) or not all(isinstance(s, str) for s in sentences):
-            raise UserError(f"{where} has sentences {sentences!r}; expected a list of strings")
-        lines = [s.strip() for s in sentences if s.strip()]
-        if not lines:
-            raise UserError(f"{where} has no difference sentences")
-        padded = img_id.zfill(5)
-        return {"id": img_id, "sentences": "\n".join(lines),
-                "image_ids": [f"SD_IMG_{padded}_1", f"SD_IMG_{padded}_2"]}
+            raise UserError(f"{where} (img_id {img_id!r}) has sentences {sentences!r}; expected a list of strings")
+        return img_id, [s.strip() for s in sentences]

@@ -5,6 +5,7 @@ Map of the package (each module owns one thing; only ``cli`` prints or exits;
 
 The plugin contract and shared pieces
 - ``dataset``    ``AbstractDataset``, the plugin contract (one required method)
+- ``inputs``     every input checked before the first request; --on_duplicate; blank items skipped
 - ``plugins``    finds ``datasets/*.py`` by path and resolves ``--name``
 - ``prompt``     system message + in-context examples -> chat messages
 - ``parse``      reply text -> instruction-response pairs

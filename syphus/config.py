@@ -93,6 +93,9 @@ class RunConfig(_Strict):
     slice_end: int = -1
     random_sample: bool = False
     seed: int = 0
+    # what a repeated query id does: stop before the run (error), id#2, id#3 (suffix), one query
+    # through the plugin's merge_items (merge), or only the first item (skip)
+    on_duplicate: Literal["error", "suffix", "merge", "skip"] = "error"
     dataset_version: str = "v1"
     prompt_path: str | None = None
     query_inputs_path: str | None = None

@@ -22,11 +22,19 @@ MIMIC-IT scene code used for exported ids.
 A plugin that gives no items at all is an error naming its query_inputs_path (an
 empty or misread file, a wrong path), and messages number items from 1.
 
+Plugins must be deterministic: the same files give the same items in the same order.
+A run reads the inputs twice, once to check every item before the first request
+(``syphus.inputs``: bad items, repeated ids, blank sentences, counted for the ETA) and
+once to send them; a plugin that yields its items is simply called again for the
+second read, and one that returns a list is read once. ``--random_sample`` and
+``--on_duplicate suffix`` rely on the order, and a resumed run on the ids.
+
 Everything else has a default that a plugin may override:
 ``_load_prompt(path)`` (or ``_load_prefix``) returns
 ``{"system_message": str, "in_context": [...]}``; ``build_messages(query_input)``
 returns the chat messages for one query; ``parse_response(text, finish_reason)``
-turns the reply into pairs.
+turns the reply into pairs; ``merge_items(items)`` makes one query of the items that
+share an id (``--on_duplicate merge``).
 """
 
 from __future__ import annotations
@@ -98,6 +106,17 @@ class AbstractDataset(abc.ABC):
         """
         return parse_pairs(text, finish_reason)
 
+    def merge_items(self, items: list[dict[str, Any]]) -> dict[str, Any]:
+        """One query input from all the items that share an id, in stream order (``--on_duplicate merge``).
+
+        The default joins their sentences with newlines and keeps the first item's other keys;
+        override it to merge otherwise (e.g. to number the captions). ``items`` holds at least two
+        items, and the result keeps their id.
+        """
+        merged = dict(items[0])
+        merged["sentences"] = "\n".join(item["sentences"] for item in items)
+        return merged
+
     def parse_for(self, query_input: dict[str, Any], text: str, finish_reason: str | None) -> ParseResult:
         """Call ``parse_response``, passing the query input when the override takes it."""
         takes = self.__dict__.get("_parse_takes_input")
@@ -122,15 +141,30 @@ class AbstractDataset(abc.ABC):
         check_prompt(prompt, source)
         return Prompt(prompt["system_message"], prompt["in_context"], source=source)
 
-    def iter_query_inputs(self, source: str | None = None) -> Iterator[dict[str, Any]]:
-        """The query inputs, checked one by one as they stream.
+    def open_query_inputs(self) -> Any:
+        """What ``_load_query_inputs`` gives, fresh for one pass over the inputs.
 
-        With ``empty_is_error`` the first item is read now, so that an input giving none stops the
-        run here, in one line, before a run folder is made or a request sent. Plugin code failing
-        meanwhile fails on the first read instead, as it would have, for the reader to report.
+        A list (or any collection) is read again as it is; a one-shot stream (a generator) is
+        handed out once as built, and after that ``_load_query_inputs`` is called again, so the
+        check before a run and the run itself each read every item (plugins are deterministic).
+        """
+        items = self.query_inputs
+        if isinstance(items, Iterator):
+            if items is self.__dict__.get("_handed_out"):
+                items = self.query_inputs = self._load_query_inputs(self.query_inputs_path)
+            self.__dict__["_handed_out"] = items
+        return items
+
+    def iter_query_inputs(self, source: str | None = None, unique: bool = True) -> Iterator[dict[str, Any]]:
+        """The query inputs, checked one by one as they stream (ids repeated too, when ``unique``).
+
+        Each call reads them afresh (``open_query_inputs``). With ``empty_is_error`` the first item
+        is read now, so that an input giving none stops the run here, in one line, before a run
+        folder is made or a request sent. Plugin code failing meanwhile fails on the first read
+        instead, as it would have, for the reader to report.
         """
         source = source or type(self).__name__
-        items = validate_items(self.query_inputs, source)
+        items = validate_items(self.open_query_inputs(), source, unique)
         if not self.empty_is_error:
             return items
         try:
@@ -155,7 +189,7 @@ class AbstractDataset(abc.ABC):
         raise TypeError(f"{type(self).__name__} streams its query inputs; their number is not known in advance")
 
     def count(self) -> int | None:
-        """The number of query inputs, or None when they stream (override it to get an ETA for a stream)."""
+        """The number of query inputs when they are a list, else None (a run's check counts a stream)."""
         return len(self.query_inputs) if isinstance(self.query_inputs, Sized) else None
 
 
@@ -183,13 +217,29 @@ def _failing(error: Exception) -> Iterator[dict[str, Any]]:
     yield  # unreachable: makes this a generator
 
 
-def validate_items(items: Any, source: str) -> Iterator[dict[str, Any]]:
-    """Yield ``items``, raising a UserError at the first malformed or repeated one (numbered from 1, as lines are)."""
+def check_container(items: Any, source: str) -> Any:
+    """``items`` if it can hold query inputs; a UserError naming ``source`` for None, a string or a dict."""
     if items is None:
         raise UserError(f"{source}: _load_query_inputs returned None; return or yield items ({_FIX})")
     if isinstance(items, (str, bytes, dict)):
         raise UserError(f"{source}: _load_query_inputs returned a {type(items).__name__}; "
                         f"return a list or yield items ({_FIX})")
+    return items
+
+
+def validate_items(items: Any, source: str, unique: bool = True) -> Iterator[dict[str, Any]]:
+    """Yield ``items``, raising a UserError at the first malformed one (numbered from 1, as lines are).
+
+    With ``unique`` (the default) a repeated id is an error too; without, repeats pass through (for
+    ``--on_duplicate``, which deals with them after the check before the run).
+    """
+    check_container(items, source)
+    if not unique:
+        return _checked(items, source, None)
+    return _unique_checked(items, source)
+
+
+def _unique_checked(items: Any, source: str) -> Iterator[dict[str, Any]]:
     seen = SeenIds()
     try:
         yield from _checked(items, source, seen)
@@ -197,7 +247,7 @@ def validate_items(items: Any, source: str) -> Iterator[dict[str, Any]]:
         seen.close()
 
 
-def _checked(items: Any, source: str, seen: SeenIds) -> Iterator[dict[str, Any]]:
+def _checked(items: Any, source: str, seen: SeenIds | None) -> Iterator[dict[str, Any]]:
     """Yield each item once checked; messages call the first one ``item 1``."""
     for n, item in enumerate(items, 1):
         if not isinstance(item, dict):
@@ -212,7 +262,7 @@ def _checked(items: Any, source: str, seen: SeenIds) -> Iterator[dict[str, Any]]
         if not isinstance(item.get("sentences"), str):
             got = "no 'sentences'" if "sentences" not in item else f"'sentences' of type {type(item['sentences']).__name__}"
             raise UserError(f"{source}: item {n} (id {qid!r}) has {got}; {_FIX}")
-        if not seen.add(qid):
+        if seen is not None and not seen.add(qid):
             raise UserError(f"{source}: item {n} repeats id {qid!r}; ids must be unique (make them so in _load_query_inputs)")
         yield item
 
@@ -222,9 +272,26 @@ def _checked(items: Any, source: str, seen: SeenIds) -> Iterator[dict[str, Any]]
 _KINDS = {dict: "a JSON object", list: "a JSON list"}
 
 
-def _unreadable(path: Any, what: str, e: OSError | UnicodeDecodeError) -> UserError:
-    reason = f"not UTF-8 text: {e.reason}" if isinstance(e, UnicodeDecodeError) else (e.strerror or str(e))
-    return UserError(f"{path}: cannot read the {what} ({reason}); check query_inputs_path or pass -in")
+class NotUTF8(UserError):
+    """An annotation file that is not UTF-8 text, with where: ``path`` and, when known, ``line`` (from 1).
+
+    ``iter_jsonl`` raises it naming the line; the check before a run counts it as a non-UTF-8 input.
+    """
+
+    def __init__(self, message: str, path: Any = None, line: int | None = None):
+        super().__init__(message)
+        self.path, self.line = path, line
+
+
+def _unreadable(path: Any, what: str, e: OSError | UnicodeDecodeError,
+                at: tuple[int, int] | None = None) -> UserError:
+    """The UserError for a file that cannot be read; ``at`` is (line, byte in the line) of a decoding error."""
+    if isinstance(e, UnicodeDecodeError):
+        where = f"{path}:{at[0]}" if at else f"{path}"
+        byte = f" at byte {at[1]} of the line" if at else ""
+        return NotUTF8(f"{where}: cannot read the {what} (not UTF-8 text: {e.reason}{byte}); save it as UTF-8, "
+                       "or check query_inputs_path or pass -in", path, at[0] if at else None)
+    return UserError(f"{path}: cannot read the {what} ({e.strerror or str(e)}); check query_inputs_path or pass -in")
 
 
 def load_json(path: Any, what: str = "annotation file", expect: type | None = None) -> Any:
@@ -246,8 +313,10 @@ def load_json(path: Any, what: str = "annotation file", expect: type | None = No
     try:
         with open(path, encoding="utf-8") as f:
             value = json.load(f)
-    except (OSError, UnicodeDecodeError) as e:
+    except OSError as e:
         raise _unreadable(path, what, e) from None
+    except UnicodeDecodeError as e:
+        raise _unreadable(path, what, e, first_undecodable_line(path)) from None
     except json.JSONDecodeError as e:
         raise UserError(f"{path}:{e.lineno}:{e.colno}: the {what} is not valid JSON ({e.msg})") from None
     if expect is not None and not isinstance(value, expect):
@@ -260,7 +329,8 @@ def iter_jsonl(path: Any, what: str = "annotation file") -> Iterator[tuple[int, 
     """Yield ``(line number, value)`` for each non-blank line of the JSON-lines file at ``path``.
 
     Lines are read one at a time (the file never sits in memory whole) and numbered from 1, blank
-    lines skipped; errors are UserErrors as in ``load_json``, a bad line named ``<path>:<line>:<column>``.
+    lines skipped; errors are UserErrors as in ``load_json``, a bad line named ``<path>:<line>:<column>``
+    (a line that is not UTF-8 too: ``NotUTF8``, with ``path`` and ``line``).
     Use the line number in your own messages about a record::
 
         from syphus.dataset import AbstractDataset, iter_jsonl
@@ -272,23 +342,49 @@ def iter_jsonl(path: Any, what: str = "annotation file") -> Iterator[tuple[int, 
                     raise UserError(f"{path}: line {n} has no 'video_id'")
                 yield {"id": row["video_id"], "sentences": "\\n".join(row["captions"])}
     """
+    for n, line in _utf8_lines(path, what):
+        if not line.strip():
+            continue
+        try:
+            value = json.loads(line.rstrip("\r\n"))  # without the newline, so a column stays on its line
+        except json.JSONDecodeError as e:
+            raise UserError(f"{path}:{n}:{e.colno}: the {what} is not valid JSON ({e.msg})") from None
+        yield n, value
+
+
+def _utf8_lines(path: Any, what: str) -> Iterator[tuple[int, str]]:
+    """``(line number, text)`` for each line of the file at ``path``, each decoded alone so a bad one is named."""
     try:
-        f = open(path, encoding="utf-8")
+        f = open(path, "rb")
     except OSError as e:
         raise _unreadable(path, what, e) from None
     with f:
         numbered = enumerate(f, 1)
         while True:
             try:
-                n, line = next(numbered)
+                n, raw = next(numbered)
             except StopIteration:
                 return
-            except (OSError, UnicodeDecodeError) as e:
+            except OSError as e:
                 raise _unreadable(path, what, e) from None
-            if not line.strip():
-                continue
             try:
-                value = json.loads(line.rstrip("\n"))  # without the newline, so a column stays on its line
-            except json.JSONDecodeError as e:
-                raise UserError(f"{path}:{n}:{e.colno}: the {what} is not valid JSON ({e.msg})") from None
-            yield n, value
+                yield n, raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise _unreadable(path, what, e, (n, e.start + 1)) from None
+
+
+def first_undecodable_line(path: Any) -> tuple[int, int] | None:
+    """``(line, byte)`` (both from 1) of the first line of the file at ``path`` that is not UTF-8, or None.
+
+    Used to say where a plugin's bare ``UnicodeDecodeError`` came from when ``path`` is a file.
+    """
+    try:
+        with open(path, "rb") as f:
+            for n, raw in enumerate(f, 1):
+                try:
+                    raw.decode("utf-8")
+                except UnicodeDecodeError as e:
+                    return n, e.start + 1
+    except (OSError, TypeError, ValueError):
+        return None
+    return None

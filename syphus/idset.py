@@ -1,4 +1,4 @@
-"""IdSet: a compact set of string ids, 16 bytes an id instead of ~100.
+"""IdSet: a compact set of string ids, 16 bytes an id instead of ~100; IdCounts: the same with a count each.
 
 Resume and duplicate checks must remember every id of a 10^7-query run; a
 Python ``set`` of strings would hold gigabytes. IdSet keeps a 64-bit hash per
@@ -76,3 +76,76 @@ class IdSet:
         for key in old:
             if key != _EMPTY:
                 self._table[self._slot(key)] = key
+
+
+class IdCounts:
+    """A compact map from string ids to counts (``get``, ``set``, ``in``, ``len``); absent ids count 0.
+
+    The same 64-bit keys as IdSet, with the counts in a parallel array: what ``--on_duplicate``
+    remembers about each repeated id (how often it occurs, how far the run has got) in 32 to 64
+    bytes an id (16 a slot, at most half of them used) instead of a dict's ~150.
+
+    >>> c = IdCounts()
+    >>> c.set("v_1", 3); c.get("v_1"), c.get("v_2"), "v_1" in c, len(c)
+    (3, 0, True, 1)
+    """
+
+    __slots__ = ("_keys", "_values", "_mask", "_len")
+
+    def __init__(self) -> None:
+        self._keys = array("Q", bytes(8 * 1024))
+        self._values = array("Q", bytes(8 * 1024))
+        self._mask = 1023
+        self._len = 0
+
+    def _slot(self, key: int) -> int:
+        keys, mask = self._keys, self._mask
+        i = key & mask
+        while True:
+            k = keys[i]
+            if k == _EMPTY or k == key:
+                return i
+            i = (i + 1) & mask
+
+    def get(self, item: str) -> int:
+        """The count of ``item`` (0 when it was never set)."""
+        key = id_key(item)
+        i = self._slot(key)
+        return self._values[i] if self._keys[i] == key else 0
+
+    def set(self, item: str, count: int) -> None:
+        """Set the count of ``item`` (a count of 0 keeps the id in the map)."""
+        key = id_key(item)
+        i = self._slot(key)
+        self._values[i] = count
+        if self._keys[i] != key:
+            self._keys[i] = key
+            self._len += 1
+            if self._len * 2 > self._mask:
+                self._grow()
+
+    def __contains__(self, item: object) -> bool:
+        if not isinstance(item, str):
+            return False
+        key = id_key(item)
+        return self._keys[self._slot(key)] == key
+
+    def __len__(self) -> int:
+        return self._len
+
+    def copy(self) -> IdCounts:
+        """An independent copy (the arrays are copied in C)."""
+        other = IdCounts()
+        other._keys, other._values = array("Q", self._keys), array("Q", self._values)
+        other._mask, other._len = self._mask, self._len
+        return other
+
+    def _grow(self) -> None:
+        old_keys, old_values = self._keys, self._values
+        size = len(old_keys) * 2
+        self._keys, self._values = array("Q", bytes(8 * size)), array("Q", bytes(8 * size))
+        self._mask = size - 1
+        for key, value in zip(old_keys, old_values):
+            if key != _EMPTY:
+                i = self._slot(key)
+                self._keys[i], self._values[i] = key, value

@@ -9,6 +9,7 @@ A worker sends its next request only after writing the record of its last one, s
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -159,6 +160,7 @@ def test_progress_lines_when_not_on_a_terminal(project, server):
         proc.wait()
     stderr = out.text()
     progress_lines = [line for line in stderr.splitlines() if line.startswith("progress: ")]
-    assert progress_lines and " done | " in progress_lines[-1] and "errors 0" in progress_lines[-1]  # streamed: no total
+    last = progress_lines[-1] if progress_lines else ""
+    assert re.match(r"progress: \d+/30 \d+\.\d% \| .* \| ETA ", last) and "errors 0" in last, stderr  # a stream's total
     assert "\r" not in stderr
     assert "30 queries with 30 pairs" in stderr

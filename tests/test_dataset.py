@@ -9,7 +9,7 @@ import shutil
 import pytest
 
 from syphus import plugins
-from syphus.dataset import iter_jsonl, load_json
+from syphus.dataset import NotUTF8, iter_jsonl, load_json
 from syphus.errors import UserError
 
 
@@ -41,7 +41,7 @@ def test_load_json_unreadable_file(tmp_path):
     assert "cannot read the annotation file (Is a directory)" in message(lambda: load_json(tmp_path))
     latin = tmp_path / "latin.json"
     latin.write_bytes('{"caption": "caf\u00e9"}'.encode("latin-1"))
-    assert message(lambda: load_json(latin)).startswith(f"{latin}: cannot read the annotation file (not UTF-8 text")
+    assert message(lambda: load_json(latin)).startswith(f"{latin}:1: cannot read the annotation file (not UTF-8 text")
 
 
 def test_load_json_bad_json_names_line_and_column(tmp_path):
@@ -88,6 +88,24 @@ def test_iter_jsonl_counts_blank_lines_in_the_line_number(tmp_path):
     path = tmp_path / "rows.jsonl"
     path.write_text('{"id": "a"}\n\n{"id": \n')
     assert re.match(re.escape(f"{path}:3:8: the annotation file is not valid JSON"), message(lambda: list(iter_jsonl(path))))
+
+
+def test_iter_jsonl_names_the_line_that_is_not_utf8(tmp_path):
+    path = tmp_path / "rows.jsonl"
+    path.write_bytes(b'{"id": "a"}\n{"id": "b"}\n{"id": "caf\xe9"}\n{"id": "d"}\n')
+    rows = iter_jsonl(path, "captions file")
+    assert [next(rows), next(rows)] == [(1, {"id": "a"}), (2, {"id": "b"})]
+    with pytest.raises(NotUTF8) as e:
+        next(rows)
+    assert str(e.value).startswith(f"{path}:3: cannot read the captions file (not UTF-8 text: invalid continuation "
+                                   "byte at byte 12 of the line); save it as UTF-8")
+    assert (e.value.path, e.value.line) == (path, 3) and isinstance(e.value, UserError)
+
+
+def test_load_json_names_the_line_that_is_not_utf8(tmp_path):
+    path = tmp_path / "doc.json"
+    path.write_bytes(b'{\n  "v1": ["fine"],\n  "v2": ["caf\xe9"]\n}\n')
+    assert message(lambda: load_json(path)).startswith(f"{path}:3: cannot read the annotation file (not UTF-8 text")
 
 
 def test_iter_jsonl_missing_file_is_reported_when_iterated(tmp_path):

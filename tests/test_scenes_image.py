@@ -183,74 +183,87 @@ def test_cgd_without_a_pair_list(scenes):
 
 
 # --- SN ---------------------------------------------------------------------------------------
+# (ScanRefer's file, SN's default, is tested in tests/test_scenes_public.py; here the MIMIC-IT scan_info.json)
+
+SN_INFO = "datasets/samples/sn/scan_info.json"
+
 
 def test_sn_reads_scene_descriptions_with_seeded_activities(scenes):
-    dataset = load("SN")
+    dataset = load("SN", SN_INFO)
     assert type(dataset).scene == "SN" and inspect.isgenerator(dataset.query_inputs)
     got = {i["id"]: i for i in dataset.iter_query_inputs()}
     assert list(got) == ["scene0000_00", "scene0011_00", "scene0025_01", "scene0040_00", "scene0101_02"]
     activities = type(dataset).activities
     chosen = random.Random("0:scene0025_01").sample(list(activities), 3)
     assert got["scene0025_01"]["activities"] == chosen
-    assert got["scene0025_01"]["sentences"] == (
+    descriptions, task = got["scene0025_01"]["sentences"].split("\n\n")
+    assert descriptions == (
         "couch: a long brown couch faces the television. it has three cushions.\n"
         "tv: the tv is mounted on the wall across from the couch.\n"
         "coffee table: a low glass coffee table is between the couch and the tv. there are magazines on it.\n"
         "bookshelf: a tall bookshelf full of books is to the right of the tv.\n"
-        "plant: a potted plant stands in the corner by the window.\n"
-        f"Candidate activities: {', '.join(chosen)}")
+        "plant: a potted plant stands in the corner by the window.")
+    assert task == dataset.task(chosen) and task.startswith(
+        f"Candidate activities: {', '.join(chosen)}\nWrite three conversations between a person in this room and you, "
+        "one for each candidate activity, in the order given.")
     for qid, item in got.items():
         assert item["image_ids"] == [] and item["image_prefix"] == f"SN_IMG_{qid}_color_"
         assert len(set(item["activities"])) == 3 and set(item["activities"]) <= set(activities)
     # the same every run; another seed draws differently (somewhere)
-    assert [i["activities"] for i in items("SN")] == [i["activities"] for i in got.values()]
+    assert [i["activities"] for i in items("SN", SN_INFO)] == [i["activities"] for i in got.values()]
     cls = type(dataset)
     try:
         cls.seed = 7
-        assert [i["activities"] for i in items("SN")] != [i["activities"] for i in got.values()]
+        assert [i["activities"] for i in items("SN", SN_INFO)] != [i["activities"] for i in got.values()]
     finally:
         cls.seed = 0
 
 
 def test_sn_max_descriptions_keeps_a_seeded_sample_in_order(scenes):
-    cls = type(load("SN"))
+    cls = type(load("SN", SN_INFO))
     try:
         cls.max_descriptions = 3
-        first, again = items("SN")[0], items("SN")[0]
+        first, again = items("SN", SN_INFO)[0], items("SN", SN_INFO)[0]
     finally:
         cls.max_descriptions = None
-    kept = first["sentences"].splitlines()
-    assert len(kept) == 4 and kept == again["sentences"].splitlines()
-    order = [line.split(":")[0] for line in items("SN")[0]["sentences"].splitlines()]
-    assert [line.split(":")[0] for line in kept[:3]] == [o for o in order if o in {k.split(":")[0] for k in kept[:3]}]
+    kept = first["sentences"].split("\n\n")[0].splitlines()
+    assert len(kept) == 3 and first["sentences"] == again["sentences"]
+    order = [line.split(":")[0] for line in items("SN", SN_INFO)[0]["sentences"].split("\n\n")[0].splitlines()]
+    assert len(order) == 6
+    assert [line.split(":")[0] for line in kept] == [o for o in order if o in {k.split(":")[0] for k in kept}]
 
 
 @pytest.mark.parametrize("doc, expected", [
     ({"scene0000_00": {"objects": []}}, "scan_info.json: scene 'scene0000_00' has no 'description' list"),
     ({"scene0000_00": {"description": [["chair", "a chair."], ["table"]]}},
      "scan_info.json: scene 'scene0000_00' description 1 is ['table']; expected [object name, sentence]"),
-    ([["scene0000_00"]], "scan_info.json: expected a JSON object"),
+    ([["scene0000_00"]], "scan_info.json: record 0 is a list, not an object; expected ScanRefer records"),
+    ("scene0000_00", "scan_info.json: expected ScanRefer's JSON list"),
 ])
 def test_sn_errors_name_the_scene(scenes, doc, expected):
     assert expected in error_of("SN", write_json(scenes / "bad" / "scan_info.json", doc))
 
 
 # --- E4D --------------------------------------------------------------------------------------
+# (Ego4D's narration.json, E4D's default, is tested in tests/test_scenes_public.py; here MIMIC-IT's processed file)
+
+E4D_PRE = "datasets/samples/e4d/processed_all_anns.json"
 
 UID = "2f5c9a1e-7b3d-4c8e-9a61-0d2e4f6b8c10"
 
 
 def test_e4d_one_query_per_clip_with_frames_at_one_per_second(scenes):
-    dataset = load("E4D")
+    dataset = load("E4D", E4D_PRE)
     assert type(dataset).scene == "E4D" and inspect.isgenerator(dataset.query_inputs)
     got = {i["id"]: i for i in dataset.iter_query_inputs()}
     assert list(got)[:2] == [f"{UID}_clip000000", f"{UID}_clip000001"] and len(got) == 6
     first = got[f"{UID}_clip000000"]
     assert first["sentences"] == (
-        "[3.21s] #C C opens the fridge (objects: fridge, milk carton, eggs)\n"
-        "[5.8s] #C C takes out a carton of eggs (objects: egg carton)\n"
-        "[9s] #C C closes the fridge door\n"
-        "[12.47s] #C C places the eggs on the counter (objects: egg carton, kitchen counter, frying pan)")
+        "[3.21s] The camera wearer opens the fridge (objects: fridge, milk carton, eggs)\n"
+        "[5.8s] The camera wearer takes out a carton of eggs (objects: egg carton)\n"
+        "[9s] The camera wearer closes the fridge door\n"
+        "[12.47s] The camera wearer places the eggs on the counter (objects: egg carton, kitchen counter, frying pan)")
+    assert "A man X hands the camera wearer a new bracket" in got["8d1e0b44-52aa-4f0b-b7c3-91e6a2d4f5a7_clip000000"]["sentences"]
     assert first["image_ids"] == [f"E4D_IMG_{UID}_{s:08d}" for s in range(3, 13)]
     assert first["image_ids"][0] == f"E4D_IMG_{UID}_00000003"
     assert got[f"{UID}_clip000001"]["image_ids"] == [f"E4D_IMG_{UID}_{s:08d}" for s in range(40, 48)]
@@ -261,10 +274,13 @@ def test_e4d_one_query_per_clip_with_frames_at_one_per_second(scenes):
 
 def test_e4d_skips_empty_clips_but_keeps_their_index(scenes):
     doc = {"v1": {"clips": [{"narrations": []},
-                            {"narrations": [{"time": 7, "text": "#C C sits down", "object_description": ["chair"]}]}]}}
+                            {"narrations": [{"time": 7, "text": "#C C sits down", "object_description": ["chair"]},
+                                            {"time": 8, "text": "#C C holds #unsure", "object_description": []}]},
+                            {"narrations": [{"time": 9, "text": "#Unsure", "object_description": ["cup"]},
+                                            {"time": 9.5, "text": " ", "object_description": []}]}]}}
     got = items("E4D", write_json(scenes / "e4d.json", doc))
-    assert [i["id"] for i in got] == ["v1_clip000001"]
-    assert got[0]["sentences"] == "[7s] #C C sits down (objects: chair)"
+    assert [i["id"] for i in got] == ["v1_clip000001"]  # clip 2 has only an #unsure and an empty narration
+    assert got[0]["sentences"] == "[7s] The camera wearer sits down (objects: chair)"
     assert got[0]["image_ids"] == ["E4D_IMG_v1_00000007"]
 
 
@@ -451,7 +467,7 @@ def test_conversations_reply_of_the_sn_prompt_example_parses(scenes):
     for text in examples:
         r = parse_conversations(text, "stop")
         assert r.ok and r.problems == [] and all(p["reason"] and p["human_role"] and p["activity"] for p in r.pairs)
-    assert [p["round"] for p in parse_conversations(examples[1], "stop").pairs] == [1, 2, 3, 1, 2]
+    assert [p["round"] for p in parse_conversations(examples[1], "stop").pairs] == [1, 2, 3, 1, 2, 1, 2]
 
 
 # --- end to end through the CLI ---------------------------------------------------------------

@@ -1,6 +1,7 @@
 """``syphus convert``: the command line of syphus.release.convert, and the only part of it that speaks.
 
     syphus convert --scene DC --videos videos/ --out DC.json --parquet DC.parquet
+    syphus convert --rewrite DC.parquet --parquet DC.parquet    # an older file: ids become the index
 
 It prints each skipped input ("skipped <path>: <why>", also listed in ``<out>.skipped.txt``),
 a progress line (done/total, images/s) at most every 5 s, and a summary. Exit codes: 0 done,
@@ -19,7 +20,8 @@ from pathlib import Path
 from typing import TextIO
 
 from syphus.errors import UserError
-from syphus.release.convert import SCENES, Event, Interrupted, Progress, Settings, Skipped, Started, convert
+from syphus.release.convert import (SCENES, Event, Interrupted, Progress, Settings, Skipped, Started, convert,
+                                    rewrite)
 
 PROGRESS_EVERY = 5.0  # seconds between progress lines
 
@@ -32,9 +34,15 @@ class _Parser(argparse.ArgumentParser):
 def _parser() -> argparse.ArgumentParser:
     p = _Parser(prog="syphus convert", description=(
         "Convert images, COCO sets, SD image pairs or videos into a release image file "
-        "(XX.json {id: base64} and/or XX.parquet with columns id, base64)."))
-    p.add_argument("--scene", required=True, choices=SCENES, help="the scene whose id convention to use")
+        "(XX.json {id: base64} and/or XX.parquet: a base64 column keyed by the pandas index id, as the "
+        "MIMIC-IT trainer reads it)."))
+    p.add_argument("--scene", choices=SCENES, help="the scene whose id convention to use (required, except "
+                                                   "with --rewrite)")
     src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--rewrite", type=Path, metavar="FILE",
+                     help="an existing image file (XX.json, or an XX.parquet whose ids are not its index): "
+                          "write it as --parquet, ids as the index, without re-encoding (the same path rewrites "
+                          "it in place)")
     src.add_argument("--images", type=Path, metavar="DIR", help="a folder of images (recursive)")
     src.add_argument("--coco", type=Path, metavar="DIR", help="a COCO image folder (LA, CGD); needs --annotations")
     src.add_argument("--pairs", type=Path, metavar="FILE", help="SD: a JSON list of [pair_id, path_a, path_b]")
@@ -47,7 +55,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=("png", "jpeg"), default="png", help="image encoding (default png)")
     p.add_argument("--keep-aspect", action="store_true", help="fit inside the square and pad, instead of stretching")
     p.add_argument("--out", type=Path, metavar="XX.json", help="write {id: base64} JSON here")
-    p.add_argument("--parquet", type=Path, metavar="XX.parquet", help="write a Parquet table (id, base64) here")
+    p.add_argument("--parquet", type=Path, metavar="XX.parquet",
+                   help="write a Parquet table here: a base64 column keyed by the pandas index id")
     p.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="encoding processes (default: all cores)")
     return p
 
@@ -79,11 +88,26 @@ class Printer:
             self.say(self.line(event))
 
 
+def _rewrite(args: argparse.Namespace, printer: Printer) -> int:
+    """``--rewrite FILE --parquet OUT``: 0 done (a UserError for missing or extra flags)."""
+    if args.parquet is None or args.out is not None:
+        raise UserError(f"--rewrite writes Parquet only: pass --parquet OUT.parquet (or --parquet {args.rewrite} "
+                        "to rewrite it in place), without --out")
+    n = rewrite(args.rewrite, args.parquet)
+    printer.say(f"convert: wrote {n} images from {args.rewrite} to {args.parquet} (ids as the index, "
+                "nothing re-encoded)")
+    return 0
+
+
 def convert_main(argv: list[str], stream: TextIO, clock: Callable[[], float] = time.monotonic) -> int:
     """``syphus convert ...``: 0 ok, 1 if some inputs were skipped, 2 on a user error, 130 if interrupted."""
     printer = Printer(stream, clock=clock)
     try:
         args = _parser().parse_args(argv)
+        if args.rewrite is not None:
+            return _rewrite(args, printer)
+        if args.scene is None:
+            raise UserError("--scene is required (one of " + ", ".join(SCENES) + "); see: syphus convert --help")
         result = convert(args.scene, images=args.images, coco=args.coco, annotations=args.annotations,
                          pairs=args.pairs, videos=args.videos, out=args.out, parquet=args.parquet,
                          fps=None if args.frames is not None else args.fps, frames=args.frames,

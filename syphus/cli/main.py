@@ -4,6 +4,7 @@
     syphus --config configs/example.yaml --rpm 500 --tpm 200000
     syphus --name Example.example --reparse
     syphus export output/DC/v1 --images DC.json
+    syphus export output/Example/v1 --prefix EX
     syphus validate DC_instructions.json --train DC_train.json --images DC.json
     syphus checksum DC.zip
     syphus view DC_instructions.json --translations DC_instructions_zh.json --images DC.json
@@ -33,7 +34,8 @@ from syphus.cli.exits import (EXIT_BUDGET, EXIT_FAILED, EXIT_FATAL, EXIT_INTERRU
 # flag -> dotted config key (None: not a config key)
 _FLAGS: dict[str, str] = {
     "name": "name", "num_threads": "num_threads", "slice_start": "slice_start", "slice_end": "slice_end",
-    "random_sample": "random_sample", "seed": "seed", "dataset_version": "dataset_version",
+    "random_sample": "random_sample", "seed": "seed", "on_duplicate": "on_duplicate",
+    "dataset_version": "dataset_version",
     "prompt_path": "prompt_path", "query_inputs_path": "query_inputs_path", "output_dir": "output_dir",
     "datasets_dir": "datasets_dir", "drain_timeout": "drain_timeout", "log_interval": "log_interval",
     "endpoint": "endpoint.kind", "base_url": "endpoint.base_url", "model": "endpoint.model",
@@ -69,6 +71,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--random_sample", "--random-sample", dest="random_sample", action="store_true", default=None,
                    help="shuffle the queries (with --seed) before slicing")
     _opt(p, "seed", type=int, help="seed for --random_sample (default 0)")
+    _opt(p, "on_duplicate", choices=["error", "suffix", "merge", "skip"],
+         help="a query id the plugin gives more than once: stop before sending anything (error, the default), "
+              "make it id#2, id#3 in order (suffix), one query of all its items via the plugin's merge_items "
+              "(merge), or keep the first (skip)")
     _opt(p, "dataset_version", help="run folder version label (default v1)")
     _opt(p, "prompt_path", help="override the plugin's prompt file")
     _opt(p, "query_inputs_path", "-in", help="override the plugin's annotation file")
@@ -146,6 +152,25 @@ def _setup_logging(stream: TextIO, verbose: bool, secrets: Sequence[str]) -> Non
     logger.propagate = False
 
 
+_REPEATS = {"suffix": "renamed id#2, id#3 in order", "merge": "merged into one query per id (merge_items)",
+            "skip": "left out (the first item of each id kept)"}
+
+
+def _inputs_text(inputs: dict | None, folder: Path | None = None) -> list[str]:
+    """Lines on what the check before the run left out or joined (none when it changed nothing)."""
+    if not inputs:
+        return []
+    lines = []
+    if inputs["skipped_empty"]:
+        where = f"; their ids are in {folder / 'skipped_empty.txt'}" if folder is not None else ""
+        n = inputs["skipped_empty"]
+        lines.append(f"  {n} blank item{'s' * (n != 1)} (empty sentences) skipped{where}")
+    if inputs["duplicates"]:
+        lines.append(f"  {inputs['duplicates']} item(s) repeated one of {inputs['repeated_ids']} id(s): "
+                     f"{_REPEATS[inputs['on_duplicate']]} (--on_duplicate {inputs['on_duplicate']})")
+    return lines
+
+
 def _summary(result) -> str:
     t, s = result.totals, result.stats
     lines = [f"{result.status}: {s.settled} queries settled this session in "
@@ -154,6 +179,7 @@ def _summary(result) -> str:
              f"run folder {result.folder}: {t.get('queries_with_pairs', 0)} queries with {t.get('pairs', 0)} pairs, "
              f"{t.get('invalid', 0)} invalid, {t.get('errors', 0)} errors; tokens {t.get('prompt_tokens', 0)} in / "
              f"{t.get('completion_tokens', 0)} out"]
+    lines += _inputs_text(getattr(result, "inputs", None), result.folder)
     if t.get("invalid"):
         lines.append(f"  invalid replies are in {result.folder / 'invalid.jsonl'} (raw text kept; fix the parser "
                      "and run with --reparse)")
@@ -171,12 +197,17 @@ def _summary(result) -> str:
 
 def _export(argv: Sequence[str], stream: TextIO) -> int:
     from syphus.release.export import REL_CHOICES, export_run
+    from syphus.release.scenes import IMAGE_FAMILIES, SCENES
 
     p = argparse.ArgumentParser(prog="syphus export", description="A run folder -> MIMIC-IT release files.")
     p.add_argument("folder", help="the run folder, e.g. output/DC/v1")
-    p.add_argument("--scene", help="scene code for ids (default: the dataset's own, from meta.json)")
+    code = p.add_mutually_exclusive_group()
+    code.add_argument("--scene", help="MIMIC-IT scene code for ids (default: the dataset's own, from meta.json)")
+    code.add_argument("--prefix", help="for a dataset that is no MIMIC-IT scene: a code of your own, e.g. EX "
+                                       "(ids EX_INS_00001, images EX_IMG_...)")
     p.add_argument("--images", help="the release image file (XX.json or XX.parquet): video frames are taken "
-                                    "from the ids present in it")
+                                    "from the ids present in it, and queries that came without image ids get "
+                                    "them by the scene's convention")
     p.add_argument("--out", help="output folder (default: <run folder>/export)")
     p.add_argument("--rel", choices=REL_CHOICES, default="same-input",
                    help="rel_ins_ids: the other pairs from the same visual input, or none")
@@ -184,10 +215,17 @@ def _export(argv: Sequence[str], stream: TextIO) -> int:
     p.add_argument("--version", dest="release_version", default="0.0.1", help="meta.version")
     p.add_argument("--no-parquet", action="store_true", help="skip the Parquet table")
     a = p.parse_args(argv)
+    if a.scene and a.scene not in SCENES + IMAGE_FAMILIES:
+        raise UserError(f"--scene {a.scene}: not a MIMIC-IT scene ({', '.join(SCENES)}); for a dataset of your "
+                        f"own pass --prefix {a.scene.upper()}")
     r = export_run(a.folder, scene=a.scene, out_dir=a.out, images=a.images, rel=a.rel, author=a.author,
-                   version=a.release_version, parquet=not a.no_parquet)
+                   version=a.release_version, parquet=not a.no_parquet, prefix=a.prefix)
     stream.write(f"exported {r.instructions_count} instructions from {r.queries} queries:\n  {r.instructions}\n"
                  f"  {r.train}\n" + (f"  {r.parquet}\n" if r.parquet else ""))
+    if r.derived:
+        stream.write(f"  image ids of {r.derived} queries taken from {a.images} by the scene's convention\n")
+    if r.no_images_hint:
+        stream.write(f"  warning: {r.no_images_hint}\n")
     for note in r.notes[:20]:
         stream.write(f"  note: {note}\n")
     return EXIT_OK
@@ -201,8 +239,11 @@ def _validate(argv: Sequence[str], stream: TextIO) -> int:
     p.add_argument("--train", help="XX_train.json")
     p.add_argument("--images", help="XX.json or XX.parquet")
     p.add_argument("--scene", help="scene code (default: from the file name or the ids)")
+    p.add_argument("--allow-no-images", action="store_true",
+                   help="instructions without image_ids are a warning, not an error, in a MIMIC-IT scene")
     a = p.parse_args(argv)
-    report = validate_files(a.instructions, train=a.train, images=a.images, scene=a.scene)
+    report = validate_files(a.instructions, train=a.train, images=a.images, scene=a.scene,
+                            allow_no_images=a.allow_no_images)
     stream.write(report.render() + "\n")
     return EXIT_OK if report.ok else EXIT_FAILED
 
@@ -320,6 +361,7 @@ def _dry_run_text(r: dict) -> str:
              f"completion ({r['completion_basis']})",
              f"  total: ~{r['prompt_tokens']} prompt + ~{r['completion_tokens']} completion tokens "
              f"(worst case {r['worst_case_completion_tokens']} completion)"]
+    lines += _inputs_text(r.get("inputs"))
     if "cost_online_usd" in r:
         lines.append(f"  cost as {r['model']}: online ~${r['cost_online_usd']} (worst ${r['worst_cost_online_usd']}), "
                      f"batch ~${r['cost_batch_usd']} (worst ${r['worst_cost_batch_usd']})")

@@ -33,6 +33,7 @@ from syphus.engine.runner import Runner
 from syphus.engine.stats import RunStatus, Stats
 from syphus.engine.store import INVALID, PAIRS, RunStore
 from syphus.errors import SyphusError, UserError
+from syphus.inputs import SKIPPED_EMPTY, InputCheck, check_inputs, run_stream
 
 log = logging.getLogger("syphus")
 
@@ -47,6 +48,7 @@ class JobResult:
     stats: Stats
     error: Exception | None = None
     budget: Budget | None = None
+    inputs: dict[str, Any] | None = None  # what the check before the run found (InputCheck.summary)
 
 
 @dataclass
@@ -76,10 +78,37 @@ def run_folder(cfg: RunConfig, dataset: AbstractDataset) -> Path:
     return Path(cfg.output_dir) / _safe(str(dataset.name)) / _safe(cfg.dataset_version)
 
 
-def query_stream(loaded: LoadedDataset, cfg: RunConfig) -> tuple[Iterator[dict[str, Any]], int | None]:
-    """The query inputs to consider, after ``--random_sample`` and slicing, and their number if known."""
-    items: Iterator[dict[str, Any]] = guarded(loaded.dataset.iter_query_inputs(loaded.source), loaded.source)
-    total = loaded.dataset.count()
+@dataclass
+class Inputs:
+    """A run's query inputs once checked: the stream to send, how many it holds, and the check."""
+
+    items: Iterator[dict[str, Any]]
+    total: int
+    check: InputCheck
+
+
+def prepare_inputs(loaded: LoadedDataset, cfg: RunConfig) -> Inputs:
+    """Check every query input (a UserError before anything is sent), then the stream to send.
+
+    The stream is read anew, blank items left out, repeated ids handled as ``cfg.on_duplicate``
+    says, then ``--random_sample`` and slicing applied; ``total`` is its length. Close
+    ``Inputs.check`` when done.
+    """
+    check = check_inputs(loaded.dataset, loaded.source, cfg.on_duplicate)
+    items: Iterator[dict[str, Any]] = guarded(run_stream(loaded.dataset, check, loaded.source), loaded.source)
+    items, total = _sampled(items, check.queries, cfg)
+    return Inputs(items, total, check)
+
+
+def query_stream(loaded: LoadedDataset, cfg: RunConfig) -> tuple[Iterator[dict[str, Any]], int]:
+    """The query inputs to send, checked first (``prepare_inputs``), and their number."""
+    inputs = prepare_inputs(loaded, cfg)
+    inputs.check.close()
+    return inputs.items, inputs.total
+
+
+def _sampled(items: Iterator[dict[str, Any]], total: int, cfg: RunConfig) -> tuple[Iterator[dict[str, Any]], int]:
+    """``items`` after ``--random_sample`` and slicing, and how many are left."""
     if cfg.random_sample:  # shuffling needs every item at once; the seed keeps resumes in the same order
         pool = list(items)
         random.Random(cfg.seed).shuffle(pool)
@@ -87,8 +116,7 @@ def query_stream(loaded: LoadedDataset, cfg: RunConfig) -> tuple[Iterator[dict[s
     end = cfg.slice_end if cfg.slice_end > 0 else None
     if cfg.slice_start or end is not None:
         items = itertools.islice(items, cfg.slice_start, end)
-        if total is not None:
-            total = max(0, min(total, end if end is not None else total) - cfg.slice_start)
+        total = max(0, min(total, end if end is not None else total) - cfg.slice_start)
     return items, total
 
 
@@ -104,9 +132,11 @@ def guarded(items: Iterator[dict[str, Any]], source: str) -> Iterator[dict[str, 
 
 def build_meta(cfg: RunConfig, loaded: LoadedDataset, endpoint: dict[str, Any], store: RunStore,
                stats: Stats | None, status: RunStatus, started_at: str, elapsed: float,
-               budget: Budget | None = None) -> dict[str, Any]:
-    """meta.json: what ran, with what (no secrets), and what is in the folder now."""
+               budget: Budget | None = None, limiter: RateLimiter | None = None,
+               inputs: dict[str, Any] | None = None) -> dict[str, Any]:
+    """meta.json: what ran, with what (no secrets), what the inputs held, and what is in the folder now."""
     return {
+        "inputs": inputs,
         "cost": {"spent_usd": round(budget.spent, 6) if budget else None,
                  "estimated_usd": round(budget.estimated, 6) if budget else None,
                  "max_cost": cfg.cost.max_cost, "priced": bool(budget and budget.price)},
@@ -124,6 +154,7 @@ def build_meta(cfg: RunConfig, loaded: LoadedDataset, endpoint: dict[str, Any], 
                                                 "requests", "retries", "rate_limited", "prompt_tokens",
                                                 "completion_tokens")} if stats else {}),
         },
+        "limits": limiter.describe() if limiter is not None else None,  # the burst the online run probed
         "config": cfg.model_dump(mode="json"),
     }
 
@@ -221,17 +252,45 @@ async def run_job(cfg: RunConfig, env: Mapping[str, str], *, retry_errors: bool 
     """Run ``cfg`` to completion (or until stopped); everything settled is on disk when this returns.
 
     ``loaded`` runs a dataset built in code (``syphus translate``) instead of the plugin ``cfg.name`` names.
+    Every query input is checked first (``prepare_inputs``): a bad one is a UserError before the endpoint
+    is opened or the run folder touched, and the check's count is the progress line's total.
     ``display(stats, clock, cost_text)`` builds what shows progress (the CLI passes its status line);
     this function itself never prints: it logs to the ``syphus`` logger and returns a JobResult.
     """
     loaded = loaded or load_dataset(cfg)
-    items, total = query_stream(loaded, cfg)
     folder = run_folder(cfg, loaded.dataset)
     if cfg.mode == "batch" and choose_kind(cfg.endpoint, env) == "local":
         raise UserError("--mode batch needs the OpenAI or Azure OpenAI Batch API; set OPENAI_API_KEY "
                         "(or the Azure variables), or run the local model with --mode online")
+    inputs = prepare_inputs(loaded, cfg)
+    try:
+        return await _run_checked(cfg, env, loaded, folder, inputs, retry_errors, display, install_signals, clock,
+                                  sleep)
+    finally:
+        inputs.check.close()
+
+
+def write_skipped_empty(folder: Path, check: InputCheck) -> None:
+    """``<folder>/skipped_empty.txt``: the ids of the blank items, one a line (no file when there are none)."""
+    path = folder / SKIPPED_EMPTY
+    if check.empty:
+        check.write_blank_ids(path)
+    else:
+        path.unlink(missing_ok=True)
+
+
+async def _run_checked(cfg: RunConfig, env: Mapping[str, str], loaded: LoadedDataset, folder: Path, inputs: Inputs,
+                       retry_errors: bool, display: DisplayFactory | None, install_signals: bool, clock,
+                       sleep) -> JobResult:
+    """``run_job`` once the inputs passed their check."""
+    items, total, summary = inputs.items, inputs.total, inputs.check.summary()
     async with open_endpoint(cfg, env) as (endpoint, server):
         store = RunStore(folder, redact=endpoint.redact).open()
+        try:
+            write_skipped_empty(folder, inputs.check)
+        except OSError as e:
+            store.close()
+            raise UserError(f"{folder / SKIPPED_EMPTY}: cannot write the list of blank items ({e})") from e
         for name, size in store.repaired.items():
             log.warning("%s: moved a torn last line (%d bytes) to %s.torn", folder / name, size, name)
         if retry_errors:
@@ -250,7 +309,7 @@ async def run_job(cfg: RunConfig, env: Mapping[str, str], *, retry_errors: bool 
                 if budget.price else None
             bar = display(runner.stats, clock, extra) if display is not None else _Quiet()
             store.write_meta(build_meta(cfg, loaded, described, store, runner.stats, RunStatus.RUNNING, started_at, 0.0,
-                                        budget))
+                                        budget, getattr(runner, "limiter", None), summary))
             bar.start()
             status = RunStatus.INTERRUPTED
             try:
@@ -264,13 +323,13 @@ async def run_job(cfg: RunConfig, env: Mapping[str, str], *, retry_errors: bool 
                     store.close()
                     store.write_meta(build_meta(cfg, loaded, described, store, runner.stats,
                                                 RunStatus.FAILED if error is not None else status, started_at,
-                                                clock() - t0, budget))
+                                                clock() - t0, budget, getattr(runner, "limiter", None), summary))
                 except (OSError, SyphusError) as e:  # a full disk must not hide how the run ended
                     log.error("%s", e)
                     error = error or e
                 if error is not None:
                     status = RunStatus.FAILED
-    return JobResult(status, folder, dict(store.totals), runner.stats, error, budget)
+    return JobResult(status, folder, dict(store.totals), runner.stats, error, budget, summary)
 
 
 class _Quiet:
@@ -336,7 +395,16 @@ def dry_run(cfg: RunConfig, env: Mapping[str, str], loaded: LoadedDataset | None
     the run folder when there are any, else ``max_tokens`` (the worst case).
     """
     loaded = loaded or load_dataset(cfg)
-    items, _ = query_stream(loaded, cfg)
+    inputs = prepare_inputs(loaded, cfg)
+    try:
+        return _dry_run_checked(cfg, env, loaded, inputs)
+    finally:
+        inputs.check.close()
+
+
+def _dry_run_checked(cfg: RunConfig, env: Mapping[str, str], loaded: LoadedDataset, inputs: Inputs) -> dict[str, Any]:
+    """``dry_run`` once the inputs passed their check."""
+    items = inputs.items
     folder = run_folder(cfg, loaded.dataset)
     store = RunStore(folder)
     if folder.exists():
@@ -370,7 +438,7 @@ def dry_run(cfg: RunConfig, env: Mapping[str, str], loaded: LoadedDataset | None
         "prompt_tokens_per_query": round(avg_prompt, 1), "completion_tokens_per_query": round(completion, 1),
         "completion_basis": "observed in this run folder" if observed is not None else "max_tokens (worst case)",
         "prompt_tokens": round(avg_prompt * n), "completion_tokens": round(completion * n),
-        "worst_case_completion_tokens": max_tokens * n,
+        "worst_case_completion_tokens": max_tokens * n, "inputs": inputs.check.summary(),
     }
     if price is not None:
         for mode, batch in (("online", False), ("batch", True)):

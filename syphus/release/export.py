@@ -2,7 +2,16 @@
 
 ``XX_instructions.json`` ``{"meta": {...}, "data": {"XX_INS_00001": {"instruction", "answer",
 "image_ids", "rel_ins_ids"}, ...}}``, ``XX_train.json`` ``{ins id: [related ids]}``, and
-``XX_instructions.parquet`` (one row per instruction; pandas and ``datasets`` read it).
+``XX_instructions.parquet`` (one row per instruction, keyed by the instruction id as the table's
+pandas index: ``pandas.read_parquet(path).loc["XX_INS_00001"]["instruction"]``; ``datasets`` reads
+it too). ``XX`` is the run's MIMIC-IT scene (``scene``, else the dataset's own), or ``prefix``, a
+code of one's own for a dataset that is no MIMIC-IT scene (ids ``EX_INS_00001``, images ``EX_IMG_...``).
+
+Image ids are what the plugin attached to each query (``image_ids``; with an image file, the
+frames it has that start with ``image_prefix``). A query with neither (a plugin written for the
+original Syphus) gets them from the scene's convention (``scenes.query_images``) and the ids
+present in the image file; without an image file, ``ExportResult.no_images`` counts the
+instructions left without images and ``no_images_hint`` says how to fix that.
 
 Ids are deterministic: queries are numbered in the order of their ids and pairs in
 their order within the reply, so the same settled run exports the same ids whatever
@@ -27,7 +36,8 @@ from syphus.idset import IdSet
 from syphus.release import parquet as parquet_file
 from syphus.release.images import image_ids as read_image_ids
 from syphus.release.jsonstream import ObjectWriter
-from syphus.release.scenes import instruction_id, split_frame
+from syphus.release.scenes import (IMAGE_FAMILIES, QueryImages, image_family, instruction_id, is_code,
+                                   query_images, split_frame)
 from syphus.engine.store import PAIRS
 
 REL_CHOICES = ("same-input", "none")
@@ -36,12 +46,17 @@ ROW_GROUP = 50_000  # instructions per Parquet row group
 
 @dataclass
 class ExportResult:
+    """What ``export_run`` wrote, and what the caller should be told (``notes``, ``no_images_hint``)."""
+
     instructions: Path
     train: Path
     parquet: Path | None
     instructions_count: int = 0
     queries: int = 0
     images_missing: int = 0
+    derived: int = 0  # queries whose image ids came from the scene's convention and the image file
+    no_images: int = 0  # instructions exported with image_ids []
+    no_images_hint: str | None = None  # how many, and the fix
     notes: list[str] = field(default_factory=list)
 
 
@@ -53,10 +68,55 @@ def _scene_from_meta(folder: Path) -> str | None:
     return (meta.get("dataset") or {}).get("scene")
 
 
-def _index(pairs_path: Path) -> tuple[list[tuple[str, int]], int, set[str], bool, list[str]]:
-    """(sorted (query id, offset), number of pairs, image prefixes, any listed image ids, notes)."""
-    index: list[tuple[str, int]] = []
-    total, prefixes, listed, notes = 0, set(), False, []
+def release_code(folder: Path, scene: str | None = None, prefix: str | None = None) -> str:
+    """The code that names the release's files and ids: ``prefix``, else ``scene``, else the dataset's scene.
+
+    >>> release_code(Path("output/Example/v1"), prefix="EX")
+    'EX'
+    """
+    if scene and prefix:
+        raise UserError("pass --scene (a MIMIC-IT scene) or --prefix (a code of your own), not both")
+    if prefix:
+        if not is_code(prefix):
+            raise UserError(f"--prefix {prefix!r}: use capitals and digits, a capital first (e.g. --prefix EX "
+                            "gives EX_INS_00001 and EX_IMG_...)")
+        return prefix
+    code = scene or _scene_from_meta(folder)
+    if not code:
+        raise UserError(f"{folder}: the dataset names no MIMIC-IT scene; pass --scene (e.g. --scene DC) for a "
+                        "MIMIC-IT scene, or --prefix XX for a dataset of your own (ids XX_INS_00001, images "
+                        "XX_IMG_...)")
+    return code
+
+
+@dataclass
+class _Index:
+    """The pairs file in query-id order (query id, offset), and what the image scan must collect."""
+
+    entries: list[tuple[str, int]]
+    pairs: int
+    prefixes: set[str]  # frame prefixes whose frames are wanted
+    need_present: bool  # whether the set of every image id is wanted (listed or derived still ids)
+    notes: list[str]
+
+
+def _wants(index: _Index, qid: str, meta: dict, code: str | None) -> None:
+    """Note what the image scan must collect for one record (``code``: derive for bare records)."""
+    if meta.get("image_prefix"):
+        index.prefixes.add(meta["image_prefix"])
+    elif meta.get("image_ids"):
+        index.need_present = True
+    elif code is not None:
+        derived = query_images(code, qid)
+        if derived is not None:
+            index.need_present |= bool(derived.stills)
+            if derived.prefix:
+                index.prefixes.add(derived.prefix)
+
+
+def _index(pairs_path: Path, code: str | None) -> _Index:
+    """Read the pairs file once: offsets sorted by query id, each id once (a repeat is noted)."""
+    index = _Index([], 0, set(), False, [])
     with pairs_path.open("rb") as f:
         offset = 0
         for n, line in enumerate(f, 1):
@@ -66,22 +126,19 @@ def _index(pairs_path: Path) -> tuple[list[tuple[str, int]], int, set[str], bool
                     qid = str(rec["id"])
                 except (ValueError, KeyError, TypeError) as e:
                     raise UserError(f"{pairs_path}:{n}: not a pairs record ({e}); repair or remove that line") from e
-                index.append((qid, offset))
-                total += len(rec.get("pairs") or [])
-                meta = rec.get("meta") or {}
-                if meta.get("image_prefix"):
-                    prefixes.add(meta["image_prefix"])
-                elif meta.get("image_ids"):
-                    listed = True
+                index.entries.append((qid, offset))
+                index.pairs += len(rec.get("pairs") or [])
+                _wants(index, qid, rec.get("meta") or {}, code)
             offset += len(line)
-    index.sort()
-    unique = []
-    for item in index:
+    index.entries.sort()
+    unique: list[tuple[str, int]] = []
+    for item in index.entries:
         if unique and unique[-1][0] == item[0]:
-            notes.append(f"query {item[0]!r} appears twice in {pairs_path}; exported once")
+            index.notes.append(f"query {item[0]!r} appears twice in {pairs_path}; exported once")
             continue
         unique.append(item)
-    return unique, total, prefixes, listed, notes
+    index.entries = unique
+    return index
 
 
 class _Frames:
@@ -113,38 +170,112 @@ def _scan_images(images: Path, prefixes: set[str], want_all: bool) -> tuple[_Fra
     return frames, present
 
 
+class _Images:
+    """Each query's image ids: what its plugin attached, else the scene's convention matched to the image file."""
+
+    def __init__(self, code: str, images: Path | None, frames: _Frames, present: IdSet | None,
+                 result: ExportResult):
+        self.code, self.images, self.frames, self.present, self.result = code, images, frames, present, result
+        self.unmatched: list[str] = []  # a few bare queries whose derived ids the image file does not have
+        self.underivable: list[str] = []  # a few bare queries whose id the convention cannot turn into images
+
+    def of(self, qid: str, meta: dict) -> list[str]:
+        prefix = meta.get("image_prefix")
+        if self.images is not None and prefix:
+            found = self.frames.get(prefix)
+            if not found:
+                self.result.notes.append(f"query {qid!r}: no frames with prefix {prefix!r} in {self.images}")
+            return found
+        listed = list(meta.get("image_ids") or [])
+        if self.present is not None:
+            self.result.images_missing += sum(1 for i in listed if i not in self.present)
+        if listed or prefix or self.images is None:
+            return listed
+        return self._derived(qid)
+
+    def _derived(self, qid: str) -> list[str]:
+        rule = query_images(self.code, qid)
+        found = self._match(rule) if rule is not None else []
+        if found:
+            self.result.derived += 1
+        else:
+            examples = self.underivable if rule is None else self.unmatched
+            if len(examples) < 3:
+                examples.append(qid)
+        return found
+
+    def _match(self, rule: QueryImages) -> list[str]:
+        present = self.present if self.present is not None else IdSet()
+        stills = [next((i for i in alternatives if i in present), None) for alternatives in rule.stills]
+        found = [i for i in stills if i is not None]
+        if not found and rule.prefix:
+            found = self.frames.get(rule.prefix)
+        return found
+
+    def hint(self, total: int) -> str | None:
+        """How many instructions have no image ids, and the fix (None when all have some)."""
+        n = self.result.no_images
+        if not n:
+            return None
+        head = f"{n} of {total} instructions have no image_ids"
+        if self.images is None:
+            return f"{head}: {self._without_file()}"
+        if self.underivable:
+            return (f"{head}: {self.code} image ids cannot be derived from query ids such as "
+                    f"{', '.join(map(repr, self.underivable))}; attach image_ids to each query in the plugin")
+        if self.unmatched:
+            return (f"{head}: {self.images} has no image for queries such as {', '.join(map(repr, self.unmatched))} "
+                    f"by the {self.code} convention; check --scene and that the image file is this run's")
+        return f"{head}: their frames are not in {self.images} (see the notes)"
+
+    def _without_file(self) -> str:
+        family = image_family(self.code)
+        if family in IMAGE_FAMILIES:
+            return (f"no image ids came with their queries (a plugin written for the original Syphus attaches "
+                    f"none) and no image file was given. Export again with --images {family}.json (or .parquet) "
+                    f"to take them from the image file by the {self.code} convention, or attach image_ids to "
+                    "each query in the plugin")
+        return (f"no image ids came with their queries. To link images, export again with --images {family}.json "
+                f"(or .parquet) holding ids {family}_IMG_<query id> (or frames {family}_IMG_<query id>_<n>); "
+                "a text-only dataset needs none")
+
+
+def _instructions_table(path: Path) -> parquet_file.RowGroupWriter:
+    pa, _ = parquet_file.modules("the instructions table")
+    schema = pa.schema([("id", pa.string()), ("instruction", pa.string()), ("answer", pa.string()),
+                        ("image_ids", pa.list_(pa.string())), ("rel_ins_ids", pa.list_(pa.string())),
+                        ("query_id", pa.string()), ("scene", pa.string())])
+    return parquet_file.RowGroupWriter(path, schema, rows=ROW_GROUP, index="id")
+
+
 def export_run(folder: str | Path, scene: str | None = None, out_dir: str | Path | None = None,
                images: str | Path | None = None, rel: str = "same-input", author: str = "syphus",
                version: str = "0.0.1", parquet: bool = True,
-               extra_meta: dict[str, Any] | None = None) -> ExportResult:
+               extra_meta: dict[str, Any] | None = None, prefix: str | None = None) -> ExportResult:
     """Write the release files of the run in ``folder`` (see the module docstring)."""
     folder = Path(folder)
     pairs_path = folder / PAIRS
     if not pairs_path.exists():
         raise UserError(f"{folder}: no {PAIRS} here; pass a run folder such as output/DC/v1")
-    scene = scene or _scene_from_meta(folder)
-    if not scene:
-        raise UserError(f"{folder}: the dataset names no MIMIC-IT scene; pass --scene (e.g. --scene DC)")
+    code = release_code(folder, scene, prefix)
     if rel not in REL_CHOICES:
         raise UserError(f"--rel must be one of {', '.join(REL_CHOICES)}")
     out = Path(out_dir) if out_dir else folder / "export"
     out.mkdir(parents=True, exist_ok=True)
-    index, total, prefixes, listed, notes = _index(pairs_path)
-    frames, present = _scan_images(Path(images), prefixes, listed) if images else (_Frames(), None)
-    width = max(5, len(str(total)))
+    images = Path(images) if images else None
+    index = _index(pairs_path, code if images else None)
+    frames, present = _scan_images(images, index.prefixes, index.need_present) if images else (_Frames(), None)
+    width = max(5, len(str(index.pairs)))
     stamp = datetime.now(timezone.utc).strftime("%Y-%m")
     meta = {"version": version, "time": stamp, "author": author, "generator": f"syphus {__version__}",
             **(extra_meta or {})}
-    result = ExportResult(out / f"{scene}_instructions.json", out / f"{scene}_train.json", None, notes=notes)
+    result = ExportResult(out / f"{code}_instructions.json", out / f"{code}_train.json", None, notes=index.notes)
+    resolver = _Images(code, images, frames, present, result)
 
     table = None
     if parquet and parquet_file.available():
-        pa, _ = parquet_file.modules("the instructions table")
-        result.parquet = out / f"{scene}_instructions.parquet"
-        schema = pa.schema([("id", pa.string()), ("instruction", pa.string()), ("answer", pa.string()),
-                            ("image_ids", pa.list_(pa.string())), ("rel_ins_ids", pa.list_(pa.string())),
-                            ("query_id", pa.string()), ("scene", pa.string())])
-        table = parquet_file.RowGroupWriter(result.parquet, schema, rows=ROW_GROUP)
+        result.parquet = out / f"{code}_instructions.parquet"
+        table = _instructions_table(result.parquet)
     elif parquet:
         result.notes.append(f"no Parquet table written: {parquet_file.HINT}")
 
@@ -152,35 +283,29 @@ def export_run(folder: str | Path, scene: str | None = None, out_dir: str | Path
     train = ObjectWriter(result.train, None)
     number = 0
     with pairs_path.open("rb") as f:
-        for qid, offset in index:
+        for qid, offset in index.entries:
             f.seek(offset)
             rec = json.loads(f.readline())
             pairs = rec.get("pairs") or []
-            ids = [instruction_id(scene, number + i + 1, width) for i in range(len(pairs))]
+            ids = [instruction_id(code, number + i + 1, width) for i in range(len(pairs))]
             number += len(pairs)
-            record_meta = rec.get("meta") or {}
-            prefix = record_meta.get("image_prefix")
-            if images and prefix:
-                image_list = frames.get(prefix)
-                if not image_list:
-                    result.notes.append(f"query {qid!r}: no frames with prefix {prefix!r} in {images}")
-            else:
-                image_list = list(record_meta.get("image_ids") or [])
-                if present is not None:
-                    result.images_missing += sum(1 for i in image_list if i not in present)
+            image_list = resolver.of(qid, rec.get("meta") or {})
             result.queries += 1
+            if not image_list:
+                result.no_images += len(pairs)
             for i, pair in enumerate(pairs):
                 related = [x for x in ids if x != ids[i]] if rel == "same-input" else []
                 instructions.add(ids[i], {"instruction": pair["instruction"], "answer": pair["answer"],
                                           "image_ids": image_list, "rel_ins_ids": related})
                 train.add(ids[i], related)
                 if table is not None:
-                    table.add(ids[i], pair["instruction"], pair["answer"], image_list, related, qid, scene)
+                    table.add(ids[i], pair["instruction"], pair["answer"], image_list, related, qid, code)
     instructions.close()
     train.close()
     if table is not None:
         table.close()
     result.instructions_count = number
+    result.no_images_hint = resolver.hint(number)
     if result.images_missing:
         result.notes.append(f"{result.images_missing} image ids are not in {images}; run syphus validate for details")
     return result

@@ -18,6 +18,7 @@ True
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from pathlib import PurePath
 
 # image id conventions of the release, by image family
@@ -40,6 +41,9 @@ _INS = re.compile(r"(?P<scene>[A-Z0-9]+(?:_[A-Z0-9]+)*?)_INS_(?P<n>\d{5,})")
 _TVC_DOUBLED = re.compile(r"TVC_IMG_(?P<clip>.+)_(?P=clip)_(?P<frame>\d+)")
 _SN_SHORT = re.compile(r"SN_IMG_(?P<scene>scene\d{4})_color_(?P<frame>\d+)")
 _SD_SHORT = re.compile(r"SD_IMG_(?P<n>\d{1,4})_(?P<side>[12])")
+_E4D_CLIP = re.compile(r"(?P<video>.+)_clip\d+")
+_CGD_PAIR = re.compile(r"(?P<a>\d+)_(?P<b>\d+)")
+_CODE = re.compile(r"[A-Z][A-Z0-9]*")
 
 
 def image_family(scene: str) -> str:
@@ -142,3 +146,64 @@ def image_id_fixes(image_id: str) -> list[str]:
     if m:
         fixes.append(pair_image_id(m["n"], m["side"]))
     return fixes
+
+
+def is_code(text: str) -> bool:
+    """Whether ``text`` can name ids (``XX_INS_00001``, ``XX_IMG_...``): capitals and digits, a capital first.
+
+    >>> is_code("EX"), is_code("ex"), is_code("MY_SET")
+    (True, False, False)
+    """
+    return bool(_CODE.fullmatch(text))
+
+
+@dataclass(frozen=True)
+class QueryImages:
+    """Where one query's images are by a scene's convention, to be matched against an image file.
+
+    ``stills``: one tuple per image, its possible ids (the first the image file has is taken);
+    ``prefix``: what the query's video frames start with (every frame the file has is taken).
+    """
+
+    stills: tuple[tuple[str, ...], ...] = ()
+    prefix: str | None = None
+
+
+def _coco_stills(family: str, number: str) -> tuple[str, ...]:
+    n = int(number)
+    if family == "LA":
+        return (f"LA_IMG_{n:012d}",)
+    return tuple(f"CGD_IMG_{stem}{n:012d}" for stem in ("", "COCO_train2014_", "COCO_val2014_"))
+
+
+def query_images(scene: str, query_id: str) -> QueryImages | None:
+    """The images of a query by its id and the scene's convention (for plugins that attach none).
+
+    LA: the COCO image id; CGD: ``<a>_<b>`` COCO ids; SD: the pair id (``_1`` and ``_2``); DC, TVC,
+    SN: the video's frames; E4D: the frames of ``<video>`` for ``<video>_clip<n>``. VST ids (Flickr
+    photos of an album) cannot be derived: None. A code of one's own (``--prefix XX``) looks for
+    ``XX_IMG_<query id>``, else frames ``XX_IMG_<query id>_<n>``.
+
+    >>> query_images("SD", "1018").stills, query_images("DC", "v_x").prefix, query_images("VST", "42")
+    ((('SD_IMG_01018_1',), ('SD_IMG_01018_2',)), 'DC_IMG_v_x_', None)
+    >>> query_images("E4D", "abc_clip000003").prefix, query_images("LACONV", "139").stills
+    ('E4D_IMG_abc_', (('LA_IMG_000000000139',),))
+    >>> query_images("EX", "scene_0001")
+    QueryImages(stills=(('EX_IMG_scene_0001',),), prefix='EX_IMG_scene_0001_')
+    """
+    family = image_family(scene)
+    if family == "VST":
+        return None
+    if family in FRAME_DIGITS:
+        m = _E4D_CLIP.fullmatch(query_id) if family == "E4D" else None
+        return QueryImages(prefix=frame_prefix(family, m["video"] if m else query_id))
+    if family == "LA":
+        digits = re.findall(r"\d+", query_id)
+        return QueryImages(stills=(_coco_stills("LA", digits[-1]),)) if digits else None
+    if family == "CGD":
+        m = _CGD_PAIR.fullmatch(query_id)
+        return QueryImages(stills=(_coco_stills("CGD", m["a"]), _coco_stills("CGD", m["b"]))) if m else None
+    if family == "SD":
+        ok = query_id.isascii() and query_id.isdigit()
+        return QueryImages(stills=((pair_image_id(query_id, 1),), (pair_image_id(query_id, 2),))) if ok else None
+    return QueryImages(stills=((f"{family}_IMG_{query_id}",),), prefix=f"{family}_IMG_{query_id}_")

@@ -7,6 +7,11 @@ image file, ``rel_ins_ids`` and train entries pointing at missing instructions,
 and the known defect classes of the public release (doubled TVC clip names,
 ``scene0000`` for ``scene0000_00``, unpadded SD ids). Memory holds ids only.
 
+Two more things keep a release from training: an instruction with no ``image_ids`` in a
+MIMIC-IT scene (an error unless ``allow_no_images``; a warning for a code of one's own), and a
+Parquet image file whose ids are not the table's index (the trainer's ``pandas.read_parquet(path)
+.loc[image_id]`` finds nothing). Each kind of problem may carry its fix (``Report.fixes``).
+
 >>> report = validate_files("DC_instructions.json", train="DC_train.json", images="DC.json")  # doctest: +SKIP
 >>> print(report.render()); report.ok                                                          # doctest: +SKIP
 """
@@ -17,14 +22,18 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from syphus.release import parquet
 from syphus.release.diskjoin import DiskJoin
 from syphus.errors import UserError
 from syphus.idset import IdSet
 from syphus.release.images import image_ids as read_image_ids
 from syphus.release.jsonstream import iter_members, read_first
-from syphus.release.scenes import image_id_fixes, image_id_problem, scene_of_instruction
+from syphus.release.scenes import (IMAGE_FAMILIES, image_family, image_id_fixes, image_id_problem,
+                                   scene_of_instruction)
 
 EXAMPLES = 3
+NO_IMAGES = "no image_ids"
+NOT_INDEXED = "image ids are not the Parquet table's index"
 
 
 @dataclass
@@ -34,6 +43,7 @@ class Report:
     counts: Counter = field(default_factory=Counter)
     examples: dict[str, list[str]] = field(default_factory=dict)
     errors: set[str] = field(default_factory=set)
+    fixes: dict[str, str] = field(default_factory=dict)  # kind -> how to fix it
     stats: dict[str, int] = field(default_factory=dict)
     scene: str | None = None
     ids: IdSet = field(default_factory=IdSet, repr=False)
@@ -57,6 +67,8 @@ class Report:
             level = "error" if kind in self.errors else "warning"
             lines.append(f"  {level}: {kind}: {n}")
             lines += [f"      e.g. {e}" for e in self.examples[kind]]
+            if kind in self.fixes:
+                lines.append(f"      fix: {self.fixes[kind]}")
         lines.append("OK: no errors" if self.ok else f"FAILED: {sum(self.counts[k] for k in self.errors)} errors")
         return "\n".join(lines)
 
@@ -67,7 +79,7 @@ def _infer_scene(path: Path) -> str | None:
 
 
 def validate_files(instructions: str | Path, train: str | Path | None = None, images: str | Path | None = None,
-                   scene: str | None = None) -> Report:
+                   scene: str | None = None, allow_no_images: bool = False) -> Report:
     """Validate release files; see the module docstring for what is checked."""
     ins_path = Path(instructions)
     report = Report(scene=scene or _infer_scene(ins_path))
@@ -75,6 +87,8 @@ def validate_files(instructions: str | Path, train: str | Path | None = None, im
         raise UserError(f"{ins_path}: file not found")
     if not isinstance(read_first(ins_path, "meta"), dict):
         report.add("no 'meta' object first in the file", str(ins_path), error=False)
+    if images and Path(images).suffix == ".parquet" and Path(images).is_file():
+        _check_parquet_index(Path(images), report)
 
     join = None
     if images:  # image ids go to disk buckets: millions of frames, flat memory
@@ -85,7 +99,7 @@ def validate_files(instructions: str | Path, train: str | Path | None = None, im
             n += 1
         report.stats["images"] = n
     try:
-        _check_instructions(ins_path, report, join)
+        _check_instructions(ins_path, report, join, allow_no_images)
         if train:
             _check_train(Path(train), report)
     finally:
@@ -94,7 +108,27 @@ def validate_files(instructions: str | Path, train: str | Path | None = None, im
     return report
 
 
-def _check_instructions(ins_path: Path, report: Report, join: DiskJoin | None) -> None:
+def _check_parquet_index(path: Path, report: Report) -> None:
+    """An error, with the command that rewrites the file, when the ids are not the table's index."""
+    problem = parquet.index_problem(path)
+    if problem:
+        report.add(NOT_INDEXED, f"{path}: {problem}")
+        report.fixes[NOT_INDEXED] = (f"syphus convert --rewrite {path} --parquet {path} (rewrites it in place, "
+                                     "nothing re-encoded), or re-run syphus convert ... --parquet")
+
+
+def _no_images(report: Report, ins_id: str, allow: bool) -> None:
+    """An instruction without images: an error in a MIMIC-IT scene (unless allowed), else a warning."""
+    scene = report.scene or ""
+    error = not allow and image_family(scene) in IMAGE_FAMILIES
+    report.add(NO_IMAGES, ins_id, error=error)
+    if error:
+        report.fixes[NO_IMAGES] = (f"export again with --images {image_family(scene)}.json (or .parquet) so image "
+                                   "ids are taken from the image file by the scene's convention, or pass "
+                                   "--allow-no-images if these instructions are meant to have none")
+
+
+def _check_instructions(ins_path: Path, report: Report, join: DiskJoin | None, allow_no_images: bool) -> None:
     # pass 1: entries, their own fields, image ids
     ids = IdSet()
     for ins_id, entry in iter_members(ins_path, within="data"):
@@ -120,7 +154,7 @@ def _check_instructions(ins_path: Path, report: Report, join: DiskJoin | None) -
             report.add("'image_ids' is not a list of strings", ins_id)
             image_list = []
         elif not image_list:
-            report.add("no image_ids", ins_id, error=False)
+            _no_images(report, ins_id, allow_no_images)
         for image_id in image_list:
             problem = image_id_problem(image_id, report.scene) if report.scene else None
             if problem:

@@ -1,7 +1,8 @@
 """Convert: images, COCO sets, image pairs and videos -> a release image file (``XX.json`` / ``XX.parquet``).
 
 The MIMIC-IT image files map an image id to a base64 image, ``{"<image id>": "<base64>"}``
-(later releases: the same mapping as Parquet with columns ``id`` and ``base64``). Images are
+(later releases: the same mapping as Parquet, a ``base64`` column keyed by the table's pandas index
+``id``, which the trainer reads as ``pandas.read_parquet(path).loc[image_id]["base64"]``). Images are
 resized to 224x224 and stored as PNG; videos are sampled at 1 frame per second (TVC: 16 evenly
 spaced frames per clip). Ids follow the scene's convention (syphus.release.scenes):
 
@@ -27,6 +28,8 @@ the main process, 16 bytes per id, and the final sort by id is an external merge
 
 ``convert`` never prints: it reports through ``on_event`` (default: the ``syphus.convert``
 logger) and returns a ``ConvertResult``. ``syphus convert`` (syphus.cli.convert) is its command line.
+``rewrite`` turns an existing image file (JSON, or Parquet whose ids are a plain column) into
+that Parquet shape without re-encoding.
 
 >>> import json, pathlib, tempfile, numpy as np, cv2
 >>> work = pathlib.Path(tempfile.mkdtemp())
@@ -51,10 +54,10 @@ from syphus.release.convert.encode import Encoder, Settings, cv2
 from syphus.release.convert.parts import Parts
 from syphus.release.convert.sources import SCENES, VIDEO_SCENES, Sources
 from syphus.release.convert.tally import Event, Interrupted, Progress, Skipped, Started, Tally, log_event
-from syphus.release.convert.writers import SkipList, assemble
+from syphus.release.convert.writers import SkipList, assemble, rewrite
 
 __all__ = ["SCENES", "VIDEO_SCENES", "ConvertResult", "Encoder", "Event", "Interrupted", "Progress", "Settings",
-           "Skipped", "Started", "convert"]
+           "Skipped", "Started", "convert", "rewrite"]
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,673 @@
+"""The check before spending: every query input read once before the first request, and what
+``--on_duplicate`` does with repeated ids.
+
+A run reads its plugin's inputs twice (plugins are deterministic, see ``AbstractDataset``).
+The first read, ``check_inputs``, streams every item in flat memory and finds, before anything
+is paid: items that are not dicts, missing or non-string ids, missing or non-string sentences,
+text that is not UTF-8 (also a plugin's ``UnicodeDecodeError``, placed by file and line when it
+can be), plugin code failing part way, and repeated ids. It counts the queries (the progress
+line's total and ETA) and the blank items (sentences empty or whitespace only: not queries, they
+are skipped and their ids listed in ``skipped_empty.txt``). Every problem goes into one UserError:
+counts by kind, the first offending items by number (from 1) and id, the plugin file and the fix.
+
+The second read, ``run_stream``, drops the blank items and applies the duplicate policy:
+
+- ``error`` (the default): a repeated id is a problem, reported with the flag that accepts it;
+- ``suffix``: later occurrences become ``id#2``, ``id#3``... in stream order (a name another
+  item already has is passed over), so every resume makes the same ids;
+- ``merge``: all items of an id become one query, the plugin's ``merge_items(items)``, sent
+  where the id occurs last; items of repeated ids wait meanwhile (on disk past ``HeldItems.limit``);
+- ``skip``: the first item of each id is kept.
+
+Repeated ids are found exactly without keeping every id in memory: each id goes, with its
+item number, into one of 256 buckets by hash, written to a temporary file in blocks; at the
+end each bucket's ids are compared as strings (a ``set`` a bucket, built in C). Only the
+repeated ids stay in memory (``IdCounts``).
+
+>>> from syphus.dataset import AbstractDataset
+>>> class Pairs(AbstractDataset):
+...     def _load_prompt(self, path): return {"system_message": "s", "in_context": []}
+...     def _load_query_inputs(self, path):
+...         yield from ({"id": i, "sentences": s} for i, s in [("a", "x"), ("b", " "), ("a", "y")])
+>>> check = check_inputs(Pairs(), "pairs.py (Pairs)", "suffix")
+>>> check.items, check.queries, check.empty, check.duplicates
+(3, 2, 1, 1)
+>>> [item["id"] for item in run_stream(Pairs(), check, "pairs.py (Pairs)")]
+['a', 'a#2']
+"""
+
+from __future__ import annotations
+
+import heapq
+import json
+import pickle
+import sqlite3
+import tempfile
+from array import array
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from syphus.dataset import AbstractDataset, NotUTF8, check_container, empty_input_error, first_undecodable_line
+from syphus.errors import SyphusError, UserError
+from syphus.idset import IdCounts, IdSet
+from syphus.seen import SeenIds
+
+POLICIES = ("error", "suffix", "merge", "skip")
+EXAMPLES = 5  # offending items shown in the report
+SKIPPED_EMPTY = "skipped_empty.txt"  # in the run folder: the ids of blank items, one a line
+
+KINDS = {  # kind -> how the report counts it: "2 items without 'id'"
+    "not_dict": "not a dict",
+    "no_id": "without 'id'",
+    "bad_id": "with an id that is not a non-empty string",
+    "no_sentences": "without 'sentences'",
+    "bad_sentences": "with 'sentences' that is not a string",
+    "not_utf8": "not UTF-8",
+    "read_error": "unreadable (the plugin failed)",
+    "duplicate": "repeating an earlier item's id",
+}
+
+_SHAPE_FIX = ("each item needs 'id' (a non-empty string) and 'sentences' (a string): correct "
+              "_load_query_inputs in {plugin} (or the data it reads)")
+_UTF8_FIX = "save the file as UTF-8, or open it in _load_query_inputs with the encoding it has"
+_READ_FIX = "fix the plugin code or the file at the place named above"
+_DUPLICATE_FIX = ("make ids unique in _load_query_inputs, or say what to do with them: --on_duplicate suffix "
+                  "(id, id#2, id#3 in order), merge (one query per id, the plugin's merge_items) or skip "
+                  "(keep the first); on_duplicate in a --config file")
+
+
+@dataclass(order=True)
+class Offence:
+    """One offending item: its number (from 1), its kind (a key of KINDS) and the sentence that says it."""
+
+    item: int
+    kind: str = field(compare=False)
+    text: str = field(compare=False)
+
+
+# --- repeated ids, found exactly in flat memory ----------------------------------------------------
+
+@dataclass
+class _Block:
+    offset: int
+    positions: int  # bytes of item numbers (array 'q')
+    ids: int  # bytes of ids
+    as_json: bool  # ids written as a JSON list (one of them holds a line break), else joined by "\n"
+    has_hash: bool  # one of the ids holds '#' (what --on_duplicate suffix must not collide with)
+
+
+class DuplicateFinder:
+    """Every ``(id, item number)`` of a stream, spread over hash buckets on disk; ``finish`` finds the repeats.
+
+    ``ids[b]`` and ``positions[b]`` are the open block of bucket ``b`` (the check appends to them
+    directly, it is the hot loop); ``flush(b)`` writes it once it holds ``block`` ids.
+    """
+
+    buckets = 256
+    mask = buckets - 1
+    block = 512
+
+    def __init__(self) -> None:
+        self.ids: list[list[str]] = [[] for _ in range(self.buckets)]
+        self.positions: list[array] = [array("q") for _ in range(self.buckets)]
+        self._blocks: list[list[_Block]] = [[] for _ in range(self.buckets)]
+        self._file: IO[bytes] = tempfile.TemporaryFile()
+        self.disk_bytes = 0
+
+    def add(self, qid: str, n: int) -> None:
+        """Note that item ``n`` has id ``qid`` (what the hot loop does inline)."""
+        b = hash(qid) & self.mask
+        ids = self.ids[b]
+        ids.append(qid)
+        self.positions[b].append(n)
+        if len(ids) >= self.block:
+            self.flush(b)
+
+    def flush(self, b: int) -> None:
+        """Write bucket ``b``'s open block to the temporary file."""
+        ids, positions = self.ids[b], self.positions[b]
+        if not ids:
+            return
+        text = "\n".join(ids)
+        as_json = text.count("\n") != len(ids) - 1
+        data = json.dumps(ids).encode() if as_json else text.encode("utf-8", "surrogatepass")
+        numbers = positions.tobytes()
+        self._file.seek(0, 2)
+        offset = self._file.tell()
+        self._file.write(numbers)
+        self._file.write(data)
+        self._blocks[b].append(_Block(offset, len(numbers), len(data), as_json, "#" in text))
+        self.disk_bytes += len(numbers) + len(data)
+        ids.clear()
+        del positions[:]
+
+    def _read(self, block: _Block) -> tuple[list[str], array]:
+        self._file.seek(block.offset)
+        numbers = array("q")
+        numbers.frombytes(self._file.read(block.positions))
+        data = self._file.read(block.ids)
+        ids = json.loads(data) if block.as_json else data.decode("utf-8", "surrogatepass").split("\n")
+        return ids, numbers
+
+    def _bucket(self, b: int) -> tuple[list[str], array]:
+        ids: list[str] = []
+        numbers = array("q")
+        for block in self._blocks[b]:
+            more, at = self._read(block)
+            ids += more
+            numbers += at
+        return ids, numbers
+
+    def finish(self, suffix_names: bool = False) -> Repeats:
+        """The repeated ids, how often each occurs, and the first repeats by item number.
+
+        With ``suffix_names``, also the ids of the stream that ``id#k`` suffixes of repeated ids
+        would collide with (``Repeats.taken``).
+        """
+        for b in range(self.buckets):
+            self.flush(b)
+        found = Repeats()
+        for b in range(self.buckets):
+            ids, numbers = self._bucket(b)
+            if len(set(ids)) != len(ids):
+                found.note_bucket(ids, numbers)
+        if suffix_names and len(found.counts):
+            found.taken = self._taken(found.counts)
+        return found
+
+    def _taken(self, counts: IdCounts) -> set[str]:
+        """Ids of the stream shaped ``<repeated id>#<k>``, k >= 2: names a suffix must pass over."""
+        taken = set()
+        for blocks in self._blocks:
+            for block in blocks:
+                if not block.has_hash:
+                    continue
+                for qid in self._read(block)[0]:
+                    base, _, k = qid.rpartition("#")
+                    if base and k.isascii() and k.isdigit() and int(k) >= 2 and base in counts:
+                        taken.add(qid)
+        return taken
+
+    def close(self) -> None:
+        self._file.close()
+
+
+@dataclass
+class Repeats:
+    """The repeated ids of a stream: ``counts`` (id -> occurrences), ``extra`` (items repeating an
+    earlier id), ``examples`` (the first of those by item number) and ``taken`` (see ``DuplicateFinder``)."""
+
+    counts: IdCounts = field(default_factory=IdCounts)
+    extra: int = 0
+    taken: set[str] = field(default_factory=set)
+    _earliest: list[tuple[int, str, int]] = field(default_factory=list)  # a heap of (-item, id, first item)
+
+    def note_bucket(self, ids: list[str], numbers: array) -> None:
+        """Count the repeats among one bucket's ids (in stream order)."""
+        first: dict[str, int] = {}
+        counts, earliest = self.counts, self._earliest
+        for qid, n in zip(ids, numbers):
+            at = first.setdefault(qid, n)
+            if at == n:
+                continue
+            self.extra += 1
+            seen = counts.get(qid)
+            counts.set(qid, seen + 1 if seen else 2)
+            if len(earliest) < EXAMPLES:
+                heapq.heappush(earliest, (-n, qid, at))
+            elif n < -earliest[0][0]:
+                heapq.heapreplace(earliest, (-n, qid, at))
+
+    @property
+    def examples(self) -> list[Offence]:
+        """The first repeats by item number."""
+        return sorted(Offence(-m, "duplicate", f"item {-m} repeats id {qid!r} (first at item {at})")
+                      for m, qid, at in self._earliest)
+
+
+# --- the check --------------------------------------------------------------------------------------
+
+class _Lines:
+    """Lines of text spooled to a temporary file (the ids of blank items: any number, flat memory)."""
+
+    def __init__(self) -> None:
+        self._file: IO[str] = tempfile.TemporaryFile("w+", encoding="utf-8")
+        self._buffer: list[str] = []
+
+    def add(self, text: str) -> None:
+        if "\n" in text or "\r" in text:
+            text = json.dumps(text)  # one id a line, whatever it holds
+        self._buffer.append(text)
+        if len(self._buffer) >= 4096:
+            self.flush()
+
+    def flush(self) -> None:
+        self._file.write("".join(f"{x}\n" for x in self._buffer))
+        self._buffer.clear()
+
+    def copy_to(self, out: IO[str]) -> None:
+        self.flush()
+        self._file.seek(0)
+        while chunk := self._file.read(1 << 20):
+            out.write(chunk)
+
+    def close(self) -> None:
+        self._file.close()
+
+
+@dataclass
+class InputCheck:
+    """What the check before the run found in one plugin's inputs, and what the run will send.
+
+    ``items`` were read; ``bad`` counts the problems by kind (``offences`` the first of each kind,
+    ``stopped`` the failure that ended the read early); ``empty`` items are blank (ids in
+    ``blank_ids``); ``repeats`` are the repeated ids. ``queries`` is what the run will send.
+    """
+
+    source: str
+    path: Any
+    policy: str
+    items: int = 0
+    bad_items: int = 0
+    bad: Counter = field(default_factory=Counter)
+    offences: list[Offence] = field(default_factory=list)
+    stopped: Offence | None = None
+    stop_error: Exception | None = None
+    empty: int = 0
+    blank_ids: _Lines = field(default_factory=_Lines)
+    repeats: Repeats = field(default_factory=Repeats)
+    disk_bytes: int = 0
+
+    @property
+    def duplicates(self) -> int:
+        """Items whose id an earlier item already had."""
+        return self.repeats.extra
+
+    @property
+    def queries(self) -> int:
+        """How many queries the run has: good items, blank ones left out, repeats as the policy says."""
+        good = self.items - self.bad_items - self.empty
+        return good - self.duplicates if self.policy in ("merge", "skip") else good
+
+    def note(self, offence: Offence) -> None:
+        """Count a bad item, keeping the first few of its kind as examples."""
+        self.bad_items += 1
+        self.bad[offence.kind] += 1
+        if self.bad[offence.kind] <= EXAMPLES:
+            self.offences.append(offence)
+
+    def blank(self, qid: str) -> None:
+        """Note an item whose sentences are empty or whitespace: not a query, its id listed."""
+        self.empty += 1
+        self.blank_ids.add(qid)
+
+    def stop(self, error: Exception) -> None:
+        """Note the failure that ended the read after ``items`` items (counted by kind, not as an item)."""
+        self.stop_error = error
+        self.stopped = _read_failure(error, self.items + 1, self.path)
+        self.bad[self.stopped.kind] += 1
+
+    def summary(self) -> dict[str, Any]:
+        """What meta.json keeps of the check."""
+        return {"items": self.items, "queries": self.queries, "skipped_empty": self.empty,
+                "repeated_ids": len(self.repeats.counts), "duplicates": self.duplicates,
+                "on_duplicate": self.policy}
+
+    def write_blank_ids(self, path: Path) -> None:
+        """Write the blank items' ids to ``path``, one a line (replacing it whole)."""
+        tmp = path.with_name(path.name + ".tmp")
+        with tmp.open("w", encoding="utf-8") as out:
+            self.blank_ids.copy_to(out)
+        tmp.replace(path)
+
+    def close(self) -> None:
+        self.blank_ids.close()
+
+    # --- the one report ------------------------------------------------------------------------
+    def problems(self) -> Counter:
+        found = Counter(self.bad)
+        if self.policy == "error" and self.duplicates:
+            found["duplicate"] = self.duplicates
+        return found
+
+    def error(self) -> UserError | None:
+        """The one UserError listing every problem found, or None when the run may start."""
+        found = self.problems()
+        if not found:
+            return None
+        if self._plugin_said_it(found):
+            return self.stop_error  # type: ignore[return-value]
+        read = f"{self.items:,} item{'s' * (self.items != 1)} read" + (f" from {self.path}" if self.path else "")
+        counts = ", ".join(f"{n:,} item{'s' * (n != 1)} {KINDS[kind]}"
+                           for kind, n in sorted(found.items(), key=lambda x: (-x[1], list(KINDS).index(x[0]))))
+        lines = [f"{self.source}: bad query inputs, found before any request was sent ({read}): {counts}"]
+        lines += [f"  {o.text}" for o in self._examples()]
+        if self.stopped is not None:
+            lines.append(f"  {self.stopped.text}; reading stopped there")
+        lines += [f"  fix: {fix}" for fix in self._fixes(found)]
+        return UserError("\n".join(lines))
+
+    def _plugin_said_it(self, found: Counter) -> bool:
+        """Whether the one problem is the plugin's own UserError on its first item (a missing file, said as it is)."""
+        return (isinstance(self.stop_error, UserError) and not isinstance(self.stop_error, NotUTF8)
+                and self.items == 0 and sum(found.values()) == 1)
+
+    def _examples(self) -> list[Offence]:
+        """The first offence of each kind, then the earliest others, up to EXAMPLES (or one a kind)."""
+        pool = sorted(self.offences + (self.repeats.examples if self.policy == "error" else []))
+        chosen = list({o.kind: o for o in reversed(pool)}.values())  # the first of each kind
+        for o in pool:
+            if len(chosen) >= EXAMPLES:
+                break
+            if o not in chosen:
+                chosen.append(o)
+        return sorted(chosen)
+
+    def _fixes(self, found: Counter) -> list[str]:
+        plugin = self.source.split(" (")[0]
+        fixes = []
+        if any(k in found for k in ("not_dict", "no_id", "bad_id", "no_sentences", "bad_sentences")):
+            fixes.append(_SHAPE_FIX.format(plugin=plugin))
+        if "not_utf8" in found:
+            fixes.append(_UTF8_FIX)
+        if "read_error" in found:
+            fixes.append(_READ_FIX)
+        if "duplicate" in found:
+            fixes.append(_DUPLICATE_FIX)
+        fixes[-1] += "; then run again"
+        return fixes
+
+
+def _utf8(text: str) -> bool:
+    """Whether ``text`` can be sent as UTF-8 (no lone surrogates from a file read with surrogateescape)."""
+    if text.isascii():
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _classify(item: Any, n: int) -> tuple[str | None, Offence | None]:
+    """``(id, None)`` for a good item (an int id as a string), ``(None, offence)`` for a bad one."""
+    if not isinstance(item, dict):
+        return None, Offence(n, "not_dict", f"item {n} is a {type(item).__name__}, not a dict")
+    if "id" not in item:
+        return None, Offence(n, "no_id", f"item {n} has no 'id' (its keys: {', '.join(map(str, item)) or 'none'})")
+    qid = item["id"]
+    if isinstance(qid, int) and not isinstance(qid, bool):
+        qid = str(qid)
+    if not isinstance(qid, str) or not qid:
+        return None, Offence(n, "bad_id", f"item {n} has id {qid!r}; ids must be non-empty strings")
+    text = item.get("sentences")
+    if not isinstance(text, str):
+        got = "no 'sentences'" if "sentences" not in item else f"'sentences' of type {type(text).__name__}"
+        return None, Offence(n, "no_sentences" if "sentences" not in item else "bad_sentences",
+                             f"item {n} (id {qid!r}) has {got}")
+    if not (_utf8(qid) and _utf8(text)):
+        return None, Offence(n, "not_utf8", f"item {n} (id {qid!r}) holds text that is not valid UTF-8 "
+                                            "(a lone surrogate: was the file read with errors='surrogateescape'?)")
+    return qid, None
+
+
+def _read_failure(e: Exception, n: int, path: Any) -> Offence:
+    """The offence for plugin code raising ``e`` while producing item ``n``."""
+    if isinstance(e, NotUTF8):
+        return Offence(n, "not_utf8", str(e))
+    if isinstance(e, UnicodeDecodeError):
+        where = first_undecodable_line(path)
+        at = f"{path}:{where[0]}: not UTF-8 text ({e.reason} at byte {where[1]} of the line)" if where else \
+            f"item {n}: not UTF-8 text ({e.reason}): the plugin could not decode what it read there"
+        return Offence(n, "not_utf8", at)
+    if isinstance(e, SyphusError):
+        return Offence(n, "read_error", f"item {n}: {e}")
+    return Offence(n, "read_error", f"item {n}: reading query inputs failed: {type(e).__name__}: {e}")
+
+
+def _scan(items: Any, check: InputCheck, finder: DuplicateFinder) -> None:
+    """Read every item once, sorting each into good (to ``finder``), blank or bad (to ``check``).
+
+    The loop is written out (the finder's append, a fast path for ASCII text) because it runs for
+    every input: at 10^7 items each statement counts. Anything else goes through ``_classify``.
+    """
+    ids, positions, mask, block, flush = finder.ids, finder.positions, finder.mask, finder.block, finder.flush
+    n = 0
+    try:
+        for n, item in enumerate(items, 1):
+            if type(item) is dict:
+                qid, text = item.get("id"), item.get("sentences")
+                if type(qid) is str and type(text) is str and qid and text.isascii() and qid.isascii():
+                    if text and not text.isspace():
+                        b = hash(qid) & mask
+                        bucket = ids[b]
+                        bucket.append(qid)
+                        positions[b].append(n)
+                        if len(bucket) >= block:
+                            flush(b)
+                    else:
+                        check.blank(qid)
+                    continue
+            qid, offence = _classify(item, n)
+            if offence is not None:
+                check.note(offence)
+            elif item["sentences"] and not item["sentences"].isspace():
+                finder.add(qid, n)
+            else:
+                check.blank(qid)
+    finally:
+        check.items = n
+
+
+def check_inputs(dataset: AbstractDataset, source: str, policy: str = "error") -> InputCheck:
+    """Read every query input of ``dataset`` once; raise the one UserError for whatever is wrong.
+
+    ``source`` names the plugin in messages (``datasets/x.py (Class)``); ``policy`` is
+    ``--on_duplicate``. Returns the check (close it when done) for ``run_stream``.
+    """
+    if policy not in POLICIES:
+        raise UserError(f"on_duplicate {policy!r}: use one of {', '.join(POLICIES)}")
+    items = _open(dataset, source)
+    check = InputCheck(source, dataset.query_inputs_path, policy)
+    finder = DuplicateFinder()
+    try:
+        try:
+            _scan(items, check, finder)
+        except Exception as e:  # plugin code failing part way: the rest of the stream is gone
+            check.stop(e)
+        check.repeats = finder.finish(suffix_names=policy == "suffix")
+        check.disk_bytes = finder.disk_bytes
+    except BaseException:
+        check.close()
+        raise
+    finally:
+        finder.close()
+    _raise_if_bad(check, dataset)
+    return check
+
+
+def _open(dataset: AbstractDataset, source: str) -> Any:
+    """A fresh read of the plugin's inputs; a container that cannot hold items (None, a string) is a UserError."""
+    try:
+        return check_container(dataset.open_query_inputs(), source)
+    except SyphusError:
+        raise
+    except Exception as e:
+        raise UserError(f"{source}: reading query inputs failed: {type(e).__name__}: {e}") from e
+
+
+def _raise_if_bad(check: InputCheck, dataset: AbstractDataset) -> None:
+    error = check.error()
+    if error is None and check.items == 0 and dataset.empty_is_error:
+        error = empty_input_error(check.source, check.path)
+    if error is not None:
+        check.close()
+        raise error
+
+
+# --- the run's read: blank items out, the duplicate policy applied ------------------------------------
+
+def run_stream(dataset: AbstractDataset, check: InputCheck, source: str) -> Iterator[dict[str, Any]]:
+    """The query inputs to send, read again: checked, blank ones left out, repeats as ``check.policy`` says.
+
+    Ids are unique in what comes out; a repeat here means the plugin gave other items than at the
+    check (plugins must be deterministic), a UserError. Nothing is read before the first item is asked for.
+    """
+    items = _non_blank(dataset.iter_query_inputs(source, unique=False))
+    if check.duplicates:
+        items = _POLICIES[check.policy](items, check, dataset, source)
+    yield from _once(items, source)
+
+
+def _non_blank(items: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    for item in items:
+        text = item["sentences"]
+        if text and not text.isspace():
+            yield item
+
+
+def _once(items: Iterator[dict[str, Any]], source: str) -> Iterator[dict[str, Any]]:
+    seen = SeenIds()
+    try:
+        for item in items:
+            if not seen.add(item["id"]):
+                raise UserError(f"{source}: id {item['id']!r} came twice when the inputs were read for the run, "
+                                "though the check before the run found no such repeat: the plugin gave other items "
+                                "the second time. Plugins must give the same items on every read (see AbstractDataset)")
+            yield item
+    finally:
+        seen.close()
+
+
+def _suffixed(items, check: InputCheck, dataset, source) -> Iterator[dict[str, Any]]:
+    """``--on_duplicate suffix``: the k-th occurrence of a repeated id is ``id#k`` (passing over taken names)."""
+    counts, taken = check.repeats.counts, check.repeats.taken
+    last = IdCounts()  # repeated id -> the k of its latest name (1: the id itself)
+    for item in items:
+        qid = item["id"]
+        if qid in counts:
+            k = last.get(qid)
+            if k:
+                k += 1
+                while f"{qid}#{k}" in taken:
+                    k += 1
+                item["id"] = f"{qid}#{k}"
+            last.set(qid, k or 1)
+        yield item
+
+
+def _first_only(items, check: InputCheck, dataset, source) -> Iterator[dict[str, Any]]:
+    """``--on_duplicate skip``: the first item of each id."""
+    counts, kept = check.repeats.counts, IdSet()
+    for item in items:
+        qid = item["id"]
+        if qid in counts and not kept.add(qid):
+            continue
+        yield item
+
+
+def _merged(items, check: InputCheck, dataset: AbstractDataset, source: str) -> Iterator[dict[str, Any]]:
+    """``--on_duplicate merge``: one item per repeated id, from ``merge_items``, where the id occurs last."""
+    left = check.repeats.counts.copy()  # repeated id -> occurrences still to come
+    held = HeldItems()
+    try:
+        for item in items:
+            qid = item["id"]
+            n = left.get(qid)
+            if not n:
+                yield item
+                continue
+            held.add(qid, item)
+            left.set(qid, n - 1)
+            if n == 1:
+                yield merge_one(dataset, held.take(qid), qid, source)
+        if len(held):
+            raise UserError(f"{source}: {len(held)} item(s) of repeated ids were still waiting for the rest of their "
+                            "id at the end of the inputs: the plugin gave other items than at the check before the "
+                            "run. Plugins must give the same items on every read (see AbstractDataset)")
+    finally:
+        held.close()
+
+
+_POLICIES = {"suffix": _suffixed, "skip": _first_only, "merge": _merged}
+
+
+def merge_one(dataset: AbstractDataset, items: list[dict[str, Any]], qid: str, source: str) -> dict[str, Any]:
+    """``dataset.merge_items(items)``, checked: a dict with id ``qid`` and string sentences."""
+    try:
+        merged = dataset.merge_items(items)
+    except SyphusError:
+        raise
+    except Exception as e:
+        raise UserError(f"{source}: merge_items failed for id {qid!r} ({len(items)} items): "
+                        f"{type(e).__name__}: {e}") from e
+    if not isinstance(merged, dict) or not isinstance(merged.get("sentences"), str):
+        got = "a dict without string 'sentences'" if isinstance(merged, dict) else f"a {type(merged).__name__}"
+        raise UserError(f"{source}: merge_items for id {qid!r} returned {got}; return one item "
+                        "{'id': ..., 'sentences': str, ...}")
+    if merged.get("id") != qid:
+        merged = {**merged, "id": qid}
+    return merged
+
+
+class HeldItems:
+    """Items waiting for the rest of their id (``--on_duplicate merge``): in memory up to ``limit``, then on disk.
+
+    The disk part is a private SQLite file (deleted when closed), items pickled; ``take(id)``
+    returns an id's items in the order they were added.
+    """
+
+    limit = 10_000
+
+    def __init__(self, limit: int | None = None):
+        self.limit = self.limit if limit is None else limit
+        self._memory: dict[str, list[tuple[int, dict[str, Any]]]] = {}
+        self._in_memory = 0
+        self._on_disk = 0
+        self._order = 0
+        self._db: sqlite3.Connection | None = None
+
+    def __len__(self) -> int:
+        return self._in_memory + self._on_disk
+
+    def add(self, qid: str, item: dict[str, Any]) -> None:
+        self._order += 1
+        if self._in_memory < self.limit:
+            self._memory.setdefault(qid, []).append((self._order, item))
+            self._in_memory += 1
+            return
+        try:
+            data = pickle.dumps(item, protocol=pickle.HIGHEST_PROTOCOL)
+        except Exception as e:
+            raise UserError(f"id {qid!r}: an item to merge could not be set aside on disk ({type(e).__name__}: {e}); "
+                            "keep items to plain values (str, numbers, lists, dicts)") from e
+        self._disk().execute("INSERT INTO held VALUES (?, ?, ?)", (qid, self._order, data))
+        self._on_disk += 1
+
+    def take(self, qid: str) -> list[dict[str, Any]]:
+        """Every item held for ``qid``, in order; they are no longer held."""
+        found = self._memory.pop(qid, [])
+        self._in_memory -= len(found)
+        if self._on_disk:
+            db = self._disk()
+            rows = db.execute("SELECT n, item FROM held WHERE id = ?", (qid,)).fetchall()
+            if rows:
+                db.execute("DELETE FROM held WHERE id = ?", (qid,))
+                self._on_disk -= len(rows)
+                found += [(n, pickle.loads(data)) for n, data in rows]
+        return [item for _, item in sorted(found, key=lambda x: x[0])]
+
+    def _disk(self) -> sqlite3.Connection:
+        if self._db is None:
+            self._db = sqlite3.connect("")  # "": a private temporary file, deleted on close
+            self._db.execute("CREATE TABLE held (id TEXT, n INTEGER, item BLOB)")
+            self._db.execute("CREATE INDEX held_id ON held (id)")
+        return self._db
+
+    def close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None
