@@ -78,10 +78,10 @@ class IdSet:
                 self._table[self._slot(key)] = key
 
 
-class IdCounts:
+class IdCounts(IdSet):
     """A compact map from string ids to counts (``get``, ``set``, ``in``, ``len``); absent ids count 0.
 
-    The same 64-bit keys as IdSet, with the counts in a parallel array: what ``--on_duplicate``
+    IdSet's table of 64-bit keys, with the counts in a parallel array: what ``--on_duplicate``
     remembers about each repeated id (how often it occurs, how far the run has got) in 32 to 64
     bytes an id (16 a slot, at most half of them used) instead of a dict's ~150.
 
@@ -90,62 +90,42 @@ class IdCounts:
     (3, 0, True, 1)
     """
 
-    __slots__ = ("_keys", "_values", "_mask", "_len")
+    __slots__ = ("_values",)
 
     def __init__(self) -> None:
-        self._keys = array("Q", bytes(8 * 1024))
-        self._values = array("Q", bytes(8 * 1024))
-        self._mask = 1023
-        self._len = 0
-
-    def _slot(self, key: int) -> int:
-        keys, mask = self._keys, self._mask
-        i = key & mask
-        while True:
-            k = keys[i]
-            if k == _EMPTY or k == key:
-                return i
-            i = (i + 1) & mask
+        super().__init__()
+        self._values = array("Q", bytes(8 * len(self._table)))
 
     def get(self, item: str) -> int:
         """The count of ``item`` (0 when it was never set)."""
         key = id_key(item)
         i = self._slot(key)
-        return self._values[i] if self._keys[i] == key else 0
+        return self._values[i] if self._table[i] == key else 0
 
     def set(self, item: str, count: int) -> None:
         """Set the count of ``item`` (a count of 0 keeps the id in the map)."""
         key = id_key(item)
         i = self._slot(key)
         self._values[i] = count
-        if self._keys[i] != key:
-            self._keys[i] = key
+        if self._table[i] != key:
+            self._table[i] = key
             self._len += 1
             if self._len * 2 > self._mask:
                 self._grow()
 
-    def __contains__(self, item: object) -> bool:
-        if not isinstance(item, str):
-            return False
-        key = id_key(item)
-        return self._keys[self._slot(key)] == key
-
-    def __len__(self) -> int:
-        return self._len
-
     def copy(self) -> IdCounts:
         """An independent copy (the arrays are copied in C)."""
         other = IdCounts()
-        other._keys, other._values = array("Q", self._keys), array("Q", self._values)
+        other._table, other._values = array("Q", self._table), array("Q", self._values)
         other._mask, other._len = self._mask, self._len
         return other
 
     def _grow(self) -> None:
-        old_keys, old_values = self._keys, self._values
+        old_keys, old_values = self._table, self._values
         size = len(old_keys) * 2
-        self._keys, self._values = array("Q", bytes(8 * size)), array("Q", bytes(8 * size))
+        self._table, self._values = array("Q", bytes(8 * size)), array("Q", bytes(8 * size))
         self._mask = size - 1
         for key, value in zip(old_keys, old_values):
             if key != _EMPTY:
                 i = self._slot(key)
-                self._keys[i], self._values[i] = key, value
+                self._table[i], self._values[i] = key, value
