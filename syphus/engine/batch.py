@@ -50,7 +50,7 @@ from syphus.errors import FatalError, ItemError, TransientError, UserError
 from syphus.idset import IdSet
 from syphus.engine.limits import estimate_tokens
 from syphus.engine.retry import retry_policy
-from syphus.engine.record import answer_record, error_record, now_iso, query_meta, usage_tokens
+from syphus.engine.record import answer_record, error_record, now_iso, query_meta
 from syphus.engine.stats import Stats
 from syphus.engine.store import RunStore, repair_torn_tail
 
@@ -590,14 +590,9 @@ class BatchRunner:
         return {"prompt_tokens": round(per - completion), "completion_tokens": round(completion)}
 
     def _charge(self, usage: Any, estimated: dict[str, int] | None) -> None:
-        if self.budget is None:
-            return
-        if estimated:
-            cost = self.budget.cost(estimated["prompt_tokens"], estimated["completion_tokens"])
-            self.budget.spent += cost
-            self.budget.estimated += cost
-        else:
-            self.budget.spent += self.budget.cost(*usage_tokens(usage))
+        if self.budget is not None:
+            worst = self.budget.cost(estimated["prompt_tokens"], estimated["completion_tokens"]) if estimated else 0.0
+            self.budget.charge(usage, worst)
 
     def _answer(self, qid: str, body: Any, c: Chunk, meta: dict[str, Any] | None) -> None:
         text, finish, usage, model = parse_completion(body if isinstance(body, bytes) else json.dumps(body).encode())

@@ -108,11 +108,15 @@ class Budget:
         request may have been charged anyway: then the hold (the worst case) is spent.
         """
         self.reserved = max(0.0, self.reserved - hold)
+        self.charge(usage, hold if billed else 0.0)
+
+    def charge(self, usage: Mapping[str, Any] | None, worst: float = 0.0) -> None:
+        """Add what one request cost: its reported ``usage``, else ``worst`` (counted as estimated)."""
         if has_usage(usage):
             self.spent += self.cost(*usage_tokens(usage))
-        elif billed:
-            self.spent += hold
-            self.estimated += hold
+        elif worst:
+            self.spent += worst
+            self.estimated += worst
 
 
 def has_usage(usage: Any) -> bool:

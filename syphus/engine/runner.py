@@ -242,7 +242,6 @@ class Runner:
                 reply, billed = None, True  # cancelled on the wire: the server may still bill it
                 try:
                     reply = await self.client.complete(messages, body)
-                    billed = True
                 except RateLimited as e:
                     billed = False
                     self.stats.rate_limited += 1
