@@ -31,14 +31,20 @@ you may change). An example item::
 
 ScanNet frames are not in the annotation, so ``image_ids`` is empty: export takes the frames that
 start with ``image_prefix`` from the image file. The model writes conversations (FORMATS.md §3), parsed
-by ``syphus.parse.parse_conversations`` into one pair per round.
+by ``syphus.parse.parse_conversations`` into one pair per round; in JSON mode (``--reply``) the reply model
+``Conversations`` (one per candidate activity, each with its rounds) gives the same pairs.
 Run it with ``python main.py --name SN`` (``-in`` a ScanRefer file or a ``scan_info.json``).
 """
 
+import functools
 import random
 import re
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from syphus.dataset import AbstractDataset, load_json
+from syphus.reply import Reply
 from syphus.errors import UserError
 from syphus.parse import parse_conversations
 from syphus.release.scenes import frame_prefix
@@ -63,6 +69,57 @@ INSTRUCTION = (
 _WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten")
 _SCANREFER_KEYS = ("scene_id", "object_name", "description")
 _SPACED_PUNCTUATION = re.compile(r" ([.,;:!?])")  # ScanRefer's "the desk ." -> "the desk."
+
+
+class Round(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    human: str
+    assistant: str
+
+
+class Conversation(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    activity: str
+    human_role: str
+    reason: str
+    rounds: Annotated[list[Round], Field(min_length=1)]
+
+
+class Conversations(Reply):
+    """A structured (JSON) reply: one conversation per candidate activity, mapped to one pair per round,
+    exactly as ``parse_conversations`` maps the text form."""
+
+    conversations: list[Conversation]
+
+    def to_pairs(self, query_input):
+        pairs = []
+        for n, conv in enumerate(self.conversations, 1):
+            for k, turn in enumerate(conv.rounds, 1):
+                if turn.human.strip() and turn.assistant.strip():
+                    pairs.append({"instruction": turn.human.strip(), "answer": turn.assistant.strip(),
+                                  "conversation": n, "activity": conv.activity.strip() or None,
+                                  "human_role": conv.human_role.strip() or None,
+                                  "reason": conv.reason.strip() or None, "round": k})
+        return pairs
+
+    @classmethod
+    def from_pairs(cls, pairs):
+        convs = {}
+        for p in pairs:
+            conv = convs.setdefault(p.get("conversation"), {
+                "activity": p.get("activity") or "", "human_role": p.get("human_role") or "",
+                "reason": p.get("reason") or "", "rounds": []})
+            conv["rounds"].append({"human": p["instruction"], "assistant": p["answer"]})
+        return cls.model_validate({"conversations": list(convs.values())})
+
+
+@functools.lru_cache(maxsize=None)
+def conversations_model(count):
+    """``Conversations`` asking for exactly ``count`` conversations."""
+    model = create_model(f"Conversations{count}", __base__=Conversations,
+                         conversations=(Annotated[list[Conversation], Field(min_length=count, max_length=count)], ...))
+    model.uncounted = Conversations
+    return model
 
 
 class SN(AbstractDataset):
@@ -144,6 +201,10 @@ class SN(AbstractDataset):
 
     def parse_response(self, text, finish_reason):
         return parse_conversations(text, finish_reason)
+
+    def reply_model_for(self, query_input):
+        # one conversation per candidate activity drawn for the scene
+        return conversations_model(len(query_input.get("activities") or ()) or self.activities_per_scene)
 
 
 def _add(kept, obj, text):

@@ -9,6 +9,7 @@ The plugin contract and shared pieces
 - ``plugins``    finds ``datasets/*.py`` by path and resolves ``--name``
 - ``prompt``     system message + in-context examples -> chat messages
 - ``parse``      reply text -> instruction-response pairs
+- ``reply``      the reply models of JSON mode: the schema sent, the validation of what comes back
 - ``config``     the typed run config (YAML < flags; no secrets)
 - ``errors``     the error tree: what the caller should do
 - ``idset``      a compact set of ids (resume: what is already settled)
@@ -19,6 +20,7 @@ The plugin contract and shared pieces
 - ``client``     one chat completion over aiohttp; the one error mapping (also for the SDK and batch lines)
 - ``limits``     request and token budgets, fed by response headers
 - ``retry``      the one retry policy (tenacity)
+- ``structure``  whether requests carry the reply schema, in which endpoint's form; the fallback to text
 - ``runner``     the asyncio worker pool
 - ``record``     the JSON line a settled query leaves: built, parsed, tallied, strictly encoded
 - ``stats``      how a run ended (``RunStatus``) and this session's counters

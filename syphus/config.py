@@ -45,6 +45,19 @@ class GenerationConfig(_Strict):
     extra: dict[str, Any] = Field(default_factory=dict)  # any other body field (stop, seed, ...)
 
 
+class ReplyConfig(_Strict):
+    """The reply's format: JSON in a schema the server enforces, or text parsed after the fact.
+
+    ``mode``: ``auto`` (JSON, falling back to text for the run when the endpoint rejects the
+    schema), ``json`` (JSON or stop) or ``text``. ``form``: how the schema is sent (``auto``:
+    llama.cpp's form for the bundled model, OpenAI's for every other endpoint; ``vllm`` sends
+    vLLM's own ``structured_outputs``).
+    """
+
+    mode: Literal["auto", "json", "text"] = "auto"
+    form: Literal["auto", "openai", "vllm", "llamacpp"] = "auto"
+
+
 class LimitsConfig(_Strict):
     """Request and token budgets. Unset means: learn them from response headers."""
 
@@ -105,6 +118,7 @@ class RunConfig(_Strict):
     log_interval: float = Field(30.0, gt=0)  # seconds between progress lines when not on a terminal
     endpoint: EndpointConfig = Field(default_factory=EndpointConfig)
     generation: GenerationConfig = Field(default_factory=GenerationConfig)
+    reply: ReplyConfig = Field(default_factory=ReplyConfig)
     limits: LimitsConfig = Field(default_factory=LimitsConfig)
     retry: RetryConfig = Field(default_factory=RetryConfig)
     mode: Literal["online", "batch"] = "online"

@@ -35,6 +35,14 @@ Everything else has a default that a plugin may override:
 returns the chat messages for one query; ``parse_response(text, finish_reason)``
 turns the reply into pairs; ``merge_items(items)`` makes one query of the items that
 share an id (``--on_duplicate merge``).
+
+Structured replies (``--reply json``, and ``auto`` where the endpoint takes a schema): the
+class attribute ``reply_model`` (a ``syphus.reply.Reply`` subclass) is the shape the server
+must answer in, by default ``pairs_model(n)`` with the number of pairs the system message
+asks for; ``reply_model_for(query_input)`` may choose one per query. The prompt's in-context
+examples are then shown as that JSON (parsed with ``parse_response``, rendered with the
+model's ``from_pairs``), so examples and schema agree; ``parse_response`` stays the
+parser of text replies.
 """
 
 from __future__ import annotations
@@ -48,7 +56,8 @@ from typing import Any
 
 from syphus.errors import SyphusError, UserError
 from syphus.parse import ParseResult, parse_pairs
-from syphus.prompt import Prompt, check_prompt, load_prompt
+from syphus.prompt import Prompt, check_prompt, load_prompt, render_content
+from syphus.reply import NotJSON, Reply, example_json, pairs_model, parse_reply, requested_count
 from syphus.seen import SeenIds
 
 # Paths given with --prompt_path / --query_inputs_path. The base constructor
@@ -64,6 +73,10 @@ class AbstractDataset(abc.ABC):
     # or misread file) rather than nothing to do. plugins.instantiate sets it for every plugin
     # file; a dataset for which no queries is normal (translate's retry pass) leaves it False.
     empty_is_error: bool = False
+    # The shape of a structured (JSON) reply; None: pairs_model(the count the system message asks for)
+    reply_model: type[Reply] | None = None
+    # What build_messages builds for: "text", or "json" (examples shown as the reply model's JSON).
+    reply_format: str = "text"
 
     def __init__(self, name: str = "AbstractDataset", prompt_path: Any = None, query_inputs_path: Any = None):
         overrides = path_overrides.get()
@@ -94,8 +107,18 @@ class AbstractDataset(abc.ABC):
         return self._load_prompt(path)
 
     def build_messages(self, query_input: dict[str, Any]) -> list[dict[str, str]]:
-        """The chat messages sent for one query input."""
-        return self._prompt.messages(query_input["sentences"])
+        """The chat messages sent for one query input (for ``self.reply_format``)."""
+        return self.prompt_for(query_input).messages(query_input["sentences"])
+
+    def reply_model_for(self, query_input: dict[str, Any]) -> type[Reply]:
+        """The reply model of one query: ``reply_model``, else pairs as many as the system message asks for."""
+        if self.reply_model is not None:
+            return self.reply_model
+        model = self.__dict__.get("_default_reply_model")
+        if model is None:
+            count = requested_count(self._prompt.system_message) or (None, None)
+            model = self.__dict__["_default_reply_model"] = pairs_model(*count)
+        return model
 
     def parse_response(self, text: str, finish_reason: str | None) -> ParseResult:
         """Turn one reply into instruction-response pairs.
@@ -116,6 +139,57 @@ class AbstractDataset(abc.ABC):
         merged = dict(items[0])
         merged["sentences"] = "\n".join(item["sentences"] for item in items)
         return merged
+
+    def messages_for(self, query_input: dict[str, Any], reply_format: str = "text") -> list[dict[str, Any]]:
+        """``build_messages`` for a reply in ``reply_format`` ("text" or "json")."""
+        self.reply_format = reply_format
+        return self.build_messages(query_input)
+
+    def prompt_for(self, query_input: dict[str, Any]) -> Prompt:
+        """The prompt of one query: as written, or (``reply_format == "json"``) with its examples as JSON."""
+        if self.reply_format != "json":
+            return self._prompt
+        model = self.reply_model_for(query_input)
+        cache = self.__dict__.setdefault("_json_prompts", {})
+        prompt = cache.get(model)
+        if prompt is None:
+            prompt = cache[model] = self._json_prompt(model)
+        return prompt
+
+    def _json_prompt(self, model: type[Reply]) -> Prompt:
+        """The prompt with each assistant example parsed by ``parse_response`` and shown as ``model``'s JSON."""
+        examples = []
+        for message in self._prompt.in_context:
+            content = message["content"]
+            if message["role"] == "assistant":
+                text = render_content(content)
+                try:
+                    pairs = self.parse_for({"id": "example"}, text, "stop").pairs
+                except Exception:
+                    pairs = []
+                content = example_json(model, pairs) or text
+            examples.append({"role": message["role"], "content": content})
+        # The system message goes as written: the schema, enforced by the server, says the format.
+        return Prompt(self._prompt.system_message, examples, source=self._prompt.source)
+
+    def parse_reply(self, query_input: dict[str, Any], text: str, finish_reason: str | None,
+                    reply_format: str = "text") -> ParseResult:
+        """Pairs from a reply in either format: JSON validated against the reply model, text by ``parse_response``.
+
+        A JSON-mode reply with no JSON in it at all (a server that ignored the schema) is parsed
+        as text, with a problem saying so.
+        """
+        if reply_format == "json":
+            try:
+                return parse_reply(self.reply_model_for(query_input), text, finish_reason, query_input)
+            except NotJSON as e:
+                result = self.parse_for(query_input, text, finish_reason)
+                why = "cut off at max_tokens before its JSON was complete" if finish_reason == "length" else \
+                    f"not JSON ({e})"
+                result.problems.insert(0, f"JSON was asked for but the reply is {why}; parsed as text")
+                result.truncated = result.truncated or finish_reason == "length"
+                return result
+        return self.parse_for(query_input, text, finish_reason)
 
     def parse_for(self, query_input: dict[str, Any], text: str, finish_reason: str | None) -> ParseResult:
         """Call ``parse_response``, passing the query input when the override takes it."""

@@ -204,13 +204,68 @@ def _content_chars(body: dict) -> int:
     return total
 
 
+def schema_form(body: dict) -> str | None:
+    """Which form of reply schema a request carries: "openai", "llamacpp", "vllm" or None."""
+    rf = body.get("response_format")
+    if isinstance(rf, dict) and rf.get("type") == "json_schema":
+        return "openai"
+    if isinstance(rf, dict) and rf.get("type") == "json_object" and "schema" in rf:
+        return "llamacpp"
+    if isinstance(body.get("structured_outputs"), dict) and "json" in body["structured_outputs"]:
+        return "vllm"
+    return None
+
+
+def requested_schema(body: dict) -> dict | None:
+    """The JSON schema a request asks the reply to fit, in whichever form it came."""
+    form = schema_form(body)
+    if form == "openai":
+        return body["response_format"].get("json_schema", {}).get("schema")
+    if form == "llamacpp":
+        return body["response_format"]["schema"]
+    if form == "vllm":
+        return body["structured_outputs"]["json"]
+    return None
+
+
+def instance(schema: dict, item: str, name: str = "value", index: int = 1):
+    """A JSON value that fits ``schema`` (the subset strict schemas use), its strings about ``item``."""
+    if "anyOf" in schema:
+        return instance(schema["anyOf"][0], item, name, index)
+    kind = schema.get("type")
+    if isinstance(kind, list):
+        kind = next((k for k in kind if k != "null"), "null")
+    if "enum" in schema:
+        return schema["enum"][0]
+    if kind == "object":
+        return {key: instance(sub, item, key, index) for key, sub in (schema.get("properties") or {}).items()}
+    if kind == "array":
+        low = schema.get("minItems") or 0
+        count = min(max(low, 2), schema.get("maxItems", max(low, 2)))  # two, unless the schema says otherwise
+        return [instance(schema.get("items") or {}, item, name, i) for i in range(1, count + 1)]
+    if kind in ("integer", "number"):
+        return index
+    if kind == "boolean":
+        return True
+    if kind == "null":
+        return None
+    if name == "instruction":
+        return f"What does item {item} show, point {index}?"
+    if name == "answer":
+        return f"It shows {item}, point {index}."
+    return f"{name} {index} of {item}"
+
+
 def default_answer(body: dict) -> str:
-    """Two question/answer pairs about the last user message."""
+    """Two question/answer pairs about the last user message (JSON fitting the schema, if one was asked for)."""
     last = ""
     for msg in body.get("messages") or []:
         if isinstance(msg, dict) and msg.get("role") == "user":
             last = msg["content"] if isinstance(msg.get("content"), str) else last
     item = " ".join(last[:20].split()) or "nothing"
+    schema = requested_schema(body)
+    if schema is not None:
+        return json.dumps(instance(schema, item))
     return (f"Question: What does item {item} show?\nAnswer: It shows {item}.\n\n"
             f"Question: Why does item {item} matter?\nAnswer: Because it is {item}.")
 
@@ -257,11 +312,12 @@ class FakeOpenAI:
 
     def __init__(self, rpm: float | None = None, tpm: float | None = None, enforce: str = "minute",
                  latency: float = 0.0, record_bodies: bool = True, host: str = "127.0.0.1",
-                 port: int = 0) -> None:
+                 port: int = 0, schema_forms: tuple[str, ...] = ("openai", "llamacpp", "vllm")) -> None:
         if enforce not in ("minute", "second"):
             raise ValueError("enforce must be 'minute' or 'second'")
         self.rpm, self.tpm, self.enforce = rpm, tpm, enforce
         self.latency, self.record_bodies = latency, record_bodies
+        self.schema_forms = schema_forms  # the reply-schema forms it takes; others get a 400 like a real server
         self.host, self.port = host, port
         self.responder: Callable[[dict, int], Reply] | None = None
         self._lock = threading.RLock()
@@ -460,6 +516,11 @@ class FakeOpenAI:
                                      status=404)
         if body is None:
             return web.json_response(error_body(400, "Request body is not a JSON object."),
+                                     status=400)
+        form = schema_form(body)
+        if form is not None and form not in self.schema_forms:
+            what = "structured_outputs" if form == "vllm" else f"response_format of type {body['response_format']['type']!r}"
+            return web.json_response(error_body(400, f"Invalid parameter: {what} is not supported by this server."),
                                      status=400)
         with self._lock:
             n = self._chat_count

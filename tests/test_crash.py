@@ -65,7 +65,7 @@ def forks():
 def cli_args(server, version: str, *extra: str) -> list[str]:
     """The run of ``Numbers.numbers`` into ``output/Numbers/<version>``, its requests tagged ``model=<version>``."""
     return ["--name", "Numbers.numbers", "--base_url", server.base_url, "--quiet",
-            "--dataset_version", version, "--model", version, *extra]
+            "--dataset_version", version, "--model", version, "--reply", "text", *extra]  # the replies are scripted text
 
 
 def start_child(project: Path, args: list[str]) -> subprocess.Popen:

@@ -57,17 +57,35 @@ def test_example_run_end_to_end(project, server):
     folder = project / "output" / "Example" / "v1"
     records = lines(folder / "pairs.jsonl")
     assert sorted(r["id"] for r in records) == [f"scene_{i:04d}" for i in range(1, 9)]
-    assert all(len(r["pairs"]) == 2 and r["raw"] and r["usage"]["prompt_tokens"] > 0 for r in records)
+    # JSON by default: the schema asks for the three pairs the system message wants
+    assert all(len(r["pairs"]) == 3 and r["raw"] and r["usage"]["prompt_tokens"] > 0 for r in records)
+    assert all(r["reply_format"] == "json" and r["problems"] == [] for r in records)
     body = server.requests[0].body
     roles = [m["role"] for m in body["messages"]]
     assert roles == ["system", "user", "assistant", "user", "assistant", "user"]
-    assert body["messages"][2]["content"].startswith("Question: What is the boy doing?\nAnswer: He is")
+    example = json.loads(body["messages"][2]["content"])  # the examples are shown as the schema's JSON
+    assert example["pairs"][0] == {"instruction": "What is the boy doing?",
+                                   "answer": "He is throwing a frisbee to his dog across an open field."}
+    schema = body["response_format"]["json_schema"]["schema"]
+    assert body["response_format"]["json_schema"]["strict"] is True
+    assert (schema["properties"]["pairs"]["minItems"], schema["properties"]["pairs"]["maxItems"]) == (3, 3)
     assert body["model"] == "gpt-4o-mini" and body["max_tokens"] == 1024
     assert server.requests[0].headers["authorization"] == f"Bearer {KEY}"
     meta = json.loads((folder / "meta.json").read_text())
-    assert meta["status"] == "complete" and meta["counts"]["pairs"] == 16
+    assert meta["status"] == "complete" and meta["counts"]["pairs"] == 24
     assert meta["endpoint"]["kind"] == "compatible"
-    assert "8 queries with 16 pairs" in out
+    assert meta["reply"] == {"requested": "auto", "used": "json", "form": "openai", "fallback": None}
+    assert "8 queries with 24 pairs" in out
+
+
+def test_example_run_as_text(project, server):
+    code, out = run(["--name", "Example.example", "--reply", "text"], server=server)
+    assert code == 0, out
+    records = lines(project / "output" / "Example" / "v1" / "pairs.jsonl")
+    assert all(len(r["pairs"]) == 2 and "reply_format" not in r for r in records)
+    body = server.requests[0].body
+    assert "response_format" not in body
+    assert body["messages"][2]["content"].startswith("Question: What is the boy doing?\nAnswer: He is")
 
 
 @pytest.mark.parametrize("name", ["Example.example", "example.Example", "Example"])

@@ -14,6 +14,7 @@ import sys
 import pytest
 
 from syphus.cli import main
+from syphus.reply import pairs_model
 from syphus.errors import FatalError, UserError
 from syphus.engine.local import LocalServer
 from tests.conftest import ROOT
@@ -32,7 +33,7 @@ def port_closed(port: int) -> bool:
 @needs_local
 def test_example_runs_on_the_bundled_model_with_no_key(project):
     out = io.StringIO()
-    code = main(["--name", "Example.example", "--slice_end", "3", "--max_tokens", "160", "--quiet"], env={},
+    code = main(["--name", "Example.example", "--slice_end", "3", "--max_tokens", "400", "--quiet"], env={},
                 stream=out)
     text = out.getvalue()
     assert code == 0, text
@@ -42,8 +43,17 @@ def test_example_runs_on_the_bundled_model_with_no_key(project):
     assert s["errors"] == []
     for rec in lines(folder / "pairs.jsonl") + lines(folder / "invalid.jsonl"):
         assert rec["raw"] and rec["model"] and rec["usage"]["completion_tokens"] > 0
+    # JSON mode by default: llama.cpp turns the schema into a grammar, so every reply is schema-valid
+    # with the three pairs the system message asks for
+    model = pairs_model(3)
+    for rec in lines(folder / "pairs.jsonl"):
+        assert rec["reply_format"] == "json" and rec["finish_reason"] == "stop"
+        model.model_validate_json(rec["raw"])
+        assert len(rec["pairs"]) == 3 and rec["problems"] == []
+    assert s["invalid"] == []
     meta = json.loads((folder / "meta.json").read_text())
     assert meta["endpoint"]["kind"] == "local" and meta["status"] == "complete"
+    assert meta["reply"] == {"requested": "auto", "used": "json", "form": "llamacpp", "fallback": None}
     port = int(re.search(r"127\.0\.0\.1:(\d+)", text).group(1))
     assert port_closed(port)  # the server is gone afterwards
 

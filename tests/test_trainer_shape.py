@@ -230,23 +230,23 @@ def test_example_dataset_run_export_validate_view_with_a_prefix(project, server)
     assert code == 0, text
     release = run / "export"
     data = json.loads((release / "EX_instructions.json").read_text())["data"]
-    assert list(data)[:2] == ["EX_INS_00001", "EX_INS_00002"] and len(data) == 16  # 8 scenes, 2 pairs each
+    assert list(data)[:2] == ["EX_INS_00001", "EX_INS_00002"] and len(data) == 24  # 8 scenes, the 3 pairs a query the system message asks for
     assert "a text-only dataset needs none" in text
     assert pd.read_parquet(release / "EX_instructions.parquet").loc["EX_INS_00002"]["instruction"] == \
         data["EX_INS_00002"]["instruction"]
 
     code, text = cli("validate", release / "EX_instructions.json", "--train", release / "EX_train.json")
-    assert code == 0 and "scene EX: 16 instructions" in text and "warning: no image_ids: 16" in text, text
+    assert code == 0 and "scene EX: 24 instructions" in text and "warning: no image_ids: 24" in text, text
     code, text = cli("view", release / "EX_instructions.json")
     assert code == 0 and (release / "EX_instructions_view" / "index.html").is_file(), text
-    assert "wrote 16 pairs" in text
+    assert "wrote 24 pairs" in text
 
     # with an image file of EX_IMG_<query id>, the images are linked
     first_query = json.loads((project / "datasets/samples/example_scenes.jsonl").read_text().splitlines()[0])["id"]
     (project / "EX.json").write_text(json.dumps({f"EX_IMG_{first_query}": pixel(1)}))
     r = export_run(run, prefix="EX", images=project / "EX.json", parquet=False)
     assert json.loads(r.instructions.read_text())["data"]["EX_INS_00001"]["image_ids"] == [f"EX_IMG_{first_query}"]
-    assert r.derived == 1 and r.no_images == 14
+    assert r.derived == 1 and r.no_images == 21  # the other 7 queries, 3 pairs each
 
     code, text = cli("export", run, "--prefix", "ex")
     assert code == 2 and "capitals and digits" in text

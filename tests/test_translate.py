@@ -242,7 +242,8 @@ def test_a_refused_all_languages_query_is_asked_per_language_and_each_failure_li
     server.responder = t
     code, out = translate(server)
     assert code == 0, out
-    assert sorted(asked(t.requests[4:])) == sorted(("DC_INS_00004", lang) for lang in LANGS)
+    # (the refused query may be sent once more as text first, while the run has not settled JSON)
+    assert set(asked(t.requests[4:])) == {("DC_INS_00004", lang) for lang in LANGS}
     export = release / "output" / "DC_translate" / "v1" / "export"
     failures = [json.loads(x) for x in (export / "translation_failures.jsonl").read_text().splitlines()]
     assert sorted((f["id"], f["lang"]) for f in failures) == sorted(("DC_INS_00004", lang) for lang in LANGS)

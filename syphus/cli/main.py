@@ -45,7 +45,7 @@ _FLAGS: dict[str, str] = {
     "rpm": "limits.rpm", "tpm": "limits.tpm", "max_attempts": "retry.max_attempts",
     "max_retry_seconds": "retry.max_seconds", "mode": "mode", "max_cost": "cost.max_cost",
     "pricing": "cost.pricing", "price_as": "cost.price_as", "poll_interval": "batch.poll_interval",
-    "max_enqueued_tokens": "batch.max_enqueued_tokens",
+    "max_enqueued_tokens": "batch.max_enqueued_tokens", "reply": "reply.mode", "schema_form": "reply.form",
 }
 
 
@@ -92,6 +92,14 @@ def build_parser() -> argparse.ArgumentParser:
     _opt(p, "temperature", type=float)
     _opt(p, "top_p", type=float)
     _opt(p, "max_tokens", type=int, help="max tokens per reply (default 1024)")
+    _opt(p, "reply", choices=["auto", "json", "text"],
+         help="the reply's format: JSON in a schema the server enforces (json), text parsed after the fact "
+              "(text), or auto (the default): JSON, falling back to text for the run if the endpoint rejects "
+              "the schema")
+    _opt(p, "schema_form", choices=["auto", "openai", "vllm", "llamacpp"],
+         help="how the schema is sent: OpenAI's response_format (openai), vLLM's structured_outputs (vllm) or "
+              "llama.cpp's json_object with a schema (llamacpp); default auto: llamacpp for the bundled model, "
+              "openai otherwise")
     _opt(p, "rpm", type=float, help="requests per minute (default: learnt from response headers)")
     _opt(p, "tpm", type=float, help="tokens per minute (default: learnt from response headers)")
     _opt(p, "max_attempts", type=int, help="attempts per query before it is recorded as an error (default 8)")
@@ -359,6 +367,8 @@ def _dry_run_text(r: dict) -> str:
              f"({r['already_settled']} already settled in {r['folder']}), prompts built for {r['sampled']}",
              f"  tokens per query: ~{r['prompt_tokens_per_query']} prompt, ~{r['completion_tokens_per_query']} "
              f"completion ({r['completion_basis']})",
+             f"  replies: {r['reply_format']}" + (f" (the schema in {r['schema_form']} form, counted in the prompt)"
+                                                  if r.get("schema_form") else ""),
              f"  total: ~{r['prompt_tokens']} prompt + ~{r['completion_tokens']} completion tokens "
              f"(worst case {r['worst_case_completion_tokens']} completion)"]
     lines += _inputs_text(r.get("inputs"))

@@ -49,6 +49,7 @@ from syphus.engine.endpoint import Endpoint
 from syphus.errors import FatalError, ItemError, TransientError, UserError
 from syphus.idset import IdSet
 from syphus.engine.limits import estimate_tokens
+from syphus.engine.structure import Structure, field_tokens
 from syphus.engine.retry import retry_policy
 from syphus.engine.record import answer_record, error_record, now_iso, query_meta
 from syphus.engine.stats import Stats
@@ -234,6 +235,7 @@ class Chunk:
     error_file_id: str | None = None
     errors: Any = None
     collected: bool = False
+    reply_format: str = "text"  # what its request lines asked for: "json" (a schema) or "text"
 
     @property
     def submitted(self) -> bool:
@@ -300,7 +302,8 @@ class BatchState:
             self.run_token = ev["token"]
         elif kind == "chunk":
             self.chunks[ev["n"]] = Chunk(ev["n"], ev["round"], ev["filename"], ev["requests"], ev["tokens"],
-                                         ev.get("reserved", 0.0), ev.get("parent"))
+                                         ev.get("reserved", 0.0), ev.get("parent"),
+                                         reply_format=ev.get("reply_format", "text"))
         else:
             c = self.chunks[ev["n"]]
             if kind == "uploaded":
@@ -362,7 +365,8 @@ class BatchRunner:
 
     def __init__(self, dataset: AbstractDataset, api: BatchAPI, store: RunStore, cfg: RunConfig,
                  budget: Budget | None = None, *, skip: Callable[[str], bool] = lambda qid: False,
-                 sleep: Callable[[float], Any] = asyncio.sleep, clock: Callable[[], float] = time.monotonic):
+                 sleep: Callable[[float], Any] = asyncio.sleep, clock: Callable[[], float] = time.monotonic,
+                 structure: Structure | None = None):
         self.dataset = dataset
         self.api = api
         self.store = store
@@ -375,6 +379,8 @@ class BatchRunner:
         self.state = BatchState(store.folder / "batch")
         self.stats = BatchStats(started=clock())
         self.template = request_template(api.endpoint, cfg.generation, batch=True)
+        self.structure = structure or Structure("text")
+        self.reply_format = self.structure.current()  # a batch cannot fall back: the file says what it asks
         self.completion_budget = completion_budget(self.template)  # max_tokens (or its override) times n
         self.url = "/chat/completions" if api.endpoint.kind == "azure" else "/v1/chat/completions"
         self.stopping = False
@@ -408,9 +414,9 @@ class BatchRunner:
         self.stats.retries += 1
 
     # --- planning ---------------------------------------------------------------------
-    def _line(self, qid: str, messages: list[dict[str, str]]) -> str:
+    def _line(self, qid: str, messages: list[dict[str, Any]], fields: dict[str, Any]) -> str:
         return json.dumps({"custom_id": qid, "method": "POST", "url": self.url,
-                           "body": {**self.template, "messages": messages}}, ensure_ascii=False,
+                           "body": {**self.template, **fields, "messages": messages}}, ensure_ascii=False,
                           allow_nan=False) + "\n"
 
     def _write_chunk(self, lines: Iterable[tuple[str, str, int, float]], round_: int,
@@ -442,8 +448,9 @@ class BatchRunner:
             _meta_path(path).unlink()
             return None
         sync_dir(self.state.folder)  # the state is about to name the file: it must outlive a power loss
+        fmt = self.state.chunks[parent].reply_format if parent is not None else self.reply_format
         self.state.record({"event": "chunk", "n": n, "round": round_, "filename": filename, "requests": requests,
-                           "tokens": tokens, "reserved": reserved, "parent": parent})
+                           "tokens": tokens, "reserved": reserved, "parent": parent, "reply_format": fmt})
         self.stats.planned += requests
         return self.state.chunks[n]
 
@@ -466,9 +473,9 @@ class BatchRunner:
                 return
             qid = item["id"]
             try:
-                messages = self.dataset.build_messages(item)
-                prompt = estimate_tokens(messages)
-                line = self._line(qid, messages)
+                req = self.structure.request(self.dataset, item, self.reply_format)
+                prompt = estimate_tokens(req.messages) + req.schema_tokens
+                line = self._line(qid, req.messages, req.fields)
                 extras = query_meta(item)
             except ItemError as e:
                 self._error(qid, e.kind, str(e), None, 0)
@@ -604,8 +611,10 @@ class BatchRunner:
             self._error(qid, withheld.kind, str(withheld), withheld.status, c.round, estimated=estimated)
             return
         record, valid = answer_record(self.dataset, {**(meta or {}), "id": qid}, text, finish, usage, model, c.round,
-                                      estimated=estimated)
+                                      estimated=estimated, reply_format=c.reply_format)
         record["batch"] = c.batch_id
+        if c.reply_format == "json":
+            self.structure.confirm()
         try:
             self.store.write_answer(record, valid=valid)
         except ItemError as e:  # a value JSON cannot hold: the paid reply is kept in errors.jsonl
@@ -714,7 +723,9 @@ class BatchRunner:
         with (self.state.folder / c.filename).open(encoding="utf-8") as f:
             for line in f:
                 req = json.loads(line)
-                yield req["custom_id"], line, estimate_tokens(req["body"]["messages"])
+                body = req["body"]
+                schema = {k: body[k] for k in ("response_format", "structured_outputs") if k in body}
+                yield req["custom_id"], line, estimate_tokens(body["messages"]) + field_tokens(schema)
 
     def _chunk_ids(self, c: Chunk) -> Iterator[str]:
         for qid, _, _ in self._chunk_lines(c):

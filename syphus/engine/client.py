@@ -285,10 +285,12 @@ class ChatClient:
             await self._session.close()
             self._session = None
 
-    def body(self, messages: list[dict[str, Any]]) -> bytes:
-        """The request body for ``messages``; ItemError ``unencodable`` if they are not JSON (nothing is sent)."""
+    def body(self, messages: list[dict[str, Any]], fields: Mapping[str, Any] | None = None) -> bytes:
+        """The request body for ``messages`` (plus ``fields``: the reply schema); ItemError ``unencodable``
+        if they are not JSON (nothing is sent)."""
         try:
-            return json.dumps({**self._template, "messages": messages}, ensure_ascii=False,
+            base = {**self._template, **fields} if fields else self._template
+            return json.dumps({**base, "messages": messages}, ensure_ascii=False,
                               allow_nan=False).encode("utf-8")
         except (TypeError, ValueError, UnicodeEncodeError) as e:
             raise ItemError(f"the request cannot be encoded as JSON ({type(e).__name__}: {e}); build_messages "

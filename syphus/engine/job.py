@@ -32,6 +32,7 @@ from syphus.engine.record import now_iso, parse_fields
 from syphus.engine.runner import Runner
 from syphus.engine.stats import RunStatus, Stats
 from syphus.engine.store import INVALID, PAIRS, RunStore
+from syphus.engine.structure import Structure, choose_form
 from syphus.errors import SyphusError, UserError
 from syphus.inputs import SKIPPED_EMPTY, InputCheck, check_inputs, run_stream
 
@@ -133,7 +134,7 @@ def guarded(items: Iterator[dict[str, Any]], source: str) -> Iterator[dict[str, 
 def build_meta(cfg: RunConfig, loaded: LoadedDataset, endpoint: dict[str, Any], store: RunStore,
                stats: Stats | None, status: RunStatus, started_at: str, elapsed: float,
                budget: Budget | None = None, limiter: RateLimiter | None = None,
-               inputs: dict[str, Any] | None = None) -> dict[str, Any]:
+               inputs: dict[str, Any] | None = None, structure: Structure | None = None) -> dict[str, Any]:
     """meta.json: what ran, with what (no secrets), what the inputs held, and what is in the folder now."""
     return {
         "inputs": inputs,
@@ -155,6 +156,7 @@ def build_meta(cfg: RunConfig, loaded: LoadedDataset, endpoint: dict[str, Any], 
                                                 "completion_tokens")} if stats else {}),
         },
         "limits": limiter.describe() if limiter is not None else None,  # the burst the online run probed
+        "reply": structure.describe() if structure is not None else None,  # JSON or text, and any fallback
         "config": cfg.model_dump(mode="json"),
     }
 
@@ -309,7 +311,8 @@ async def _run_checked(cfg: RunConfig, env: Mapping[str, str], loaded: LoadedDat
                 if budget.price else None
             bar = display(runner.stats, clock, extra) if display is not None else _Quiet()
             store.write_meta(build_meta(cfg, loaded, described, store, runner.stats, RunStatus.RUNNING, started_at, 0.0,
-                                        budget, getattr(runner, "limiter", None), summary))
+                                        budget, getattr(runner, "limiter", None), summary,
+                                        getattr(runner, "structure", None)))
             bar.start()
             status = RunStatus.INTERRUPTED
             try:
@@ -323,7 +326,8 @@ async def _run_checked(cfg: RunConfig, env: Mapping[str, str], loaded: LoadedDat
                     store.close()
                     store.write_meta(build_meta(cfg, loaded, described, store, runner.stats,
                                                 RunStatus.FAILED if error is not None else status, started_at,
-                                                clock() - t0, budget, getattr(runner, "limiter", None), summary))
+                                                clock() - t0, budget, getattr(runner, "limiter", None), summary,
+                                        getattr(runner, "structure", None)))
                 except (OSError, SyphusError) as e:  # a full disk must not hide how the run ended
                     log.error("%s", e)
                     error = error or e
@@ -342,14 +346,21 @@ class _Quiet:
         pass
 
 
+def make_structure(cfg: RunConfig, kind: str) -> Structure:
+    """The run's reply format, as the config asks and the endpoint kind suggests."""
+    return Structure(cfg.reply.mode, choose_form(kind, cfg.reply.form))
+
+
 @contextlib.asynccontextmanager
 async def _engine(cfg: RunConfig, loaded: LoadedDataset, endpoint: Endpoint, store: RunStore, budget: Budget,
                   skip, clock, sleep):
     """The online worker pool, or the Batch API runner (``--mode batch``)."""
+    structure = make_structure(cfg, endpoint.kind)
     if cfg.mode == "batch":
         from syphus.engine.batch import BatchAPI, BatchRunner
         async with BatchAPI(endpoint, timeout=max(cfg.endpoint.timeout, 300.0)) as api:
-            yield BatchRunner(loaded.dataset, api, store, cfg, budget, skip=skip, sleep=sleep, clock=clock)
+            yield BatchRunner(loaded.dataset, api, store, cfg, budget, skip=skip, sleep=sleep, clock=clock,
+                              structure=structure)
         return
     limiter = RateLimiter(cfg.limits.rpm, cfg.limits.tpm, cfg.limits.burst_seconds,
                           cfg.limits.follow_headers, clock=clock, sleep=sleep)
@@ -357,7 +368,7 @@ async def _engine(cfg: RunConfig, loaded: LoadedDataset, endpoint: Endpoint, sto
                           connections=cfg.num_threads, on_headers=limiter.observe, clock=clock) as client:
         yield Runner(loaded.dataset, client, limiter, store, num_threads=cfg.num_threads,
                      max_tokens=client.completion_budget, retry=cfg.retry, drain_timeout=cfg.drain_timeout,
-                     skip=skip, source=loaded.source, budget=budget,
+                     skip=skip, source=loaded.source, budget=budget, structure=structure,
                      max_endpoint_failures=cfg.retry.max_endpoint_failures, clock=clock, sleep=sleep)
 
 
@@ -373,7 +384,8 @@ def reparse(cfg: RunConfig) -> tuple[Path, dict[str, int]]:
     def transform(rec: dict[str, Any]) -> tuple[dict[str, Any], bool]:
         out = {k: v for k, v in rec.items() if k != "reason"}
         query_input = {**(rec.get("meta") or {}), "id": rec["id"]}
-        out.update(parse_fields(dataset, query_input, rec.get("raw"), rec.get("finish_reason")))
+        out.update(parse_fields(dataset, query_input, rec.get("raw"), rec.get("finish_reason"),
+                                rec.get("reply_format") or "text"))
         return out, bool(out["pairs"])
 
     with RunStore(folder) as store:
@@ -409,6 +421,8 @@ def _dry_run_checked(cfg: RunConfig, env: Mapping[str, str], loaded: LoadedDatas
     store = RunStore(folder)
     if folder.exists():
         store.scan(read_only=True)
+    structure = make_structure(cfg, choose_kind(cfg.endpoint, env))
+    fmt = structure.current()  # what the run asks for unless the endpoint refuses the schema
     n = sampled = prompt_sum = 0
     for item in items:
         if store.settled(item["id"]):
@@ -416,11 +430,11 @@ def _dry_run_checked(cfg: RunConfig, env: Mapping[str, str], loaded: LoadedDatas
         n += 1
         if sampled < cfg.cost.dry_run_sample:
             try:
-                messages = loaded.dataset.build_messages(item)
+                req = structure.request(loaded.dataset, item, fmt)
+                prompt_sum += estimate_tokens(req.messages) + req.schema_tokens
             except Exception as e:
                 raise UserError(f"{loaded.source}: build_messages raised {type(e).__name__}: {e} "
                                 f"(query {item['id']!r})") from e
-            prompt_sum += estimate_tokens(messages)
             sampled += 1
     max_tokens = completion_budget({"max_tokens": cfg.generation.max_tokens, **cfg.generation.extra})
     avg_prompt = prompt_sum / sampled if sampled else 0.0
@@ -439,6 +453,7 @@ def _dry_run_checked(cfg: RunConfig, env: Mapping[str, str], loaded: LoadedDatas
         "completion_basis": "observed in this run folder" if observed is not None else "max_tokens (worst case)",
         "prompt_tokens": round(avg_prompt * n), "completion_tokens": round(completion * n),
         "worst_case_completion_tokens": max_tokens * n, "inputs": inputs.check.summary(),
+        "reply_format": fmt, "schema_form": structure.form if fmt == "json" else None,
     }
     if price is not None:
         for mode, batch in (("online", False), ("batch", True)):

@@ -90,19 +90,23 @@ def error_record(qid: str, kind: str, message: str, status: int | None, attempts
 
 def answer_record(dataset: Any, item: dict[str, Any], text: str | None, finish_reason: str | None,
                   usage: dict[str, Any], model: str | None, attempts: int,
-                  estimated: Mapping[str, int] | None = None) -> tuple[dict[str, Any], bool]:
+                  estimated: Mapping[str, int] | None = None,
+                  reply_format: str = "text") -> tuple[dict[str, Any], bool]:
     """The record of one answered query, parsed by its dataset, and whether it has pairs.
 
     The raw text is always kept; a parser that raises leaves the record invalid with the
-    reason, to be fixed and re-parsed with ``--reparse`` without paying again.
+    reason, to be fixed and re-parsed with ``--reparse`` without paying again. A reply asked
+    for as JSON says so (``"reply_format": "json"``), so a re-parse reads it the same way.
     """
-    fields = parse_fields(dataset, item, text, finish_reason)
+    fields = parse_fields(dataset, item, text, finish_reason, reply_format)
     record: dict[str, Any] = {
         "id": item["id"], "pairs": fields["pairs"], "raw": text, "finish_reason": finish_reason,
         "truncated": fields["truncated"], "problems": fields["problems"], "model": model, "usage": usage,
         "attempts": attempts, "at": now_iso()}
     if "reason" in fields:
         record["reason"] = fields["reason"]
+    if reply_format != "text":
+        record["reply_format"] = reply_format
     if estimated:
         record["estimated_usage"] = dict(estimated)
     extras = {k: v for k, v in item.items() if k not in ("id", "sentences")}
@@ -111,15 +115,17 @@ def answer_record(dataset: Any, item: dict[str, Any], text: str | None, finish_r
     return record, bool(record["pairs"])
 
 
-def parse_fields(dataset: Any, item: dict[str, Any], text: str | None, finish_reason: str | None) -> dict[str, Any]:
+def parse_fields(dataset: Any, item: dict[str, Any], text: str | None, finish_reason: str | None,
+                 reply_format: str = "text") -> dict[str, Any]:
     """``pairs``, ``problems``, ``truncated`` and (when there are no pairs) ``reason`` of one reply."""
     try:
-        result = dataset.parse_for(item, text or "", finish_reason)
+        result = dataset.parse_reply(item, text or "", finish_reason, reply_format)
         fields = {"pairs": result.pairs, "problems": result.problems, "truncated": result.truncated}
         reason = result.reason
     except Exception as e:
         fields = {"pairs": [], "problems": [], "truncated": finish_reason == "length"}
-        reason = f"parse_response raised {type(e).__name__}: {e} (fix it, then run with --reparse)"
+        where = "the reply model's to_pairs" if reply_format == "json" else "parse_response"
+        reason = f"{where} raised {type(e).__name__}: {e} (fix it, then run with --reparse)"
     if not fields["pairs"]:
         fields["reason"] = reason
     return fields

@@ -41,6 +41,7 @@ from syphus.engine.record import answer_record, error_record, now_iso, query_met
 from syphus.engine.stats import RunStatus, Stats
 from syphus.engine.retry import capped_hint, retry_policy
 from syphus.engine.store import RunStore
+from syphus.engine.structure import Request, Structure
 
 __all__ = ["Runner", "Stats"]
 
@@ -77,7 +78,7 @@ class Runner:
                  num_threads: int, max_tokens: int, retry: RetryConfig, drain_timeout: float = 60.0,
                  skip: Callable[[str], bool] = lambda qid: False, source: str = "dataset",
                  budget: Budget | None = None, max_endpoint_failures: int = 20,
-                 clock: Callable[[], float] = time.monotonic,
+                 structure: Structure | None = None, clock: Callable[[], float] = time.monotonic,
                  sleep: Callable[[float], Any] = asyncio.sleep):
         self.dataset = dataset
         self.client = client
@@ -90,6 +91,7 @@ class Runner:
         self.skip = skip
         self.source = source
         self.budget = budget
+        self.structure = structure or Structure("text")
         self.over_budget = False
         self.clock = clock
         self.sleep = sleep
@@ -220,8 +222,9 @@ class Runner:
         exc = state.outcome.exception() if state.outcome else None
         log.debug("retrying after %s (attempt %d)", exc, state.attempt_number)
 
-    async def _send(self, messages: list[dict[str, str]], prompt_tokens: int, q: _Query) -> Any:
-        body = self.client.body(messages)
+    async def _send(self, req: Request, prompt_tokens: int, q: _Query) -> Any:
+        messages = req.messages
+        body = self.client.body(messages, req.fields)
         cost = prompt_tokens + self.max_tokens
         task = asyncio.current_task()
         cap = self.retry_cfg.max_seconds
@@ -276,19 +279,48 @@ class Runner:
             self._error(qid, "internal", f"{type(e).__name__}: {e} (a bug: please report it; "
                         "--retry_errors sends this query again)", None, q)
 
+    async def _as_text(self, item: dict[str, Any], q: _Query, refusal: ItemError) -> tuple[Any, str]:
+        """A JSON request refused with a 400 before JSON was settled, sent again as text to learn why.
+
+        Taken as text, the schema was what the endpoint refused: text for the run. Refused as
+        text too, the 400 is this query's own (the schema is not the problem): JSON stays.
+        """
+        req = self.structure.request(self.dataset, item, "text")
+        try:
+            reply = await self._send(req, estimate_tokens(req.messages), q)
+        except ItemError as e:
+            if e.status in (400, 422):
+                self.structure.confirm()
+            raise
+        self.structure.refused(str(refusal))
+        return reply, "text"
+
     async def _handle(self, item: dict[str, Any], q: _Query) -> None:
+        await self._answer(item, q, self.structure.current())
+
+    async def _answer(self, item: dict[str, Any], q: _Query, fmt: str) -> None:
         qid = item["id"]
         started = self.clock()
         try:
-            messages = self.dataset.build_messages(item)
+            req = self.structure.request(self.dataset, item, fmt)
         except Exception as e:
             self._error(qid, "plugin", f"build_messages raised {type(e).__name__}: {e}", None, q)
             return
         query_meta(item)  # a value JSON cannot hold fails here, before anything is paid
-        prompt_tokens = estimate_tokens(messages)
+        prompt_tokens = estimate_tokens(req.messages) + req.schema_tokens
         try:
             self.limiter.check(prompt_tokens + self.max_tokens)
-            reply = await self._send(messages, prompt_tokens, q)
+            try:
+                reply = await self._send(req, prompt_tokens, q)
+            except ItemError as e:
+                if not (e.status in (400, 422) and self.structure.undecided(fmt)):
+                    raise
+                if self.structure.mode == "json":
+                    self.structure.refused(str(e))  # raises: --reply json stops the run
+                reply, fmt = await self._as_text(item, q, e)
+            else:
+                if fmt == "json":
+                    self.structure.confirm()
         except _OverBudget:
             if not self.over_budget:
                 self.over_budget = True
@@ -303,8 +335,7 @@ class Runner:
         q.raw = reply.text
         self._watch_endpoint(None)
         record, valid = answer_record(self.dataset, item, reply.text, reply.finish_reason, reply.usage,
-                                      reply.model, q.sent, estimated=q.estimated())
+                                      reply.model, q.sent, estimated=q.estimated(), reply_format=fmt)
         record["timings"] = {"latency_s": round(reply.latency, 4), "total_s": round(self.clock() - started, 4)}
         self.store.write_answer(record, valid=valid)
         self.stats.count_answer(record)
-

@@ -35,6 +35,7 @@ record delivered, once.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import shutil
@@ -43,11 +44,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from pydantic import ConfigDict, Field, create_model
+
 from syphus.dataset import AbstractDataset
 from syphus.errors import UserError
 from syphus.idset import IdSet
 from syphus.release.jsonstream import iter_members, read_first
 from syphus.parse import ParseResult
+from syphus.reply import Reply
 from syphus.engine.store import ERRORS, INVALID, PAIRS, read_jsonl
 from syphus.engine.stats import RunStatus
 
@@ -165,6 +169,44 @@ def parse_translation(text: str | None, langs: list[str], english: dict[str, str
             continue
         result.pairs.append({"lang": lang, "instruction": t_a.strip(), "answer": t_b.strip()})
     return result
+
+
+class TranslationReply(Reply):
+    """A translation reply; its checks are the text path's (script, length, a swapped pair put right).
+
+    A reply that misses a language or holds another shape keeps the languages it has: each
+    missing one is a problem ``"<lang>: ..."`` and is asked again, as in the text path.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    @classmethod
+    def salvage(cls, data: Any, error: Any) -> Reply | None:
+        return _AnyTranslation(data=data) if isinstance(data, dict) else None
+
+    def to_pairs(self, query_input: dict[str, Any]) -> ParseResult:
+        langs = query_input.get("langs") or []
+        return parse_translation(json.dumps(self.model_dump(by_alias=True), ensure_ascii=False), langs,
+                                 query_input.get("en") or {"a": "", "b": ""})
+
+
+class _AnyTranslation(TranslationReply):
+    """Whatever JSON object came back, read by the text path's rules."""
+
+    data: dict[str, Any]
+
+    def model_dump(self, **kw: Any) -> dict[str, Any]:
+        return self.data
+
+
+@functools.lru_cache(maxsize=256)
+def translation_model(langs: tuple[str, ...], alone: bool) -> type[TranslationReply]:
+    """The reply model for ``langs``: one string per language for each of a and b, or (``alone``) a and b."""
+    if alone:
+        return create_model("Translation", __base__=TranslationReply, a=(str, ...), b=(str, ...))
+    per_lang = create_model("Languages", __config__=ConfigDict(extra="forbid", populate_by_name=True),
+                            **{f"lang{i}": (str, Field(alias=lang)) for i, lang in enumerate(langs)})
+    return create_model("Translations", __base__=TranslationReply, a=(per_lang, ...), b=(per_lang, ...))
 
 
 def lang_key(ins_id: str, lang: str) -> str:
@@ -291,6 +333,11 @@ class Translation(AbstractDataset):
             messages.append({"role": "assistant", "content": json.dumps(reply, ensure_ascii=False)})
         messages.append({"role": "user", "content": item["sentences"]})
         return messages
+
+    def reply_model_for(self, query_input: dict[str, Any]) -> type[Reply]:
+        """The JSON a reply must be: ``{"a": {lang: ...}, "b": {lang: ...}}``, or ``{"a", "b"}`` for one language asked alone."""
+        alone = query_input.get("id") != query_input.get("ins_id")
+        return translation_model(tuple(query_input.get("langs") or self.langs), alone)
 
     def parse_response(self, text: str, finish_reason: str | None,
                        query_input: dict[str, Any] | None = None) -> ParseResult:

@@ -1,0 +1,142 @@
+"""Structure: whether a run's requests carry the reply schema, and in which form.
+
+Each endpoint kind takes a JSON schema in its own documented form (``schema_fields``):
+
+- ``openai`` (OpenAI, Azure OpenAI, and most compatible servers, vLLM and llama.cpp's
+  server included): ``response_format: {"type": "json_schema", "json_schema": {"name",
+  "schema", "strict": true}}``;
+- ``vllm``: ``structured_outputs: {"json": schema}`` (vLLM's own field);
+- ``llamacpp``: ``response_format: {"type": "json_object", "schema": schema}`` (llama.cpp's
+  server and llama-cpp-python, which turn it into a grammar; the bundled model's form).
+
+``Structure`` decides once per run, from the first answers. In ``text`` mode nothing is
+sent. In ``json`` and ``auto`` mode requests carry the schema until an answer says whether
+the endpoint takes it: the first reply to a JSON request settles JSON for the run; a 400
+or 422 before that (the endpoint refuses the schema) makes ``auto`` send that query again
+as text and use text for the rest of the run, said once in the log and kept in
+``meta.json``, while ``json`` stops the run with the fix (nothing settled, nothing paid:
+a refused request is not billed). Requests already on the wire when the first refusal
+comes are each sent again as text the same way. After JSON is settled a 400 is that
+query's own error.
+
+>>> s = Structure("auto", "openai")
+>>> s.current(), s.describe()["used"]
+('json', None)
+>>> s.refused("HTTP 400: response_format is not supported"); s.current(), s.describe()["fallback"]
+('text', 'HTTP 400: response_format is not supported')
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from collections.abc import Mapping
+from typing import Any, NamedTuple
+
+from syphus.errors import FatalError
+from syphus.reply import Reply, schema_name, strict_schema
+
+log = logging.getLogger("syphus")
+
+FORMS = ("openai", "vllm", "llamacpp")
+
+
+def choose_form(kind: str, form: str = "auto") -> str:
+    """The schema form for an endpoint kind: the configured one, else llama.cpp's for ``local``, OpenAI's otherwise."""
+    if form != "auto":
+        return form
+    return "llamacpp" if kind == "local" else "openai"
+
+
+def schema_fields(form: str, model: type[Reply]) -> dict[str, Any]:
+    """The request-body fields that ask for a reply in ``model``'s schema, in ``form``.
+
+    >>> sorted(schema_fields("openai", __import__("syphus.reply").reply.pairs_model(3))["response_format"])
+    ['json_schema', 'type']
+    """
+    schema = strict_schema(model)
+    if form == "openai":
+        return {"response_format": {"type": "json_schema",
+                                    "json_schema": {"name": schema_name(model), "schema": schema, "strict": True}}}
+    if form == "vllm":
+        return {"structured_outputs": {"json": schema}}
+    if form == "llamacpp":
+        return {"response_format": {"type": "json_object", "schema": schema}}
+    raise ValueError(f"unknown schema form {form!r}; use one of {', '.join(FORMS)}")
+
+
+def field_tokens(fields: Mapping[str, Any]) -> int:
+    """What the schema adds to a prompt, estimated like message text (about 4 characters a token)."""
+    if not fields:
+        return 0
+    return math.ceil(len(json.dumps(fields, separators=(",", ":"))) / 4)
+
+
+class Request(NamedTuple):
+    """One query's request: its messages, the body fields beyond them (the schema), and the schema's tokens."""
+
+    messages: list[dict[str, Any]]
+    fields: dict[str, Any]
+    schema_tokens: int
+
+
+class Structure:
+    """The run's reply format: ``mode`` asked for (auto, json, text), ``form`` of the schema, and what was found."""
+
+    def __init__(self, mode: str = "auto", form: str = "openai"):
+        if form not in FORMS:
+            raise ValueError(f"unknown schema form {form!r}; use one of {', '.join(FORMS)}")
+        self.mode = mode
+        self.form = form
+        self.state = "text" if mode == "text" else "unknown"  # "json" once a JSON request was answered
+        self.fallback: str | None = None
+        self._fields: dict[type, tuple[dict[str, Any], int]] = {}
+
+    def current(self) -> str:
+        """The format of the next request: "json" unless text was asked for or the endpoint refused the schema."""
+        return "text" if self.state == "text" else "json"
+
+    def undecided(self, fmt: str) -> bool:
+        """Whether a 400 to a request in ``fmt`` may be the endpoint refusing the schema (JSON not yet answered)."""
+        return fmt == "json" and self.state != "json"
+
+    # --- requests --------------------------------------------------------------------
+    def request(self, dataset: Any, item: dict[str, Any], fmt: str) -> Request:
+        """The request for ``item`` in ``fmt`` ("json" or "text"), built by the dataset's hooks."""
+        messages = dataset.messages_for(item, fmt)
+        if fmt != "json":
+            return Request(messages, {}, 0)
+        model = dataset.reply_model_for(item)
+        cached = self._fields.get(model)
+        if cached is None:
+            fields = schema_fields(self.form, model)
+            cached = self._fields[model] = (fields, field_tokens(fields))
+        return Request(messages, *cached)
+
+    # --- what the answers said -------------------------------------------------------
+    def confirm(self) -> None:
+        """A JSON request was answered: JSON for the run."""
+        if self.state == "unknown":
+            self.state = "json"
+            log.debug("replies are JSON (the schema in %s form)", self.form)
+
+    def refused(self, why: str) -> None:
+        """The endpoint refused the schema and took the same query as text: text for the run, or stop.
+
+        In ``json`` mode this raises a FatalError naming the fix (nothing is settled).
+        """
+        if self.mode == "json":
+            raise FatalError(f"the endpoint refused the reply schema ({why}). Run with --reply text (or --reply "
+                             "auto, which falls back to text by itself), or try --schema_form vllm or llamacpp "
+                             "if the server is vLLM or llama.cpp; then run the same command again")
+        if self.state == "unknown":
+            self.state = "text"
+            self.fallback = why
+            log.warning("the endpoint refused the reply schema (%s); replies are text for this run, parsed "
+                        "after the fact (--reply text says so up front)", why)
+
+    def describe(self) -> dict[str, Any]:
+        """For meta.json: what was asked, what is used (None while undecided), the form, and why it fell back."""
+        return {"requested": self.mode, "used": None if self.state == "unknown" else self.state,
+                "form": self.form, "fallback": self.fallback}
