@@ -22,6 +22,7 @@ The plugin contract and shared pieces
 - ``retry``      the one retry policy (tenacity)
 - ``structure``  whether requests carry the reply schema, in which endpoint's form; the fallback to text
 - ``runner``     the asyncio worker pool
+- ``pool``       the endpoints a run sends to: routing by capacity, cool-down, removal, per-endpoint figures
 - ``record``     the JSON line a settled query leaves: built, parsed, tallied, strictly encoded
 - ``stats``      how a run ended (``RunStatus``) and this session's counters
 - ``store``      the run folder: JSONL outputs, resume, meta.json, one writer (flock)

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from syphus.errors import UserError
 
@@ -45,6 +45,46 @@ class GenerationConfig(_Strict):
     extra: dict[str, Any] = Field(default_factory=dict)  # any other body field (stop, seed, ...)
 
 
+class GenerationOverrides(_Strict):
+    """One pool endpoint's own sampling parameters; what is left out comes from ``generation``."""
+
+    temperature: float | None = Field(None, ge=0, le=2)
+    top_p: float | None = Field(None, gt=0, le=1)
+    max_tokens: int | None = Field(None, ge=1)
+    extra: dict[str, Any] = Field(default_factory=dict)  # merged over generation.extra
+
+    def over(self, base: GenerationConfig) -> GenerationConfig:
+        """``base`` with these overrides applied."""
+        data = base.model_dump()
+        for key in ("temperature", "top_p", "max_tokens"):
+            if getattr(self, key) is not None:
+                data[key] = getattr(self, key)
+        data["extra"] = {**base.extra, **self.extra}
+        return GenerationConfig.model_validate(data)
+
+
+ENDPOINT_KIND_NAMES = ("auto", "openai", "azure", "compatible", "local")
+
+
+class PoolEndpoint(_Strict):
+    """One endpoint of a pool (``endpoints:`` in the YAML config). Its key is read from the environment
+    variable ``key_env`` names: the name is here, never the key."""
+
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
+    kind: Literal["openai", "azure", "compatible", "local"] = "compatible"
+    base_url: str | None = None  # the base URL, or the Azure resource (https://NAME.openai.azure.com)
+    model: str | None = None  # the model, or the Azure deployment
+    api_version: str | None = None  # Azure
+    key_env: str | None = Field(None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")  # e.g. AZURE_EAST_KEY
+    rpm: float | None = Field(None, gt=0)
+    tpm: float | None = Field(None, gt=0)
+    weight: float = Field(1.0, gt=0)  # ties between endpoints that can take a query as soon go by weight
+    price_as: str | None = None  # its row in the pricing table (default: its model)
+    timeout: float | None = Field(None, gt=0)
+    local_model_path: str | None = None
+    generation: GenerationOverrides = Field(default_factory=GenerationOverrides)
+
+
 class ReplyConfig(_Strict):
     """The reply's format: JSON in a schema the server enforces, or text parsed after the fact.
 
@@ -68,13 +108,18 @@ class LimitsConfig(_Strict):
 
 
 class RetryConfig(_Strict):
-    """The one retry policy: exponential backoff with jitter, capped twice."""
+    """The one retry policy: exponential backoff with jitter, capped twice; and, for a pool, the circuit."""
 
     max_attempts: int = Field(8, ge=1)
     max_seconds: float = Field(600.0, gt=0)
     initial_wait: float = Field(1.0, ge=0)
     max_wait: float = Field(60.0, ge=0)
     max_endpoint_failures: int = Field(20, ge=1)  # identical endpoint-level failures in a row that stop the run
+    # A pool endpoint failing this many requests in a row (connection, timeout, 5xx, 404) cools down:
+    # no requests for cool_seconds (doubling at each failed probe, up to cool_max_seconds), then one probe.
+    cool_after: int = Field(3, ge=1)
+    cool_seconds: float = Field(10.0, gt=0)
+    cool_max_seconds: float = Field(300.0, gt=0)
 
 
 class CostConfig(_Strict):
@@ -117,6 +162,8 @@ class RunConfig(_Strict):
     drain_timeout: float = Field(60.0, ge=0)  # seconds in-flight requests get after Ctrl-C
     log_interval: float = Field(30.0, gt=0)  # seconds between progress lines when not on a terminal
     endpoint: EndpointConfig = Field(default_factory=EndpointConfig)
+    endpoints: list[PoolEndpoint] = Field(default_factory=list)  # a pool; the run uses all, or those use_endpoints names
+    use_endpoints: list[str] = Field(default_factory=list)  # --endpoint NAME (repeatable)
     generation: GenerationConfig = Field(default_factory=GenerationConfig)
     reply: ReplyConfig = Field(default_factory=ReplyConfig)
     limits: LimitsConfig = Field(default_factory=LimitsConfig)
@@ -124,6 +171,21 @@ class RunConfig(_Strict):
     mode: Literal["online", "batch"] = "online"
     cost: CostConfig = Field(default_factory=CostConfig)
     batch: BatchConfig = Field(default_factory=BatchConfig)
+
+    @model_validator(mode="after")
+    def _pool_names(self) -> RunConfig:
+        names = [e.name for e in self.endpoints]
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            raise ValueError(f"endpoints: the name {repeated[0]!r} is used twice; every endpoint needs its own name")
+        clash = [n for n in names if n in ENDPOINT_KIND_NAMES]
+        if clash:
+            raise ValueError(f"endpoints: {clash[0]!r} is an endpoint kind, not a name; call it something else")
+        unknown = [n for n in self.use_endpoints if n not in names]
+        if unknown:
+            have = ", ".join(names) if names else "none: add an endpoints: list to the config file"
+            raise ValueError(f"--endpoint {unknown[0]}: no such endpoint in the pool (the pool has {have})")
+        return self
 
 
 _SECRET_KEYS = {"api_key", "key", "openai_api_key", "azure_openai_api_key", "token"}
@@ -198,7 +260,9 @@ def _explain(e: ValidationError, source: str) -> str:
     lines = []
     for err in e.errors()[:5]:
         key = ".".join(str(x) for x in err["loc"])
-        if err["type"] == "extra_forbidden":
+        if not err["loc"]:  # a check of the config as a whole
+            lines.append(str(err["msg"]).removeprefix("Value error, "))
+        elif err["type"] == "extra_forbidden":
             lines.append(f"unknown key '{key}'")
         else:
             lines.append(f"'{key}': {err['msg']} (got {err.get('input')!r})")

@@ -20,6 +20,7 @@ from syphus.config import RetryConfig
 from syphus.dataset import AbstractDataset
 from syphus.errors import StoreError
 from syphus.engine.limits import RateLimiter
+from syphus.engine.pool import Member, Pool
 from syphus.engine.runner import Runner
 from syphus.engine.store import RunStore
 from tests.conftest import KEY
@@ -151,8 +152,8 @@ async def test_a_dead_worker_never_leaves_the_producer_blocked(tmp_path, server)
     store = _Dies(tmp_path)
     store.open()
     async with ChatClient(endpoint, GenerationConfig()) as client:
-        runner = Runner(_Echo(1000), client, RateLimiter(), store, num_threads=2, max_tokens=16,
-                        retry=RetryConfig(max_attempts=1))
+        pool = Pool([Member("default", client, RateLimiter())])
+        runner = Runner(_Echo(1000), pool, store, num_threads=2, retry=RetryConfig(max_attempts=1))
         status = await asyncio.wait_for(runner.run(_Echo(1000).iter_query_inputs()), timeout=30)
     store.close()
     assert status == "failed"

@@ -119,7 +119,7 @@ def test_ids_do_not_depend_on_completion_order(clips, server):
     orders = []
     for version, sign in (("a", 1), ("b", -1)):  # replies finish in video order, then in reverse
         server.responder = lambda body, n, sign=sign: Reply.ok(
-            reply_for(body), delay=0.1 + sign * 0.015 * int(video_of(body)[-1]))
+            reply_for(body), delay=0.6 + sign * 0.1 * int(video_of(body)[-1]))  # 100 ms apart: load-proof
         run(server, "--dataset_version", version, "--num_threads", "6")
         lines = (clips / "output" / "Clips" / version / "pairs.jsonl").read_text().splitlines()
         orders.append([json.loads(line)["id"] for line in lines])

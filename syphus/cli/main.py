@@ -49,6 +49,24 @@ _FLAGS: dict[str, str] = {
 }
 
 
+_KINDS = ("auto", "openai", "azure", "compatible", "local")
+
+
+def _overrides(args: argparse.Namespace) -> dict:
+    """The config keys the flags set; ``--endpoint`` is a kind or (repeatable) a pool endpoint's name."""
+    out = {key: getattr(args, flag) for flag, key in _FLAGS.items() if flag != "endpoint"}
+    chosen = getattr(args, "endpoint", None) or []
+    kinds = [x for x in chosen if x in _KINDS]
+    names = [x for x in chosen if x not in _KINDS]
+    if len(kinds) > 1:
+        raise UserError(f"--endpoint {kinds[0]} and --endpoint {kinds[1]}: one endpoint kind only")
+    if kinds:
+        out["endpoint.kind"] = kinds[0]
+    if names:
+        out["use_endpoints"] = names
+    return out
+
+
 def _opt(parser: argparse.ArgumentParser, name: str, *extra: str, **kw) -> None:
     dashed = "--" + name.replace("_", "-")
     names = ["--" + name] + ([dashed] if dashed != "--" + name else []) + list(extra)
@@ -82,8 +100,10 @@ def build_parser() -> argparse.ArgumentParser:
     _opt(p, "datasets_dir", help="where plugins are (default datasets)")
     _opt(p, "drain_timeout", type=float, help="seconds in-flight requests get after Ctrl-C (default 60)")
     _opt(p, "log_interval", type=float, help="seconds between progress lines when not on a terminal (default 30)")
-    _opt(p, "endpoint", choices=["auto", "openai", "azure", "compatible", "local"],
-         help="endpoint kind (default auto: from the environment)")
+    p.add_argument("--endpoint", dest="endpoint", action="append", default=None, metavar="KIND|NAME",
+                   help="the endpoint kind (auto, openai, azure, compatible, local; default auto: from the "
+                        "environment), or the name of an endpoint of the config's endpoints: pool to use "
+                        "(repeatable: --endpoint east --endpoint west; default: the whole pool)")
     _opt(p, "base_url", help="an OpenAI-compatible base URL, e.g. http://127.0.0.1:8000/v1")
     _opt(p, "model", help="model name, or Azure deployment")
     _opt(p, "api_version", help="Azure api-version")
@@ -139,8 +159,23 @@ class _Redact(logging.Filter):
         return True
 
 
-def _env_secrets(env: Mapping[str, str]) -> list[str]:
-    return [env[k] for k in ("OPENAI_API_KEY", "AZURE_OPENAI_API_KEY") if env.get(k)]
+def _env_secrets(env: Mapping[str, str], cfg=None) -> list[str]:
+    """Values never to print: the known key variables, and those a pool's ``key_env`` names."""
+    names = ["OPENAI_API_KEY", "AZURE_OPENAI_API_KEY"]
+    if cfg is not None:
+        names += [e.key_env for e in cfg.endpoints if e.key_env]
+    return [env[k] for k in names if env.get(k)]
+
+
+def _more_secrets(secrets: list[str], cfg, env: Mapping[str, str]) -> None:
+    """Add the pool's keys (known once the config is read) to ``secrets`` and to the log's redaction."""
+    for value in _env_secrets(env, cfg):
+        if value not in secrets:
+            secrets.append(value)
+    for handler in logging.getLogger("syphus").handlers:
+        for f in handler.filters:
+            if isinstance(f, _Redact):
+                f.secrets = [x for x in secrets if x]
 
 
 def _redact_text(text: str, env: Mapping[str, str]) -> str:
@@ -303,9 +338,11 @@ def _coldstart(argv: Sequence[str], env: Mapping[str, str], stream: TextIO) -> i
     p.add_argument("--view", action="store_true", help="also build the HTML viewer over the candidates' answers")
     p.add_argument("--images", action="append", help="--view: the release image file(s) to show beside the pairs")
     args = p.parse_args(argv)
-    _setup_logging(stream, args.verbose, _env_secrets(env))
+    secrets = _env_secrets(env)
+    _setup_logging(stream, args.verbose, secrets)
     from syphus.config import load_config
-    cfg = load_config(args.config, {key: getattr(args, flag) for flag, key in _FLAGS.items()})
+    cfg = load_config(args.config, _overrides(args))
+    _more_secrets(secrets, cfg, env)
     seed = cfg.seed
     if args.promote:
         path = promote(cfg, args.promote, args.source, seed, args.sample, args.edit)
@@ -339,7 +376,8 @@ def _translate(argv: Sequence[str], env: Mapping[str, str], stream: TextIO) -> i
     secrets = _env_secrets(env)
     _setup_logging(stream, args.verbose, secrets)
     from syphus.config import load_config
-    cfg = load_config(args.config, {key: getattr(args, flag) for flag, key in _FLAGS.items()})
+    cfg = load_config(args.config, _overrides(args))
+    _more_secrets(secrets, cfg, env)
     langs = [x.strip() for x in args.langs.split(",") if x.strip()]
     if args.dry_run:
         from syphus.engine.job import LoadedDataset, dry_run
@@ -380,8 +418,14 @@ def _dry_run_text(r: dict) -> str:
     if "wall_minutes_online" in r:
         lines.append(f"  time online at your limits: ~{r['wall_minutes_online']} minutes "
                      f"({r['requests_per_minute']} requests/minute); batches finish within their 24h window")
+    elif r.get("endpoints_without_limits"):
+        lines.append(f"  time: set rpm / tpm of endpoint(s) {', '.join(r['endpoints_without_limits'])} in the config "
+                     "for an estimate")
     else:
         lines.append("  time: set --rpm / --tpm for an estimate")
+    if r.get("endpoints_requests_per_minute"):
+        lines.append("  endpoints: " + ", ".join(f"{name} {rate if rate is not None else '?'}/min"
+                                                 for name, rate in r["endpoints_requests_per_minute"].items()))
     return "\n".join(lines)
 
 
@@ -427,8 +471,9 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
         stream.flush()
 
     try:
-        overrides = {key: getattr(args, flag) for flag, key in _FLAGS.items()}
+        overrides = _overrides(args)
         cfg = load_config(args.config, overrides)
+        _more_secrets(secrets, cfg, env)
         if args.list:
             for name in plugins.available(cfg.datasets_dir):
                 print(name)

@@ -366,7 +366,7 @@ class BatchRunner:
     def __init__(self, dataset: AbstractDataset, api: BatchAPI, store: RunStore, cfg: RunConfig,
                  budget: Budget | None = None, *, skip: Callable[[str], bool] = lambda qid: False,
                  sleep: Callable[[float], Any] = asyncio.sleep, clock: Callable[[], float] = time.monotonic,
-                 structure: Structure | None = None):
+                 structure: Structure | None = None, endpoint_name: str = "default"):
         self.dataset = dataset
         self.api = api
         self.store = store
@@ -380,6 +380,7 @@ class BatchRunner:
         self.stats = BatchStats(started=clock())
         self.template = request_template(api.endpoint, cfg.generation, batch=True)
         self.structure = structure or Structure("text")
+        self.endpoint_name = endpoint_name  # the pool endpoint the batches go to (records say it)
         self.reply_format = self.structure.current()  # a batch cannot fall back: the file says what it asks
         self.completion_budget = completion_budget(self.template)  # max_tokens (or its override) times n
         self.url = "/chat/completions" if api.endpoint.kind == "azure" else "/v1/chat/completions"
@@ -613,6 +614,7 @@ class BatchRunner:
         record, valid = answer_record(self.dataset, {**(meta or {}), "id": qid}, text, finish, usage, model, c.round,
                                       estimated=estimated, reply_format=c.reply_format)
         record["batch"] = c.batch_id
+        record["endpoint"] = self.endpoint_name
         if c.reply_format == "json":
             self.structure.confirm()
         try:

@@ -12,9 +12,9 @@ is charged and counted as ``estimated``: a cap is a cap whatever replies say.
 >>> b = Budget(price, limit=0.01)
 >>> hold = b.reserve(1000, 1000); round(hold, 6)
 0.00075
->>> b.settle(hold, {"prompt_tokens": 1000, "completion_tokens": 200}); round(b.spent, 6)
-0.00027
->>> b.settle(b.reserve(1000, 1000), None, billed=True); round(b.spent, 6), round(b.estimated, 6)
+>>> round(b.settle(hold, {"prompt_tokens": 1000, "completion_tokens": 200}), 6), round(b.spent, 6)
+(0.00027, 0.00027)
+>>> _ = b.settle(b.reserve(1000, 1000), None, billed=True); round(b.spent, 6), round(b.estimated, 6)
 (0.00102, 0.00075)
 """
 
@@ -90,33 +90,39 @@ class Budget:
         self.reserved = 0.0
         self.batch = batch
 
-    def cost(self, prompt_tokens: float, completion_tokens: float) -> float:
-        return self.price.cost(prompt_tokens, completion_tokens, self.batch) if self.price else 0.0
+    def cost(self, prompt_tokens: float, completion_tokens: float, price: Price | None = None) -> float:
+        """What tokens cost at ``price`` (an endpoint's own row), else at the budget's."""
+        price = price or self.price
+        return price.cost(prompt_tokens, completion_tokens, self.batch) if price else 0.0
 
-    def reserve(self, prompt_tokens: int, max_tokens: int) -> float | None:
-        """Hold the worst case of one request; None if that would pass the limit."""
-        worst = self.cost(prompt_tokens, max_tokens)
+    def reserve(self, prompt_tokens: int, max_tokens: int, price: Price | None = None) -> float | None:
+        """Hold the worst case of one request (at ``price``, else the budget's); None if that would pass the limit."""
+        worst = self.cost(prompt_tokens, max_tokens, price)
         if self.limit is not None and self.spent + self.reserved + worst > self.limit + 1e-12:
             return None
         self.reserved += worst
         return worst
 
-    def settle(self, hold: float, usage: Mapping[str, Any] | None, billed: bool = False) -> None:
-        """Release a hold and add what the request cost.
+    def settle(self, hold: float, usage: Mapping[str, Any] | None, billed: bool = False,
+               price: Price | None = None) -> float:
+        """Release a hold and add what the request cost (returned).
 
         ``usage`` with tokens in it is the real cost. Without it, ``billed`` says the
         request may have been charged anyway: then the hold (the worst case) is spent.
         """
         self.reserved = max(0.0, self.reserved - hold)
-        self.charge(usage, hold if billed else 0.0)
+        return self.charge(usage, hold if billed else 0.0, price)
 
-    def charge(self, usage: Mapping[str, Any] | None, worst: float = 0.0) -> None:
-        """Add what one request cost: its reported ``usage``, else ``worst`` (counted as estimated)."""
+    def charge(self, usage: Mapping[str, Any] | None, worst: float = 0.0, price: Price | None = None) -> float:
+        """Add what one request cost (returned): its reported ``usage``, else ``worst`` (counted as estimated)."""
         if has_usage(usage):
-            self.spent += self.cost(*usage_tokens(usage))
-        elif worst:
+            cost = self.cost(*usage_tokens(usage), price)
+            self.spent += cost
+            return cost
+        if worst:
             self.spent += worst
             self.estimated += worst
+        return worst
 
 
 def has_usage(usage: Any) -> bool:

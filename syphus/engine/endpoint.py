@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import quote, urlsplit
 
-from syphus.config import EndpointConfig
+from syphus.config import EndpointConfig, GenerationConfig, PoolEndpoint, RunConfig
 from syphus.errors import UserError
 
 OPENAI_URL = "https://api.openai.com/v1"
@@ -136,3 +136,51 @@ def resolve_endpoint(cfg: EndpointConfig, env: Mapping[str, str], local_base_url
         headers["OpenAI-Organization"] = org
     secrets = ((key,) if key else ()) + _url_secrets(base)
     return Endpoint(kind, base.rstrip("/") + "/chat/completions", model, headers, secrets, api_root=base.rstrip("/"))
+
+
+# --- a pool of endpoints ---------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Target:
+    """One endpoint a run sends to, with what it alone may set: name, generation, limits, weight, price row."""
+
+    name: str
+    endpoint: Endpoint
+    generation: GenerationConfig
+    rpm: float | None = None
+    tpm: float | None = None
+    weight: float = 1.0
+    price_as: str | None = None
+    timeout: float | None = None
+
+
+def pool_entries(cfg: RunConfig) -> list[PoolEndpoint]:
+    """The pool endpoints a run uses: those ``--endpoint NAME`` picks, else all of ``endpoints:`` (empty: none)."""
+    if cfg.use_endpoints:
+        return [e for e in cfg.endpoints if e.name in cfg.use_endpoints]
+    return list(cfg.endpoints)
+
+
+_KEY_VARS = {"azure": "AZURE_OPENAI_API_KEY", "openai": "OPENAI_API_KEY"}
+
+
+def resolve_entry(entry: PoolEndpoint, env: Mapping[str, str], local_base_url: str | None = None,
+                  generation: GenerationConfig | None = None) -> Target:
+    """The Target of one pool entry; its key comes from the variable ``key_env`` names (a UserError names
+    the variable, never a value, when it is not set)."""
+    var = entry.key_env or _KEY_VARS.get(entry.kind)
+    key = env.get(var) if var else None
+    if entry.key_env and not key:
+        raise UserError(f"endpoint {entry.name!r}: the environment variable {entry.key_env} (its key_env) is not "
+                        "set; export it with the key, then run again")
+    own = {}
+    if key:
+        own = {"AZURE_OPENAI_API_KEY": key} if entry.kind == "azure" else {"OPENAI_API_KEY": key}
+    cfg = EndpointConfig(kind=entry.kind, base_url=entry.base_url, model=entry.model, api_version=entry.api_version)
+    try:
+        endpoint = resolve_endpoint(cfg, own, local_base_url)
+    except UserError as e:
+        raise UserError(f"endpoint {entry.name!r}: {e}") from None
+    base = generation or GenerationConfig()
+    return Target(entry.name, endpoint, entry.generation.over(base), entry.rpm, entry.tpm, entry.weight,
+                  entry.price_as or endpoint.model, entry.timeout)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import itertools
 import json
 import logging
@@ -25,8 +26,10 @@ from syphus import __version__, plugins
 from syphus.config import RunConfig
 from syphus.dataset import AbstractDataset
 from syphus.engine.client import ChatClient, completion_budget
-from syphus.engine.cost import Budget, load_pricing, price_for
-from syphus.engine.endpoint import DEFAULT_MODEL, Endpoint, choose_kind, resolve_endpoint
+from syphus.engine.cost import Budget, Price, load_pricing, price_for
+from syphus.engine.endpoint import (DEFAULT_MODEL, Target, choose_kind, pool_entries, resolve_endpoint,
+                                    resolve_entry)
+from syphus.engine.pool import Member, Pool
 from syphus.engine.limits import RateLimiter, estimate_tokens
 from syphus.engine.record import now_iso, parse_fields
 from syphus.engine.runner import Runner
@@ -134,7 +137,8 @@ def guarded(items: Iterator[dict[str, Any]], source: str) -> Iterator[dict[str, 
 def build_meta(cfg: RunConfig, loaded: LoadedDataset, endpoint: dict[str, Any], store: RunStore,
                stats: Stats | None, status: RunStatus, started_at: str, elapsed: float,
                budget: Budget | None = None, limiter: RateLimiter | None = None,
-               inputs: dict[str, Any] | None = None, structure: Structure | None = None) -> dict[str, Any]:
+               inputs: dict[str, Any] | None = None, structure: Structure | None = None,
+               pool: Pool | None = None) -> dict[str, Any]:
     """meta.json: what ran, with what (no secrets), what the inputs held, and what is in the folder now."""
     return {
         "inputs": inputs,
@@ -157,6 +161,8 @@ def build_meta(cfg: RunConfig, loaded: LoadedDataset, endpoint: dict[str, Any], 
         },
         "limits": limiter.describe() if limiter is not None else None,  # the burst the online run probed
         "reply": structure.describe() if structure is not None else None,  # JSON or text, and any fallback
+        # every endpoint of the pool (one when there is no pool): state, requests, 429s, tokens, cost
+        "endpoints": pool.describe() if pool is not None else None,
         "config": cfg.model_dump(mode="json"),
     }
 
@@ -191,15 +197,38 @@ def _signals(runner: Runner) -> Iterator[None]:
 
 
 @contextlib.asynccontextmanager
-async def open_endpoint(cfg: RunConfig, env: Mapping[str, str]):
-    """The resolved Endpoint; for ``local`` the bundled server runs for the duration."""
-    if choose_kind(cfg.endpoint, env) == "local":
-        from syphus.engine.local import LocalServer
-        async with LocalServer(cfg.endpoint.local_model_path, command=cfg.endpoint.local_command,
-                               startup_timeout=cfg.endpoint.local_startup_timeout) as server:
-            yield resolve_endpoint(cfg.endpoint, env, local_base_url=server.base_url), server
-    else:
-        yield resolve_endpoint(cfg.endpoint, env), None
+async def open_targets(cfg: RunConfig, env: Mapping[str, str]):
+    """The run's endpoints as ``Target``s: the one from flags and variables, or the pool's (``endpoints:``,
+    ``--endpoint NAME``). A ``local`` endpoint's server runs for the duration. Yields (targets, servers)."""
+    entries = pool_entries(cfg)
+    async with contextlib.AsyncExitStack() as stack:
+        servers: list[Any] = []
+
+        async def start_local(model_path: str | None) -> str:
+            from syphus.engine.local import LocalServer
+            server = await stack.enter_async_context(LocalServer(
+                model_path or cfg.endpoint.local_model_path, command=cfg.endpoint.local_command,
+                startup_timeout=cfg.endpoint.local_startup_timeout))
+            servers.append(server)
+            return server.base_url
+
+        if not entries:
+            url = await start_local(None) if choose_kind(cfg.endpoint, env) == "local" else None
+            endpoint = resolve_endpoint(cfg.endpoint, env, local_base_url=url)
+            targets = [Target("default", endpoint, cfg.generation, cfg.limits.rpm, cfg.limits.tpm,
+                              price_as=pricing_model(cfg, env))]
+        else:
+            remote = {e.name: resolve_entry(e, env, generation=cfg.generation) for e in entries if e.kind != "local"}
+            targets = []
+            for e in entries:  # keys checked above, before any local server is started
+                if e.kind == "local":
+                    targets.append(resolve_entry(e, env, await start_local(e.local_model_path), cfg.generation))
+                else:
+                    targets.append(remote[e.name])
+            if cfg.cost.price_as:
+                targets = [t if any(e.name == t.name and e.price_as for e in entries) else
+                           dataclasses.replace(t, price_as=cfg.cost.price_as) for t in targets]
+        yield targets, servers
 
 
 def pricing_model(cfg: RunConfig, env: Mapping[str, str]) -> str:
@@ -214,19 +243,37 @@ def pricing_model(cfg: RunConfig, env: Mapping[str, str]) -> str:
     return env.get("OPENAI_MODEL") or env.get("OPENAI_API_ENGINE") or DEFAULT_MODEL
 
 
-def make_budget(cfg: RunConfig, env: Mapping[str, str], totals: Mapping[str, int] | None = None) -> Budget:
-    """The run's budget: prices from the table, what earlier sessions already spent, the --max-cost cap."""
-    model = pricing_model(cfg, env)
+def target_prices(cfg: RunConfig, targets: list[Target]) -> dict[str, Price | None]:
+    """Each endpoint's row of the pricing table (None: no row); --max-cost needs them all."""
     try:
         table = load_pricing(cfg.cost.pricing)
     except UserError:
         if cfg.cost.max_cost is not None:
             raise
         table = {}
-    price = price_for(model, table)
-    if cfg.cost.max_cost is not None and price is None:
-        raise UserError(f"--max-cost needs the price of {model!r}: add it to {cfg.cost.pricing}, or say which "
-                        "model it is with --price_as (e.g. --price_as gpt-4o-mini)")
+    prices = {t.name: price_for(t.price_as or "?", table) for t in targets}
+    missing = [t for t in targets if prices[t.name] is None]
+    if cfg.cost.max_cost is not None and missing:
+        t = missing[0]
+        which = f"endpoint {t.name!r} " if len(targets) > 1 else ""
+        raise UserError(f"--max-cost needs the price of {which}{t.price_as!r}: add it to {cfg.cost.pricing}, or say "
+                        "which model it is with --price_as (e.g. --price_as gpt-4o-mini)"
+                        + (" or the endpoint's own price_as" if len(targets) > 1 else ""))
+    return prices
+
+
+def make_budget(cfg: RunConfig, env: Mapping[str, str], totals: Mapping[str, int] | None = None,
+                targets: list[Target] | None = None) -> Budget:
+    """The run's budget: prices from the table, what earlier sessions already spent, the --max-cost cap.
+
+    With several endpoints each request is reserved and charged at its endpoint's price; the
+    budget's own price (what earlier sessions' tokens are counted at) is the dearest of them,
+    so a restart never counts less than was spent.
+    """
+    if targets is None:
+        targets = [Target("default", None, cfg.generation, price_as=pricing_model(cfg, env))]  # type: ignore[arg-type]
+    prices = [p for p in target_prices(cfg, targets).values() if p is not None]
+    price = max(prices, key=lambda p: p.cost(1e6, 1e6), default=None)
     batch = cfg.mode == "batch"
     totals = totals or {}
     spent = estimated = 0.0
@@ -261,7 +308,7 @@ async def run_job(cfg: RunConfig, env: Mapping[str, str], *, retry_errors: bool 
     """
     loaded = loaded or load_dataset(cfg)
     folder = run_folder(cfg, loaded.dataset)
-    if cfg.mode == "batch" and choose_kind(cfg.endpoint, env) == "local":
+    if cfg.mode == "batch" and not pool_entries(cfg) and choose_kind(cfg.endpoint, env) == "local":
         raise UserError("--mode batch needs the OpenAI or Azure OpenAI Batch API; set OPENAI_API_KEY "
                         "(or the Azure variables), or run the local model with --mode online")
     inputs = prepare_inputs(loaded, cfg)
@@ -286,8 +333,15 @@ async def _run_checked(cfg: RunConfig, env: Mapping[str, str], loaded: LoadedDat
                        sleep) -> JobResult:
     """``run_job`` once the inputs passed their check."""
     items, total, summary = inputs.items, inputs.total, inputs.check.summary()
-    async with open_endpoint(cfg, env) as (endpoint, server):
-        store = RunStore(folder, redact=endpoint.redact).open()
+    async with open_targets(cfg, env) as (targets, servers):
+        secrets = [t.endpoint for t in targets]
+
+        def redact(text: str) -> str:
+            for endpoint in secrets:
+                text = endpoint.redact(text)
+            return text
+
+        store = RunStore(folder, redact=redact).open()
         try:
             write_skipped_empty(folder, inputs.check)
         except OSError as e:
@@ -300,19 +354,22 @@ async def _run_checked(cfg: RunConfig, env: Mapping[str, str], loaded: LoadedDat
             skip = lambda qid: qid not in failed  # noqa: E731
         else:
             skip = store.settled
-        budget = make_budget(cfg, env, store.totals)
+        try:
+            budget = make_budget(cfg, env, store.totals, targets)
+        except UserError:
+            store.close()
+            raise
         started_at, t0 = now_iso(), clock()
-        described = endpoint.describe()
-        async with _engine(cfg, loaded, endpoint, store, budget, skip, clock, sleep) as runner:
+        described = targets[0].endpoint.describe()
+        async with _engine(cfg, loaded, targets, store, budget, skip, clock, sleep) as runner:
             runner.stats.total = total
-            if server is not None:
+            for server in servers:
                 server.on_exit = runner.abort
-            extra = (lambda: f" | ${budget.spent:.4f}" + (f" of ${budget.limit:g}" if budget.limit else "")) \
-                if budget.price else None
+            extra = _status_extra(budget, getattr(runner, "pool", None))
             bar = display(runner.stats, clock, extra) if display is not None else _Quiet()
             store.write_meta(build_meta(cfg, loaded, described, store, runner.stats, RunStatus.RUNNING, started_at, 0.0,
-                                        budget, getattr(runner, "limiter", None), summary,
-                                        getattr(runner, "structure", None)))
+                                        budget, _limiter(runner), summary,
+                                        getattr(runner, "structure", None), getattr(runner, "pool", None)))
             bar.start()
             status = RunStatus.INTERRUPTED
             try:
@@ -321,19 +378,41 @@ async def _run_checked(cfg: RunConfig, env: Mapping[str, str], loaded: LoadedDat
             finally:
                 await bar.stop()
                 error = runner.fatal or runner.user_error or getattr(runner, "crash", None) \
-                    or (server.failure() if server is not None else None)
+                    or next((f for f in (server.failure() for server in servers) if f is not None), None)
                 try:
                     store.close()
                     store.write_meta(build_meta(cfg, loaded, described, store, runner.stats,
                                                 RunStatus.FAILED if error is not None else status, started_at,
-                                                clock() - t0, budget, getattr(runner, "limiter", None), summary,
-                                        getattr(runner, "structure", None)))
+                                                clock() - t0, budget, _limiter(runner), summary,
+                                        getattr(runner, "structure", None), getattr(runner, "pool", None)))
                 except (OSError, SyphusError) as e:  # a full disk must not hide how the run ended
                     log.error("%s", e)
                     error = error or e
                 if error is not None:
                     status = RunStatus.FAILED
     return JobResult(status, folder, dict(store.totals), runner.stats, error, budget, summary)
+
+
+def _status_extra(budget: Budget, pool: Pool | None) -> Callable[[], str] | None:
+    """What the progress line adds: the spend (when priced) and, for a pool, each endpoint's requests and state."""
+    many = pool is not None and len(pool.members) > 1
+    if not budget.price and not many:
+        return None
+
+    def text() -> str:
+        out = f" | ${budget.spent:.4f}" + (f" of ${budget.limit:g}" if budget.limit else "") if budget.price else ""
+        if many:
+            out += " | " + ", ".join(
+                f"{m.name} {m.requests}" + (f" ({m.rate_limited}×429)" if m.rate_limited else "")
+                + ("" if m.state == "active" else f" {m.state}") for m in pool.members)
+        return out
+    return text
+
+
+def _limiter(runner: Any) -> RateLimiter | None:
+    """The first endpoint's limiter (meta.json's ``limits``); every endpoint's is under ``endpoints``."""
+    pool = getattr(runner, "pool", None)
+    return pool.members[0].limiter if pool is not None else None
 
 
 class _Quiet:
@@ -352,24 +431,47 @@ def make_structure(cfg: RunConfig, kind: str) -> Structure:
 
 
 @contextlib.asynccontextmanager
-async def _engine(cfg: RunConfig, loaded: LoadedDataset, endpoint: Endpoint, store: RunStore, budget: Budget,
+async def _engine(cfg: RunConfig, loaded: LoadedDataset, targets: list[Target], store: RunStore, budget: Budget,
                   skip, clock, sleep):
-    """The online worker pool, or the Batch API runner (``--mode batch``)."""
-    structure = make_structure(cfg, endpoint.kind)
+    """The online worker pool over every endpoint, or the Batch API runner (``--mode batch``: one endpoint)."""
     if cfg.mode == "batch":
         from syphus.engine.batch import BatchAPI, BatchRunner
-        async with BatchAPI(endpoint, timeout=max(cfg.endpoint.timeout, 300.0)) as api:
+        target = batch_target(targets)
+        structure = make_structure(cfg, target.endpoint.kind)
+        async with BatchAPI(target.endpoint, timeout=max(cfg.endpoint.timeout, 300.0)) as api:
             yield BatchRunner(loaded.dataset, api, store, cfg, budget, skip=skip, sleep=sleep, clock=clock,
-                              structure=structure)
+                              structure=structure, endpoint_name=target.name)
         return
-    limiter = RateLimiter(cfg.limits.rpm, cfg.limits.tpm, cfg.limits.burst_seconds,
-                          cfg.limits.follow_headers, clock=clock, sleep=sleep)
-    async with ChatClient(endpoint, cfg.generation, timeout=cfg.endpoint.timeout,
-                          connections=cfg.num_threads, on_headers=limiter.observe, clock=clock) as client:
-        yield Runner(loaded.dataset, client, limiter, store, num_threads=cfg.num_threads,
-                     max_tokens=client.completion_budget, retry=cfg.retry, drain_timeout=cfg.drain_timeout,
-                     skip=skip, source=loaded.source, budget=budget, structure=structure,
-                     max_endpoint_failures=cfg.retry.max_endpoint_failures, clock=clock, sleep=sleep)
+    structure = make_structure(cfg, targets[0].endpoint.kind)
+    prices = target_prices(cfg, targets)
+    async with contextlib.AsyncExitStack() as stack:
+        members = []
+        for t in targets:
+            limiter = RateLimiter(t.rpm, t.tpm, cfg.limits.burst_seconds, cfg.limits.follow_headers, clock=clock,
+                                  sleep=sleep)
+            client = await stack.enter_async_context(ChatClient(
+                t.endpoint, t.generation, timeout=t.timeout or cfg.endpoint.timeout, connections=cfg.num_threads,
+                on_headers=limiter.observe, clock=clock))
+            members.append(Member(t.name, client, limiter, t.weight, prices.get(t.name),
+                                  describe_endpoint=t.endpoint.describe()))
+        r = cfg.retry
+        pool = Pool(members, cool_after=r.cool_after, cool_seconds=r.cool_seconds,
+                    cool_max_seconds=r.cool_max_seconds, clock=clock, sleep=sleep)
+        yield Runner(loaded.dataset, pool, store, num_threads=cfg.num_threads, retry=cfg.retry,
+                     drain_timeout=cfg.drain_timeout, skip=skip, source=loaded.source, budget=budget,
+                     structure=structure, max_endpoint_failures=r.max_endpoint_failures, clock=clock, sleep=sleep)
+
+
+def batch_target(targets: list[Target]) -> Target:
+    """The endpoint a batch run submits to: the first that has the Batch API (OpenAI or Azure)."""
+    for t in targets:
+        if t.endpoint.kind in ("openai", "azure", "compatible"):
+            if len(targets) > 1:
+                log.info("--mode batch: the batches go to endpoint %s (the Batch API runs on one endpoint; "
+                         "pick another with --endpoint NAME)", t.name)
+            return t
+    raise UserError("--mode batch needs an OpenAI or Azure OpenAI endpoint with the Batch API; none of the "
+                    "endpoints chosen has one")
 
 
 def reparse(cfg: RunConfig) -> tuple[Path, dict[str, int]]:
@@ -459,15 +561,24 @@ def _dry_run_checked(cfg: RunConfig, env: Mapping[str, str], loaded: LoadedDatas
         for mode, batch in (("online", False), ("batch", True)):
             report[f"cost_{mode}_usd"] = round(price.cost(avg_prompt * n, completion * n, batch), 4)
             report[f"worst_cost_{mode}_usd"] = round(price.cost(avg_prompt * n, max_tokens * n, batch), 4)
-    rates = []
-    if cfg.limits.rpm:
-        rates.append(cfg.limits.rpm)
-    if cfg.limits.tpm and avg_prompt + max_tokens > 0:
-        rates.append(cfg.limits.tpm / (avg_prompt + max_tokens))
-    if rates:
-        per_minute = min(rates)
+    # the pool's capacity: each endpoint's requests a minute at its limits, summed
+    limits = [(e.name, e.rpm, e.tpm, e.generation.max_tokens or cfg.generation.max_tokens) for e in pool_entries(cfg)] \
+        or [("default", cfg.limits.rpm, cfg.limits.tpm, max_tokens)]
+    per_endpoint = {}
+    for name, rpm, tpm, completion in limits:
+        rates = [rpm] if rpm else []
+        if tpm and avg_prompt + completion > 0:
+            rates.append(tpm / (avg_prompt + completion))
+        per_endpoint[name] = round(min(rates), 1) if rates else None
+    if len(limits) > 1:
+        report["endpoints_requests_per_minute"] = per_endpoint
+    unknown = [name for name, rate in per_endpoint.items() if rate is None]
+    if not unknown:
+        per_minute = sum(per_endpoint.values())
         report["requests_per_minute"] = round(per_minute, 1)
-        report["wall_minutes_online"] = round(n / per_minute, 1)
+        report["wall_minutes_online"] = round(n / per_minute, 1) if per_minute else None
+    elif len(limits) > 1:
+        report["endpoints_without_limits"] = unknown
     return report
 
 

@@ -170,6 +170,23 @@ class RateLimiter:
             if self._widening:
                 self._on_wire.append(tokens)
 
+    def ready_in(self, tokens: int, queued: int = 0, queued_tokens: int = 0) -> float:
+        """Seconds until one more request of ``tokens`` could go, behind ``queued`` requests (of
+        ``queued_tokens`` in all) already waiting here; 0 if at once. Changes nothing (a pool
+        asks each endpoint's limiter this to send a query where it can go soonest).
+
+        >>> RateLimiter(rpm=60, burst_seconds=1, clock=lambda: 0.0).ready_in(10, queued=2)
+        2.0
+        """
+        now = self._clock()
+        delay = self.paused_until - now
+        for bucket, one, ahead in ((self.requests, 1, queued), (self.tokens, tokens, queued_tokens)):
+            if bucket is not None:
+                one = min(one, bucket.limit)  # as acquire: a full bucket will do for one larger than it
+                level = min(max(one, bucket.capacity), bucket.level + max(0.0, now - bucket.stamp) * bucket.rate)
+                delay = max(delay, (one + ahead - level) / bucket.rate)
+        return max(0.0, delay)
+
     @property
     def _widening(self) -> bool:
         return self.probing and self.window < self._top

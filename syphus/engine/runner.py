@@ -31,13 +31,13 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from syphus.engine.client import ChatClient
 from syphus.config import RetryConfig
 from syphus.engine.cost import Budget, has_usage
 from syphus.dataset import AbstractDataset
 from syphus.errors import ENDPOINT_KINDS, FatalError, ItemError, RateLimited, TransientError, UserError
-from syphus.engine.limits import RateLimiter, estimate_tokens
-from syphus.engine.record import answer_record, error_record, now_iso, query_meta
+from syphus.engine.limits import estimate_tokens
+from syphus.engine.pool import CIRCUIT_KINDS, Member, Pool
+from syphus.engine.record import answer_record, error_record, now_iso, query_meta, usage_tokens
 from syphus.engine.stats import RunStatus, Stats
 from syphus.engine.retry import capped_hint, retry_policy
 from syphus.engine.store import RunStore
@@ -64,6 +64,7 @@ class _Query:
     estimated_prompt: int = 0
     estimated_completion: int = 0
     raw: str | None = None
+    endpoint: str | None = None  # the pool member the last request went to
 
     def estimated(self) -> dict[str, int] | None:
         if not (self.estimated_prompt or self.estimated_completion):
@@ -72,20 +73,18 @@ class _Query:
 
 
 class Runner:
-    """Runs queries through the endpoint with ``num_threads`` requests in flight."""
+    """Runs queries through the pool's endpoints with ``num_threads`` requests in flight in all."""
 
-    def __init__(self, dataset: AbstractDataset, client: ChatClient, limiter: RateLimiter, store: RunStore, *,
-                 num_threads: int, max_tokens: int, retry: RetryConfig, drain_timeout: float = 60.0,
+    def __init__(self, dataset: AbstractDataset, pool: Pool, store: RunStore, *,
+                 num_threads: int, retry: RetryConfig, drain_timeout: float = 60.0,
                  skip: Callable[[str], bool] = lambda qid: False, source: str = "dataset",
                  budget: Budget | None = None, max_endpoint_failures: int = 20,
                  structure: Structure | None = None, clock: Callable[[], float] = time.monotonic,
                  sleep: Callable[[float], Any] = asyncio.sleep):
         self.dataset = dataset
-        self.client = client
-        self.limiter = limiter
+        self.pool = pool
         self.store = store
         self.num_threads = num_threads
-        self.max_tokens = max_tokens
         self.retry_cfg = retry
         self.drain_timeout = drain_timeout
         self.skip = skip
@@ -197,7 +196,10 @@ class Runner:
 
     # --- one query ----------------------------------------------------------------
     def _error(self, qid: str, kind: str, message: str, status: int | None, q: _Query) -> None:
-        self.store.write_error(error_record(qid, kind, message, status, q.sent, raw=q.raw, estimated=q.estimated()))
+        record = error_record(qid, kind, message, status, q.sent, raw=q.raw, estimated=q.estimated())
+        if q.endpoint is not None:
+            record["endpoint"] = q.endpoint
+        self.store.write_error(record)
         self.stats.errors += 1
         self._watch_endpoint(kind, message)
 
@@ -210,7 +212,7 @@ class Runner:
         n = n + 1 if kind == last else 1
         self._streak = (kind, n)
         if n >= self.max_endpoint_failures and self.fatal is None:
-            where = getattr(getattr(self.client, "endpoint", None), "url", "the endpoint")
+            where = ", ".join(str(m.describe_endpoint.get("url") or m.name) for m in self.pool.members)
             self.fatal = FatalError(
                 f"{n} queries in a row failed the same way ({kind}: {message}) and none succeeded: {where} "
                 "is not answering. Check --base_url, --model (or the Azure deployment) and that the server is up, "
@@ -224,45 +226,71 @@ class Runner:
 
     async def _send(self, req: Request, prompt_tokens: int, q: _Query) -> Any:
         messages = req.messages
-        body = self.client.body(messages, req.fields)
-        cost = prompt_tokens + self.max_tokens
+        bodies: dict[str, bytes] = {}  # encoded once per endpoint (each may have its own generation settings)
         task = asyncio.current_task()
         cap = self.retry_cfg.max_seconds
+        failed_on: Member | None = None  # where the last attempt failed: the next goes elsewhere if it can
         async for attempt in retry_policy(self.retry_cfg, sleep=self.sleep, before_sleep=self._on_retry):
             with attempt:
                 if self.stopping:
                     raise _Stopped
-                await self.limiter.acquire(cost)
-                if self.stopping:
-                    raise _Stopped
-                hold = self.budget.reserve(prompt_tokens, self.max_tokens) if self.budget else 0.0
-                if hold is None:
-                    raise _OverBudget
+                member = await self.pool.take(prompt_tokens, avoid=failed_on)
+                completion = member.completion_budget
+                try:
+                    if self.stopping:
+                        raise _Stopped
+                    hold = self.budget.reserve(prompt_tokens, completion, member.price) if self.budget else 0.0
+                    if hold is None:
+                        raise _OverBudget
+                    body = bodies.get(member.name)
+                    if body is None:
+                        body = bodies[member.name] = member.client.body(messages, req.fields)
+                except BaseException:
+                    self.pool.unsend(member)
+                    raise
                 self._on_wire.add(task)
                 self.stats.in_flight += 1
                 self.stats.requests += 1
                 q.sent += 1
-                reply, billed = None, True  # cancelled on the wire: the server may still bill it
+                q.endpoint = member.name
+                reply, billed, kind, why = None, True, None, ""  # cancelled on the wire: the server may still bill it
                 try:
-                    reply = await self.client.complete(messages, body)
+                    reply = await member.client.complete(messages, body)
                 except RateLimited as e:
-                    billed = False
+                    billed, kind, why = False, e.kind, str(e)
                     self.stats.rate_limited += 1
                     e.retry_after = capped_hint(e.retry_after, cap)
-                    self.limiter.pause(e.retry_after if e.retry_after is not None else 1.0)
+                    member.limiter.pause(e.retry_after if e.retry_after is not None else 1.0)
+                    if self.pool.alternative(member):
+                        e.retry_after = 0.0  # only this endpoint waits: the query goes to another at once
                     raise
+                except FatalError as e:  # 401/403/no quota: the run's end only when no other endpoint is left
+                    billed, kind, why = False, "refused", str(e)
+                    if not self.pool.circuit:
+                        raise
+                    self.pool.remove(member, str(e))
+                    if not self.pool.any_left():
+                        raise
+                    raise TransientError(f"endpoint {member.name} was removed ({e})", kind="refused",
+                                         retry_after=0.0) from None
                 except (TransientError, ItemError) as e:
-                    billed = e.maybe_billed
+                    billed, kind, why = e.maybe_billed, e.kind, str(e)
+                    if self.pool.circuit and e.kind in CIRCUIT_KINDS and self.pool.alternative(member):
+                        # this endpoint is in trouble (the circuit counts it): another takes the query at once
+                        raise TransientError(f"{member.name}: {e}", kind=e.kind, status=e.status, retry_after=0.0,
+                                             maybe_billed=e.maybe_billed) from None
                     raise
                 finally:
                     self.stats.in_flight -= 1
                     self._on_wire.discard(task)
+                    self.pool.done(member, ok=reply is not None, kind=kind, reason=why)
                     usage = reply.usage if reply is not None else None
                     if billed and not has_usage(usage):
                         q.estimated_prompt += prompt_tokens
-                        q.estimated_completion += self.max_tokens
-                    if self.budget:
-                        self.budget.settle(hold, usage, billed=billed)
+                        q.estimated_completion += completion
+                    cost = self.budget.settle(hold, usage, billed=billed, price=member.price) if self.budget else 0.0
+                    self.pool.charge(member, usage_tokens(usage), cost)
+                failed_on = None if reply is not None else member
         return reply
 
     async def _process(self, item: dict[str, Any]) -> None:
@@ -309,7 +337,7 @@ class Runner:
         query_meta(item)  # a value JSON cannot hold fails here, before anything is paid
         prompt_tokens = estimate_tokens(req.messages) + req.schema_tokens
         try:
-            self.limiter.check(prompt_tokens + self.max_tokens)
+            self.pool.check(prompt_tokens)
             try:
                 reply = await self._send(req, prompt_tokens, q)
             except ItemError as e:
@@ -336,6 +364,7 @@ class Runner:
         self._watch_endpoint(None)
         record, valid = answer_record(self.dataset, item, reply.text, reply.finish_reason, reply.usage,
                                       reply.model, q.sent, estimated=q.estimated(), reply_format=fmt)
+        record["endpoint"] = q.endpoint
         record["timings"] = {"latency_s": round(reply.latency, 4), "total_s": round(self.clock() - started, 4)}
         self.store.write_answer(record, valid=valid)
         self.stats.count_answer(record)
