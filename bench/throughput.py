@@ -4,7 +4,9 @@
     (b) openai  the same with http_client=DefaultAioHttpClient() (the SDK's aiohttp transport)
     (c) aiohttp a lean loop: one ClientSession, POST json, read body, json.loads; 64 in flight
     (d) engine  syphus.engine.job.run_job with num_threads=64 (everything: plugin, limiter, retries,
-                parsing, JSONL writes, meta.json, fsync on close)
+                parsing, JSONL writes, meta.json, fsync on close), replies in JSON (the default: the
+                schema in every request, each reply validated against the reply model)
+    (e) engine  the same with --reply text (no schema, replies parsed as text)
 
 Every leg sends the same messages (the Bench plugin's, built from the same item stream) with the
 same body fields (model, temperature 0.7, max_tokens 1024). The fake server is restarted before
@@ -104,16 +106,19 @@ async def leg_aiohttp(base_url: str, n: int) -> int:
         return await _bounded(n, send)
 
 
-def leg_engine(base_url: str, n: int) -> tuple[int, dict]:
+def leg_engine(base_url: str, n: int, reply: str = "auto") -> tuple[int, dict]:
     os.environ["SYPHUS_BENCH_N"] = str(n)
     tmp = tempfile.mkdtemp(prefix="syphus-bench-")
     try:
         cfg = load_config(None, {**C.DATASET_OVERRIDES, "num_threads": CONCURRENCY,
-                                 "endpoint.base_url": base_url, "output_dir": tmp})
+                                 "endpoint.base_url": base_url, "output_dir": tmp, "reply.mode": reply})
+        cpu = time.process_time()
         result = asyncio.run(run_job(cfg, {"OPENAI_API_KEY": "x"}, install_signals=False))
+        cpu = time.process_time() - cpu
         lines = {name: C.count_lines(result.folder / name) for name in ("pairs.jsonl", "invalid.jsonl", "errors.jsonl")}
         info = {"status": result.status, "lines": lines, "requests": result.stats.requests,
-                "retries": result.stats.retries}
+                "retries": result.stats.retries, "reply": reply, "pairs": result.stats.pairs,
+                "cpu_us_per_request": round(cpu / n * 1e6, 1)}  # this process's CPU: what load hardly moves
         return lines["pairs.jsonl"] + lines["invalid.jsonl"], info
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -123,7 +128,8 @@ LEGS = {
     "a": "openai AsyncOpenAI (httpx) + Semaphore(64)",
     "b": "openai AsyncOpenAI + DefaultAioHttpClient + Semaphore(64)",
     "c": "raw aiohttp, one ClientSession, 64 in flight",
-    "d": "syphus engine run_job, num_threads=64",
+    "d": "syphus engine run_job, num_threads=64, JSON replies (default)",
+    "e": "syphus engine run_job, num_threads=64, --reply text",
 }
 
 
@@ -148,7 +154,7 @@ def run_leg(key: str, n: int, server_cpus) -> dict:
         elif key == "c":
             ok = asyncio.run(leg_aiohttp(server.base_url, n))
         else:
-            ok, info = leg_engine(server.base_url, n)
+            ok, info = leg_engine(server.base_url, n, "text" if key == "e" else "auto")
         elapsed = time.perf_counter() - t0
         stats = server.stats()
     return {"leg": key, "ok": ok, "elapsed_s": round(elapsed, 3), "rps": round(ok / elapsed, 1),
@@ -159,7 +165,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--n", type=int, default=5000, help="requests per leg (default 5000)")
     ap.add_argument("--repeat", type=int, default=3, help="rounds; the median is reported (default 3)")
-    ap.add_argument("--legs", default="abcd")
+    ap.add_argument("--legs", default="abcde")
     ap.add_argument("--no-pin", action="store_true", help="do not pin server and client to separate cores")
     args = ap.parse_args(argv)
 
@@ -203,12 +209,22 @@ def main(argv=None) -> int:
     if ratio is not None:
         verdict = "meets" if ratio >= 2 else "MISSES"
         print(f"\nengine/(a) = {ratio:.2f}x ({verdict} the >= 2x target)")
+    json_over_text = None
+    if "d" in summary and "e" in summary:
+        json_over_text = round(summary["d"]["median_rps"] / summary["e"]["median_rps"], 3)
+        verdict = "meets" if json_over_text >= 0.95 else "MISSES"
+        print(f"engine JSON/text = {json_over_text:.3f} ({verdict} the within-5% target)")
+        cpu = {k: statistics.median(x["engine"]["cpu_us_per_request"] for x in runs if x["leg"] == k) for k in "de"}
+        summary["cpu_us_per_request"] = cpu
+        print(f"engine CPU per request (median): JSON {cpu['d']:.0f} us, text {cpu['e']:.0f} us "
+              f"(JSON/text {cpu['d'] / cpu['e']:.3f})")
 
     path = C.write_json("throughput.json", {
         "benchmark": "throughput", "machine": C.machine(), "n": args.n, "repeat": args.repeat,
         "concurrency": CONCURRENCY, "server": "python -m tests.fakeserver --port 0 --latency 0 (no limits), "
         "restarted before every leg", "pinning": {"server": sorted(server_cpus or []), "client": sorted(client_cpus or [])},
-        "summary": summary, "engine_over_a": ratio, "target_engine_over_a": 2.0, "runs": runs})
+        "summary": summary, "engine_over_a": ratio, "target_engine_over_a": 2.0,
+        "engine_json_over_text": json_over_text, "runs": runs})
     print(f"wrote {path.relative_to(C.ROOT)}")
     return 0
 

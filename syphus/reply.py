@@ -38,6 +38,7 @@ from syphus.parse import ParseResult
 
 _LABEL = re.compile(r"^\s*(?:\*\*)?(?:question|instruction|answer|response|q|a)\s*\d{0,3}\s*[:：]\s*(?:\*\*)?\s*",
                     re.IGNORECASE)
+_LABEL_START = frozenset("*QqIiAaRr")
 _FENCE = re.compile(r"^\s*```(?:json)?\s*|\s*```\s*$")
 
 
@@ -92,6 +93,9 @@ def unlabel(text: str) -> str:
     >>> unlabel("**Question:** Where is it?"), unlabel("A dog.")
     ('Where is it?', 'A dog.')
     """
+    text = text.strip()
+    if not text or text[0] not in _LABEL_START:  # most strings: no label, no regex
+        return text
     return _LABEL.sub("", text, count=1).strip()
 
 
@@ -208,6 +212,10 @@ def schema_name(model: type[BaseModel]) -> str:
 
 def load_json(text: str) -> Any:
     """The JSON value of a reply, tolerating a code fence around it; NotJSON if there is none."""
+    try:
+        return json.loads(text)  # what a server that enforces the schema sends
+    except ValueError:
+        pass
     body = _FENCE.sub("", text.strip())
     try:
         return json.loads(body)

@@ -379,3 +379,19 @@ def test_num_threads_bounds_requests_in_flight(project, server):
     assert run(["--name", "Numbers.numbers", "--num_threads", "6"], server=server)[0] == 0
     assert gate.held == 6 and server.peak_in_flight == 6
     assert Counter(server.status_counts)[200] == 40
+
+
+def test_online_requests_go_through_the_proxy_of_the_environment(project, server, monkeypatch):
+    """HTTP_PROXY is read once, when the session opens (not in a thread for every request); the endpoint's
+    host does not resolve, so only requests sent through the proxy (the fake) arrive. NO_PROXY is honoured."""
+    for name in ("http_proxy", "https_proxy", "all_proxy", "no_proxy", "NO_PROXY", "ALL_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", server.root_url)
+    code, out = run(["--name", "Example.example", "--slice_end", "2", "--base_url", "http://chat-api.invalid/v1"])
+    assert code == 0, out
+    assert {r.headers["host"] for r in server.requests} == {"chat-api.invalid"} and len(server.requests) == 2
+    monkeypatch.setenv("NO_PROXY", "chat-api.invalid")
+    code, out = run(["--name", "Example.example", "--dataset_version", "v2", "--slice_end", "1", "--max_attempts", "1",
+                     "--base_url", "http://chat-api.invalid/v1"])
+    errors = lines(project / "output" / "Example" / "v2" / "errors.jsonl")
+    assert [e["kind"] for e in errors] == ["connection"] and len(server.requests) == 2  # straight to no host

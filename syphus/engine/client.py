@@ -223,6 +223,26 @@ def parse_completion(body: bytes) -> tuple[str | None, str | None, dict[str, Any
     return text, finish, usage, data.get("model")
 
 
+def environment_routing(url: str, headers: Mapping[str, str]) -> tuple[Any, Any, Any]:
+    """(proxy, proxy auth, auth) for ``url`` from the environment, as aiohttp's ``trust_env`` finds them:
+    ``HTTP(S)_PROXY`` / ``NO_PROXY``, and a ``~/.netrc`` login when the endpoint sends no key of its own."""
+    from aiohttp.helpers import basicauth_from_netrc, get_env_proxy_for_url, netrc_from_env
+    from yarl import URL
+
+    target = URL(url)
+    proxy = proxy_auth = auth = None
+    try:
+        proxy, proxy_auth = get_env_proxy_for_url(target)
+    except LookupError:
+        pass
+    if target.host and not any(k.lower() in ("authorization", "api-key") for k in headers):
+        try:
+            auth = basicauth_from_netrc(netrc_from_env(), target.host)
+        except LookupError:
+            pass
+    return proxy, proxy_auth, auth
+
+
 def request_template(endpoint: Endpoint, generation: GenerationConfig, batch: bool = False) -> dict[str, Any]:
     """The request body every query shares (all but ``messages``).
 
@@ -271,13 +291,20 @@ class ChatClient:
         self._template = request_template(endpoint, generation)
         self.completion_budget = completion_budget(self._template)
         self._headers = {"Content-Type": "application/json", **endpoint.headers}
+        self._prefixes: dict[int, tuple[Mapping[str, Any] | None, bytes]] = {}  # the body's start, per schema
         self._session: aiohttp.ClientSession | None = None
+        self._proxy: Any = None
+        self._proxy_auth: aiohttp.BasicAuth | None = None
+        self._auth: aiohttp.BasicAuth | None = None
 
     async def __aenter__(self) -> ChatClient:
         connector = aiohttp.TCPConnector(limit=self.connections, ttl_dns_cache=300, enable_cleanup_closed=True)
+        self._proxy, self._proxy_auth, self._auth = environment_routing(self.endpoint.url, self._headers)
+        # The environment is read once, here: aiohttp's trust_env would read it (proxy, netrc) in a thread
+        # twice for every request, which costs the hot path about a tenth of its throughput.
         self._session = aiohttp.ClientSession(
             connector=connector, timeout=aiohttp.ClientTimeout(total=self.timeout), headers=self._headers,
-            trust_env=True)
+            trust_env=False)
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -287,11 +314,17 @@ class ChatClient:
 
     def body(self, messages: list[dict[str, Any]], fields: Mapping[str, Any] | None = None) -> bytes:
         """The request body for ``messages`` (plus ``fields``: the reply schema); ItemError ``unencodable``
-        if they are not JSON (nothing is sent)."""
+        if they are not JSON (nothing is sent).
+
+        The template and the schema are encoded once (per schema): only the messages are encoded per query.
+        """
         try:
-            base = {**self._template, **fields} if fields else self._template
-            return json.dumps({**base, "messages": messages}, ensure_ascii=False,
-                              allow_nan=False).encode("utf-8")
+            prefix = self._prefixes.get(id(fields))
+            if prefix is None or prefix[0] is not fields:
+                head = json.dumps({**self._template, **(fields or {})}, ensure_ascii=False, allow_nan=False)
+                start = head[:-1] + (", " if len(head) > 2 else "") + '"messages": '
+                prefix = self._prefixes[id(fields)] = (fields, start.encode("utf-8"))
+            return prefix[1] + json.dumps(messages, ensure_ascii=False, allow_nan=False).encode("utf-8") + b"}"
         except (TypeError, ValueError, UnicodeEncodeError) as e:
             raise ItemError(f"the request cannot be encoded as JSON ({type(e).__name__}: {e}); build_messages "
                             "must return messages whose contents are strings or lists of parts",
@@ -306,7 +339,8 @@ class ChatClient:
         payload = body if body is not None else self.body(messages)
         started = self.clock()
         try:
-            async with self._session.post(self.endpoint.url, data=payload) as resp:
+            async with self._session.post(self.endpoint.url, data=payload, proxy=self._proxy,
+                                          proxy_auth=self._proxy_auth, auth=self._auth) as resp:
                 body = await resp.read()
                 status, headers = resp.status, resp.headers
         except asyncio.TimeoutError:
