@@ -14,6 +14,7 @@ The plugin contract and shared pieces
 - ``errors``     the error tree: what the caller should do
 - ``idset``      a compact set of ids (resume: what is already settled)
 - ``seen``       exact duplicate checks over a stream in ~2 bytes an id
+- ``frames``     which of a query's frames to send (``spread``), each as an OpenAI chat image part; ``resize``
 
 ``engine/``: one query from plugin to record
 - ``endpoint``   OpenAI / Azure / compatible / local endpoint from config and env
@@ -27,6 +28,7 @@ The plugin contract and shared pieces
 - ``stats``      how a run ended (``RunStatus``) and this session's counters
 - ``store``      the run folder: JSONL outputs, resume, meta.json, one writer (flock)
 - ``cost``       prices, the --max-cost budget (worst case when usage is not reported)
+- ``imagetokens`` what an image costs in tokens per model (``configs/image_tokens.yaml``); sizes from headers
 - ``local``      the bundled llama.cpp server (optional extra ``local``)
 - ``job``        one run wired end to end; ``reparse``, ``dry_run``
 - ``batch``      --mode batch: the Batch API through the openai SDK, a crash-safe state log
@@ -36,6 +38,7 @@ The plugin contract and shared pieces
 - ``jsonstream`` streaming reads of large JSON objects; ``ObjectWriter``
 - ``parquet``    the one Parquet reader and row-group writer
 - ``images``     release image files (JSON or Parquet), streamed
+- ``imageindex`` single images by id from a release image file of many GB, in flat memory (an SQLite index)
 - ``diskjoin``   joins ids on disk buckets (flat memory)
 - ``export``     a run folder -> XX_instructions.json, XX_train.json, Parquet
 - ``validate``   a release checked against every known defect

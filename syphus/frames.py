@@ -1,0 +1,105 @@
+"""Frames: which of a query's images to send, and each one as an OpenAI chat image part.
+
+``spread`` picks n evenly spaced ids (in order, first and last kept); ``image_part`` wraps an
+image's bytes as ``{"type": "image_url", "image_url": {"url": "data:image/png;base64,...",
+"detail": ...}}`` with the MIME type its magic bytes call for; ``resize`` shrinks an image whose
+longer side passes ``max_side`` (OpenCV, the optional extra ``images``). A frame that is no
+image fails its one query (``ItemError``), not the run.
+
+>>> spread([f"f{i}" for i in range(10)], 4)
+['f0', 'f3', 'f6', 'f9']
+>>> part = image_part(b"GIF89a\\x01\\x00\\x01\\x00", "low")
+>>> part["image_url"]["url"][:30], part["image_url"]["detail"]
+('data:image/gif;base64,R0lGODlh', 'low')
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Sequence
+from typing import Any, TypeVar
+
+from syphus.engine.imagetokens import DETAILS, image_size
+from syphus.errors import ItemError, UserError
+from syphus.release.view import sniff_extension
+
+T = TypeVar("T")
+MIME = {"png": "image/png", "jpg": "image/jpeg", "gif": "image/gif", "webp": "image/webp", "bmp": "image/bmp"}
+INSTALL = "pip install '.[images]' (opencv-python-headless)"
+# what cv2.imencode writes for each input format (it writes no GIF animation; BMP is not sent to OpenAI)
+_ENCODE_AS = {"png": ".png", "jpg": ".jpg", "webp": ".webp", "gif": ".png", "bmp": ".png"}
+
+
+def spread(ids: Sequence[T], n: int) -> list[T]:
+    """``n`` evenly spaced items of ``ids``, in order; the first and last when n >= 2, the middle
+    one when n == 1, all of them when n >= len(ids). Deterministic: integer arithmetic, halves up.
+
+    >>> spread("abcdefg", 3), spread("abcdefg", 1), spread("ab", 5), spread("abc", 0)
+    (['a', 'd', 'g'], ['d'], ['a', 'b'], [])
+    """
+    count = len(ids)
+    if n <= 0 or count == 0:
+        return []
+    if n >= count:
+        return list(ids)
+    if n == 1:
+        return [ids[(count - 1) // 2]]
+    # round(i * (count - 1) / (n - 1)), halves up; the step is >= 1, so no index repeats
+    return [ids[(2 * i * (count - 1) + n - 1) // (2 * (n - 1))] for i in range(n)]
+
+
+def mime_type(data: bytes) -> str:
+    """The MIME type of an image's bytes (PNG, JPEG, GIF, WebP, BMP), from their magic; ItemError otherwise."""
+    ext = sniff_extension(data)
+    if ext is None:
+        head = bytes(data[:8])
+        raise ItemError(f"a frame is no PNG, JPEG, GIF, WebP or BMP image (its first bytes are {head!r})",
+                        kind="bad_image")
+    return MIME[ext]
+
+
+def image_part(data: bytes, detail: str = "auto") -> dict[str, Any]:
+    """An OpenAI chat content part carrying the image ``data`` inline as a data URL, at ``detail``
+    (low, high or auto). OpenAI takes PNG, JPEG, WebP and non-animated GIF; BMP is for local servers."""
+    if detail not in DETAILS:
+        raise ValueError(f"detail must be one of {DETAILS}, not {detail!r}")
+    url = f"data:{mime_type(data)};base64,{base64.b64encode(data).decode('ascii')}"
+    return {"type": "image_url", "image_url": {"url": url, "detail": detail}}
+
+
+def _cv2():
+    try:
+        import cv2
+    except ImportError:
+        raise UserError(f"resizing frames needs OpenCV: {INSTALL}") from None
+    return cv2
+
+
+def resize(data: bytes, max_side: int) -> bytes:
+    """``data`` shrunk so its longer side is ``max_side`` (aspect kept, area interpolation), in the
+    same format (GIF and BMP become PNG); returned as it is when it already fits.
+
+    >>> resize(b"GIF89a\\x01\\x00\\x01\\x00" + bytes(8), 512)[:6]   # fits: not decoded, OpenCV not needed
+    b'GIF89a'
+    """
+    if max_side < 1:
+        raise ValueError(f"max_side must be at least 1, not {max_side}")
+    size = image_size(data)
+    if size is not None and max(size) <= max_side:
+        return data
+    ext = sniff_extension(data)
+    mime_type(data)  # no image: ItemError before OpenCV is needed
+    cv = _cv2()
+    import numpy as np
+    img = cv.imdecode(np.frombuffer(data, np.uint8), cv.IMREAD_UNCHANGED)
+    if img is None:
+        raise ItemError(f"a frame ({MIME[ext]}, {len(data)} bytes) could not be decoded", kind="bad_image")
+    h, w = img.shape[:2]
+    if max(w, h) <= max_side:
+        return data
+    scale = max_side / max(w, h)
+    small = cv.resize(img, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv.INTER_AREA)
+    ok, out = cv.imencode(_ENCODE_AS[ext], small)
+    if not ok:
+        raise ItemError(f"a frame could not be encoded as {_ENCODE_AS[ext]} after resizing", kind="bad_image")
+    return out.tobytes()

@@ -1,0 +1,538 @@
+"""Image index: single images looked up by id in a release image file of many GB, in flat memory.
+
+``ImageIndex.open(path)`` indexes a release image file once and then reads just the images asked
+for. The index is an SQLite file, next to the image file (``DC.json.index.sqlite``) or in
+``cache_dir``, reused while the image file keeps its size and mtime, rebuilt when either changes
+(into a temporary file that replaces the old one when complete, so a crash leaves no half index).
+
+- ``XX.json`` (``{image id: base64, ...}``, one line or pretty-printed): one streaming pass over the
+  bytes records where each value starts and how long it is; a lookup seeks and reads that value.
+- ``XX.parquet`` (the trainer's form: the id is the pandas index, the image a ``base64`` column):
+  only the id column is read, one row group at a time, to map id -> (row group, row); a lookup
+  reads the image column of that one row group, and a small LRU keeps the last few groups
+  (bounded in count and bytes). ``read_group`` is injectable, and ``groups_read`` counts its calls.
+
+Memory holds one chunk of the file (or one id column) while indexing, and the LRU while looking
+up, whatever the size of the file. The format is told by the bytes (``PAR1`` or ``{``), not the name.
+
+>>> import json, pathlib, tempfile
+>>> path = pathlib.Path(tempfile.mkdtemp()) / "VST.json"
+>>> _ = path.write_text(json.dumps({"VST_IMG_2": "aGk=", "VST_IMG_1": "R0lGODlh"}))
+>>> with ImageIndex.open(path) as index:
+...     index.get("VST_IMG_1"), "VST_IMG_2" in index, index.missing(["VST_IMG_1", "VST_IMG_9"]), len(index)
+(b'GIF89a', True, ['VST_IMG_9'], 2)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import sqlite3
+import tempfile
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+from syphus.errors import UserError
+from syphus.release import parquet
+from syphus.release.view import decode_image
+
+INDEX_VERSION = "1"
+SUFFIX = ".index.sqlite"
+CHUNK = 1 << 20
+BATCH = 2048  # ids written to the index per executemany
+QUERY = 500  # ids asked of the index per statement (missing)
+CACHE_GROUPS = 4
+CACHE_BYTES = 128 << 20
+
+ReadGroup = Callable[[Any, int, list[str]], Any]  # (ParquetFile, row group, columns) -> pyarrow.Table
+
+
+def read_row_group(pf, group: int, columns: list[str]):
+    """The default ``read_group``: the columns ``columns`` of row group ``group``, nothing else.
+
+    One thread: pyarrow's threaded read holds about twice the column while it decodes.
+    """
+    return pf.read_row_group(group, columns=columns, use_threads=False)
+
+
+_WS = b" \t\r\n"
+_STRUCT = re.compile(rb'[\[\]{}"]')
+_SCALAR_END = re.compile(rb"[,}\]\s]")
+
+
+class _Scan:
+    """A file's bytes a chunk at a time; what is before ``pos`` is dropped on the next read."""
+
+    def __init__(self, f, name: str, chunk: int):
+        self.f, self.name, self.chunk = f, name, chunk
+        self.buf, self.base, self.pos, self.eof = b"", 0, 0, False
+
+    def offset(self) -> int:
+        return self.base + self.pos
+
+    def more(self) -> bool:
+        if self.eof:
+            return False
+        data = self.f.read(self.chunk)
+        if not data:
+            self.eof = True
+            return False
+        self.base += self.pos
+        self.buf, self.pos = self.buf[self.pos:] + data, 0
+        return True
+
+    def fail(self, what: str) -> UserError:
+        return UserError(f"{self.name}: not a JSON object of image id -> base64: {what} at byte {self.offset()}; "
+                         "the file may be cut short or not an image file")
+
+    def peek(self) -> int | None:
+        """The next byte that is not white space (not consumed), None at the end of the file."""
+        while True:
+            buf, p = self.buf, self.pos
+            while p < len(buf) and buf[p] in _WS:
+                p += 1
+            self.pos = p
+            if p < len(buf):
+                return buf[p]
+            if not self.more():
+                return None
+
+    def string(self, keep: bool) -> bytes | None:
+        """Consume the JSON string at ``pos``; the raw bytes between its quotes when ``keep``."""
+        pieces: list[bytes] = []
+        self.pos += 1
+        seg = self.pos
+        while True:
+            buf = self.buf
+            quote = buf.find(b'"', self.pos)
+            slash = buf.find(b"\\", self.pos, len(buf) if quote < 0 else quote)
+            if slash >= 0:
+                if slash + 1 < len(buf):
+                    self.pos = slash + 2  # an escape: its next byte is never the closing quote
+                    continue
+                stop = slash  # the escaped byte is in the next chunk
+            elif quote >= 0:
+                self.pos = quote + 1
+                return b"".join(pieces) + buf[seg:quote] if keep else None
+            else:
+                stop = len(buf)
+            if keep:
+                pieces.append(buf[seg:stop])
+            self.pos = stop
+            if not self.more():
+                raise self.fail("a string that never ends")
+            seg = self.pos
+
+    def nested(self) -> None:
+        """Consume the object or array at ``pos`` (strings in it may hold brackets)."""
+        depth = 0
+        while True:
+            m = _STRUCT.search(self.buf, self.pos)
+            if m is None:
+                self.pos = len(self.buf)
+                if not self.more():
+                    raise self.fail("an object or array that never ends")
+                continue
+            self.pos = m.start()
+            ch = self.buf[self.pos]
+            if ch == 0x22:
+                self.string(False)
+                continue
+            self.pos += 1
+            depth += 1 if ch in b"{[" else -1
+            if depth == 0:
+                return
+
+    def scalar(self) -> None:
+        """Consume a number, true, false or null, checked as JSON."""
+        pieces = []
+        while True:
+            m = _SCALAR_END.search(self.buf, self.pos)
+            stop = m.start() if m else len(self.buf)
+            pieces.append(self.buf[self.pos:stop])
+            self.pos = stop
+            if m or not self.more():
+                break
+        try:
+            json.loads(b"".join(pieces))
+        except ValueError:
+            raise self.fail("a value that is not JSON") from None
+
+    def value(self) -> tuple[int, int]:
+        """Consume one JSON value; (file offset, length) of its text."""
+        c = self.peek()
+        start = self.offset()
+        if c == 0x22:
+            self.string(False)
+        elif c is not None and c in b"{[":
+            self.nested()
+        elif c is None or c in b",}":
+            raise self.fail("a value is missing")
+        else:
+            self.scalar()
+        return start, self.offset() - start
+
+
+def _json_entries(path: Path) -> Iterator[tuple[str, int, int]]:
+    """(image id, offset, length of its value's JSON text) for each member of a ``{id: base64}`` file."""
+    with path.open("rb") as f:
+        s = _Scan(f, str(path), CHUNK)
+        s.more()
+        if s.buf.startswith(b"\xef\xbb\xbf"):
+            s.pos = 3
+        if s.peek() != 0x7B:
+            raise s.fail("expected '{'")
+        s.pos += 1
+        c = s.peek()
+        while c != 0x7D:
+            if c != 0x22:
+                raise s.fail("expected a quoted image id")
+            raw = s.string(True)
+            try:
+                key = json.loads(b'"' + raw + b'"')
+                key.encode("utf-8")  # a lone surrogate escape is valid JSON but no text
+            except ValueError:  # UnicodeError is one
+                raise s.fail(f"an image id that is not a valid JSON string ({raw[:60]!r})") from None
+            if s.peek() != 0x3A:
+                raise s.fail(f"expected ':' after the image id {key!r}")
+            s.pos += 1
+            start, length = s.value()
+            yield key, start, length
+            c = s.peek()
+            if c == 0x2C:
+                s.pos += 1
+                c = s.peek()
+                if c == 0x7D:
+                    raise s.fail("a trailing comma")
+            elif c != 0x7D:
+                raise s.fail(f"expected ',' or '}}' after the image {key!r}")
+        s.pos += 1
+        if s.peek() is not None:
+            raise s.fail("more text after the closing '}'")
+
+
+def _columns(path: Path, schema) -> tuple[str, str]:
+    """(id column, image column) of a Parquet image file, as ``syphus.release.parquet`` reads them."""
+    names = schema.names
+    id_column = parquet.index_column(schema) or next((c for c in parquet.ID_COLUMNS if c in names), None)
+    image = next((c for c in parquet.IMAGE_COLUMNS if c in names), None)
+    if id_column is None or image is None:
+        raise UserError(f"{path}: not a release image file: it needs an id column (the pandas index, or one of "
+                        f"{', '.join(parquet.ID_COLUMNS)}) and an image column (one of "
+                        f"{', '.join(parquet.IMAGE_COLUMNS)}); its columns are {names}")
+    return id_column, image
+
+
+def _parquet_entries(pf, id_column: str, read_group: ReadGroup) -> Iterator[tuple[str, int, int]]:
+    """(image id, row group, row) for each row, reading only the id column, one row group at a time."""
+    for group in range(pf.num_row_groups):
+        for row, value in enumerate(read_group(pf, group, [id_column]).column(0).to_pylist()):
+            if value is not None:
+                yield str(value), group, row
+
+
+def _kind(path: Path) -> str:
+    """'json' or 'parquet', from the first bytes; a UserError naming the file otherwise."""
+    try:
+        with path.open("rb") as f:
+            head = f.read(4096)
+    except FileNotFoundError:
+        raise UserError(f"{path}: image file not found") from None
+    except IsADirectoryError:
+        raise UserError(f"{path}: a folder, not an image file (XX.json or XX.parquet)") from None
+    except OSError as e:
+        raise UserError(f"{path}: cannot read the image file ({e.strerror or e})") from None
+    if head.startswith(b"PAR1"):
+        return "parquet"
+    if head.removeprefix(b"\xef\xbb\xbf").lstrip(_WS).startswith(b"{"):
+        return "json"
+    what = "an empty file" if not head.strip() else f"a file starting {head[:12]!r}"
+    raise UserError(f"{path}: {what}, neither a JSON object of image id -> base64 (XX.json) nor Parquet "
+                    "(XX.parquet); pass the release image file that syphus convert writes")
+
+
+def _index_paths(path: Path, cache_dir: str | Path | None) -> list[Path]:
+    """Where the index of ``path`` may be, preferred first: in ``cache_dir``; else next to the file,
+    then in the temp dir (for a file in a folder that cannot be written)."""
+    digest = hashlib.sha1(str(path.resolve()).encode("utf-8")).hexdigest()[:12]  # names are not unique
+    elsewhere = f"{path.name}.{digest}{SUFFIX}"
+    if cache_dir is not None:
+        return [Path(cache_dir) / elsewhere]
+    return [path.parent / (path.name + SUFFIX), Path(tempfile.gettempdir()) / "syphus-imageindex" / elsewhere]
+
+
+def _writable(index_paths: list[Path]) -> Path:
+    """Where to build the index: the first of ``index_paths`` in a folder that can be written, else
+    the last one, its folder created (if that cannot be written either, building says so)."""
+    for index_path in index_paths[:-1]:
+        if os.access(index_path.parent, os.W_OK):
+            return index_path
+    folder = index_paths[-1].parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UserError(f"{folder}: cannot create the image index folder ({e.strerror or e}); "
+                        "pass another cache_dir") from None
+    return index_paths[-1]
+
+
+def _stamp(path: Path, kind: str) -> dict[str, str]:
+    st = path.stat()
+    return {"version": INDEX_VERSION, "kind": kind, "size": str(st.st_size), "mtime_ns": str(st.st_mtime_ns)}
+
+
+def _current(index_path: Path, stamp: dict[str, str]) -> sqlite3.Connection | None:
+    """The index at ``index_path`` opened read-only if it was built from this very file, else None."""
+    if not index_path.is_file():
+        return None
+    db = None
+    try:
+        db = sqlite3.connect(index_path.resolve().as_uri() + "?mode=ro", uri=True, check_same_thread=False)
+        meta = dict(db.execute("SELECT key, value FROM meta"))
+        if meta.get("complete") == "1" and all(meta.get(k) == v for k, v in stamp.items()):
+            return db
+    except sqlite3.Error:
+        pass  # not an index, or a damaged one: built again
+    if db is not None:
+        db.close()
+    return None
+
+
+def _build(index_path: Path, stamp: dict[str, str], entries: Iterator[tuple[str, int, int]]) -> None:
+    """Write the index of ``entries`` to a temporary file, then put it in place."""
+    tmp = index_path.with_name(f"{index_path.name}.{os.getpid()}.tmp")
+    tmp.unlink(missing_ok=True)
+    try:
+        db = sqlite3.connect(tmp)
+    except sqlite3.Error as e:
+        raise UserError(f"{tmp}: cannot write the image index ({e}); pass another cache_dir") from None
+    try:
+        db.execute("PRAGMA journal_mode=OFF")
+        db.execute("PRAGMA synchronous=OFF")
+        db.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+        # a, b: byte offset and length of the value (JSON), or row group and row (Parquet);
+        # a repeated id keeps its last place, as json.load and a re-assigned dict would
+        db.execute("CREATE TABLE ids (id TEXT PRIMARY KEY, a INTEGER NOT NULL, b INTEGER NOT NULL) WITHOUT ROWID")
+        while True:
+            batch = [row for _, row in zip(range(BATCH), entries)]
+            if not batch:
+                break
+            db.executemany("INSERT OR REPLACE INTO ids VALUES (?, ?, ?)", batch)
+        count = db.execute("SELECT COUNT(*) FROM ids").fetchone()[0]
+        db.executemany("INSERT INTO meta VALUES (?, ?)", [*stamp.items(), ("count", str(count)), ("complete", "1")])
+        db.commit()
+    except BaseException:
+        db.close()
+        tmp.unlink(missing_ok=True)
+        raise
+    db.close()
+    os.replace(tmp, index_path)
+
+
+class _JsonValues:
+    """Values of a JSON image file, read by (offset, length)."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.f = path.open("rb")
+
+    def fetch(self, image_id: str, offset: int, length: int) -> bytes | None:
+        self.f.seek(offset)
+        raw = self.f.read(length)
+        if len(raw) != length:
+            raise UserError(f"{self.path}: the image {image_id!r} is not where the index says (byte {offset}); "
+                            "the file changed while open: open it again")
+        try:
+            value = json.loads(raw)
+        except ValueError as e:
+            raise UserError(f"{self.path}: the image {image_id!r} at byte {offset} is not valid JSON ({e}); the file "
+                            "is damaged, or changed while open") from None
+        return decode_image(value)
+
+    def close(self) -> None:
+        self.f.close()
+
+
+class _ParquetValues:
+    """Values of a Parquet image file, read a row group's image column at a time, the last few kept."""
+
+    def __init__(self, path: Path, pf, column: str, read_group: ReadGroup, max_groups: int, max_bytes: int):
+        self.path, self.pf, self.column, self.read_group = path, pf, column, read_group
+        self.max_groups, self.max_bytes = max(1, max_groups), max_bytes
+        self.cache: OrderedDict[int, tuple[Any, int]] = OrderedDict()
+        self.cached_bytes = 0
+        self.groups_read = 0
+
+    def _group(self, group: int):
+        hit = self.cache.get(group)
+        if hit is not None:
+            self.cache.move_to_end(group)
+            return hit[0]
+        table = self.read_group(self.pf, group, [self.column])
+        self.groups_read += 1
+        self.cache[group] = (table.column(0), table.nbytes)
+        self.cached_bytes += table.nbytes
+        while len(self.cache) > 1 and (len(self.cache) > self.max_groups or self.cached_bytes > self.max_bytes):
+            _, (_, nbytes) = self.cache.popitem(last=False)
+            self.cached_bytes -= nbytes
+        return self.cache[group][0]
+
+    def fetch(self, image_id: str, group: int, row: int) -> bytes | None:
+        values = self._group(group)
+        if row >= len(values):
+            raise UserError(f"{self.path}: the image {image_id!r} is not where the index says; "
+                            "the file changed while open: open it again")
+        return decode_image(values[row].as_py())
+
+    def close(self) -> None:
+        self.cache.clear()
+        self.cached_bytes = 0
+
+
+class ImageIndex:
+    """Images of one release image file, looked up by id (see the module's docstring).
+
+    ``get`` returns the image's bytes (decoded from base64), None for an id the file lacks;
+    ``get_many`` does the same for many ids, reading each row group once. Safe to share between
+    threads (one lookup at a time). ``built`` says whether this open (re)built the index.
+    """
+
+    def __init__(self, path: Path, kind: str, db: sqlite3.Connection, values, index_path: Path, built: bool):
+        self.path, self.kind, self.index_path, self.built = path, kind, index_path, built
+        self._db, self._values = db, values
+        self._lock = threading.Lock()
+        self._count = int(db.execute("SELECT value FROM meta WHERE key = 'count'").fetchone()[0])
+
+    @classmethod
+    def open(cls, path: str | Path, cache_dir: str | Path | None = None, *, cache_groups: int = CACHE_GROUPS,
+             cache_bytes: int = CACHE_BYTES, read_group: ReadGroup | None = None) -> "ImageIndex":
+        """Index ``path`` (or reuse its index) and open it for lookups.
+
+        ``cache_dir``: where the index goes (default: next to the file, or the temp dir when that
+        folder is read-only; an index already next to the file is used either way). Parquet only: at most ``cache_groups`` row groups and ``cache_bytes``
+        of image column are kept (always the last one read); ``read_group(parquet_file, group,
+        columns) -> pyarrow.Table`` reads a row group (default ``read_row_group``).
+        """
+        p = Path(path)
+        kind = _kind(p)
+        stamp = _stamp(p, kind)
+        paths = _index_paths(p, cache_dir)
+        pf = columns = reader = None
+        if kind == "parquet":
+            pf = _parquet_file(p)
+            columns = _columns(p, pf.schema_arrow)
+            reader = _guarded(p, read_group or read_row_group)
+        index_path, db = next(((i, db) for i in paths if (db := _current(i, stamp)) is not None), (None, None))
+        built = db is None
+        if built:
+            index_path = _writable(paths)
+            if kind == "json":
+                entries = _json_entries(p)
+            else:
+                entries = _parquet_entries(pf, columns[0], reader)
+            _build(index_path, stamp, entries)
+            if _stamp(p, kind) != stamp:
+                raise UserError(f"{p}: the image file changed while it was being indexed; open it again")
+            db = _current(index_path, stamp)
+        if kind == "json":
+            values = _JsonValues(p)
+        else:
+            values = _ParquetValues(p, pf, columns[1], reader, cache_groups, cache_bytes)
+        return cls(p, kind, db, values, index_path, built)
+
+    @property
+    def groups_read(self) -> int:
+        """Parquet: how many row groups' image columns were read so far (0 for JSON)."""
+        return getattr(self._values, "groups_read", 0)
+
+    def _where(self, image_id: str) -> tuple[int, int] | None:
+        try:
+            return self._db.execute("SELECT a, b FROM ids WHERE id = ?", (image_id,)).fetchone()
+        except UnicodeEncodeError:  # an id with a lone surrogate: in no index
+            return None
+
+    def get(self, image_id: str) -> bytes | None:
+        """The image's bytes, or None when the file has no such id."""
+        with self._lock:
+            where = self._where(image_id)
+            return None if where is None else self._values.fetch(image_id, *where)
+
+    def get_many(self, ids: Iterable[str]) -> list[bytes | None]:
+        """``get`` for each id, in the order given; the file is read in its own order (each row group once)."""
+        with self._lock:
+            places = [(self._where(i), n, i) for n, i in enumerate(ids)]
+            out: list[bytes | None] = [None] * len(places)
+            for where, n, image_id in sorted((p for p in places if p[0] is not None), key=lambda p: p[0]):
+                out[n] = self._values.fetch(image_id, *where)
+            return out
+
+    def __contains__(self, image_id: object) -> bool:
+        with self._lock:
+            return isinstance(image_id, str) and self._where(image_id) is not None
+
+    def __len__(self) -> int:
+        return self._count
+
+    def missing(self, ids: Iterable[str]) -> list[str]:
+        """The ids the file lacks, in the order given, each once; ids are checked in batches, streamed."""
+        out: list[str] = []
+        reported: set[str] = set()
+        it = iter(ids)
+        while True:
+            chunk = [str(i) for _, i in zip(range(QUERY), it)]
+            if not chunk:
+                return out
+            asked = [i for i in chunk if i.isascii() or _is_text(i)]
+            with self._lock:
+                marks = ",".join("?" * len(asked))
+                found = {row[0] for row in self._db.execute(f"SELECT id FROM ids WHERE id IN ({marks})", asked)}
+            for image_id in chunk:
+                if image_id not in found and image_id not in reported:
+                    reported.add(image_id)
+                    out.append(image_id)
+
+    def close(self) -> None:
+        """Close the index and the image file."""
+        with self._lock:
+            self._values.close()
+            self._db.close()
+
+    def __enter__(self) -> "ImageIndex":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _is_text(image_id: str) -> bool:
+    """Whether an id can be stored as SQLite text (no lone surrogates); an id that cannot is missing."""
+    try:
+        image_id.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _parquet_file(path: Path):
+    pa, pq = parquet.modules(f"{path}: reading a Parquet image file")
+    try:
+        return pq.ParquetFile(path)
+    except (pa.ArrowException, OSError, ValueError) as e:
+        raise UserError(f"{path}: not a readable Parquet file ({e}); the file may be cut short or damaged") from None
+
+
+def _guarded(path: Path, read_group: ReadGroup) -> ReadGroup:
+    """``read_group`` with pyarrow's errors turned into a UserError naming the file and the row group."""
+    pa, _ = parquet.modules(f"{path}: reading a Parquet image file")
+
+    def read(pf, group: int, columns: list[str]):
+        try:
+            return read_group(pf, group, columns)
+        except (pa.ArrowException, OSError, ValueError) as e:
+            raise UserError(f"{path}: row group {group} cannot be read ({e}); the file is damaged") from None
+    return read
