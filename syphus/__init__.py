@@ -14,6 +14,8 @@ The plugin contract and shared pieces
 - ``errors``     the error tree: what the caller should do
 - ``idset``      a compact set of ids (resume: what is already settled)
 - ``seen``       exact duplicate checks over a stream in ~2 bytes an id
+- ``signals``    what a pair's text says of its quality (requested pairs, forbidden words, repeats,
+                 refusals, question types), for the cold start and the report
 - ``frames``     which of a query's frames to send (``spread``), each as an OpenAI chat image part; ``resize``
 
 ``engine/``: one query from plugin to record
@@ -46,6 +48,9 @@ The plugin contract and shared pieces
 - ``convert``    images, COCO, pairs and videos -> release image files (a package: sources,
                  frames, encode, worker, pool, parts, writers, tally)
 - ``view``       a static offline viewer (its page is ``viewer/index.html``, css and js)
+- ``dedup``      exact and near-duplicate texts (MinHash, LSH, exact Jaccard) in compact memory
+- ``report``     what a run or release holds, as figures, in one streaming pass (``syphus report``)
+- ``reportpage`` the report as one offline HTML page of plots (matplotlib SVG) and tables
 
 ``workflows/``: built on the engine
 - ``translate``  a release into other languages, one id per (instruction, language)
@@ -55,7 +60,7 @@ The plugin contract and shared pieces
 - ``main``       flags, subcommands, messages
 - ``exits``      the one table of exit codes
 - ``progress``   the live status line
-- ``convert``, ``view``  their subcommands' arguments and output
+- ``convert``, ``view``, ``report``  their subcommands' arguments and output
 """
 
 __version__ = "0.1.0"

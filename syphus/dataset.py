@@ -57,7 +57,8 @@ from typing import Any
 from syphus.errors import SyphusError, UserError
 from syphus.parse import ParseResult, parse_pairs
 from syphus.prompt import Prompt, check_prompt, load_prompt, render_content
-from syphus.reply import NotJSON, Reply, example_json, pairs_model, parse_reply, requested_count
+from syphus.reply import NotJSON, Reply, example_json, pairs_model, parse_reply
+from syphus.signals import requested_count
 from syphus.seen import SeenIds
 
 # Paths given with --prompt_path / --query_inputs_path. The base constructor

@@ -9,8 +9,8 @@ difference). ``from_pairs``, optional, renders the prompt's in-context examples 
 same shape, so the examples and the schema agree.
 
 The default model is ``pairs_model(low, high)``: ``{"pairs": [{"instruction": ..., "answer": ...}]}``
-with as many items as the system message asks for (``requested_count``: "three questions",
-"four to six questions"). A plugin
+with as many items as the system message asks for (``syphus.signals.requested_count``:
+"three questions", "four to six questions"). A plugin
 declares its own with the class attribute ``reply_model`` (SN's conversations), or per query
 with ``reply_model_for`` (translate's languages).
 
@@ -117,31 +117,6 @@ class Pairs(Reply):
     @classmethod
     def from_pairs(cls, pairs: list[dict[str, Any]]) -> Pairs:
         return cls(pairs=[Pair(instruction=p["instruction"], answer=p["answer"]) for p in pairs])
-
-
-_NUMBERS = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8,
-            "nine": 9, "ten": 10}
-_N = r"(\d+|one|two|three|four|five|six|seven|eight|nine|ten)"
-_ASKED = re.compile(rf"\b{_N}(?:\s*(?:to|or|-|–)\s*{_N})?\s+(?:[\w-]+\s+){{0,2}}?"
-                    r"(?:questions?|pairs?|conversations?|instructions?)\b", re.IGNORECASE)
-
-
-def _number(word: str) -> int:
-    return int(word) if word.isdigit() else _NUMBERS[word.lower()]
-
-
-def requested_count(system_message: str) -> tuple[int, int] | None:
-    """How many pairs a system message asks for, as (fewest, most); None if it does not say.
-
-    >>> requested_count("Write three questions."), requested_count("Ask four to six questions"), requested_count("Be kind.")
-    ((3, 3), (4, 6), None)
-    """
-    m = _ASKED.search(system_message or "")
-    if not m:
-        return None
-    low = _number(m.group(1))
-    high = _number(m.group(2)) if m.group(2) else low
-    return (low, high) if low <= high else (high, low)
 
 
 @functools.lru_cache(maxsize=64)

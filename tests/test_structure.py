@@ -18,7 +18,8 @@ from pydantic import BaseModel
 from syphus.cli import main
 from syphus.config import load_config
 from syphus.engine.job import dry_run, run_job
-from syphus.reply import pairs_model, parse_reply, requested_count, strict_schema
+from syphus.reply import pairs_model, parse_reply, strict_schema
+from syphus.signals import requested_count
 from tests.conftest import KEY, ROOT
 from tests.fakebatch import FakeBatchAPI
 from tests.fakeserver import FakeOpenAI, Reply

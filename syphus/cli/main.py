@@ -8,6 +8,7 @@
     syphus validate DC_instructions.json --train DC_train.json --images DC.json
     syphus checksum DC.zip
     syphus view DC_instructions.json --translations DC_instructions_zh.json --images DC.json
+    syphus report output/DC/v1 output/DC/v1/export/DC_instructions_zh.json
     syphus convert --scene DC --videos videos/ --out DC.json
 
 Exit codes: the table in ``syphus.cli.exits``.
@@ -76,7 +77,7 @@ def _opt(parser: argparse.ArgumentParser, name: str, *extra: str, **kw) -> None:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="syphus", description="Generate instruction-response pairs from visual annotations. "
-        "Other commands: syphus coldstart | translate | export | validate | checksum | convert | view "
+        "Other commands: syphus coldstart | translate | export | validate | checksum | convert | view | report "
         "(each has --help).",
         epilog="Keys come from the environment only: OPENAI_API_KEY, or AZURE_OPENAI_API_KEY with "
                "AZURE_OPENAI_ENDPOINT (the original OPENAI_API_TYPE/BASE/VERSION/ENGINE work too). "
@@ -257,14 +258,20 @@ def _export(argv: Sequence[str], stream: TextIO) -> int:
     p.add_argument("--author", default="syphus")
     p.add_argument("--version", dest="release_version", default="0.0.1", help="meta.version")
     p.add_argument("--no-parquet", action="store_true", help="skip the Parquet table")
+    p.add_argument("--dedup", type=float, metavar="THRESHOLD",
+                   help="drop near-duplicate instructions (Jaccard similarity of word shingles at or above "
+                        "THRESHOLD, e.g. 0.8), keeping the first by id of each cluster; see syphus report")
     a = p.parse_args(argv)
     if a.scene and a.scene not in SCENES + IMAGE_FAMILIES:
         raise UserError(f"--scene {a.scene}: not a MIMIC-IT scene ({', '.join(SCENES)}); for a dataset of your "
                         f"own pass --prefix {a.scene.upper()}")
     r = export_run(a.folder, scene=a.scene, out_dir=a.out, images=a.images, rel=a.rel, author=a.author,
-                   version=a.release_version, parquet=not a.no_parquet, prefix=a.prefix)
+                   version=a.release_version, parquet=not a.no_parquet, prefix=a.prefix, dedup=a.dedup)
     stream.write(f"exported {r.instructions_count} instructions from {r.queries} queries:\n  {r.instructions}\n"
                  f"  {r.train}\n" + (f"  {r.parquet}\n" if r.parquet else ""))
+    if r.dedup is not None:
+        stream.write(f"  dropped {r.dropped} near-duplicate instructions (--dedup {a.dedup}: {r.dedup['clusters']} "
+                     f"clusters, the first by id of each kept; rel_ins_ids and the train file left out the dropped)\n")
     if r.derived:
         stream.write(f"  image ids of {r.derived} queries taken from {a.images} by the scene's convention\n")
     if r.no_images_hint:
@@ -317,8 +324,13 @@ def _view(argv: Sequence[str], stream: TextIO) -> int:
     return view_main(list(argv), stream)
 
 
+def _report(argv: Sequence[str], stream: TextIO) -> int:
+    from syphus.cli.report import report_main
+    return report_main(list(argv), stream)
+
+
 SUBCOMMANDS = {"export": _export, "validate": _validate, "checksum": _checksum, "view": _view,
-               "convert": _convert}
+               "convert": _convert, "report": _report}
 
 
 def _coldstart(argv: Sequence[str], env: Mapping[str, str], stream: TextIO) -> int:

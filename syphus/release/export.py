@@ -18,6 +18,12 @@ their order within the reply, so the same settled run exports the same ids whate
 order its results arrived in, interrupted and resumed or not. Everything streams:
 only (query id, file offset) per query is held in memory.
 
+With ``dedup`` (a Jaccard threshold, ``syphus export --dedup 0.8``) near-duplicate instructions
+are dropped: of each cluster (``syphus.release.dedup``, over the whole run) only the first by id
+is kept. The others leave the instructions file, the train file and the Parquet table, and
+every ``rel_ins_ids`` list; the kept keep the ids they have without dedup (so the numbering has
+gaps), and ``meta.dedup`` records the threshold and how many were dropped.
+
 >>> result = export_run("output/DC/v1", images="DC.json")   # doctest: +SKIP
 """
 
@@ -58,6 +64,8 @@ class ExportResult:
     no_images: int = 0  # instructions exported with image_ids []
     no_images_hint: str | None = None  # how many, and the fix
     notes: list[str] = field(default_factory=list)
+    dropped: int = 0  # near duplicates left out (dedup)
+    dedup: dict[str, Any] | None = None  # the duplicate search's settings and counts
 
 
 def _scene_from_meta(folder: Path) -> str | None:
@@ -248,10 +256,27 @@ def _instructions_table(path: Path) -> parquet_file.RowGroupWriter:
     return parquet_file.RowGroupWriter(path, schema, rows=ROW_GROUP, index="id")
 
 
+def _near_duplicates(pairs_path: Path, index: _Index, threshold: float) -> tuple[Any, dict[str, Any]]:
+    """A bool per pair, in export order: whether it is a near duplicate of an earlier one; and the counts."""
+    from syphus.release.dedup import NearDuplicates
+
+    finder = NearDuplicates(threshold)
+    with pairs_path.open("rb") as f:
+        for _, offset in index.entries:
+            f.seek(offset)
+            for pair in json.loads(f.readline()).get("pairs") or []:
+                finder.add(str(pair.get("instruction") or ""))
+    clusters = finder.clusters()
+    summary = clusters.summary()
+    return clusters.dropped(), {k: summary[k] for k in ("threshold", "shingle_words", "clusters",
+                                                        "near_duplicates", "exact_duplicates")}
+
+
 def export_run(folder: str | Path, scene: str | None = None, out_dir: str | Path | None = None,
                images: str | Path | None = None, rel: str = "same-input", author: str = "syphus",
                version: str = "0.0.1", parquet: bool = True,
-               extra_meta: dict[str, Any] | None = None, prefix: str | None = None) -> ExportResult:
+               extra_meta: dict[str, Any] | None = None, prefix: str | None = None,
+               dedup: float | None = None) -> ExportResult:
     """Write the release files of the run in ``folder`` (see the module docstring)."""
     folder = Path(folder)
     pairs_path = folder / PAIRS
@@ -270,6 +295,11 @@ def export_run(folder: str | Path, scene: str | None = None, out_dir: str | Path
     meta = {"version": version, "time": stamp, "author": author, "generator": f"syphus {__version__}",
             **(extra_meta or {})}
     result = ExportResult(out / f"{code}_instructions.json", out / f"{code}_train.json", None, notes=index.notes)
+    drop = None
+    if dedup is not None:
+        drop, result.dedup = _near_duplicates(pairs_path, index, dedup)
+        result.dropped = int(drop.sum())
+        meta["dedup"] = {**result.dedup, "dropped": result.dropped, "kept": "the first by id of each cluster"}
     resolver = _Images(code, images, frames, present, result)
 
     table = None
@@ -281,31 +311,34 @@ def export_run(folder: str | Path, scene: str | None = None, out_dir: str | Path
 
     instructions = ObjectWriter(result.instructions, meta)
     train = ObjectWriter(result.train, None)
-    number = 0
+    number = written = 0
     with pairs_path.open("rb") as f:
         for qid, offset in index.entries:
             f.seek(offset)
             rec = json.loads(f.readline())
             pairs = rec.get("pairs") or []
+            kept = [i for i in range(len(pairs)) if drop is None or not drop[number + i]]
             ids = [instruction_id(code, number + i + 1, width) for i in range(len(pairs))]
             number += len(pairs)
             image_list = resolver.of(qid, rec.get("meta") or {})
             result.queries += 1
             if not image_list:
-                result.no_images += len(pairs)
-            for i, pair in enumerate(pairs):
-                related = [x for x in ids if x != ids[i]] if rel == "same-input" else []
+                result.no_images += len(kept)
+            for i in kept:
+                pair = pairs[i]
+                related = [ids[j] for j in kept if j != i] if rel == "same-input" else []
                 instructions.add(ids[i], {"instruction": pair["instruction"], "answer": pair["answer"],
                                           "image_ids": image_list, "rel_ins_ids": related})
                 train.add(ids[i], related)
                 if table is not None:
                     table.add(ids[i], pair["instruction"], pair["answer"], image_list, related, qid, code)
+            written += len(kept)
     instructions.close()
     train.close()
     if table is not None:
         table.close()
-    result.instructions_count = number
-    result.no_images_hint = resolver.hint(number)
+    result.instructions_count = written
+    result.no_images_hint = resolver.hint(written)
     if result.images_missing:
         result.notes.append(f"{result.images_missing} image ids are not in {images}; run syphus validate for details")
     return result

@@ -9,7 +9,8 @@ Each candidate runs on the same sample through the ordinary engine, in its own r
 (``output/<dataset>/coldstart-<candidate>-seed<seed>-n<size>``), so trying the same
 candidate on the same sample again sends nothing. The candidates are then scored on
 simple signals: parse success, pairs per query against what the system message asks
-for, repeated questions, words the system message forbids, refusals, tokens.
+for, repeated questions, words the system message forbids, refusals, tokens (the signals
+are ``syphus.signals``, shared with the dataset report).
 
 >>> requested_pairs("Write three questions a person might ask about the image.")
 3
@@ -38,48 +39,7 @@ from syphus.engine.record import tally
 from syphus.engine.stats import RunStatus
 from syphus.prompt import Prompt, check_prompt, read_prompt_file
 from syphus.engine.store import ERRORS, INVALID, PAIRS, read_jsonl, write_atomic
-
-_NUMBERS = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8,
-            "nine": 9, "ten": 10}
-_REQUEST = re.compile(r"\b(\d+|one|two|three|four|five|six|seven|eight|nine|ten)\s+(?:[\w-]+\s+){0,2}?"
-                      r"(?:questions?|pairs?|conversations?|instructions?)\b", re.IGNORECASE)
-_FORBID = re.compile(r"\b(?:never|do not|don't|must not|avoid)\s+(?:mention(?:ing)?|use|using|say(?:ing)?|"
-                     r"refer(?:ring)? to)\s+(?:the\s+words?\s+)?([^.;:\n]+)", re.IGNORECASE)
-_REFUSAL = re.compile(r"\b(?:I'?m sorry|I cannot|I can'?t|I am unable|as an AI)\b", re.IGNORECASE)
-_WORD = re.compile(r"[\w']+")
-
-
-def requested_pairs(system_message: str) -> int | None:
-    """How many pairs the system message asks for, if it says."""
-    m = _REQUEST.search(system_message or "")
-    if not m:
-        return None
-    n = m.group(1).lower()
-    return int(n) if n.isdigit() else _NUMBERS[n]
-
-
-def forbidden_words(system_message: str) -> list[str]:
-    """Words the system message tells the model not to use ("never mention captions, boxes ...")."""
-    words: list[str] = []
-    for m in _FORBID.finditer(system_message or ""):
-        for part in re.split(r",|\bor\b|\band\b", m.group(1)):
-            part = part.strip().strip("'\"").lower()
-            if part and len(part.split()) <= 2:
-                words.append(part)
-    return words
-
-
-def _word_pattern(word: str) -> re.Pattern:
-    """Matches ``word`` in the singular or plural: "boxes" also catches "box"."""
-    stem = word[:-2] if re.search(r"(x|ch|sh|ss)es$", word) else word[:-1] if word.endswith("s") else word
-    return re.compile(rf"\b{re.escape(stem)}(?:s|es)?\b")
-
-
-def _similar(a: str, b: str) -> bool:
-    wa, wb = set(_WORD.findall(a.lower())), set(_WORD.findall(b.lower()))
-    if not wa or not wb:
-        return False
-    return len(wa & wb) / len(wa | wb) >= 0.8
+from syphus.signals import Forbidden, forbidden_words, is_refusal, repeated_questions, requested_pairs, words
 
 
 @dataclass
@@ -111,7 +71,7 @@ class Score:
 def score_folder(candidate: str, folder: Path, system_message: str, price: Any = None) -> Score:
     """Score the records of one candidate's run folder."""
     s = Score(candidate, requested=requested_pairs(system_message))
-    banned = [_word_pattern(w) for w in forbidden_words(system_message)]
+    banned = Forbidden(forbidden_words(system_message))
     answer_words = answers = 0
     for name in (PAIRS, INVALID):
         for _, rec in read_jsonl(folder / name, skip_torn=True):
@@ -127,14 +87,12 @@ def score_folder(candidate: str, folder: Path, system_message: str, price: Any =
             s.completion_tokens += counted.completion_tokens
             if s.requested:
                 s.off_count += abs(len(pairs) - s.requested) / s.requested
-            questions = [p.get("instruction", "") for p in pairs]
-            s.repeated += sum(1 for i, q in enumerate(questions) if any(_similar(q, r) for r in questions[:i]))
+            s.repeated += repeated_questions([p.get("instruction", "") for p in pairs])
             for p in pairs:
-                text = f"{p.get('instruction', '')} {p.get('answer', '')}".lower()
-                s.leaks += any(w.search(text) for w in banned)
-                answer_words += len(_WORD.findall(p.get("answer", "")))
+                s.leaks += bool(banned.found(f"{p.get('instruction', '')} {p.get('answer', '')}"))
+                answer_words += len(words(p.get("answer", "")))
                 answers += 1
-            if _REFUSAL.search(rec.get("raw") or ""):
+            if is_refusal(rec.get("raw")):
                 s.refusals += 1
     for _, _rec in read_jsonl(folder / ERRORS, skip_torn=True):
         s.errors += 1

@@ -1,0 +1,91 @@
+"""``syphus report``: flags, the summary and the exit code around ``syphus.release.report``.
+
+    syphus report output/DC/v1
+    syphus report output/DC/v1/export/DC_instructions.json output/DC_translate/v1/export/DC_instructions_zh.json
+    syphus report output/DC/v1 output/SD/v1 --threshold 0.8 --out reports/dc-sd
+
+writes ``index.html`` (the plots, to open from disk) and ``report.json`` (their numbers) into
+``<run folder>/report`` or ``XX_instructions_report`` beside the first input (``--out`` to
+choose). Exit codes (``syphus.cli.exits``): 0 done, 2 a user error (printed as ``error: ...``).
+
+>>> a = build_parser().parse_args(["output/DC/v1", "DC_instructions_zh.json", "--threshold", "0.9"])
+>>> a.inputs, a.threshold, a.shingle, a.out
+(['output/DC/v1', 'DC_instructions_zh.json'], 0.9, 2, None)
+>>> import io
+>>> out = io.StringIO()
+>>> int(report_main(["missing_instructions.json"], out))
+2
+>>> print(out.getvalue(), end="")
+error: missing_instructions.json: not found; pass a run folder (output/DC/v1) or an XX_instructions.json
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import TextIO
+
+from syphus.cli.exits import Exit
+from syphus.errors import UserError
+from syphus.release.dedup import SHINGLE, THRESHOLD, minhash_module
+from syphus.release.report import CLUSTERS, Report, build_report, default_folder, write_report
+from syphus.release.reportpage import plotting
+
+
+def summary(report: Report, html_path: object, json_path: object) -> str:
+    """What ``syphus report`` says once the files are written."""
+    lines = []
+    for s in report.data["sources"]:
+        c, d = s["counts"], s["duplicates"]
+        head = (f"{c['queries']:,} queries, {c['pairs']:,} pairs, {c['invalid']:,} invalid, {c['errors']:,} errors"
+                if s["kind"] == "run" else f"{c['pairs']:,} pairs")
+        cost = s.get("cost") or {}
+        money = f"; ${cost['cost_usd']:,.4f}" if cost.get("cost_usd") is not None else ""
+        lines.append(f"{s['label']}: {head}; {d['exact_duplicates']:,} exact repeats, {d['near_duplicates']:,} near "
+                     f"duplicates{money}")
+        lines += [f"  note: {n}" for n in s.get("notes") or []]
+    dup = report.data["duplicates"]
+    lines.append(f"near duplicates at {dup['threshold']}: {dup['clusters']:,} clusters holding {dup['in_clusters']:,} "
+                 f"instructions; syphus export --dedup {dup['threshold']} would drop {dup['near_duplicates']:,}")
+    lines.append(f"open {html_path} in a browser (works offline from disk); the numbers are in {json_path}")
+    return "\n".join(lines)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="syphus report",
+        description="What a run produced, in plots: counts and why replies failed, pairs per query, lengths, "
+                    "question types, duplicates, signals, tokens and cost. Writes a static HTML page (offline) "
+                    "and the same figures as JSON.")
+    p.add_argument("inputs", nargs="+", help="run folders (output/DC/v1) or XX_instructions.json files; several "
+                                             "(scenes, languages) go side by side")
+    p.add_argument("--out", help="output folder (default: <run folder>/report, or XX_instructions_report beside "
+                                 "the first file)")
+    p.add_argument("--threshold", type=float, default=THRESHOLD,
+                   help=f"near duplicates: Jaccard similarity of word shingles at or above this (default {THRESHOLD})")
+    p.add_argument("--shingle", type=int, default=SHINGLE,
+                   help=f"words in a shingle (default {SHINGLE})")
+    p.add_argument("--num-perm", type=int, default=None, help=argparse.SUPPRESS)
+    p.add_argument("--prompt", help="the prompt file whose system message says how many pairs to ask for and which "
+                                    "words to avoid (default: the run's own, from its meta.json)")
+    p.add_argument("--pricing", help="the pricing table (default: the run's, else configs/pricing.yaml)")
+    p.add_argument("--viewer", help="a viewer folder (syphus view --out) to link pairs to (default: the one beside "
+                                    "each input, when built)")
+    p.add_argument("--clusters", type=int, default=CLUSTERS, help=f"largest clusters listed (default {CLUSTERS})")
+    return p
+
+
+def report_main(argv: list[str], stream: TextIO) -> int:
+    """``syphus report ...``: 0 done, 2 on a user error (printed as ``error: ...``)."""
+    a = build_parser().parse_args(argv)
+    try:
+        plotting()  # both optional libraries, checked before a long read
+        minhash_module()
+        out = a.out or default_folder(a.inputs[0])
+        report = build_report(a.inputs, threshold=a.threshold, shingle=a.shingle, num_perm=a.num_perm,
+                              prompt=a.prompt, pricing=a.pricing, viewer=a.viewer, out=out, clusters=a.clusters)
+        json_path, html_path = write_report(report, out)
+    except UserError as e:
+        stream.write(f"error: {e}\n")
+        return Exit.USER
+    stream.write(summary(report, html_path, json_path) + "\n")
+    return Exit.OK
