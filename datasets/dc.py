@@ -28,6 +28,7 @@ def _number(value):
 
 
 class DC(AbstractDataset):
+    frame_seconds = 1.0  # frames at one a second, numbered by the second: --images labels each
     scene = "DC"
 
     def __init__(self, name="DC", prompt_path="prompts/dc.json",

@@ -80,6 +80,7 @@ def _seconds(value):
 
 
 class E4D(AbstractDataset):
+    frame_seconds = 1.0  # frames at one a second, numbered by the second: --images labels each
     scene = "E4D"
     window_seconds = 16
     stream_above_bytes = 64 << 20

@@ -53,6 +53,15 @@ class SD(AbstractDataset):
                 yield {"id": img_id, "sentences": "\n".join(sentences),
                        "image_ids": [pair_image_id(img_id, 1), pair_image_id(img_id, 2)]}
 
+    def attach_images(self, query_input, messages, frames):
+        """With --images: the two pictures after the sentences, labelled as the sentences speak of them."""
+        last = messages[-1]
+        parts = [{"type": "text", "text": last["content"]}]
+        for frame in frames:
+            label = "The first image:" if frame.image_id.endswith("_1") else "The second image:"
+            parts += [{"type": "text", "text": label}, frame.part]
+        return messages[:-1] + [{**last, "content": parts}]
+
     @staticmethod
     def _record(where, record):
         """``(img_id, [sentence, ...])`` of one record, sentences stripped; raises a UserError naming it."""

@@ -31,6 +31,7 @@ The plugin contract and shared pieces
 - ``store``      the run folder: JSONL outputs, resume, meta.json, one writer (flock)
 - ``cost``       prices, the --max-cost budget (worst case when usage is not reported)
 - ``imagetokens`` what an image costs in tokens per model (``configs/image_tokens.yaml``); sizes from headers
+- ``attachment`` --images: each query's images found by id, chosen, counted and placed in its messages
 - ``local``      the bundled llama.cpp server (optional extra ``local``)
 - ``job``        one run wired end to end; ``reparse``, ``dry_run``
 - ``batch``      --mode batch: the Batch API through the openai SDK, a crash-safe state log

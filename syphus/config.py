@@ -98,6 +98,19 @@ class ReplyConfig(_Strict):
     form: Literal["auto", "openai", "vllm", "llamacpp"] = "auto"
 
 
+class ImagesConfig(_Strict):
+    """Images sent with each query (vision models): looked up by id in a release image file."""
+
+    path: str | None = None  # XX.json or XX.parquet, as syphus convert writes them (--images)
+    max_images: int | None = Field(None, ge=1)  # at most this many a query, evenly spaced (--max_images)
+    detail: Literal["low", "high", "auto"] = "auto"  # OpenAI's image detail (--image_detail)
+    max_side: int | None = Field(None, ge=16)  # resize so the longer side is at most this (--image_max_side)
+    allow_missing: bool = False  # a query whose images are not in the file goes text-only, flagged
+    tokens: str = "configs/image_tokens.yaml"  # image token costs per model
+    max_per_request: int = Field(50, ge=1)  # the endpoint's image-count limit for one request
+    max_request_mb: float = Field(20.0, gt=0)  # the endpoint's request-size limit
+
+
 class LimitsConfig(_Strict):
     """Request and token budgets. Unset means: learn them from response headers."""
 
@@ -166,6 +179,7 @@ class RunConfig(_Strict):
     use_endpoints: list[str] = Field(default_factory=list)  # --endpoint NAME (repeatable)
     generation: GenerationConfig = Field(default_factory=GenerationConfig)
     reply: ReplyConfig = Field(default_factory=ReplyConfig)
+    images: ImagesConfig = Field(default_factory=ImagesConfig)
     limits: LimitsConfig = Field(default_factory=LimitsConfig)
     retry: RetryConfig = Field(default_factory=RetryConfig)
     mode: Literal["online", "batch"] = "online"

@@ -50,6 +50,7 @@ from __future__ import annotations
 import abc
 import inspect
 import json
+import re
 from collections.abc import Iterator, Sized
 from contextvars import ContextVar
 from typing import Any
@@ -78,6 +79,9 @@ class AbstractDataset(abc.ABC):
     reply_model: type[Reply] | None = None
     # What build_messages builds for: "text", or "json" (examples shown as the reply model's JSON).
     reply_format: str = "text"
+    # Video scenes: seconds per frame number in image ids (frames at 1 a second: 1.0); attach_images
+    # labels each frame sent with the second it shows. None: no labels.
+    frame_seconds: float | None = None
 
     def __init__(self, name: str = "AbstractDataset", prompt_path: Any = None, query_inputs_path: Any = None):
         overrides = path_overrides.get()
@@ -129,6 +133,25 @@ class AbstractDataset(abc.ABC):
         against its source.
         """
         return parse_pairs(text, finish_reason)
+
+    def attach_images(self, query_input: dict[str, Any], messages: list[dict[str, Any]],
+                      frames: list[Any]) -> list[dict[str, Any]]:
+        """``messages`` with the query's images (``--images``) in them; by default the last user message
+        becomes its text followed by each image, labelled ``Frame at 12 s:`` when ``frame_seconds`` is set.
+
+        ``frames`` are ``syphus.engine.attachment.Frame``: ``image_id``, ``part`` (the ``image_url``
+        part to send), ``position`` among all the query's frames and ``total``. Override it to label
+        or place them otherwise (SD labels its two images "first" and "second").
+        """
+        last = messages[-1]
+        text = last["content"] if isinstance(last["content"], str) else ""
+        parts: list[dict[str, Any]] = [{"type": "text", "text": text}] if text else []
+        for frame in frames:
+            second = frame_second(frame.image_id, self.frame_seconds)
+            if second is not None:
+                parts.append({"type": "text", "text": f"Frame at {second:g} s:"})
+            parts.append(frame.part)
+        return messages[:-1] + [{**last, "content": parts}]
 
     def merge_items(self, items: list[dict[str, Any]]) -> dict[str, Any]:
         """One query input from all the items that share an id, in stream order (``--on_duplicate merge``).
@@ -269,6 +292,19 @@ class AbstractDataset(abc.ABC):
 
 
 _FIX = "each item needs 'id' (a string) and 'sentences' (a string)"
+_TRAILING_NUMBER = re.compile(r"(\d+)$")
+
+
+def frame_second(image_id: str, frame_seconds: float | None) -> float | None:
+    """The second a frame shows: the number its id ends with times ``frame_seconds`` (None without either).
+
+    >>> frame_second("DC_IMG_v_x_0012", 1.0), frame_second("LA_IMG_000000000139", None)
+    (12.0, None)
+    """
+    if frame_seconds is None:
+        return None
+    m = _TRAILING_NUMBER.search(image_id)
+    return int(m.group(1)) * frame_seconds if m else None
 
 
 def empty_input_error(source: str, path: Any) -> UserError:

@@ -256,6 +256,15 @@ def instance(schema: dict, item: str, name: str = "value", index: int = 1):
     return f"{name} {index} of {item}"
 
 
+IMAGE_TOKENS = 765  # what the fake charges an image part: GPT-4o's price of a 1024x1024 image at high detail
+
+
+def _image_parts(body: dict) -> int:
+    """How many image parts the request's messages hold."""
+    return sum(1 for msg in body.get("messages") or [] if isinstance(msg, dict) and isinstance(msg.get("content"), list)
+               for p in msg["content"] if isinstance(p, dict) and p.get("type") == "image_url")
+
+
 def default_answer(body: dict) -> str:
     """Two question/answer pairs about the last user message (JSON fitting the schema, if one was asked for)."""
     last = ""
@@ -570,7 +579,7 @@ class FakeOpenAI:
         text = default_answer(body) if reply.kind == "hang" else reply.text
         usage = reply.usage
         if usage is None:
-            prompt = math.ceil(_content_chars(body) / 4)
+            prompt = math.ceil(_content_chars(body) / 4) + IMAGE_TOKENS * _image_parts(body)
             completion = math.ceil(len(text or "") / 4)
             usage = {"prompt_tokens": prompt, "completion_tokens": completion,
                      "total_tokens": prompt + completion}

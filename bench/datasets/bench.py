@@ -72,5 +72,11 @@ class Bench(AbstractDataset):
         super().__init__(name, prompt_path, query_inputs_path)
 
     def _load_query_inputs(self, path):
-        # A generator: N comes from SYPHUS_BENCH_N, read when the dataset is built.
-        yield from generate(bench_n())
+        # A generator: N comes from SYPHUS_BENCH_N, read when the dataset is built. With
+        # SYPHUS_BENCH_FRAMES=F and SYPHUS_BENCH_IMAGES=M each item names F frames BN_IMG_<k> of M.
+        frames = int(os.environ.get("SYPHUS_BENCH_FRAMES", "0"))
+        images = int(os.environ.get("SYPHUS_BENCH_IMAGES", "0"))
+        for n, item in enumerate(generate(bench_n())):
+            if frames and images:
+                item["image_ids"] = [f"BN_IMG_{(n * frames + k) % images:06d}" for k in range(frames)]
+            yield item

@@ -47,6 +47,8 @@ _FLAGS: dict[str, str] = {
     "max_retry_seconds": "retry.max_seconds", "mode": "mode", "max_cost": "cost.max_cost",
     "pricing": "cost.pricing", "price_as": "cost.price_as", "poll_interval": "batch.poll_interval",
     "max_enqueued_tokens": "batch.max_enqueued_tokens", "reply": "reply.mode", "schema_form": "reply.form",
+    "images": "images.path", "max_images": "images.max_images", "image_detail": "images.detail",
+    "image_max_side": "images.max_side", "allow_missing_images": "images.allow_missing",
 }
 
 
@@ -121,6 +123,16 @@ def build_parser() -> argparse.ArgumentParser:
          help="how the schema is sent: OpenAI's response_format (openai), vLLM's structured_outputs (vllm) or "
               "llama.cpp's json_object with a schema (llamacpp); default auto: llamacpp for the bundled model, "
               "openai otherwise")
+    _opt(p, "images", help="send each query's images to a vision model: the release image file (XX.json or "
+                           "XX.parquet, as syphus convert writes it) to look its image ids up in")
+    _opt(p, "max_images", type=int, help="--images: at most N images a query, evenly spaced (default: all, up "
+                                         "to images.max_per_request)")
+    _opt(p, "image_detail", choices=["low", "high", "auto"], help="--images: the detail sent with each image")
+    _opt(p, "image_max_side", type=int, help="--images: resize so the longer side is at most this many pixels")
+    p.add_argument("--allow_missing_images", "--allow-missing-images", dest="allow_missing_images",
+                   action="store_true", default=None,
+                   help="--images: send a query whose images are not in the file without them (flagged in its "
+                        "record) instead of recording it as an error")
     _opt(p, "rpm", type=float, help="requests per minute (default: learnt from response headers)")
     _opt(p, "tpm", type=float, help="tokens per minute (default: learnt from response headers)")
     _opt(p, "max_attempts", type=int, help="attempts per query before it is recorded as an error (default 8)")
@@ -348,7 +360,6 @@ def _coldstart(argv: Sequence[str], env: Mapping[str, str], stream: TextIO) -> i
     p.add_argument("--from", dest="source", default="current", help="--promote: the candidate whose answer to use")
     p.add_argument("--edit", help="--promote: a file with the answer as Question:/Answer: lines, used instead")
     p.add_argument("--view", action="store_true", help="also build the HTML viewer over the candidates' answers")
-    p.add_argument("--images", action="append", help="--view: the release image file(s) to show beside the pairs")
     args = p.parse_args(argv)
     secrets = _env_secrets(env)
     _setup_logging(stream, args.verbose, secrets)
@@ -367,7 +378,8 @@ def _coldstart(argv: Sequence[str], env: Mapping[str, str], stream: TextIO) -> i
     if args.view:
         from syphus.workflows.coldstart import view_candidates
         from syphus.engine.job import load_dataset
-        index = view_candidates(report, getattr(load_dataset(cfg).dataset, "scene", None), args.images)
+        index = view_candidates(report, getattr(load_dataset(cfg).dataset, "scene", None),
+                                [cfg.images.path] if cfg.images.path else None)
         stream.write(f"viewer: {index} (filter by 'language' to see one candidate)\n")
     return EXIT_OK
 
@@ -417,6 +429,10 @@ def _dry_run_text(r: dict) -> str:
              f"({r['already_settled']} already settled in {r['folder']}), prompts built for {r['sampled']}",
              f"  tokens per query: ~{r['prompt_tokens_per_query']} prompt, ~{r['completion_tokens_per_query']} "
              f"completion ({r['completion_basis']})",
+             *([f"  images: ~{r['images_per_query']} a query, ~{r['image_tokens_per_query']} tokens (as "
+                f"{r['image_tokens_as']}), included in the prompt tokens with ~{r['text_tokens_per_query']} of text"
+                + (f"; {r['queries_missing_images']} sampled queries lack images in the file"
+                   if r['queries_missing_images'] else "")] if "images_per_query" in r else []),
              f"  replies: {r['reply_format']}" + (f" (the schema in {r['schema_form']} form, counted in the prompt)"
                                                   if r.get("schema_form") else ""),
              f"  total: ~{r['prompt_tokens']} prompt + ~{r['completion_tokens']} completion tokens "

@@ -41,7 +41,8 @@ def render(s: Stats, elapsed: float, done_before: int = 0, cost: str = "") -> st
         head, eta = f"{settled} done", ""
     return (f"{head} | {rate:.1f}/s{eta} | pairs {s.pairs} | invalid {s.invalid} | errors {s.errors} | "
             f"retries {s.retries} | 429s {s.rate_limited} | tokens {_count(s.prompt_tokens)} in / "
-            f"{_count(s.completion_tokens)} out{cost}")
+            f"{_count(s.completion_tokens)} out" + (f" | images {s.images} (~{_count(s.image_tokens)} tokens)"
+                                                    if s.images else "") + cost)
 
 
 def display(stream: TextIO, enabled: bool, log_interval: float):

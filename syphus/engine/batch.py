@@ -366,7 +366,7 @@ class BatchRunner:
     def __init__(self, dataset: AbstractDataset, api: BatchAPI, store: RunStore, cfg: RunConfig,
                  budget: Budget | None = None, *, skip: Callable[[str], bool] = lambda qid: False,
                  sleep: Callable[[float], Any] = asyncio.sleep, clock: Callable[[], float] = time.monotonic,
-                 structure: Structure | None = None, endpoint_name: str = "default"):
+                 structure: Structure | None = None, endpoint_name: str = "default", attacher: Any = None):
         self.dataset = dataset
         self.api = api
         self.store = store
@@ -381,6 +381,7 @@ class BatchRunner:
         self.template = request_template(api.endpoint, cfg.generation, batch=True)
         self.structure = structure or Structure("text")
         self.endpoint_name = endpoint_name  # the pool endpoint the batches go to (records say it)
+        self.attacher = attacher  # --images: the request lines carry each query's images
         self.reply_format = self.structure.current()  # a batch cannot fall back: the file says what it asks
         self.completion_budget = completion_budget(self.template)  # max_tokens (or its override) times n
         self.url = "/chat/completions" if api.endpoint.kind == "azure" else "/v1/chat/completions"
@@ -475,8 +476,12 @@ class BatchRunner:
             qid = item["id"]
             try:
                 req = self.structure.request(self.dataset, item, self.reply_format)
-                prompt = estimate_tokens(req.messages) + req.schema_tokens
-                line = self._line(qid, req.messages, req.fields)
+                messages, images = req.messages, 0
+                if self.attacher is not None:  # the images go in the line: bytes, not tokens, fill a file
+                    attached = self.attacher.attach(self.dataset, item, messages)
+                    messages, images = attached.messages, attached.tokens
+                prompt = estimate_tokens(messages) + req.schema_tokens + images
+                line = self._line(qid, messages, req.fields)
                 extras = query_meta(item)
             except ItemError as e:
                 self._error(qid, e.kind, str(e), None, 0)

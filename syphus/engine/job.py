@@ -36,7 +36,7 @@ from syphus.engine.runner import Runner
 from syphus.engine.stats import RunStatus, Stats
 from syphus.engine.store import INVALID, PAIRS, RunStore
 from syphus.engine.structure import Structure, choose_form
-from syphus.errors import SyphusError, UserError
+from syphus.errors import ItemError, SyphusError, UserError
 from syphus.inputs import SKIPPED_EMPTY, InputCheck, check_inputs, run_stream
 
 log = logging.getLogger("syphus")
@@ -333,7 +333,10 @@ async def _run_checked(cfg: RunConfig, env: Mapping[str, str], loaded: LoadedDat
                        sleep) -> JobResult:
     """``run_job`` once the inputs passed their check."""
     items, total, summary = inputs.items, inputs.total, inputs.check.summary()
-    async with open_targets(cfg, env) as (targets, servers):
+    async with open_targets(cfg, env) as (targets, servers), \
+            contextlib.AsyncExitStack() as images:
+        # --images: the image file opened (its index built or checked) before the run folder is touched
+        attacher = images.enter_context(make_attacher(cfg, loaded.dataset, targets[0]))
         secrets = [t.endpoint for t in targets]
 
         def redact(text: str) -> str:
@@ -361,7 +364,7 @@ async def _run_checked(cfg: RunConfig, env: Mapping[str, str], loaded: LoadedDat
             raise
         started_at, t0 = now_iso(), clock()
         described = targets[0].endpoint.describe()
-        async with _engine(cfg, loaded, targets, store, budget, skip, clock, sleep) as runner:
+        async with _engine(cfg, loaded, targets, store, budget, skip, clock, sleep, attacher) as runner:
             runner.stats.total = total
             for server in servers:
                 server.on_exit = runner.abort
@@ -432,19 +435,19 @@ def make_structure(cfg: RunConfig, kind: str) -> Structure:
 
 @contextlib.asynccontextmanager
 async def _engine(cfg: RunConfig, loaded: LoadedDataset, targets: list[Target], store: RunStore, budget: Budget,
-                  skip, clock, sleep):
+                  skip, clock, sleep, attacher: Any = None):
     """The online worker pool over every endpoint, or the Batch API runner (``--mode batch``: one endpoint)."""
-    if cfg.mode == "batch":
-        from syphus.engine.batch import BatchAPI, BatchRunner
-        target = batch_target(targets)
-        structure = make_structure(cfg, target.endpoint.kind)
-        async with BatchAPI(target.endpoint, timeout=max(cfg.endpoint.timeout, 300.0)) as api:
-            yield BatchRunner(loaded.dataset, api, store, cfg, budget, skip=skip, sleep=sleep, clock=clock,
-                              structure=structure, endpoint_name=target.name)
-        return
-    structure = make_structure(cfg, targets[0].endpoint.kind)
-    prices = target_prices(cfg, targets)
     async with contextlib.AsyncExitStack() as stack:
+        if cfg.mode == "batch":
+            from syphus.engine.batch import BatchAPI, BatchRunner
+            target = batch_target(targets)
+            structure = make_structure(cfg, target.endpoint.kind)
+            api = await stack.enter_async_context(BatchAPI(target.endpoint, timeout=max(cfg.endpoint.timeout, 300.0)))
+            yield BatchRunner(loaded.dataset, api, store, cfg, budget, skip=skip, sleep=sleep, clock=clock,
+                              structure=structure, endpoint_name=target.name, attacher=attacher)
+            return
+        structure = make_structure(cfg, targets[0].endpoint.kind)
+        prices = target_prices(cfg, targets)
         members = []
         for t in targets:
             limiter = RateLimiter(t.rpm, t.tpm, cfg.limits.burst_seconds, cfg.limits.follow_headers, clock=clock,
@@ -459,7 +462,17 @@ async def _engine(cfg: RunConfig, loaded: LoadedDataset, targets: list[Target], 
                     cool_max_seconds=r.cool_max_seconds, clock=clock, sleep=sleep)
         yield Runner(loaded.dataset, pool, store, num_threads=cfg.num_threads, retry=cfg.retry,
                      drain_timeout=cfg.drain_timeout, skip=skip, source=loaded.source, budget=budget,
-                     structure=structure, max_endpoint_failures=r.max_endpoint_failures, clock=clock, sleep=sleep)
+                     structure=structure, attacher=attacher, max_endpoint_failures=r.max_endpoint_failures,
+                     clock=clock, sleep=sleep)
+
+
+def make_attacher(cfg: RunConfig, dataset: AbstractDataset, target: Target) -> contextlib.AbstractContextManager:
+    """``--images``: what finds and counts each query's images (their tokens as ``target``'s model); else nothing."""
+    if not cfg.images.path:
+        return contextlib.nullcontext(None)
+    from syphus.engine.attachment import Attacher
+    model = target.price_as or target.endpoint.model or "?"
+    return Attacher(cfg.images, model, getattr(dataset, "scene", None))
 
 
 def batch_target(targets: list[Target]) -> Target:
@@ -525,21 +538,32 @@ def _dry_run_checked(cfg: RunConfig, env: Mapping[str, str], loaded: LoadedDatas
         store.scan(read_only=True)
     structure = make_structure(cfg, choose_kind(cfg.endpoint, env))
     fmt = structure.current()  # what the run asks for unless the endpoint refuses the schema
-    n = sampled = prompt_sum = 0
-    for item in items:
-        if store.settled(item["id"]):
-            continue
-        n += 1
-        if sampled < cfg.cost.dry_run_sample:
-            try:
-                req = structure.request(loaded.dataset, item, fmt)
-                prompt_sum += estimate_tokens(req.messages) + req.schema_tokens
-            except Exception as e:
-                raise UserError(f"{loaded.source}: build_messages raised {type(e).__name__}: {e} "
-                                f"(query {item['id']!r})") from e
-            sampled += 1
+    n = sampled = prompt_sum = images = image_tokens = missing = 0
+    target = Target("default", None, cfg.generation, price_as=pricing_model(cfg, env))  # type: ignore[arg-type]
+    with make_attacher(cfg, loaded.dataset, target) as attacher:
+        for item in items:
+            if store.settled(item["id"]):
+                continue
+            n += 1
+            if sampled < cfg.cost.dry_run_sample:
+                try:
+                    req = structure.request(loaded.dataset, item, fmt)
+                    prompt_sum += estimate_tokens(req.messages) + req.schema_tokens
+                except Exception as e:
+                    raise UserError(f"{loaded.source}: build_messages raised {type(e).__name__}: {e} "
+                                    f"(query {item['id']!r})") from e
+                if attacher is not None:
+                    try:
+                        frames, lacking = attacher.frames(item)
+                    except ItemError:
+                        frames, lacking = [], [None]
+                    images += len(frames)
+                    image_tokens += sum(f.tokens for f in frames)
+                    missing += bool(lacking)
+                sampled += 1
     max_tokens = completion_budget({"max_tokens": cfg.generation.max_tokens, **cfg.generation.extra})
-    avg_prompt = prompt_sum / sampled if sampled else 0.0
+    avg_images = image_tokens / sampled if sampled else 0.0
+    avg_prompt = (prompt_sum + image_tokens) / sampled if sampled else 0.0  # what limits and cost count
     answered = store.totals.get("queries_with_pairs", 0) + store.totals.get("invalid", 0)
     observed = store.totals.get("completion_tokens", 0) / answered if answered else None
     completion = observed if observed is not None else float(max_tokens)
@@ -556,6 +580,10 @@ def _dry_run_checked(cfg: RunConfig, env: Mapping[str, str], loaded: LoadedDatas
         "prompt_tokens": round(avg_prompt * n), "completion_tokens": round(completion * n),
         "worst_case_completion_tokens": max_tokens * n, "inputs": inputs.check.summary(),
         "reply_format": fmt, "schema_form": structure.form if fmt == "json" else None,
+        **({"images_per_query": round(images / sampled, 2) if sampled else 0.0,
+            "image_tokens_per_query": round(avg_images, 1), "text_tokens_per_query": round(avg_prompt - avg_images, 1),
+            "queries_missing_images": missing, "image_tokens_as": target.price_as}
+           if cfg.images.path else {}),
     }
     if price is not None:
         for mode, batch in (("online", False), ("batch", True)):

@@ -64,12 +64,16 @@ def estimate_tokens(messages: Sequence[Mapping[str, str]]) -> int:
 
     English runs about 4 characters a token; other scripts take a token or
     more per character, so non-ASCII characters count one each. Each message
-    adds 4 tokens of framing, the reply's priming 3.
+    adds 4 tokens of framing, the reply's priming 3. Of a message whose content
+    is a list of parts, the text parts count; images are counted apart
+    (``syphus.engine.attachment``), from their size.
     """
     total = 3
     for m in messages:
         content = m.get("content") or ""
-        if not isinstance(content, str):
+        if isinstance(content, list):  # parts: the text ones count here, images by their own table
+            content = "".join(p.get("text") or "" for p in content if isinstance(p, Mapping))
+        elif not isinstance(content, str):
             content = str(content)
         ascii_chars = len(content.encode("ascii", "ignore"))
         total += 4 + math.ceil(ascii_chars / 4) + (len(content) - ascii_chars)

@@ -35,6 +35,7 @@ from syphus.config import RetryConfig
 from syphus.engine.cost import Budget, has_usage
 from syphus.dataset import AbstractDataset
 from syphus.errors import ENDPOINT_KINDS, FatalError, ItemError, RateLimited, TransientError, UserError
+from syphus.engine.attachment import Attached, Attacher
 from syphus.engine.limits import estimate_tokens
 from syphus.engine.pool import CIRCUIT_KINDS, Member, Pool
 from syphus.engine.record import answer_record, error_record, now_iso, query_meta, usage_tokens
@@ -79,7 +80,7 @@ class Runner:
                  num_threads: int, retry: RetryConfig, drain_timeout: float = 60.0,
                  skip: Callable[[str], bool] = lambda qid: False, source: str = "dataset",
                  budget: Budget | None = None, max_endpoint_failures: int = 20,
-                 structure: Structure | None = None, clock: Callable[[], float] = time.monotonic,
+                 structure: Structure | None = None, attacher: Attacher | None = None, clock: Callable[[], float] = time.monotonic,
                  sleep: Callable[[float], Any] = asyncio.sleep):
         self.dataset = dataset
         self.pool = pool
@@ -91,6 +92,7 @@ class Runner:
         self.source = source
         self.budget = budget
         self.structure = structure or Structure("text")
+        self.attacher = attacher  # --images: each query's images looked up and sent with it
         self.over_budget = False
         self.clock = clock
         self.sleep = sleep
@@ -307,15 +309,20 @@ class Runner:
             self._error(qid, "internal", f"{type(e).__name__}: {e} (a bug: please report it; "
                         "--retry_errors sends this query again)", None, q)
 
-    async def _as_text(self, item: dict[str, Any], q: _Query, refusal: ItemError) -> tuple[Any, str]:
+    async def _as_text(self, item: dict[str, Any], q: _Query, refusal: ItemError,
+                       attached: Attached | None = None) -> tuple[Any, str]:
         """A JSON request refused with a 400 before JSON was settled, sent again as text to learn why.
 
         Taken as text, the schema was what the endpoint refused: text for the run. Refused as
         text too, the 400 is this query's own (the schema is not the problem): JSON stays.
         """
         req = self.structure.request(self.dataset, item, "text")
+        images = 0
+        if attached is not None and attached.frames:
+            req = req._replace(messages=self.dataset.attach_images(item, req.messages, attached.frames))
+            images = attached.tokens
         try:
-            reply = await self._send(req, estimate_tokens(req.messages), q)
+            reply = await self._send(req, estimate_tokens(req.messages) + images, q)
         except ItemError as e:
             if e.status in (400, 422):
                 self.structure.confirm()
@@ -335,7 +342,19 @@ class Runner:
             self._error(qid, "plugin", f"build_messages raised {type(e).__name__}: {e}", None, q)
             return
         query_meta(item)  # a value JSON cannot hold fails here, before anything is paid
-        prompt_tokens = estimate_tokens(req.messages) + req.schema_tokens
+        attached = None
+        if self.attacher is not None:
+            try:
+                frames, missing = await asyncio.to_thread(self.attacher.frames, item)  # file reads: off the loop
+                attached = self.attacher.place(self.dataset, item, req.messages, frames, missing)
+            except ItemError as e:  # images missing from the file, a request over the size limit
+                self._error(qid, e.kind, str(e), None, q)
+                return
+            except Exception as e:
+                self._error(qid, "plugin", f"attach_images raised {type(e).__name__}: {e}", None, q)
+                return
+            req = req._replace(messages=attached.messages)
+        prompt_tokens = estimate_tokens(req.messages) + req.schema_tokens + (attached.tokens if attached else 0)
         try:
             self.pool.check(prompt_tokens)
             try:
@@ -345,7 +364,7 @@ class Runner:
                     raise
                 if self.structure.mode == "json":
                     self.structure.refused(str(e))  # raises: --reply json stops the run
-                reply, fmt = await self._as_text(item, q, e)
+                reply, fmt = await self._as_text(item, q, e, attached)
             else:
                 if fmt == "json":
                     self.structure.confirm()
@@ -365,6 +384,12 @@ class Runner:
         record, valid = answer_record(self.dataset, item, reply.text, reply.finish_reason, reply.usage,
                                       reply.model, q.sent, estimated=q.estimated(), reply_format=fmt)
         record["endpoint"] = q.endpoint
+        if attached is not None:
+            record["images"] = attached.image_ids
+            if attached.missing:
+                record["images_missing"] = attached.missing
+            self.stats.images += len(attached.frames)
+            self.stats.image_tokens += attached.tokens
         record["timings"] = {"latency_s": round(reply.latency, 4), "total_s": round(self.clock() - started, 4)}
         self.store.write_answer(record, valid=valid)
         self.stats.count_answer(record)

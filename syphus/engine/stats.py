@@ -50,6 +50,8 @@ class Stats:
     in_flight: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    images: int = 0  # images sent with the queries settled (--images)
+    image_tokens: int = 0  # their tokens, estimated from their sizes
     started: float = field(default_factory=time.monotonic)
 
     @property

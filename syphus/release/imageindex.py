@@ -471,6 +471,16 @@ class ImageIndex:
                 out[n] = self._values.fetch(image_id, *where)
             return out
 
+    def with_prefix(self, prefix: str, limit: int = 100_000) -> list[str]:
+        """The ids that start with ``prefix`` (a video's frames), in id order; at most ``limit``."""
+        with self._lock:
+            try:
+                rows = self._db.execute("SELECT id FROM ids WHERE id >= ? AND id < ? ORDER BY id LIMIT ?",
+                                        (prefix, prefix + "\U0010ffff", limit)).fetchall()
+            except UnicodeEncodeError:
+                return []
+        return [row[0] for row in rows if row[0].startswith(prefix)]
+
     def __contains__(self, image_id: object) -> bool:
         with self._lock:
             return isinstance(image_id, str) and self._where(image_id) is not None

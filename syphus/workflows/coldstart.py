@@ -182,17 +182,22 @@ async def run_coldstart(cfg: RunConfig, env: Mapping[str, str], *, size: int = 2
     except UserError:
         price = None
     scores, base = [], None
+    # with --images every candidate runs twice, text only and with the images: what the pictures buy
+    image_modes = (False, True) if cfg.images.path else (False,)
     for name, examples in sets.items():
-        version = f"coldstart-{name}-seed{seed}-n{size}"
-        c = cfg.model_copy(update={"dataset_version": version, "slice_start": 0, "slice_end": -1,
-                                   "random_sample": False})
-        result = await run_job(c, env, loaded=_variant(loaded, examples, sample), display=display)
-        if result.error is not None:
-            raise result.error
-        if result.status != RunStatus.COMPLETE:
-            raise UserError(f"cold start stopped while trying {name!r} ({result.status}); run it again to go on")
-        base = result.folder.parent
-        scores.append(score_folder(name, result.folder, prompt.system_message, price))
+        for with_images in image_modes:
+            label = name + ("+images" if with_images else "")
+            version = f"coldstart-{name}{'-images' if with_images else ''}-seed{seed}-n{size}"
+            images = cfg.images if with_images else cfg.images.model_copy(update={"path": None})
+            c = cfg.model_copy(update={"dataset_version": version, "slice_start": 0, "slice_end": -1,
+                                       "random_sample": False, "images": images})
+            result = await run_job(c, env, loaded=_variant(loaded, examples, sample), display=display)
+            if result.error is not None:
+                raise result.error
+            if result.status != RunStatus.COMPLETE:
+                raise UserError(f"cold start stopped while trying {label!r} ({result.status}); run it again to go on")
+            base = result.folder.parent
+            scores.append(score_folder(label, result.folder, prompt.system_message, price))
     scores.sort(key=lambda s: (-s.score, s.candidate))
     report = base / f"coldstart-seed{seed}-n{size}.json"
     write_atomic(report, json.dumps({"sample": [i["id"] for i in sample], "seed": seed,

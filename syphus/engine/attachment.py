@@ -1,0 +1,170 @@
+"""Attachment: a query's images, found by id in a release image file and put in its messages.
+
+With ``--images XX.json|XX.parquet`` (what ``syphus convert`` writes) each query's image ids are
+looked up in the file (``syphus.release.imageindex``: an on-disk index, one value or one row group
+read per lookup, so memory stays flat for files of many GB) and sent as ``image_url`` parts
+(data URLs) after the text annotations, which stay. The ids are the query's ``image_ids`` when the
+plugin attached them; else the frames that start with its ``image_prefix``; else what the scene's
+convention derives from the query id (``syphus.release.scenes.query_images``, as export does).
+
+``--max_images N`` keeps N evenly spaced (deterministic), never more than the endpoint takes in one
+request (``images.max_per_request``); ``--image_max_side`` resizes first; ``--image_detail`` is
+sent with each part. Every image's tokens come from the provider's formula for the run's model
+(``syphus.engine.imagetokens``, ``configs/image_tokens.yaml``), from its size: they count in the
+rate limits, ``--max-cost`` reservations, ``--dry-run`` and the progress line like text tokens.
+
+A query whose images are missing from the file is an error record naming them (kind
+``missing_images``: settled, it would fail the same way again), or with ``--allow_missing_images``
+goes with the images that are there (text only if none), its record listing what was missing.
+A request over the endpoint's size limit (``images.max_request_mb``) is that query's error
+(``too_large``), naming the fix.
+
+Where the images go is the plugin's ``attach_images`` (default: the last user message becomes its
+text followed by the images; a video scene's frames are each labelled with the second they show).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from syphus.config import ImagesConfig
+from syphus.engine.imagetokens import ImageTable, image_size, load_image_table
+from syphus.errors import ItemError, UserError
+from syphus.frames import image_part, resize, spread
+from syphus.release.imageindex import ImageIndex
+from syphus.release.scenes import query_images
+
+log = logging.getLogger("syphus")
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One image sent with a query: its id, its chat part, where it falls among the query's frames, its tokens."""
+
+    image_id: str
+    part: dict[str, Any] = field(repr=False)
+    position: int  # its place among all the query's frames (0-based), before any were left out
+    total: int  # how many frames the query has in all
+    tokens: int
+    size: tuple[int, int] | None = None
+
+
+@dataclass
+class Attached:
+    """What a query carries: its frames (the parts already in ``messages``), and the ids the file lacked."""
+
+    messages: list[dict[str, Any]]
+    frames: list[Frame]
+    missing: list[str]
+
+    @property
+    def tokens(self) -> int:
+        return sum(f.tokens for f in self.frames)
+
+    @property
+    def image_ids(self) -> list[str]:
+        return [f.image_id for f in self.frames]
+
+
+# What an image costs when the editable table is not where the config says (a run outside the project
+# folder): OpenAI's tile formula as for GPT-4o, low detail counted as high: never under-counts.
+FALLBACK_ROW = {"method": "tiles", "base": 85, "tile": 170, "low": "high"}
+
+
+def image_table(path: str) -> ImageTable:
+    """The image token table at ``path``; the default path missing gives the conservative fallback, said once."""
+    try:
+        return load_image_table(path)
+    except UserError:
+        if path != ImagesConfig.model_fields["tokens"].default:
+            raise
+    log.warning("%s: no image token table here; every image is counted as GPT-4o counts it at high detail "
+                "(set images.tokens to the table's path to count them for your model)", path)
+    return ImageTable.from_mapping({"default": FALLBACK_ROW}, "<fallback>")
+
+
+class Attacher:
+    """Finds, chooses, sizes and counts the images of each query; see the module docstring."""
+
+    def __init__(self, cfg: ImagesConfig, model: str, scene: str | None = None, index: ImageIndex | None = None,
+                 table: ImageTable | None = None):
+        self.cfg = cfg
+        self.model = model
+        self.scene = scene
+        self.index = index if index is not None else ImageIndex.open(cfg.path)
+        self.table = table if table is not None else image_table(cfg.tokens)
+        self.limit = min(cfg.max_images or cfg.max_per_request, cfg.max_per_request)
+
+    def close(self) -> None:
+        self.index.close()
+
+    def __enter__(self) -> Attacher:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def image_ids(self, item: dict[str, Any]) -> list[str]:
+        """The query's image ids: attached by the plugin, its frame prefix, else the scene's convention."""
+        ids = item.get("image_ids")
+        if isinstance(ids, (list, tuple)) and ids:
+            return [str(i) for i in ids]
+        prefix = item.get("image_prefix")
+        if isinstance(prefix, str) and prefix:
+            return self.index.with_prefix(prefix)
+        rule = query_images(self.scene, str(item["id"])) if self.scene else None
+        if rule is None:
+            return []
+        found = [next((i for i in still if i in self.index), still[0]) for still in rule.stills]
+        if found and all(i in self.index for i in found):
+            return found
+        if rule.prefix:
+            frames = self.index.with_prefix(rule.prefix)
+            if frames:
+                return frames
+        return found  # what the convention names, to be reported missing
+
+    def frames(self, item: dict[str, Any]) -> tuple[list[Frame], list[str]]:
+        """The frames to send with ``item`` and the ids the file lacks; ItemError if any lack and that is not allowed."""
+        ids = self.image_ids(item)
+        if not ids:
+            return [], []
+        positions = spread(list(range(len(ids))), self.limit)
+        chosen = [ids[p] for p in positions]
+        datas = self.index.get_many(chosen)
+        missing = [i for i, d in zip(chosen, datas) if d is None]
+        if missing and not self.cfg.allow_missing:
+            shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+            raise ItemError(f"{len(missing)} of the query's {len(chosen)} images are not in {self.cfg.path}: {shown}; "
+                            "check the image file (syphus convert) or the plugin's image_ids, or run with "
+                            "--allow_missing_images to send the query without them", kind="missing_images")
+        out = []
+        for position, image_id, data in zip(positions, chosen, datas):
+            if data is None:
+                continue
+            if self.cfg.max_side:
+                data = resize(data, self.cfg.max_side)
+            size = image_size(data)
+            w, h = size or (2048, 2048)  # an unknown size is counted as large: a budget never under-counts
+            out.append(Frame(image_id, image_part(data, self.cfg.detail), position, len(ids),
+                             self.table.tokens(self.model, w, h, self.cfg.detail), size))
+        return out, missing
+
+    def attach(self, dataset: Any, item: dict[str, Any], messages: list[dict[str, Any]]) -> Attached:
+        """``messages`` with the query's images placed by the plugin's ``attach_images``, checked for size."""
+        return self.place(dataset, item, messages, *self.frames(item))
+
+    def place(self, dataset: Any, item: dict[str, Any], messages: list[dict[str, Any]], frames: list[Frame],
+              missing: list[str]) -> Attached:
+        """``attach`` once the frames are read (``frames`` reads the file: call it off the event loop)."""
+        if frames:
+            messages = dataset.attach_images(item, messages, frames)
+            size = sum(len(f.part["image_url"]["url"]) for f in frames)
+            if size > self.cfg.max_request_mb * 2**20:
+                raise ItemError(f"the query's {len(frames)} images take {size / 2**20:.1f} MB, over the endpoint's "
+                                f"{self.cfg.max_request_mb:g} MB a request (images.max_request_mb); send fewer "
+                                "(--max_images) or smaller ones (--image_max_side)", kind="too_large")
+        return Attached(messages, frames, missing)
+
