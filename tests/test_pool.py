@@ -307,3 +307,12 @@ def test_batch_mode_submits_to_one_endpoint_of_the_pool(project):
         assert a.uploads == [] and len(b.uploads) == 1
     assert len(settled(folder_of(project))["pairs"]) == 3
     assert all(r["endpoint"] == "b" for r in lines(folder_of(project) / "pairs.jsonl"))
+
+
+def test_the_example_pool_config_is_valid_and_names_keys_only():
+    from syphus.config import load_config
+    from tests.conftest import ROOT
+
+    cfg = load_config(ROOT / "configs" / "pool.yaml")
+    assert [e.name for e in cfg.endpoints] == ["east", "west", "gpu1"]
+    assert all(e.key_env is None or e.key_env.isupper() for e in cfg.endpoints)
