@@ -197,3 +197,17 @@ def test_coldstart_compares_text_only_against_text_and_images_on_the_same_sample
     # the images' tokens show in what each query cost: two parts at the fake's 765 tokens each
     assert sum(r["usage"]["prompt_tokens"] for r in plus) - sum(r["usage"]["prompt_tokens"] for r in plain) \
         >= 3 * 2 * 765 - 30
+
+
+@pytest.mark.parametrize("name", ["LACONV", "CGD", "SD", "DC", "TVC", "E4D", "SN", "VST"])
+def test_every_scene_sends_its_images_in_order(scenes, server, name):
+    """Each built-in scene's first query: its images (attached ids, or the frames its prefix names) in order."""
+    item = items_of(name)[0]
+    ids = list(item.get("image_ids") or []) or [f"{item['image_prefix']}{k:04d}" for k in range(3)]
+    images = image_file(scenes / f"{name}.json", ids + ["OTHER_IMG_0001"])  # an id no query names
+    code, out = run(["--name", name, "--images", f"{name}.json", "--slice_end", "1", "--reply", "text"], server)
+    assert code == 0, out
+    assert sent_images(server.requests[0].body) == [images[i] for i in ids]
+    folder = scenes / "output" / name / "v1"
+    record = (lines(folder / "pairs.jsonl") + lines(folder / "invalid.jsonl"))[0]  # SN parses conversations only
+    assert record["images"] == ids
