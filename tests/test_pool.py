@@ -200,6 +200,7 @@ def test_an_endpoint_whose_key_is_refused_is_removed_and_the_others_carry_on(pro
     assert all(r["endpoint"] == "b" for r in lines(folder / "pairs.jsonl"))
     figures = {e["name"]: e for e in meta(folder)["endpoints"]}
     assert figures["a"]["state"] == "removed" and "HTTP 401" in figures["a"]["reason"]
+    assert "endpoint a reads its key from KEY_A" in figures["a"]["reason"]
 
 
 def test_when_every_endpoint_is_refused_the_run_stops_resumably(project):

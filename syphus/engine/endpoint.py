@@ -152,6 +152,7 @@ class Target:
     weight: float = 1.0
     price_as: str | None = None
     timeout: float | None = None
+    key_env: str | None = None  # the variable its key is read from (named in messages, never read out)
 
 
 def pool_entries(cfg: RunConfig) -> list[PoolEndpoint]:
@@ -183,4 +184,4 @@ def resolve_entry(entry: PoolEndpoint, env: Mapping[str, str], local_base_url: s
         raise UserError(f"endpoint {entry.name!r}: {e}") from None
     base = generation or GenerationConfig()
     return Target(entry.name, endpoint, entry.generation.over(base), entry.rpm, entry.tpm, entry.weight,
-                  entry.price_as or endpoint.model, entry.timeout)
+                  entry.price_as or endpoint.model, entry.timeout, var)

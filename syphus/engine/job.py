@@ -456,7 +456,7 @@ async def _engine(cfg: RunConfig, loaded: LoadedDataset, targets: list[Target], 
                 t.endpoint, t.generation, timeout=t.timeout or cfg.endpoint.timeout, connections=cfg.num_threads,
                 on_headers=limiter.observe, clock=clock))
             members.append(Member(t.name, client, limiter, t.weight, prices.get(t.name),
-                                  describe_endpoint=t.endpoint.describe()))
+                                  describe_endpoint=t.endpoint.describe(), key_env=t.key_env))
         r = cfg.retry
         pool = Pool(members, cool_after=r.cool_after, cool_seconds=r.cool_seconds,
                     cool_max_seconds=r.cool_max_seconds, clock=clock, sleep=sleep)

@@ -54,6 +54,7 @@ class Member:
     weight: float = 1.0
     price: Any = None  # syphus.engine.cost.Price, or None when the table has no row for it
     describe_endpoint: dict[str, Any] = field(default_factory=dict)
+    key_env: str | None = None  # where its key comes from, for messages about a refused key
     state: str = ACTIVE
     in_flight: int = 0
     waiting: int = 0  # requests waiting for this member's limiter
@@ -233,6 +234,8 @@ class Pool:
         """Take ``m`` out for the run (its key was refused, its quota is gone)."""
         if m.state == REMOVED:
             return
+        if m.key_env:
+            reason += f" (endpoint {m.name} reads its key from {m.key_env})"
         m.state, m.reason = REMOVED, reason[:300]
         left = len(self._live())
         log.warning("endpoint %s removed for this run: %s (%d left)", m.name, reason, left)
