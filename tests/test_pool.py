@@ -317,3 +317,20 @@ def test_the_example_pool_config_is_valid_and_names_keys_only():
     cfg = load_config(ROOT / "configs" / "pool.yaml")
     assert [e.name for e in cfg.endpoints] == ["east", "west", "gpu1"]
     assert all(e.key_env is None or e.key_env.isupper() for e in cfg.endpoints)
+
+
+def test_translate_on_a_pool_never_prints_a_key_the_server_echoes(project):
+    """The pool's keys are known only once the config is read; translate's own messages redact them too."""
+    from tests.conftest import ROOT
+
+    (project / "prompts" / "translate.json").write_text((ROOT / "prompts" / "translate.json").read_text())
+    (project / "DC_instructions.json").write_text(json.dumps({"meta": {}, "data": {
+        "DC_INS_00001": {"instruction": "What is it?", "answer": "A dog.", "image_ids": [], "rel_ins_ids": []}}}))
+    with FakeOpenAI() as a:
+        a.responder = lambda body, n: Reply.status(401, body={"error": {"message": f"bad key {SECRET_A}"}})
+        cfg = write_pool(project, a)
+        out = io.StringIO()
+        code = main(["translate", "DC_instructions.json", "--config", cfg, "--quiet", "--verbose"], env=ENV,
+                    stream=out)
+    assert code == 3 and "HTTP 401" in out.getvalue()
+    assert SECRET_A not in out.getvalue() and "***" in out.getvalue()

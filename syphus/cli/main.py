@@ -191,9 +191,18 @@ def _more_secrets(secrets: list[str], cfg, env: Mapping[str, str]) -> None:
                 f.secrets = [x for x in secrets if x]
 
 
-def _redact_text(text: str, env: Mapping[str, str]) -> str:
-    for secret in _env_secrets(env):
-        text = text.replace(secret, "***")
+def _config(args: argparse.Namespace, env: Mapping[str, str], secrets: list[str]):
+    """The run config the flags and ``--config`` give; the pool's keys join ``secrets`` (and the log's redaction)."""
+    from syphus.config import load_config
+    cfg = load_config(args.config, _overrides(args))
+    _more_secrets(secrets, cfg, env)
+    return cfg
+
+
+def _redact_text(text: str, secrets: Sequence[str]) -> str:
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "***")
     return text
 
 
@@ -345,7 +354,7 @@ SUBCOMMANDS = {"export": _export, "validate": _validate, "checksum": _checksum, 
                "convert": _convert, "report": _report}
 
 
-def _coldstart(argv: Sequence[str], env: Mapping[str, str], stream: TextIO) -> int:
+def _coldstart(argv: Sequence[str], env: Mapping[str, str], stream: TextIO, secrets: list[str]) -> int:
     from syphus.workflows.coldstart import promote, render, run_coldstart
 
     p = build_parser()
@@ -361,11 +370,8 @@ def _coldstart(argv: Sequence[str], env: Mapping[str, str], stream: TextIO) -> i
     p.add_argument("--edit", help="--promote: a file with the answer as Question:/Answer: lines, used instead")
     p.add_argument("--view", action="store_true", help="also build the HTML viewer over the candidates' answers")
     args = p.parse_args(argv)
-    secrets = _env_secrets(env)
     _setup_logging(stream, args.verbose, secrets)
-    from syphus.config import load_config
-    cfg = load_config(args.config, _overrides(args))
-    _more_secrets(secrets, cfg, env)
+    cfg = _config(args, env, secrets)
     seed = cfg.seed
     if args.promote:
         path = promote(cfg, args.promote, args.source, seed, args.sample, args.edit)
@@ -384,7 +390,7 @@ def _coldstart(argv: Sequence[str], env: Mapping[str, str], stream: TextIO) -> i
     return EXIT_OK
 
 
-def _translate(argv: Sequence[str], env: Mapping[str, str], stream: TextIO) -> int:
+def _translate(argv: Sequence[str], env: Mapping[str, str], stream: TextIO, secrets: list[str]) -> int:
     from syphus.workflows.translate import DEFAULT_LANGS, run_translation
 
     p = build_parser()
@@ -397,11 +403,8 @@ def _translate(argv: Sequence[str], env: Mapping[str, str], stream: TextIO) -> i
                    help="one request per language instead of all languages in one request")
     p.add_argument("--out", help="where the per-language files go (default: <run folder>/export)")
     args = p.parse_args(argv)
-    secrets = _env_secrets(env)
     _setup_logging(stream, args.verbose, secrets)
-    from syphus.config import load_config
-    cfg = load_config(args.config, _overrides(args))
-    _more_secrets(secrets, cfg, env)
+    cfg = _config(args, env, secrets)
     langs = [x.strip() for x in args.langs.split(",") if x.strip()]
     if args.dry_run:
         from syphus.engine.job import LoadedDataset, dry_run
@@ -419,7 +422,7 @@ def _translate(argv: Sequence[str], env: Mapping[str, str], stream: TextIO) -> i
                  f"failures in translation_failures.jsonl\n")
     last = summary["results"][-1]
     if last.error is not None:
-        stream.write(f"stopped: {last.error}\n")
+        stream.write(f"stopped: {_redact_text(str(last.error), secrets)}\n")
         return EXIT_USER if isinstance(last.error, UserError) else EXIT_FATAL
     return Exit.for_status(last.status)
 
@@ -465,13 +468,14 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] in ("translate", "coldstart"):
         command = _translate if argv[0] == "translate" else _coldstart
+        secrets = _env_secrets(env)  # the command adds the pool's keys once it reads the config
         try:
-            return command(argv[1:], env, stream or sys.stderr)
+            return command(argv[1:], env, stream or sys.stderr, secrets)
         except UserError as e:
-            (stream or sys.stderr).write(f"error: {_redact_text(str(e), env)}\n")
+            (stream or sys.stderr).write(f"error: {_redact_text(str(e), secrets)}\n")
             return EXIT_USER
         except FatalError as e:
-            (stream or sys.stderr).write(f"stopped: {_redact_text(str(e), env)}\n")
+            (stream or sys.stderr).write(f"stopped: {_redact_text(str(e), secrets)}\n")
             return EXIT_FATAL
     if argv and argv[0] in SUBCOMMANDS:  # their reports go to stdout, to be piped or saved
         out = stream or sys.stdout
@@ -482,7 +486,6 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
             return EXIT_USER
     # the engine (aiohttp, pydantic) is imported only for the commands that run it: convert and view stay light
     from syphus import plugins
-    from syphus.config import load_config
     from syphus.engine.job import batch_status, dry_run, reparse, run_job
 
     stream = stream or sys.stderr
@@ -493,15 +496,11 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
     _setup_logging(stream, args.verbose, secrets)
 
     def say(text: str) -> None:
-        for s in secrets:
-            text = text.replace(s, "***")
-        stream.write(text + "\n")
+        stream.write(_redact_text(text, secrets) + "\n")
         stream.flush()
 
     try:
-        overrides = _overrides(args)
-        cfg = load_config(args.config, overrides)
-        _more_secrets(secrets, cfg, env)
+        cfg = _config(args, env, secrets)
         if args.list:
             for name in plugins.available(cfg.datasets_dir):
                 print(name)

@@ -166,9 +166,10 @@ _KEY_VARS = {"azure": "AZURE_OPENAI_API_KEY", "openai": "OPENAI_API_KEY"}
 
 
 def resolve_entry(entry: PoolEndpoint, env: Mapping[str, str], local_base_url: str | None = None,
-                  generation: GenerationConfig | None = None) -> Target:
+                  generation: GenerationConfig | None = None, price_as: str | None = None) -> Target:
     """The Target of one pool entry; its key comes from the variable ``key_env`` names (a UserError names
-    the variable, never a value, when it is not set)."""
+    the variable, never a value, when it is not set). It is priced as its own ``price_as``, else as
+    ``price_as`` (the run's ``--price_as``), else as its model."""
     var = entry.key_env or _KEY_VARS.get(entry.kind)
     key = env.get(var) if var else None
     if entry.key_env and not key:
@@ -184,4 +185,4 @@ def resolve_entry(entry: PoolEndpoint, env: Mapping[str, str], local_base_url: s
         raise UserError(f"endpoint {entry.name!r}: {e}") from None
     base = generation or GenerationConfig()
     return Target(entry.name, endpoint, entry.generation.over(base), entry.rpm, entry.tpm, entry.weight,
-                  entry.price_as or endpoint.model, entry.timeout, var)
+                  entry.price_as or price_as or endpoint.model, entry.timeout, var)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import itertools
 import json
 import logging
@@ -218,16 +217,15 @@ async def open_targets(cfg: RunConfig, env: Mapping[str, str]):
             targets = [Target("default", endpoint, cfg.generation, cfg.limits.rpm, cfg.limits.tpm,
                               price_as=pricing_model(cfg, env))]
         else:
-            remote = {e.name: resolve_entry(e, env, generation=cfg.generation) for e in entries if e.kind != "local"}
+            remote = {e.name: resolve_entry(e, env, generation=cfg.generation, price_as=cfg.cost.price_as)
+                      for e in entries if e.kind != "local"}
             targets = []
             for e in entries:  # keys checked above, before any local server is started
                 if e.kind == "local":
-                    targets.append(resolve_entry(e, env, await start_local(e.local_model_path), cfg.generation))
+                    targets.append(resolve_entry(e, env, await start_local(e.local_model_path), cfg.generation,
+                                                 cfg.cost.price_as))
                 else:
                     targets.append(remote[e.name])
-            if cfg.cost.price_as:
-                targets = [t if any(e.name == t.name and e.price_as for e in entries) else
-                           dataclasses.replace(t, price_as=cfg.cost.price_as) for t in targets]
         yield targets, servers
 
 
@@ -263,17 +261,18 @@ def target_prices(cfg: RunConfig, targets: list[Target]) -> dict[str, Price | No
 
 
 def make_budget(cfg: RunConfig, env: Mapping[str, str], totals: Mapping[str, int] | None = None,
-                targets: list[Target] | None = None) -> Budget:
+                prices: Mapping[str, Price | None] | None = None) -> Budget:
     """The run's budget: prices from the table, what earlier sessions already spent, the --max-cost cap.
 
     With several endpoints each request is reserved and charged at its endpoint's price; the
     budget's own price (what earlier sessions' tokens are counted at) is the dearest of them,
     so a restart never counts less than was spent.
     """
-    if targets is None:
-        targets = [Target("default", None, cfg.generation, price_as=pricing_model(cfg, env))]  # type: ignore[arg-type]
-    prices = [p for p in target_prices(cfg, targets).values() if p is not None]
-    price = max(prices, key=lambda p: p.cost(1e6, 1e6), default=None)
+    if prices is None:  # the one endpoint of flags and variables
+        prices = target_prices(cfg, [Target("default", None, cfg.generation,  # type: ignore[arg-type]
+                                            price_as=pricing_model(cfg, env))])
+    known = [p for p in prices.values() if p is not None]
+    price = max(known, key=lambda p: p.cost(1e6, 1e6), default=None)
     batch = cfg.mode == "batch"
     totals = totals or {}
     spent = estimated = 0.0
@@ -358,13 +357,14 @@ async def _run_checked(cfg: RunConfig, env: Mapping[str, str], loaded: LoadedDat
         else:
             skip = store.settled
         try:
-            budget = make_budget(cfg, env, store.totals, targets)
+            prices = target_prices(cfg, targets)  # each endpoint's row of the table, read once
+            budget = make_budget(cfg, env, store.totals, prices)
         except UserError:
             store.close()
             raise
         started_at, t0 = now_iso(), clock()
         described = targets[0].endpoint.describe()
-        async with _engine(cfg, loaded, targets, store, budget, skip, clock, sleep, attacher) as runner:
+        async with _engine(cfg, loaded, targets, prices, store, budget, skip, clock, sleep, attacher) as runner:
             runner.stats.total = total
             for server in servers:
                 server.on_exit = runner.abort
@@ -434,8 +434,8 @@ def make_structure(cfg: RunConfig, kind: str) -> Structure:
 
 
 @contextlib.asynccontextmanager
-async def _engine(cfg: RunConfig, loaded: LoadedDataset, targets: list[Target], store: RunStore, budget: Budget,
-                  skip, clock, sleep, attacher: Any = None):
+async def _engine(cfg: RunConfig, loaded: LoadedDataset, targets: list[Target], prices: Mapping[str, Price | None],
+                  store: RunStore, budget: Budget, skip, clock, sleep, attacher: Any = None):
     """The online worker pool over every endpoint, or the Batch API runner (``--mode batch``: one endpoint)."""
     async with contextlib.AsyncExitStack() as stack:
         if cfg.mode == "batch":
@@ -447,7 +447,6 @@ async def _engine(cfg: RunConfig, loaded: LoadedDataset, targets: list[Target], 
                               structure=structure, endpoint_name=target.name, attacher=attacher)
             return
         structure = make_structure(cfg, targets[0].endpoint.kind)
-        prices = target_prices(cfg, targets)
         members = []
         for t in targets:
             limiter = RateLimiter(t.rpm, t.tpm, cfg.limits.burst_seconds, cfg.limits.follow_headers, clock=clock,

@@ -331,10 +331,8 @@ class Runner:
         return reply, "text"
 
     async def _handle(self, item: dict[str, Any], q: _Query) -> None:
-        await self._answer(item, q, self.structure.current())
-
-    async def _answer(self, item: dict[str, Any], q: _Query, fmt: str) -> None:
         qid = item["id"]
+        fmt = self.structure.current()
         started = self.clock()
         try:
             req = self.structure.request(self.dataset, item, fmt)
