@@ -56,6 +56,7 @@ The plugin contract and shared pieces
 ``workflows/``: built on the engine
 - ``translate``  a release into other languages, one id per (instruction, language)
 - ``coldstart``  candidate in-context examples tried on a sample and ranked
+- ``judge``      every pair scored against its annotation by a judge model (a rubric prompt), once per pair
 
 ``cli/``: the command line
 - ``main``       flags, subcommands, messages

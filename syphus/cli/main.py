@@ -79,7 +79,7 @@ def _opt(parser: argparse.ArgumentParser, name: str, *extra: str, **kw) -> None:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="syphus", description="Generate instruction-response pairs from visual annotations. "
-        "Other commands: syphus coldstart | translate | export | validate | checksum | convert | view | report "
+        "Other commands: syphus coldstart | translate | judge | export | validate | checksum | convert | view | report "
         "(each has --help).",
         epilog="Keys come from the environment only: OPENAI_API_KEY, or AZURE_OPENAI_API_KEY with "
                "AZURE_OPENAI_ENDPOINT (the original OPENAI_API_TYPE/BASE/VERSION/ENGINE work too). "
@@ -427,6 +427,41 @@ def _translate(argv: Sequence[str], env: Mapping[str, str], stream: TextIO, secr
     return Exit.for_status(last.status)
 
 
+def _judge(argv: Sequence[str], env: Mapping[str, str], stream: TextIO, secrets: list[str]) -> int:
+    """Parse ``syphus judge`` flags, run the judge (or its dry run) and report; the exit code."""
+    from syphus.workflows.judge import CRITERIA, PROMPT, judge_dataset, judge_dry_run, run_judge, verdicts
+
+    p = build_parser()
+    p.prog = "syphus judge"
+    p.description = ("Score every pair of a run folder against the annotation it was made from, with a judge "
+                     f"model and the rubric of {PROMPT} ({', '.join(CRITERIA)}: 1-5 each, and a reason). "
+                     "A run on the same engine: endpoints, limits, retries, --max-cost, --dry-run, --mode batch "
+                     "and resume all apply; the verdicts go to <run>/judge/<version>/, beside the pairs.")
+    p.add_argument("run", help="the run folder to judge, e.g. output/DC/v1")
+    p.add_argument("--judge_prompt", "--judge-prompt", default=None, help=f"the rubric (default: {PROMPT})")
+    p.add_argument("--judge_version", "--judge-version", default="v1",
+                   help="the judge run's folder name under <run>/judge/ (one per judge model; default: v1)")
+    args = p.parse_args(argv)
+    _setup_logging(stream, args.verbose, secrets)
+    cfg = _config(args, env, secrets)
+    judging = judge_dataset(args.run, args.judge_prompt, args.judge_version)
+    if args.dry_run:
+        stream.write(_dry_run_text(judge_dry_run(cfg, env, judging)) + "\n")
+        return EXIT_OK
+    result = asyncio.run(run_judge(cfg, env, judging, display=display(stream, not args.quiet, cfg.log_interval),
+                                   retry_errors=args.retry_errors))
+    stream.write(_summary(result) + "\n")
+    judged = [v.mean for v in verdicts(judging.run, judging.folder)]
+    if judged:
+        low = sum(m < 3 for m in judged)
+        stream.write(f"verdicts on {len(judged)} pairs in {judging.folder}: mean score "
+                     f"{sum(judged) / len(judged):.2f}, {low} below 3 (syphus report {judging.run} shows them)\n")
+    if result.error is not None:
+        stream.write(f"stopped: {_redact_text(str(result.error), secrets)}\n")
+        return EXIT_USER if isinstance(result.error, UserError) else EXIT_FATAL
+    return Exit.for_status(result.status)
+
+
 def _dry_run_text(r: dict) -> str:
     lines = [f"dry run of {r['dataset']} (nothing sent): {r['queries']} queries to go "
              f"({r['already_settled']} already settled in {r['folder']}), prompts built for {r['sampled']}",
@@ -466,8 +501,8 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
 
     env = os.environ if env is None else env
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] in ("translate", "coldstart"):
-        command = _translate if argv[0] == "translate" else _coldstart
+    if argv and argv[0] in ("translate", "coldstart", "judge"):
+        command = {"translate": _translate, "coldstart": _coldstart, "judge": _judge}[argv[0]]
         secrets = _env_secrets(env)  # the command adds the pool's keys once it reads the config
         try:
             return command(argv[1:], env, stream or sys.stderr, secrets)

@@ -1,0 +1,311 @@
+"""Judge: every pair of a run scored against the annotation it was made from, by a model, on the same engine.
+
+``syphus judge output/DC/v1`` sends each answered query's annotation and its pairs to a
+judge model with the rubric of ``prompts/judge.yaml`` and asks for one verdict per pair:
+a score from 1 to 5 on each criterion (``CRITERIA``) and a short reason. It is a run like
+any other (the endpoint pool, limits, retries, ``--max-cost``, ``--dry-run``, batch mode,
+resume), whose run folder sits beside the pairs: ``<run>/judge/<version>/``. The judged
+pairs are never touched.
+
+A judge query's id is ``<query id>#<digest of its pairs>``: the pairs' lasting identity. A
+rerun (after a crash, Ctrl-C or more pairs) skips every id that has a record, so each pair
+is judged once; a query whose pairs changed (``--reparse``, ``--retry_errors``) gets a new
+id and is judged again, and its old verdicts are no longer read (``verdicts``).
+
+>>> pairs = [{"instruction": "What colour is the cap?", "answer": "Blue."}]
+>>> judge_id("v1_q7", pairs) == judge_id("v1_q7", [dict(p) for p in pairs]), judge_id("v1_q7", pairs)[:6]
+(True, 'v1_q7#')
+>>> M = verdicts_model(1)
+>>> r = M.model_validate({"verdicts": [{"pair": 1, "grounded": 5, "answerable": 4, "correct": 5, "useful": 3,
+...                                     "reason": "The cap is in the caption."}]})
+>>> [(p["pair"], p["mean"]) for p in r.to_pairs({"pairs": pairs}).pairs]
+[(1, 4.25)]
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import sqlite3
+import tempfile
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
+
+from syphus import plugins
+from syphus.dataset import AbstractDataset
+from syphus.engine.store import PAIRS, read_jsonl
+from syphus.errors import UserError
+from syphus.idset import IdSet
+from syphus.parse import ParseResult
+from syphus.reply import Reply
+
+CRITERIA = ("grounded", "answerable", "correct", "useful")
+PROMPT = "prompts/judge.yaml"
+FOLDER = "judge"
+_Score = Literal[1, 2, 3, 4, 5]
+
+
+def judge_id(qid: str, pairs: list[Mapping[str, Any]]) -> str:
+    """The id of the judge query for one query's pairs: the query id and a digest of the pairs' text."""
+    text = json.dumps([[p.get("instruction"), p.get("answer")] for p in pairs], ensure_ascii=False)
+    return f"{qid}#{hashlib.blake2b(text.encode('utf-8'), digest_size=6).hexdigest()}"
+
+
+class Verdict(BaseModel):
+    """The judge's word on one pair: its number, a score per criterion, and why."""
+
+    model_config = ConfigDict(extra="forbid")
+    pair: int
+    grounded: _Score
+    answerable: _Score
+    correct: _Score
+    useful: _Score
+    reason: str
+
+
+class Verdicts(Reply):
+    """A judge reply: one verdict per pair, matched to the pairs by number."""
+
+    verdicts: list[Verdict]
+
+    def to_pairs(self, query_input: dict[str, Any]) -> ParseResult:
+        judged = query_input.get("pairs") or []
+        result = ParseResult()
+        seen = set()
+        for v in self.verdicts:
+            if not 1 <= v.pair <= len(judged) or v.pair in seen:
+                result.problems.append(f"verdict for pair {v.pair}: no such pair, or judged twice (ignored)")
+                continue
+            seen.add(v.pair)
+            scores = {c: int(getattr(v, c)) for c in CRITERIA}
+            pair = judged[v.pair - 1]
+            result.pairs.append({"instruction": pair.get("instruction"), "answer": pair.get("answer"),
+                                 "pair": v.pair, "scores": scores, "mean": sum(scores.values()) / len(scores),
+                                 "reason": v.reason.strip()})
+        missing = [i for i in range(1, len(judged) + 1) if i not in seen]
+        if missing:
+            result.problems.append(f"no verdict for pair(s) {', '.join(map(str, missing))}")
+        result.pairs.sort(key=lambda p: p["pair"])
+        return result
+
+
+@functools.lru_cache(maxsize=64)
+def verdicts_model(n: int) -> type[Verdicts]:
+    """The reply model for a query of ``n`` pairs: exactly ``n`` verdicts (a reply with another count keeps
+    what it has: ``uncounted``)."""
+    model = create_model(f"Verdicts{n}", __base__=Verdicts,
+                         verdicts=(list[Verdict], Field(min_length=n, max_length=n)))
+    model.uncounted = Verdicts
+    return model
+
+
+def _extract_object(text: str) -> Any:
+    """The outermost JSON object in a text reply (code fences and prose around it forgiven)."""
+    start, end = text.find("{"), text.rfind("}")
+    if start < 0 or end <= start:
+        raise ValueError("no JSON object in the reply")
+    return json.loads(text[start:end + 1], strict=False)
+
+
+def render_query(sentences: str, pairs: list[Mapping[str, Any]]) -> str:
+    """The judge's user message: the annotation, then the pairs numbered from 1."""
+    lines = ["Annotation:", sentences.strip(), "", "Pairs:"]
+    for i, p in enumerate(pairs, 1):
+        lines += [f"[{i}] Instruction: {p.get('instruction')}", f"Answer: {p.get('answer')}"]
+    return "\n".join(lines)
+
+
+class Annotations:
+    """Each query's annotation (its ``sentences``) for a run folder, read again from the plugin that made it.
+
+    The run's ``meta.json`` names the plugin file, its class and its paths. Only the ids in
+    ``wanted`` are kept, in a temporary SQLite file, so memory stays flat at 10^6 queries; an id
+    the plugin gives more than once has its sentences joined, as ``--on_duplicate merge`` would.
+    """
+
+    def __init__(self, run: Path, wanted: IdSet):
+        meta_path = run / "meta.json"
+        try:
+            meta = json.loads(meta_path.read_text(encoding="utf-8"))
+            ds = meta["dataset"]
+            plugin, class_name = Path(ds["plugin"]), ds["class"]
+        except FileNotFoundError:
+            raise UserError(f"{meta_path}: not found; judge a run folder made by syphus (e.g. output/DC/v1)") from None
+        except (ValueError, KeyError, TypeError) as e:
+            raise UserError(f"{meta_path}: no readable 'dataset' entry ({e}); judge a run folder made by syphus") \
+                from None
+        if not plugin.exists():
+            raise UserError(f"{meta_path}: the run was made by {plugin}, which is not there; run judge from the "
+                            "project folder the run was made in")
+        classes = plugins.classes_in(plugins.load_module(plugin))
+        if class_name not in classes:
+            raise UserError(f"{plugin} no longer defines {class_name!r} (named in {meta_path})")
+        dataset = plugins.instantiate(classes[class_name], plugin, ds.get("prompt_path"), ds.get("query_inputs_path"))
+        self._dir = tempfile.TemporaryDirectory(prefix="syphus-judge-")
+        self._db = sqlite3.connect(Path(self._dir.name) / "annotations.sqlite")
+        self._db.execute("CREATE TABLE a (id TEXT PRIMARY KEY, sentences TEXT)")
+        batch: list[tuple[str, str]] = []
+        for item in dataset.iter_query_inputs(f"{plugin} ({class_name})", unique=False):
+            if item["id"] in wanted:
+                batch.append((item["id"], item["sentences"]))
+                if len(batch) >= 4096:
+                    self._store(batch)
+        self._store(batch)
+
+    def _store(self, batch: list[tuple[str, str]]) -> None:
+        self._db.executemany("INSERT INTO a VALUES (?, ?) ON CONFLICT(id) DO UPDATE SET "
+                             "sentences = sentences || char(10) || excluded.sentences", batch)
+        self._db.commit()
+        batch.clear()
+
+    def get(self, qid: str) -> str | None:
+        row = self._db.execute("SELECT sentences FROM a WHERE id = ?", (qid,)).fetchone()
+        return row[0] if row else None
+
+    def close(self) -> None:
+        self._db.close()
+        self._dir.cleanup()
+
+
+class Judging(AbstractDataset):
+    """The answered queries of a run folder as judge queries: annotation and pairs in, one verdict per pair out."""
+
+    reply_model = None
+
+    def __init__(self, run: str | Path, prompt_path: str | Path = PROMPT, version: str = "v1"):
+        self.run = Path(run)
+        if not (self.run / PAIRS).exists():
+            raise UserError(f"{self.run}: no {PAIRS} here; judge a run folder with answered queries "
+                            "(e.g. output/DC/v1)")
+        self.version = version
+        super().__init__(FOLDER, str(prompt_path), self.run / PAIRS)
+
+    @property
+    def folder(self) -> Path:
+        """Where the judge's run folder is: beside the judged pairs."""
+        return self.run / FOLDER / self.version
+
+    def _load_query_inputs(self, path: Any) -> Iterator[dict[str, Any]]:
+        wanted = IdSet()
+        for _, rec in read_jsonl(self.run / PAIRS, skip_torn=True):
+            if rec.get("pairs"):
+                wanted.add(str(rec["id"]))
+        annotations = Annotations(self.run, wanted)
+        try:
+            for _, rec in read_jsonl(self.run / PAIRS, skip_torn=True):
+                pairs = [{"instruction": p.get("instruction"), "answer": p.get("answer")}
+                         for p in rec.get("pairs") or [] if isinstance(p, dict)]
+                if not pairs:
+                    continue
+                qid = str(rec["id"])
+                sentences = annotations.get(qid)
+                if sentences is None:
+                    raise UserError(f"{self.run / PAIRS}: query {qid!r} is no longer in the plugin's query inputs; "
+                                    "judge needs each query's annotation (restore the annotation file the run used)")
+                yield {"id": judge_id(qid, pairs), "sentences": render_query(sentences, pairs), "qid": qid,
+                       "pairs": pairs}
+        finally:
+            annotations.close()
+
+    def build_messages(self, query_input: dict[str, Any]) -> list[dict[str, Any]]:
+        return self._prompt.messages(query_input["sentences"])
+
+    def reply_model_for(self, query_input: dict[str, Any]) -> type[Reply]:
+        return verdicts_model(len(query_input.get("pairs") or []) or 1)
+
+    def parse_response(self, text: str, finish_reason: str | None,
+                       query_input: dict[str, Any] | None = None) -> ParseResult:
+        """A text-mode reply: its JSON object read as the verdicts model."""
+        qi = query_input or {}
+        try:
+            data = _extract_object(text or "")
+            reply = self.reply_model_for(qi).model_validate(data)
+        except ValidationError as e:
+            salvaged = Verdicts.model_validate(data) if _only_count(e) else None
+            if salvaged is None:
+                return ParseResult(problems=[f"the verdicts do not fit the schema: {e.errors()[0]['msg']}"])
+            reply = salvaged
+        except ValueError as e:
+            return ParseResult(problems=[f"no verdicts in the reply ({e})"])
+        result = reply.to_pairs(qi)
+        result.truncated = finish_reason == "length"
+        return result
+
+
+def _only_count(error: ValidationError) -> bool:
+    return all(err["type"] in ("too_short", "too_long") for err in error.errors())
+
+
+@dataclass
+class PairVerdict:
+    """One judged pair, as ``verdicts`` reads it from a judge run folder."""
+
+    qid: str
+    pair: int  # its index in the query's pairs, from 1
+    instruction: str
+    answer: str
+    scores: dict[str, int]
+    mean: float
+    reason: str
+
+
+def judge_folders(run: Path) -> list[Path]:
+    """The judge run folders of a run (one per ``--judge_version``), newest name last."""
+    return sorted(p for p in (run / FOLDER).glob("*") if (p / PAIRS).exists())
+
+
+def verdicts(run: Path, folder: Path | None = None) -> Iterator[PairVerdict]:
+    """Every verdict that still applies to ``run``'s pairs: judged pairs whose text has not changed since.
+
+    ``folder``: the judge run folder (default: the newest of ``judge_folders``). A verdict on
+    pairs a query no longer has (re-parsed, retried) is left out, so figures never mix.
+    """
+    folders = [folder] if folder is not None else judge_folders(run)[-1:]
+    if not folders:
+        return
+    current = IdSet()
+    for _, rec in read_jsonl(run / PAIRS, skip_torn=True):
+        pairs = [p for p in rec.get("pairs") or [] if isinstance(p, dict)]
+        if pairs:
+            current.add(judge_id(str(rec["id"]), pairs))
+    for _, rec in read_jsonl(folders[0] / PAIRS, skip_torn=True):
+        jid = str(rec["id"])
+        if jid not in current:
+            continue
+        qid = jid.rsplit("#", 1)[0]
+        for p in rec.get("pairs") or []:
+            if isinstance(p, dict) and isinstance(p.get("scores"), dict):
+                yield PairVerdict(qid, int(p["pair"]), str(p.get("instruction")), str(p.get("answer")),
+                                  p["scores"], float(p.get("mean") or 0.0), str(p.get("reason") or ""))
+
+
+def judge_dataset(run: str | Path, prompt_path: str | Path | None = None, version: str = "v1") -> Judging:
+    """The Judging of ``run`` (checked: a run folder with pairs and a readable prompt)."""
+    return Judging(run, prompt_path or PROMPT, version)
+
+
+def judge_config(cfg: Any, judging: Judging) -> Any:
+    """``cfg`` with its run folder moved beside the judged pairs: ``<run>/judge/<version>``."""
+    return cfg.model_copy(update={"output_dir": str(judging.run), "dataset_version": judging.version,
+                                  "name": FOLDER})
+
+
+async def run_judge(cfg: Any, env: Any, judging: Judging, display: Any = None, retry_errors: bool = False,
+                    install_signals: bool = True) -> Any:
+    """Judge every answered query of ``judging.run`` not judged yet; the engine's JobResult."""
+    from syphus.engine.job import LoadedDataset, run_job
+
+    return await run_job(judge_config(cfg, judging), env, loaded=LoadedDataset(judging, Path("<judge>")),
+                         retry_errors=retry_errors, display=display, install_signals=install_signals)
+
+
+def judge_dry_run(cfg: Any, env: Any, judging: Judging) -> dict[str, Any]:
+    """What judging would cost and take (``syphus judge --dry-run``); nothing is sent or written."""
+    from syphus.engine.job import LoadedDataset, dry_run
+
+    return dry_run(judge_config(cfg, judging), env, loaded=LoadedDataset(judging, Path("<judge>")))
