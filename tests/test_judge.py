@@ -187,3 +187,52 @@ def test_judging_streams_the_run_in_flat_memory_of_ids(answered):
     items = list(judging._load_query_inputs(None))
     assert [i["qid"] for i in items] == [f"q{i:05d}" for i in range(6)]
     assert items[0]["sentences"].startswith("Annotation:\n<<q00000>> a red ball on a table number 0\n\nPairs:\n[1]")
+
+
+def test_report_shows_the_judges_scores_and_lowest_pairs(answered, server):
+    from syphus.release.report import build_report
+    from syphus.release.reportpage import render_page
+
+    server.responder = fair_judge
+    assert judge(server, answered)[0] == 0
+    report = build_report([answered], out=answered / "report")
+    j = report.data["sources"][0]["judge"]
+    assert j["judged_pairs"] == 12
+    assert j["histograms"]["grounded"] == [6, 0, 0, 0, 6]  # hand count: six giraffes at 1, six red balls at 5
+    assert j["means"]["grounded"] == 3.0 and j["mean"] == 3.0
+    assert len(j["lowest"]) == 12 and {e["answer"] for e in j["lowest"][:6]} == {"A tall giraffe"}
+    assert "'giraffe' is not in the annotation" in j["lowest"][0]["reason"]
+    page = render_page(report.data)
+    assert 'data-plot="judge"' in page and "Lowest-scoring pairs" in page and "giraffe" in page
+
+
+def test_export_min_score_keeps_what_passes_consistently(answered, server):
+    from syphus.release.validate import validate_files
+
+    server.responder = fair_judge
+    assert judge(server, answered)[0] == 0
+    # one query is re-parsed after judging: its pairs changed, so they count as never judged
+    records = lines(answered / "pairs.jsonl")
+    records[5]["pairs"][0]["answer"] = "A red ball, round"
+    (answered / "pairs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    out = io.StringIO()
+    assert main(["export", str(answered), "--prefix", "NU", "--min_score", "4"], stream=out) == 0, out.getvalue()
+    assert "dropped 5 pairs scored below 4 and 2 never judged" in out.getvalue()
+    release = answered / "export"
+    data = json.loads((release / "NU_instructions.json").read_text())["data"]
+    assert len(data) == 5 and {e["answer"] for e in data.values()} == {"A red ball"}
+    assert all(e["rel_ins_ids"] == [] for e in data.values())  # each query kept one pair: no relatives
+    train = json.loads((release / "NU_train.json").read_text())
+    assert set(train) == set(data)
+    import pyarrow.parquet as pq
+    assert sorted(pq.read_table(release / "NU_instructions.parquet").column("id").to_pylist()) == sorted(data)
+    meta = json.loads((release / "NU_instructions.json").read_text())["meta"]
+    assert meta["judge"]["below"] == 5 and meta["judge"]["unjudged"] == 2
+    checked = validate_files(release / "NU_instructions.json", train=release / "NU_train.json", allow_no_images=True)
+    assert checked.ok, checked.render()
+
+
+def test_export_min_score_of_a_run_never_judged_is_one_line(answered):
+    out = io.StringIO()
+    assert main(["export", str(answered), "--prefix", "NU", "--min_score", "4"], stream=out) == 2
+    assert "never judged" in out.getvalue() and "syphus judge" in out.getvalue()

@@ -230,7 +230,11 @@ def test_the_page_opens_in_chromium_with_every_plot(run, tmp_path):
     for name in PLOTS:
         figure = re.search(rf'<figure class="plot" id="plot-{name}" data-plot="{name}">(.*?)</figure>', dom, re.S)
         assert figure is not None, f"plot {name} missing"
-        assert "<svg" in figure.group(1) and "<text" in figure.group(1) and len(figure.group(1)) > 2000, name
+        assert "<svg" in figure.group(1) and "<text" in figure.group(1), name
+        if name == "judge":  # this run was never judged: the plot says so (tests/test_judge.py draws one)
+            assert "No judged run among the inputs" in figure.group(1)
+        else:
+            assert len(figure.group(1)) > 2000, name
     ids = re.findall(r'\bid="([^"]+)"', dom)
     assert len(ids) == len(set(ids)), "the inline SVGs' ids clash"
     text = html.unescape(dom)

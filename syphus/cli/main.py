@@ -282,17 +282,25 @@ def _export(argv: Sequence[str], stream: TextIO) -> int:
     p.add_argument("--dedup", type=float, metavar="THRESHOLD",
                    help="drop near-duplicate instructions (Jaccard similarity of word shingles at or above "
                         "THRESHOLD, e.g. 0.8), keeping the first by id of each cluster; see syphus report")
+    p.add_argument("--min_score", "--min-score", type=float, metavar="SCORE",
+                   help="keep only pairs whose mean judge score (syphus judge, 1-5) is at least SCORE, e.g. 4; "
+                        "pairs never judged are left out too")
     a = p.parse_args(argv)
     if a.scene and a.scene not in SCENES + IMAGE_FAMILIES:
         raise UserError(f"--scene {a.scene}: not a MIMIC-IT scene ({', '.join(SCENES)}); for a dataset of your "
                         f"own pass --prefix {a.scene.upper()}")
     r = export_run(a.folder, scene=a.scene, out_dir=a.out, images=a.images, rel=a.rel, author=a.author,
-                   version=a.release_version, parquet=not a.no_parquet, prefix=a.prefix, dedup=a.dedup)
+                   version=a.release_version, parquet=not a.no_parquet, prefix=a.prefix, dedup=a.dedup,
+                   min_score=a.min_score)
     stream.write(f"exported {r.instructions_count} instructions from {r.queries} queries:\n  {r.instructions}\n"
                  f"  {r.train}\n" + (f"  {r.parquet}\n" if r.parquet else ""))
     if r.dedup is not None:
         stream.write(f"  dropped {r.dropped} near-duplicate instructions (--dedup {a.dedup}: {r.dedup['clusters']} "
                      f"clusters, the first by id of each kept; rel_ins_ids and the train file left out the dropped)\n")
+    if r.judged is not None:
+        j = r.judged
+        stream.write(f"  dropped {j['below']} pairs scored below {j['min_score']:g} and {j['unjudged']} never judged "
+                     f"(--min_score, verdicts from {j['file']}; rel_ins_ids and the train file left them out)\n")
     if r.derived:
         stream.write(f"  image ids of {r.derived} queries taken from {a.images} by the scene's convention\n")
     if r.no_images_hint:

@@ -24,6 +24,11 @@ is kept. The others leave the instructions file, the train file and the Parquet 
 every ``rel_ins_ids`` list; the kept keep the ids they have without dedup (so the numbering has
 gaps), and ``meta.dedup`` records the threshold and how many were dropped.
 
+With ``min_score`` (``syphus export --min_score 4``) only the pairs whose mean score in the run's
+newest judge run (``syphus judge``, ``<run>/judge/<version>/``) is at least that are kept; pairs
+never judged (or judged when their query's pairs were other) are left out too, and counted apart.
+Like dedup, it keeps ids, ``rel_ins_ids``, the train file and the Parquet table consistent.
+
 >>> result = export_run("output/DC/v1", images="DC.json")   # doctest: +SKIP
 """
 
@@ -66,6 +71,7 @@ class ExportResult:
     notes: list[str] = field(default_factory=list)
     dropped: int = 0  # near duplicates left out (dedup)
     dedup: dict[str, Any] | None = None  # the duplicate search's settings and counts
+    judged: dict[str, Any] | None = None  # --min_score: the judge run read, and what it dropped
 
 
 def _scene_from_meta(folder: Path) -> str | None:
@@ -272,11 +278,38 @@ def _near_duplicates(pairs_path: Path, index: _Index, threshold: float) -> tuple
                                                         "near_duplicates", "exact_duplicates")}
 
 
+def _low_scores(folder: Path, pairs_path: Path, index: _Index, min_score: float, drop: Any,
+                result: ExportResult) -> list[bool]:
+    """``drop`` (a bool per pair in export order, or None) with every pair whose judge score is below
+    ``min_score``, or that was never judged, added; the counts go to ``result.judged``."""
+    from syphus.workflows.judge import Scores  # the verdicts of syphus judge, beside the run
+
+    scores = Scores(folder)
+    out: list[bool] = []
+    low = unjudged = 0
+    try:
+        with pairs_path.open("rb") as f:
+            for qid, offset in index.entries:
+                f.seek(offset)
+                pairs = json.loads(f.readline()).get("pairs") or []
+                for mean in scores.means(qid, pairs):
+                    n = len(out)
+                    already = bool(drop is not None and drop[n])
+                    out.append(already or mean is None or mean < min_score)
+                    if not already:
+                        low += mean is not None and mean < min_score
+                        unjudged += mean is None
+    finally:
+        scores.close()
+    result.judged = {"file": str(scores.path), "min_score": min_score, "below": low, "unjudged": unjudged}
+    return out
+
+
 def export_run(folder: str | Path, scene: str | None = None, out_dir: str | Path | None = None,
                images: str | Path | None = None, rel: str = "same-input", author: str = "syphus",
                version: str = "0.0.1", parquet: bool = True,
                extra_meta: dict[str, Any] | None = None, prefix: str | None = None,
-               dedup: float | None = None) -> ExportResult:
+               dedup: float | None = None, min_score: float | None = None) -> ExportResult:
     """Write the release files of the run in ``folder`` (see the module docstring)."""
     folder = Path(folder)
     pairs_path = folder / PAIRS
@@ -300,6 +333,9 @@ def export_run(folder: str | Path, scene: str | None = None, out_dir: str | Path
         drop, result.dedup = _near_duplicates(pairs_path, index, dedup)
         result.dropped = int(drop.sum())
         meta["dedup"] = {**result.dedup, "dropped": result.dropped, "kept": "the first by id of each cluster"}
+    if min_score is not None:
+        drop = _low_scores(folder, pairs_path, index, min_score, drop, result)
+        meta["judge"] = result.judged
     resolver = _Images(code, images, frames, present, result)
 
     table = None

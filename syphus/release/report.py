@@ -15,6 +15,7 @@ several go side by side (scenes, languages). ``build_report`` gathers, per input
 - tokens and cost per pair, from the records of the run (for a release file, the run folder it was
   exported into; for a translation, the translation run's tokens split over the languages each query
   asked for), priced with ``configs/pricing.yaml``; for translations, coverage and failure reasons;
+- for a run judged by ``syphus judge``, the scores per criterion and the lowest-scoring pairs with reasons;
 
 and, over all inputs together, exact and near-duplicate instructions (``syphus.release.dedup``),
 with the largest clusters listed. ``write_report`` puts ``report.json`` (every figure's numbers)
@@ -634,6 +635,7 @@ def build_report(inputs: Sequence[str | Path], *, threshold: float = THRESHOLD, 
                                "in_clusters": int(in_cluster[lo:hi].sum()), "pairs": hi - lo}
         entry["cost"] = _cost(source, figures, pricing, by_language)
         entry["translation"] = translation_figure(source, figures, english)
+        entry["judge"] = _judged(source)
         entries.append(entry)
     listing = _cluster_listing(found, sources, starts, out_dir, clusters)
     data = {"generator": f"syphus {__version__}",
@@ -642,6 +644,15 @@ def build_report(inputs: Sequence[str | Path], *, threshold: float = THRESHOLD, 
             "duplicates": {**found.summary(), "size_counts": found.size_counts(),
                            "exact_size_counts": found.size_counts(exact=True), **listing}}
     return Report(data, sources)
+
+
+def _judged(source: Source) -> dict[str, Any] | None:
+    """The judge's verdicts on a run folder's pairs (``syphus judge``), when it was judged."""
+    if source.kind != "run":
+        return None
+    from syphus.workflows.judge import judge_figure  # read only where a run was judged
+
+    return judge_figure(source.path)
 
 
 def _cluster_listing(found: Any, sources: Sequence[Source], starts: Sequence[int], out: Path,

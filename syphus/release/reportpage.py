@@ -22,7 +22,7 @@ from typing import Any
 from syphus.errors import UserError
 
 PLOTS = ("outcomes", "why", "pairs_per_input", "lengths", "question_types", "imperative_verbs", "duplicates",
-         "signals", "cost", "translation")
+         "signals", "cost", "translation", "judge")
 MARKER = "syphus-report"
 HINT = "pip install 'syphus[report]' (or: pip install -e '.[report]')"
 COLOURS = ("#4c72b0", "#dd8452", "#55a868", "#c44e52", "#8172b3", "#937860", "#da8bc3", "#8c8c8c", "#ccb974",
@@ -407,10 +407,45 @@ def plot_translation(data: dict[str, Any]) -> tuple[str, str]:
     return _svg(fig, "translation"), table
 
 
+def plot_judge(data: dict[str, Any]) -> tuple[str, str]:
+    judged = [s for s in data["sources"] if s.get("judge") and s["judge"]["judged_pairs"]]
+    criteria = list(judged[0]["judge"]["histograms"]) if judged else []
+    rows = [[s["label"], s["judge"]["judged_pairs"], s["judge"]["mean"]] + [s["judge"]["means"][c] for c in criteria]
+            for s in judged]
+    table = _table(["input", "pairs judged", "mean score"] + [f"mean {c}" for c in criteria], rows)
+    if not judged:
+        return _empty("judge", "No judged run among the inputs (syphus judge <run folder> scores its pairs)."), table
+    fig, axes = _new(2.0 + 0.3 * len(judged), cols=len(criteria))
+    for ax, c in zip(axes, criteria):
+        for k, s in enumerate(judged):
+            counts = s["judge"]["histograms"][c]
+            width = 0.8 / len(judged)
+            ax.bar([x + k * width for x in range(1, 6)], counts, width=width, label=s["label"],
+                   color=COLOURS[k % len(COLOURS)])
+        ax.set_title(c, fontsize=9)
+        ax.set_xticks(range(1, 6))
+        ax.set_xlabel("score")
+        _style(ax)
+    axes[0].set_ylabel("pairs")
+    if len(judged) > 1:
+        _legend_above(axes[0], len(judged))
+    return _svg(fig, "judge"), table
+
+
+def judge_lowest(sources: list[dict[str, Any]]) -> str:
+    """The lowest-scoring pairs of each judged input, with the judge's reasons."""
+    rows = [[s["label"], e["id"], e["pair"], e["mean"], _short(e["instruction"], 120), _short(e["answer"], 160),
+             _short(e["reason"], 160)] for s in sources if s.get("judge") for e in s["judge"]["lowest"]]
+    if not rows:
+        return ""
+    return "<h3>Lowest-scoring pairs</h3>" + _table(["input", "query", "pair", "mean", "instruction", "answer",
+                                                      "the judge's reason"], rows, cls="text")
+
+
 _PLOTTERS: dict[str, Callable[[dict[str, Any]], tuple[str, str]]] = {
     "outcomes": plot_outcomes, "why": plot_why, "pairs_per_input": plot_pairs_per_input, "lengths": plot_lengths,
     "question_types": plot_question_types, "imperative_verbs": plot_imperative_verbs, "duplicates": plot_duplicates,
-    "signals": plot_signals, "cost": plot_cost, "translation": plot_translation}
+    "signals": plot_signals, "cost": plot_cost, "translation": plot_translation, "judge": plot_judge}
 
 _SECTIONS = (
     ("outcomes", "Queries, pairs, invalid replies and errors",
@@ -432,6 +467,9 @@ _SECTIONS = (
     ("cost", "Tokens and cost", ("cost", "translation"),
      "Tokens and dollars per pair, per input; for translations, how much of the English was translated and why "
      "the rest failed."),
+    ("judge", "The judge's scores", ("judge",),
+     "For a run judged by syphus judge: how many pairs got each score (1-5) on each criterion of the rubric, "
+     "and the lowest-scoring pairs with the judge's reasons."),
 )
 
 _CSS = """
@@ -537,6 +575,8 @@ def render_page(data: dict[str, Any]) -> str:
             parts.append(f'<p class="note">{html.escape(settings)}</p>' + cluster_tables(d))
         if sid == "signals":
             parts.append(examples(sources))
+        if sid == "judge":
+            parts.append(judge_lowest(sources))
         if sid == "outcomes":
             errors = [[s["label"], e["id"], e["kind"], _short(e["message"], 200)]
                       for s in sources for e in s["why"]["error_examples"]]

@@ -309,3 +309,77 @@ def judge_dry_run(cfg: Any, env: Any, judging: Judging) -> dict[str, Any]:
     from syphus.engine.job import LoadedDataset, dry_run
 
     return dry_run(judge_config(cfg, judging), env, loaded=LoadedDataset(judging, Path("<judge>")))
+
+
+def judge_figure(run: Path, lowest: int = 20) -> dict[str, Any] | None:
+    """What the newest judge run says of ``run``'s pairs (None when it was never judged).
+
+    Per criterion, how many pairs got each score 1-5; the mean of each and of all; how many
+    pairs are judged, and the ``lowest`` pairs by mean score with their reasons (``syphus report``).
+    """
+    import heapq
+
+    folders = judge_folders(run)
+    if not folders:
+        return None
+    hist = {c: [0] * 5 for c in CRITERIA}
+    sums = dict.fromkeys(CRITERIA, 0)
+    n = 0
+    worst: list[tuple[float, int, dict[str, Any]]] = []
+    for v in verdicts(run, folders[-1]):
+        n += 1
+        for c in CRITERIA:
+            score = min(5, max(1, int(v.scores.get(c, 1))))
+            hist[c][score - 1] += 1
+            sums[c] += score
+        entry = (-v.mean, n, {"id": v.qid, "pair": v.pair, "mean": round(v.mean, 2), "scores": v.scores,
+                              "instruction": v.instruction, "answer": v.answer, "reason": v.reason})
+        if len(worst) < lowest:
+            heapq.heappush(worst, entry)
+        elif entry > worst[0]:
+            heapq.heapreplace(worst, entry)
+    means = {c: round(sums[c] / n, 3) if n else None for c in CRITERIA}
+    return {"folder": str(folders[-1]), "judged_pairs": n, "histograms": hist, "means": means,
+            "mean": round(sum(sums.values()) / (n * len(CRITERIA)), 3) if n else None,
+            "lowest": [e for _, _, e in sorted(worst, key=lambda t: (-t[0], t[1]))]}
+
+
+class Scores:
+    """The newest judge run's mean score of each pair of a run, looked up by the query's current pairs.
+
+    Holds the judge file's offsets by judge id (as export holds the pairs file's), reading one
+    verdict record when asked. A query whose pairs changed since it was judged has no scores.
+    """
+
+    def __init__(self, run: Path):
+        folders = judge_folders(run)
+        if not folders:
+            raise UserError(f"{run}: never judged (no {FOLDER}/<version>/{PAIRS}); run syphus judge {run} first")
+        self.path = folders[-1] / PAIRS
+        self._offsets: dict[str, int] = {}
+        with self.path.open("rb") as f:
+            offset = 0
+            for line in f:
+                if line.endswith(b"\n") and line.strip():
+                    try:
+                        self._offsets.setdefault(str(json.loads(line)["id"]), offset)
+                    except (ValueError, KeyError, TypeError):
+                        pass
+                offset += len(line)
+        self._file = self.path.open("rb")
+
+    def means(self, qid: str, pairs: list[Mapping[str, Any]]) -> list[float | None]:
+        """The mean score of each of ``pairs`` (None: not judged, or judged when the pairs were other)."""
+        out: list[float | None] = [None] * len(pairs)
+        offset = self._offsets.get(judge_id(qid, pairs))
+        if offset is None:
+            return out
+        self._file.seek(offset)
+        for p in json.loads(self._file.readline()).get("pairs") or []:
+            i = p.get("pair") if isinstance(p, dict) else None
+            if isinstance(i, int) and 1 <= i <= len(pairs) and isinstance(p.get("mean"), (int, float)):
+                out[i - 1] = float(p["mean"])
+        return out
+
+    def close(self) -> None:
+        self._file.close()
