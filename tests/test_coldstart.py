@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import io
 import json
+import re
 
 import pytest
 
 from syphus.cli import main
 from syphus.workflows.coldstart import forbidden_words, requested_pairs
 from syphus.prompt import load_prompt
-from tests.conftest import KEY
+from tests.conftest import KEY, ROOT
 from tests.fakeserver import Reply
 
 GOOD = "Question: What is the cyclist waiting for?\nAnswer: A green light.\n" \
@@ -123,3 +124,27 @@ def test_the_candidates_side_by_side_in_the_viewer(candidates, server):
     chunk = (index.parent / "data" / "chunk-00000.js").read_text()
     assert '"current"' in chunk and '"leaky"' in chunk  # each candidate is a filterable "language"
     assert "What is the cyclist waiting for?" in chunk and "What is in the bounding box?" in chunk
+
+
+def test_with_a_judge_the_candidates_are_ranked_by_its_mean_score_first(candidates, server):
+    """The form signals prefer ``current``; a judge that finds its answers unsupported ranks ``leaky`` first."""
+    def judged(body, n):
+        if "Pairs:\n[1]" not in body["messages"][-1]["content"]:
+            return responder(body, n)
+        answers = re.findall(r"\nAnswer: (.*)", body["messages"][-1]["content"])
+        score = 1 if "green light" in " ".join(answers) else 4  # GOOD invents a traffic light
+        return Reply.ok(json.dumps({"verdicts": [{"pair": i, "grounded": score, "answerable": score, "correct": score,
+                                                  "useful": score, "reason": "r"} for i in range(1, len(answers) + 1)]}))
+    (candidates / "prompts" / "judge.yaml").write_text((ROOT / "prompts" / "judge.yaml").read_text())
+    server.responder = judged
+    code, out = coldstart(server, "--judge")
+    assert code == 0, out
+    order = [line.split()[1] for line in out.splitlines()[2:5]]
+    assert order == ["leaky", "current", "zero-shot"]  # zero-shot gave no pairs: nothing judged, ranked last
+    report = json.loads((candidates / "output" / "Example" / "coldstart-seed1-n4.json").read_text())
+    by = {s["candidate"]: s for s in report["scores"]}
+    assert by["leaky"]["judge"] == 4.0 and by["current"]["judge"] == 1.0 and by["zero-shot"]["judge"] is None
+    assert by["current"]["judged"] == 12
+    sent = len(server.requests)
+    assert coldstart(server, "--judge")[0] == 0
+    assert len(server.requests) == sent  # candidates and their verdicts are all reused

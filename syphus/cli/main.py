@@ -377,6 +377,11 @@ def _coldstart(argv: Sequence[str], env: Mapping[str, str], stream: TextIO, secr
     p.add_argument("--from", dest="source", default="current", help="--promote: the candidate whose answer to use")
     p.add_argument("--edit", help="--promote: a file with the answer as Question:/Answer: lines, used instead")
     p.add_argument("--view", action="store_true", help="also build the HTML viewer over the candidates' answers")
+    p.add_argument("--judge", action="store_true",
+                   help="also judge each candidate's pairs against their annotations (prompts/judge.yaml) and rank "
+                        "by the judge's mean score first")
+    p.add_argument("--judge_endpoint", "--judge-endpoint", metavar="NAME",
+                   help="judge with this endpoint of the config's pool (implies --judge)")
     args = p.parse_args(argv)
     _setup_logging(stream, args.verbose, secrets)
     cfg = _config(args, env, secrets)
@@ -387,7 +392,8 @@ def _coldstart(argv: Sequence[str], env: Mapping[str, str], stream: TextIO, secr
         return EXIT_OK
     scores, report = asyncio.run(run_coldstart(cfg, env, size=args.sample, seed=seed, candidates=args.candidates,
                                                only=args.candidate,
-                                               display=display(stream, not args.quiet, cfg.log_interval)))
+                                               display=display(stream, not args.quiet, cfg.log_interval),
+                                               judge=args.judge_endpoint or args.judge))
     stream.write(render(scores) + f"\nreport: {report}\n")
     if args.view:
         from syphus.workflows.coldstart import view_candidates

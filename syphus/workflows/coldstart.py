@@ -12,6 +12,11 @@ simple signals: parse success, pairs per query against what the system message a
 for, repeated questions, words the system message forbids, refusals, tokens (the signals
 are ``syphus.signals``, shared with the dataset report).
 
+With ``judge`` (``syphus coldstart --judge``, or ``--judge_endpoint NAME`` for an endpoint of the
+config's pool) every candidate's pairs are also judged against their annotations
+(``syphus.workflows.judge``, the rubric of ``prompts/judge.yaml``), and the judge's mean score is the
+first criterion of the ranking; the form signals break ties.
+
 >>> requested_pairs("Write three questions a person might ask about the image.")
 3
 >>> forbidden_words("Never mention captions, boxes or coordinates.")
@@ -62,6 +67,8 @@ class Score:
     completion_tokens: float = 0.0
     cost_per_query: float | None = None
     score: float = 0.0
+    judge: float | None = None  # the judge's mean score of the candidate's pairs (1-5), when judged
+    judged: int = 0  # how many pairs the judge scored
 
     @property
     def parse_rate(self) -> float:
@@ -162,7 +169,7 @@ def _variant(loaded: LoadedDataset, examples: list, sample: list[dict[str, Any]]
 
 async def run_coldstart(cfg: RunConfig, env: Mapping[str, str], *, size: int = 20, seed: int = 0,
                         candidates: str | None = None, only: list[str] | None = None,
-                        display: Any = None) -> tuple[list[Score], Path]:
+                        display: Any = None, judge: str | bool | None = None) -> tuple[list[Score], Path]:
     """Run every candidate on the sample (reusing earlier runs) and score them, best first.
 
     The report goes beside the candidates' run folders; ``view_candidates`` turns them into
@@ -197,16 +204,42 @@ async def run_coldstart(cfg: RunConfig, env: Mapping[str, str], *, size: int = 2
             if result.status != RunStatus.COMPLETE:
                 raise UserError(f"cold start stopped while trying {label!r} ({result.status}); run it again to go on")
             base = result.folder.parent
-            scores.append(score_folder(label, result.folder, prompt.system_message, price))
-    scores.sort(key=lambda s: (-s.score, s.candidate))
+            score = score_folder(label, result.folder, prompt.system_message, price)
+            if judge:
+                await _judge_candidate(cfg, env, judge, result.folder, score, display)
+            scores.append(score)
+    # the judge's mean first when there is one; the form signals break ties (and rank alone without a judge)
+    scores.sort(key=lambda s: (-(s.judge if s.judge is not None else 0.0), -s.score, s.candidate))
     report = base / f"coldstart-seed{seed}-n{size}.json"
     write_atomic(report, json.dumps({"sample": [i["id"] for i in sample], "seed": seed,
                                      "scores": [asdict(s) for s in scores]}, indent=2))
     return scores, report
 
 
+async def _judge_candidate(cfg: RunConfig, env: Mapping[str, str], judge: str | bool, folder: Path, score: Score,
+                           display: Any) -> None:
+    """Judge one candidate's pairs (once: a rerun judges nothing twice) and put the mean on its score."""
+    from syphus.workflows.judge import Judging, run_judge, verdicts
+
+    if isinstance(judge, str):  # an endpoint of the config's pool
+        cfg = cfg.model_copy(update={"use_endpoints": [judge]})
+    if not (folder / PAIRS).exists():
+        return  # no pairs at all: nothing to judge, the form signals say why
+    judging = Judging(folder)
+    result = await run_judge(cfg, env, judging, display=display)
+    if result.error is not None:
+        raise result.error
+    if result.status != RunStatus.COMPLETE:
+        raise UserError(f"cold start stopped while judging {score.candidate!r} ({result.status}); run it again to go on")
+    means = [v.mean for v in verdicts(folder, judging.folder)]
+    score.judged = len(means)
+    score.judge = round(sum(means) / len(means), 3) if means else None
+
+
 def render(scores: list[Score]) -> str:
-    """The side-by-side table, best first."""
+    """The side-by-side table, best first (with the judge's mean score first when the candidates were judged)."""
+    if any(s.judge is not None for s in scores):
+        return _with_judge(scores)
     head = (f"{'candidate':<18} {'score':>6} {'parsed':>7} {'pairs/q':>7} {'asked':>5} {'repeat':>6} "
             f"{'leaks':>5} {'refuse':>6} {'ans words':>9} {'tok in/out':>13} {'$/query':>9}")
     rows = [head, "-" * len(head)]
@@ -216,6 +249,15 @@ def render(scores: list[Score]) -> str:
         rows.append(f"{s.candidate:<18} {s.score:>6.2f} {s.parsed:>3}/{s.queries:<3} {ppq:>7.1f} "
                     f"{s.requested or '-':>5} {s.repeated:>6} {s.leaks:>5} {s.refusals:>6} {s.answer_words:>9.1f} "
                     f"{s.prompt_tokens:>6.0f}/{s.completion_tokens:<6.0f} {cost:>9}")
+    return "\n".join(rows)
+
+
+def _with_judge(scores: list[Score]) -> str:
+    table = render([Score(**{**asdict(s), "judge": None}) for s in scores]).splitlines()
+    head = f"{'judge':>6} {table[0]}"
+    rows = [head, "-" * len(head)]
+    for s, row in zip(scores, table[2:]):
+        rows.append(f"{s.judge if s.judge is not None else '-':>6} {row}")
     return "\n".join(rows)
 
 
