@@ -236,3 +236,36 @@ def test_export_min_score_of_a_run_never_judged_is_one_line(answered):
     out = io.StringIO()
     assert main(["export", str(answered), "--prefix", "NU", "--min_score", "4"], stream=out) == 2
     assert "never judged" in out.getvalue() and "syphus judge" in out.getvalue()
+
+
+def test_judge_runs_in_batch_mode_and_a_rerun_submits_nothing(tmp_path, monkeypatch):
+    """--mode batch: the judge queries go as batch lines (with their schema), and every verdict lands once."""
+    import asyncio
+
+    from syphus.config import load_config
+    from syphus.workflows.judge import Judging, run_judge
+    from tests.fakebatch import FakeBatchAPI
+
+    monkeypatch.chdir(tmp_path)
+    make_numbers(tmp_path, 5)
+    with FakeBatchAPI() as bserver:
+        bserver.responder = answer_from_annotation
+        assert main(["--name", "Numbers.numbers", "--base_url", bserver.base_url, "-q"], env=ENV,
+                    stream=io.StringIO()) == 0
+        run = tmp_path / "output" / "Numbers" / "v1"
+        bserver.responder = fair_judge
+        cfg = load_config(None, {"name": "Numbers", "endpoint.base_url": bserver.base_url, "mode": "batch",
+                                 "batch.poll_interval": 0.01})
+
+        judging = Judging(run, ROOT / "prompts" / "judge.yaml")
+        result = asyncio.run(run_judge(cfg, ENV, judging, install_signals=False))
+        assert result.status == "complete", result.error
+        batch_lines = [json.loads(x) for f in bserver.uploads for x in bserver.file_content(f["id"]).splitlines()
+                       if x.strip()]
+        assert len(batch_lines) == 5 and all("Pairs:\n[1]" in b["body"]["messages"][-1]["content"]
+                                             for b in batch_lines)
+        assert len(list(verdicts(run))) == 10
+        uploads = len(bserver.uploads)
+        assert asyncio.run(run_judge(cfg, ENV, Judging(run, ROOT / "prompts" / "judge.yaml"),
+                                     install_signals=False)).status == "complete"
+        assert len(bserver.uploads) == uploads
