@@ -16,6 +16,7 @@ import json
 import os
 import re
 import shutil
+import socket
 import struct
 import subprocess
 import threading
@@ -472,3 +473,33 @@ def test_shipped_page_is_checked_when_loaded(tmp_path, monkeypatch):
             lib.page_files()
     finally:
         lib.page_files.cache_clear()
+
+
+def _get(port: int, host_header: str | None) -> tuple[int, bytes]:
+    """A GET of /index.html over a raw socket, with this ``Host:`` header (None: none at all)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        head = "GET /index.html HTTP/1.1\r\n" + (f"Host: {host_header}\r\n" if host_header is not None else "")
+        sock.sendall((head + "Connection: close\r\n\r\n").encode("latin-1"))
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    status = int(data.split(b" ", 2)[1])
+    return status, data.partition(b"\r\n\r\n")[2]
+
+
+def test_dns_rebinding_the_viewer_answers_only_its_own_host_names(built):
+    server = make_server(built, 0)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        port = server.server_address[1]
+        for host in (f"127.0.0.1:{port}", f"localhost:{port}", f"[::1]:{port}", f"LOCALHOST:{port}"):
+            status, body = _get(port, host)
+            assert status == 200 and b"SYPHUS_CONFIG" in body, host
+        for host in (f"evil.example:{port}", "evil.example", f"127.0.0.1.evil.example:{port}", "localhost",
+                     f"localhost:{port + 1}", "", None):
+            status, body = _get(port, host)
+            assert status == 403 and b"SYPHUS_CONFIG" not in body, host
+    finally:
+        server.shutdown()
+        server.server_close()
