@@ -59,7 +59,8 @@ The plugin contract and shared pieces
 - ``judge``      every pair scored against its annotation by a judge model (a rubric prompt), once per pair
 
 ``cli/``: the command line
-- ``main``       flags, subcommands, messages
+- ``main``       subcommands, messages, exit codes of a run
+- ``flags``      every flag in named groups, each subcommand with its own; "did you mean" for a typo
 - ``exits``      the one table of exit codes
 - ``progress``   the live status line
 - ``convert``, ``view``, ``report``  their subcommands' arguments and output

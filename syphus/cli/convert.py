@@ -27,6 +27,9 @@ PROGRESS_EVERY = 5.0  # seconds between progress lines
 
 
 class _Parser(argparse.ArgumentParser):
+    def __init__(self, *args, **kw):
+        super().__init__(*args, allow_abbrev=False, **kw)
+
     def error(self, message: str):
         raise UserError(f"{message} (see: syphus convert --help)")
 

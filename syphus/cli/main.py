@@ -1,6 +1,6 @@
 """The command line: flags -> config, library errors -> one clear line and an exit code.
 
-    python main.py --name Example.example --num_threads 64
+    syphus --name Example.example --num_threads 64
     syphus --config configs/example.yaml --rpm 500 --tpm 200000
     syphus --name Example.example --reparse
     syphus export output/DC/v1 --images DC.json
@@ -25,39 +25,20 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TextIO
 
-from syphus import __version__
+from syphus.cli.flags import (COMMANDS, CONFIG_KEYS, Parser, coldstart_parser, judge_parser, run_parser, suggest,
+                              translate_parser)
 from syphus.cli.progress import display
 from syphus.errors import FatalError, UserError
 
 from syphus.cli.exits import (EXIT_BUDGET, EXIT_FAILED, EXIT_FATAL, EXIT_INTERRUPTED, EXIT_OK,  # noqa: F401
                                EXIT_USER, Exit)
 
-# flag -> dotted config key (None: not a config key)
-_FLAGS: dict[str, str] = {
-    "name": "name", "num_threads": "num_threads", "slice_start": "slice_start", "slice_end": "slice_end",
-    "random_sample": "random_sample", "seed": "seed", "on_duplicate": "on_duplicate",
-    "dataset_version": "dataset_version",
-    "prompt_path": "prompt_path", "query_inputs_path": "query_inputs_path", "output_dir": "output_dir",
-    "datasets_dir": "datasets_dir", "drain_timeout": "drain_timeout", "log_interval": "log_interval",
-    "endpoint": "endpoint.kind", "base_url": "endpoint.base_url", "model": "endpoint.model",
-    "api_version": "endpoint.api_version", "timeout": "endpoint.timeout",
-    "local_model_path": "endpoint.local_model_path",
-    "temperature": "generation.temperature", "top_p": "generation.top_p", "max_tokens": "generation.max_tokens",
-    "rpm": "limits.rpm", "tpm": "limits.tpm", "max_attempts": "retry.max_attempts",
-    "max_retry_seconds": "retry.max_seconds", "mode": "mode", "max_cost": "cost.max_cost",
-    "pricing": "cost.pricing", "price_as": "cost.price_as", "poll_interval": "batch.poll_interval",
-    "max_enqueued_tokens": "batch.max_enqueued_tokens", "reply": "reply.mode", "schema_form": "reply.form",
-    "images": "images.path", "max_images": "images.max_images", "image_detail": "images.detail",
-    "image_max_side": "images.max_side", "allow_missing_images": "images.allow_missing",
-}
-
-
 _KINDS = ("auto", "openai", "azure", "compatible", "local")
 
 
 def _overrides(args: argparse.Namespace) -> dict:
     """The config keys the flags set; ``--endpoint`` is a kind or (repeatable) a pool endpoint's name."""
-    out = {key: getattr(args, flag) for flag, key in _FLAGS.items() if flag != "endpoint"}
+    out = {key: getattr(args, flag, None) for flag, key in CONFIG_KEYS.items() if flag != "endpoint"}
     chosen = getattr(args, "endpoint", None) or []
     kinds = [x for x in chosen if x in _KINDS]
     names = [x for x in chosen if x not in _KINDS]
@@ -70,93 +51,9 @@ def _overrides(args: argparse.Namespace) -> dict:
     return out
 
 
-def _opt(parser: argparse.ArgumentParser, name: str, *extra: str, **kw) -> None:
-    dashed = "--" + name.replace("_", "-")
-    names = ["--" + name] + ([dashed] if dashed != "--" + name else []) + list(extra)
-    parser.add_argument(*names, dest=name, default=None, **kw)
-
-
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="syphus", description="Generate instruction-response pairs from visual annotations. "
-        "Other commands: syphus coldstart | translate | judge | export | validate | checksum | convert | view | report "
-        "(each has --help).",
-        epilog="Keys come from the environment only: OPENAI_API_KEY, or AZURE_OPENAI_API_KEY with "
-               "AZURE_OPENAI_ENDPOINT (the original OPENAI_API_TYPE/BASE/VERSION/ENGINE work too). "
-               "With no key and no base URL, the bundled local model is used.")
-    p.add_argument("--config", "-c", help="a YAML run config (see configs/); flags override it")
-    _opt(p, "name", help="the dataset: module.Class, Class.module or a unique Class from datasets/")
-    _opt(p, "num_threads", type=int, help="requests in flight at once (default 8)")
-    _opt(p, "slice_start", type=int, help="first query position to run (default 0)")
-    _opt(p, "slice_end", type=int, help="stop before this position when > 0 (default -1: to the end)")
-    p.add_argument("--random_sample", "--random-sample", dest="random_sample", action="store_true", default=None,
-                   help="shuffle the queries (with --seed) before slicing")
-    _opt(p, "seed", type=int, help="seed for --random_sample (default 0)")
-    _opt(p, "on_duplicate", choices=["error", "suffix", "merge", "skip"],
-         help="a query id the plugin gives more than once: stop before sending anything (error, the default), "
-              "make it id#2, id#3 in order (suffix), one query of all its items via the plugin's merge_items "
-              "(merge), or keep the first (skip)")
-    _opt(p, "dataset_version", help="run folder version label (default v1)")
-    _opt(p, "prompt_path", help="override the plugin's prompt file")
-    _opt(p, "query_inputs_path", "-in", help="override the plugin's annotation file")
-    _opt(p, "output_dir", help="where run folders go (default output)")
-    _opt(p, "datasets_dir", help="where plugins are (default datasets)")
-    _opt(p, "drain_timeout", type=float, help="seconds in-flight requests get after Ctrl-C (default 60)")
-    _opt(p, "log_interval", type=float, help="seconds between progress lines when not on a terminal (default 30)")
-    p.add_argument("--endpoint", dest="endpoint", action="append", default=None, metavar="KIND|NAME",
-                   help="the endpoint kind (auto, openai, azure, compatible, local; default auto: from the "
-                        "environment), or the name of an endpoint of the config's endpoints: pool to use "
-                        "(repeatable: --endpoint east --endpoint west; default: the whole pool)")
-    _opt(p, "base_url", help="an OpenAI-compatible base URL, e.g. http://127.0.0.1:8000/v1")
-    _opt(p, "model", help="model name, or Azure deployment")
-    _opt(p, "api_version", help="Azure api-version")
-    _opt(p, "timeout", type=float, help="seconds for one request (default 120)")
-    _opt(p, "local_model_path", help="a GGUF file for the local endpoint (default: the bundled SmolLM2)")
-    _opt(p, "temperature", type=float)
-    _opt(p, "top_p", type=float)
-    _opt(p, "max_tokens", type=int, help="max tokens per reply (default 1024)")
-    _opt(p, "reply", choices=["auto", "json", "text"],
-         help="the reply's format: JSON in a schema the server enforces (json), text parsed after the fact "
-              "(text), or auto (the default): JSON, falling back to text for the run if the endpoint rejects "
-              "the schema")
-    _opt(p, "schema_form", choices=["auto", "openai", "vllm", "llamacpp"],
-         help="how the schema is sent: OpenAI's response_format (openai), vLLM's structured_outputs (vllm) or "
-              "llama.cpp's json_object with a schema (llamacpp); default auto: llamacpp for the bundled model, "
-              "openai otherwise")
-    _opt(p, "images", help="send each query's images to a vision model: the release image file (XX.json or "
-                           "XX.parquet, as syphus convert writes it) to look its image ids up in")
-    _opt(p, "max_images", type=int, help="--images: at most N images a query, evenly spaced (default: all, up "
-                                         "to images.max_per_request)")
-    _opt(p, "image_detail", choices=["low", "high", "auto"], help="--images: the detail sent with each image")
-    _opt(p, "image_max_side", type=int, help="--images: resize so the longer side is at most this many pixels")
-    p.add_argument("--allow_missing_images", "--allow-missing-images", dest="allow_missing_images",
-                   action="store_true", default=None,
-                   help="--images: send a query whose images are not in the file without them (flagged in its "
-                        "record) instead of recording it as an error")
-    _opt(p, "rpm", type=float, help="requests per minute (default: learnt from response headers)")
-    _opt(p, "tpm", type=float, help="tokens per minute (default: learnt from response headers)")
-    _opt(p, "max_attempts", type=int, help="attempts per query before it is recorded as an error (default 8)")
-    _opt(p, "max_retry_seconds", type=float, help="seconds of retrying per query (default 600)")
-    _opt(p, "mode", choices=["online", "batch"], help="online requests, or the Batch API (half price, within 24h)")
-    _opt(p, "max_cost", type=float, help="hard budget in USD: dispatch stops before spent + reserved passes it")
-    _opt(p, "pricing", help="the pricing table (default configs/pricing.yaml)")
-    _opt(p, "price_as", help="price the run as this model (for Azure deployment names)")
-    _opt(p, "poll_interval", type=float, help="--mode batch: seconds between status checks (default 60)")
-    _opt(p, "max_enqueued_tokens", type=int,
-         help="--mode batch: your organisation's enqueued-token limit for the model; batches are sized and "
-              "submitted to stay under it")
-    p.add_argument("--dry_run", "--dry-run", action="store_true",
-                   help="build the prompts and print the projected tokens, cost and time; sends nothing")
-    p.add_argument("--status", action="store_true", help="--mode batch: show every batch's progress and exit")
-    p.add_argument("--retry_errors", "--retry-errors", action="store_true",
-                   help="run only the queries recorded in errors.jsonl")
-    p.add_argument("--reparse", action="store_true",
-                   help="re-parse a finished run's raw replies with the current parser; sends nothing")
-    p.add_argument("--list", action="store_true", help="list the datasets in datasets/ and exit")
-    p.add_argument("--quiet", "-q", action="store_true", help="no progress display")
-    p.add_argument("--verbose", "-v", action="store_true", help="log every retry")
-    p.add_argument("--version", action="version", version=f"syphus {__version__}")
-    return p
+    """The run's flags (``syphus --help``)."""
+    return run_parser()
 
 
 class _Redact(logging.Filter):
@@ -264,7 +161,7 @@ def _export(argv: Sequence[str], stream: TextIO) -> int:
     from syphus.release.export import REL_CHOICES, export_run
     from syphus.release.scenes import IMAGE_FAMILIES, SCENES
 
-    p = argparse.ArgumentParser(prog="syphus export", description="A run folder -> MIMIC-IT release files.")
+    p = Parser(prog="syphus export", description="A run folder -> MIMIC-IT release files.")
     p.add_argument("folder", help="the run folder, e.g. output/DC/v1")
     code = p.add_mutually_exclusive_group()
     code.add_argument("--scene", help="MIMIC-IT scene code for ids (default: the dataset's own, from meta.json)")
@@ -313,7 +210,7 @@ def _export(argv: Sequence[str], stream: TextIO) -> int:
 def _validate(argv: Sequence[str], stream: TextIO) -> int:
     from syphus.release.validate import validate_files
 
-    p = argparse.ArgumentParser(prog="syphus validate", description="Check MIMIC-IT release files.")
+    p = Parser(prog="syphus validate", description="Check MIMIC-IT release files.")
     p.add_argument("instructions", help="XX_instructions.json")
     p.add_argument("--train", help="XX_train.json")
     p.add_argument("--images", help="XX.json or XX.parquet")
@@ -330,10 +227,11 @@ def _validate(argv: Sequence[str], stream: TextIO) -> int:
 def _checksum(argv: Sequence[str], stream: TextIO) -> int:
     from syphus.release.checksum import PUBLISHED_MD5, check_archive
 
-    p = argparse.ArgumentParser(prog="syphus checksum",
+    p = Parser(prog="syphus checksum",
                                 description="Verify downloaded archives against the published MD5 table.")
     p.add_argument("files", nargs="+")
-    p.add_argument("--archive", choices=list(PUBLISHED_MD5), help="which archive the file is (default: from its name)")
+    p.add_argument("--archive", choices=list(PUBLISHED_MD5), metavar="ARCHIVE",
+                   help=f"which archive the file is: {', '.join(PUBLISHED_MD5)} (default: from its name)")
     a = p.parse_args(argv)
     ok = True
     for path in a.files:
@@ -365,23 +263,7 @@ SUBCOMMANDS = {"export": _export, "validate": _validate, "checksum": _checksum, 
 def _coldstart(argv: Sequence[str], env: Mapping[str, str], stream: TextIO, secrets: list[str]) -> int:
     from syphus.workflows.coldstart import promote, render, run_coldstart
 
-    p = build_parser()
-    p.prog = "syphus coldstart"
-    p.description = ("Try the prompt's in-context examples, zero-shot, and each candidate set in "
-                     "<prompt>.candidates.json on a small seeded sample, side by side; or promote a sampled "
-                     "answer into the prompt file.")
-    p.add_argument("--sample", type=int, default=20, help="how many queries to sample (default 20)")
-    p.add_argument("--candidates", help="the candidates file (default: <prompt stem>.candidates.json beside it)")
-    p.add_argument("--candidate", action="append", help="try only this candidate (repeatable)")
-    p.add_argument("--promote", metavar="QUERY_ID", help="add this sampled query and its answer to the prompt file")
-    p.add_argument("--from", dest="source", default="current", help="--promote: the candidate whose answer to use")
-    p.add_argument("--edit", help="--promote: a file with the answer as Question:/Answer: lines, used instead")
-    p.add_argument("--view", action="store_true", help="also build the HTML viewer over the candidates' answers")
-    p.add_argument("--judge", action="store_true",
-                   help="also judge each candidate's pairs against their annotations (prompts/judge.yaml) and rank "
-                        "by the judge's mean score first")
-    p.add_argument("--judge_endpoint", "--judge-endpoint", metavar="NAME",
-                   help="judge with this endpoint of the config's pool (implies --judge)")
+    p = coldstart_parser()
     args = p.parse_args(argv)
     _setup_logging(stream, args.verbose, secrets)
     cfg = _config(args, env, secrets)
@@ -407,15 +289,7 @@ def _coldstart(argv: Sequence[str], env: Mapping[str, str], stream: TextIO, secr
 def _translate(argv: Sequence[str], env: Mapping[str, str], stream: TextIO, secrets: list[str]) -> int:
     from syphus.workflows.translate import DEFAULT_LANGS, run_translation
 
-    p = build_parser()
-    p.prog = "syphus translate"
-    p.description = ("Translate an XX_instructions.json (or a run folder, exported first) into other languages "
-                     "on the same engine: limits, retries, exactly-once outputs, resume, --dry-run, --max-cost.")
-    p.add_argument("source", help="XX_instructions.json, or a run folder such as output/DC/v1")
-    p.add_argument("--langs", default=",".join(DEFAULT_LANGS), help="comma-separated ISO codes (default: %(default)s)")
-    p.add_argument("--per_language", "--per-language", action="store_true",
-                   help="one request per language instead of all languages in one request")
-    p.add_argument("--out", help="where the per-language files go (default: <run folder>/export)")
+    p = translate_parser(",".join(DEFAULT_LANGS))
     args = p.parse_args(argv)
     _setup_logging(stream, args.verbose, secrets)
     cfg = _config(args, env, secrets)
@@ -445,16 +319,7 @@ def _judge(argv: Sequence[str], env: Mapping[str, str], stream: TextIO, secrets:
     """Parse ``syphus judge`` flags, run the judge (or its dry run) and report; the exit code."""
     from syphus.workflows.judge import CRITERIA, PROMPT, judge_dataset, judge_dry_run, run_judge, verdicts
 
-    p = build_parser()
-    p.prog = "syphus judge"
-    p.description = ("Score every pair of a run folder against the annotation it was made from, with a judge "
-                     f"model and the rubric of {PROMPT} ({', '.join(CRITERIA)}: 1-5 each, and a reason). "
-                     "A run on the same engine: endpoints, limits, retries, --max-cost, --dry-run, --mode batch "
-                     "and resume all apply; the verdicts go to <run>/judge/<version>/, beside the pairs.")
-    p.add_argument("run", help="the run folder to judge, e.g. output/DC/v1")
-    p.add_argument("--judge_prompt", "--judge-prompt", default=None, help=f"the rubric (default: {PROMPT})")
-    p.add_argument("--judge_version", "--judge-version", default="v1",
-                   help="the judge run's folder name under <run>/judge/ (one per judge model; default: v1)")
+    p = judge_parser(PROMPT, CRITERIA)
     args = p.parse_args(argv)
     _setup_logging(stream, args.verbose, secrets)
     cfg = _config(args, env, secrets)
@@ -515,6 +380,12 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
 
     env = os.environ if env is None else env
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and not argv[0].startswith("-") and argv[0] not in COMMANDS:
+        near = suggest(argv[0], COMMANDS)
+        (stream or sys.stderr).write(f"error: {argv[0]!r} is not a syphus command"
+                                     + (f"; did you mean 'syphus {near}'?" if near else "")
+                                     + f" (commands: {', '.join(COMMANDS)}; see syphus --help)\n")
+        return EXIT_USER
     if argv and argv[0] in ("translate", "coldstart", "judge"):
         command = {"translate": _translate, "coldstart": _coldstart, "judge": _judge}[argv[0]]
         secrets = _env_secrets(env)  # the command adds the pool's keys once it reads the config

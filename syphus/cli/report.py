@@ -25,6 +25,7 @@ import argparse
 from typing import TextIO
 
 from syphus.cli.exits import Exit
+from syphus.cli.flags import Parser
 from syphus.errors import UserError
 from syphus.release.dedup import SHINGLE, THRESHOLD, minhash_module
 from syphus.release.report import CLUSTERS, Report, build_report, default_folder, write_report
@@ -51,7 +52,7 @@ def summary(report: Report, html_path: object, json_path: object) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = Parser(
         prog="syphus report",
         description="What a run produced, in plots: counts and why replies failed, pairs per query, lengths, "
                     "question types, duplicates, signals, tokens and cost. Writes a static HTML page (offline) "

@@ -24,6 +24,7 @@ import argparse
 from typing import TextIO
 
 from syphus.cli.exits import Exit
+from syphus.cli.flags import Parser
 from syphus.errors import UserError
 from syphus.release.view import CHUNK_SIZE, PER_PAGE, ViewResult, build_view, make_server
 
@@ -48,7 +49,7 @@ def summary(r: ViewResult) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = Parser(
         prog="syphus view",
         description="Browse release pairs and their images in a browser: writes a static folder "
                     "(index.html + data/ + images/) that works offline from disk.")
