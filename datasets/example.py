@@ -1,7 +1,7 @@
 """Example: a small scene-description dataset, and the template for a plugin of your own.
 
 Each line of the annotation file is one scene: ``{"id", "caption", "objects": [[name, [x, y, w, h]], ...]}``.
-Run it with ``python main.py --name Example.example``.
+Run it with ``.venv/bin/syphus --name Example.example``.
 """
 
 import json

@@ -294,7 +294,7 @@ def coldstart_parser() -> argparse.ArgumentParser:
                            "<prompt>.candidates.json on one seeded sample, side by side; or promote a sampled "
                            "answer into the prompt file.\n\nexamples:\n"
                            "  syphus coldstart --name DC --sample 20 --seed 0 --view\n"
-                           "  syphus coldstart --name DC --promote v_N1c3C_Npr-E",
+                           "  syphus coldstart --name DC --promote v_Qk7rT2mXwLs",
                epilog=ENGINE_NOTE)
 
     def own(g) -> None:
