@@ -12,6 +12,8 @@ The plugin contract and shared pieces
 - ``reply``      the reply models of JSON mode: the schema sent, the validation of what comes back
 - ``config``     the typed run config (YAML < flags; no secrets)
 - ``errors``     the error tree: what the caller should do
+- ``redaction``  secrets out of logs, errors and messages (URL passwords, keys of 8+ characters);
+                 never applied to stored data
 - ``idset``      a compact set of ids (resume: what is already settled)
 - ``seen``       exact duplicate checks over a stream in ~2 bytes an id
 - ``signals``    what a pair's text says of its quality (requested pairs, forbidden words, repeats,

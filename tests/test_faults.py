@@ -8,9 +8,13 @@ tests/test_crash.py.
 from __future__ import annotations
 
 import asyncio
+import base64
 import errno
 import io
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -23,8 +27,8 @@ from syphus.engine.limits import RateLimiter
 from syphus.engine.pool import Member, Pool
 from syphus.engine.runner import Runner
 from syphus.engine.store import RunStore
-from tests.conftest import KEY
-from tests.fakeserver import Reply
+from tests.conftest import KEY, ROOT
+from tests.fakeserver import Gate, Reply
 from tests.helpers import lines, make_numbers, query_id, settled
 
 FAULTY = '''
@@ -203,7 +207,7 @@ def test_disk_full_mid_run_exits_3_and_the_rerun_completes(project, server, monk
         return os.write(fd, data)
 
     real = job.RunStore
-    monkeypatch.setattr(job, "RunStore", lambda folder, redact: real(folder, redact=redact, write=write))
+    monkeypatch.setattr(job, "RunStore", lambda folder: real(folder, write=write))
     code, out = run(["--name", "Numbers", "--num_threads", "2"], server)
     assert code == 3, out
     assert "No space left on device" in out and "resume" in out
@@ -398,3 +402,106 @@ def test_dry_run_reports_a_plugin_error_like_a_run(project, server):
         code, out = run(["--name", "Numbers"] + extra, server)
         assert code == 2, out
         assert "numbers.py" in out and "ZeroDivisionError" in out and "Traceback" not in out
+
+
+# --- 10. redaction is for messages, never for stored data ------------------------------------------
+
+PLACEHOLDERS = '''
+from abstract_dataset import AbstractDataset
+
+IDS = ["none", "x", "id", "1", "EMPTY", "sk-no-key-required", "idx-none-1"]
+
+
+class Placeholders(AbstractDataset):
+    def __init__(self, name="Placeholders", prompt_path="prompts/numbers.json", query_inputs_path="x"):
+        super().__init__(name, prompt_path, query_inputs_path)
+
+    def _load_query_inputs(self, path):
+        for qid in IDS:
+            yield {"id": qid, "sentences": f"<<{qid}>> there is none here", "image_ids": [f"{qid}_IMG_x"]}
+'''
+
+
+def _placeholder_answer(body: dict) -> str:
+    qid = body["messages"][-1]["content"].split("<<", 1)[1].split(">>", 1)[0]
+    return (f"Question: Is there an id on {qid}?\nAnswer: There is none; x marks the id 1, EMPTY, "
+            f"sk-no-key-required and {qid}.")
+
+
+@pytest.mark.parametrize("key", ["none", "x", "id", "1", "EMPTY", "sk-no-key-required"])
+def test_stored_data_is_never_rewritten_by_redaction(project, server, key):
+    """The placeholder keys of local servers are words: answers, ids, image ids and JSON keys keep them byte
+    for byte, and the folder resumes without sending anything again."""
+    make_numbers(project, 1)  # for prompts/numbers.json
+    (project / "datasets" / "placeholders.py").write_text(PLACEHOLDERS)
+    server.responder = lambda body, n: Reply.ok(_placeholder_answer(body))
+    code, out = run(["--name", "Placeholders", "--reply", "text"], server, env={"OPENAI_API_KEY": key})
+    assert code == 0, out
+    assert {r.headers["authorization"] for r in server.requests} == {f"Bearer {key}"}
+    folder = folder_of(project, "Placeholders")
+    sent = {query_id_of(r.body): _placeholder_answer(r.body) for r in server.requests}
+    records = lines(folder / "pairs.jsonl")
+    assert sorted(r["id"] for r in records) == sorted(sent) and len(sent) == 7
+    for r in records:
+        assert r["raw"] == sent[r["id"]]
+        assert r["pairs"][0]["answer"].startswith("There is none; x marks the id 1, EMPTY, sk-no-key-required")
+        assert r["meta"] == {"image_ids": [f"{r['id']}_IMG_x"]}
+    for path in folder.iterdir():
+        assert "***" not in path.read_text(encoding="utf-8"), path
+    meta = json.loads((folder / "meta.json").read_text())
+    assert meta["dataset"]["name"] == "Placeholders" and meta["counts"]["queries_with_pairs"] == 7
+    # resumed: everything is settled, nothing is sent again, nothing is rewritten
+    before = (folder / "pairs.jsonl").read_bytes()
+    code, out = run(["--name", "Placeholders", "--reply", "text"], server, env={"OPENAI_API_KEY": key})
+    assert code == 0 and "7 skipped as already done" in out, out
+    assert len(server.requests) == 7 and (folder / "pairs.jsonl").read_bytes() == before
+
+
+def query_id_of(body: dict) -> str:
+    return body["messages"][-1]["content"].split("<<", 1)[1].split(">>", 1)[0]
+
+
+def test_secrets_are_redacted_in_logs_errors_and_the_lock_only(project, server):
+    """A key the server echoes never reaches the log, stderr or an error record; a --base_url password is in
+    no log line, error, meta.json, syphus.lock or "folder busy" message of another (real) process."""
+    make_numbers(project, 6)
+    # 1. the key, echoed in error bodies: a query's 400 (an error record) and the run's 401 (a stop)
+    server.responder = lambda body, n: Reply.status(400, body={"error": {"message": f"key {KEY} rejected"}}) \
+        if query_id(body) == "q00000" else Reply.ok("Question: a?\nAnswer: b.")
+    code, out = run(["--name", "Numbers", "--reply", "text", "-v"], server)
+    assert code == 0, out
+    folder = folder_of(project)
+    assert lines(folder / "errors.jsonl")[0]["message"] == "HTTP 400: key *** rejected"
+    server.responder = lambda body, n: Reply.status(401, body={"error": {"message": f"Incorrect key {KEY}"}})
+    code, out = run(["--name", "Numbers", "--reply", "text", "--retry_errors", "-v"], server)
+    assert code == 3 and "HTTP 401" in out and "Incorrect key ***" in out, out
+    for path in folder.iterdir():
+        assert KEY not in path.read_text(encoding="utf-8"), path
+    # 2. a password in the URL: a real second process holds the folder while its requests wait at a gate
+    gate = Gate()
+    server.responder = lambda body, n: Reply.ok("Question: a?\nAnswer: b.").after(gate)
+    url = f"http://user:secret@127.0.0.1:{server.base_url.rsplit(':', 1)[1]}"
+    args = ["--name", "Numbers", "--dataset_version", "v2", "--base_url", url, "--reply", "text", "-v"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "AZURE_OPENAI_"))}
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
+    child = subprocess.Popen([sys.executable, str(ROOT / "main.py"), *args], cwd=project, env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    v2 = project / "output" / "Numbers" / "v2"
+    try:
+        assert server.wait_for(lambda: server.in_flight >= 1 or child.poll() is not None), "the child never sent"
+        assert child.poll() is None, child.stdout.read()
+        lock = (v2 / "syphus.lock").read_text()
+        assert f'"pid": {child.pid}' in lock and "user:***@127.0.0.1" in lock and "secret" not in lock
+        code, busy = run(args, env={})
+        assert code == 2 and f"pid {child.pid}" in busy and "user:***@" in busy and "secret" not in busy, busy
+    finally:
+        gate.open()
+        child_out = child.communicate(timeout=60)[0]
+    assert child.returncode == 0, child_out
+    basic = "Basic " + base64.b64encode(b"user:secret").decode()
+    assert {r.headers.get("authorization") for r in server.requests[-6:]} == {basic}  # the password was used
+    assert "secret" not in child_out
+    for path in v2.iterdir():
+        assert "secret" not in path.read_text(encoding="utf-8"), path
+    meta = json.loads((v2 / "meta.json").read_text())
+    assert meta["config"]["endpoint"]["base_url"] == url.replace("secret", "***")

@@ -207,17 +207,22 @@ def test_insufficient_quota_is_fatal(project, server):
 
 
 def test_key_never_appears_in_outputs_or_logs(project, server):
+    """The key is in no log line, error or meta.json; an answer is stored as the server gave it, even one
+    that (from a hostile server: the model never sees the key) repeats it."""
     make_numbers(project, 12)
+    echo = f"Question: is {KEY} shown?\nAnswer: no."
     server.responder = lambda body, n: (
         Reply.status(400, body={"error": {"message": f"key {KEY} rejected"}}) if n % 4 == 0 else
-        Reply.ok(f"Question: is {KEY} shown?\nAnswer: no.") if n % 4 == 1 else Reply.ok("nothing here"))
+        Reply.ok(echo) if n % 4 == 1 else Reply.ok("nothing here"))
     code, out = run(["--name", "Numbers.numbers", "-v"], server=server)
     assert code == 0
     assert KEY not in out
     folder = project / "output" / "Numbers" / "v1"
     for path in folder.iterdir():
-        assert KEY not in path.read_text(encoding="utf-8"), path
+        if path.name != "pairs.jsonl":
+            assert KEY not in path.read_text(encoding="utf-8"), path
     assert "***" in (folder / "errors.jsonl").read_text()
+    assert sum(r["raw"] == echo for r in lines(folder / "pairs.jsonl")) == 3
 
 
 async def test_429_pauses_every_worker(project, server):

@@ -29,6 +29,7 @@ from syphus.cli.flags import (COMMANDS, CONFIG_KEYS, Parser, coldstart_parser, j
                               translate_parser)
 from syphus.cli.progress import display
 from syphus.errors import FatalError, UserError
+from syphus.redaction import Redactor, url_password
 
 from syphus.cli.exits import (EXIT_BUDGET, EXIT_FAILED, EXIT_FATAL, EXIT_INTERRUPTED, EXIT_OK,  # noqa: F401
                                EXIT_USER, Exit)
@@ -56,59 +57,41 @@ def build_parser() -> argparse.ArgumentParser:
     return run_parser()
 
 
-class _Redact(logging.Filter):
-    def __init__(self, secrets: Sequence[str]):
-        super().__init__()
-        self.secrets = [s for s in secrets if s]
+class _RedactingFormatter(logging.Formatter):
+    """Log lines, exception text included, through the command's one ``Redactor``."""
 
-    def filter(self, record: logging.LogRecord) -> bool:
-        msg = record.getMessage()
-        for s in self.secrets:
-            msg = msg.replace(s, "***")
-        record.msg, record.args = msg, None
-        return True
+    def __init__(self, fmt: str, redact: Redactor):
+        super().__init__(fmt)
+        self.redact = redact
+
+    def format(self, record: logging.LogRecord) -> str:
+        return self.redact(super().format(record))
 
 
-def _env_secrets(env: Mapping[str, str], cfg=None) -> list[str]:
-    """Values never to print: the known key variables, and those a pool's ``key_env`` names."""
-    names = ["OPENAI_API_KEY", "AZURE_OPENAI_API_KEY"]
-    if cfg is not None:
-        names += [e.key_env for e in cfg.endpoints if e.key_env]
-    return [env[k] for k in names if env.get(k)]
+_KEY_VARS = ("OPENAI_API_KEY", "AZURE_OPENAI_API_KEY")
+_URL_VARS = ("OPENAI_BASE_URL", "OPENAI_API_BASE", "AZURE_OPENAI_ENDPOINT")
 
 
-def _more_secrets(secrets: list[str], cfg, env: Mapping[str, str]) -> None:
-    """Add the pool's keys (known once the config is read) to ``secrets`` and to the log's redaction."""
-    for value in _env_secrets(env, cfg):
-        if value not in secrets:
-            secrets.append(value)
-    for handler in logging.getLogger("syphus").handlers:
-        for f in handler.filters:
-            if isinstance(f, _Redact):
-                f.secrets = [x for x in secrets if x]
+def _redactor(env: Mapping[str, str]) -> Redactor:
+    """The command's one redactor (logs, errors, messages): the key variables and the base URLs' passwords;
+    ``_config`` adds the pool's once the config is read."""
+    return Redactor([env.get(k) for k in _KEY_VARS] + [url_password(env.get(k)) for k in _URL_VARS])
 
 
-def _config(args: argparse.Namespace, env: Mapping[str, str], secrets: list[str]):
-    """The run config the flags and ``--config`` give; the pool's keys join ``secrets`` (and the log's redaction)."""
+def _config(args: argparse.Namespace, env: Mapping[str, str], secrets: Redactor):
+    """The run config the flags and ``--config`` give; the pool's keys and URL passwords join ``secrets``."""
     from syphus.config import load_config
     cfg = load_config(args.config, _overrides(args))
-    _more_secrets(secrets, cfg, env)
+    secrets.add(*(env.get(e.key_env) for e in cfg.endpoints if e.key_env))
+    secrets.add(*(url_password(url) for url in [cfg.endpoint.base_url] + [e.base_url for e in cfg.endpoints]))
     return cfg
 
 
-def _redact_text(text: str, secrets: Sequence[str]) -> str:
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, "***")
-    return text
-
-
-def _setup_logging(stream: TextIO, verbose: bool, secrets: Sequence[str]) -> None:
+def _setup_logging(stream: TextIO, verbose: bool, secrets: Redactor) -> None:
     logger = logging.getLogger("syphus")
     logger.handlers.clear()
     handler = logging.StreamHandler(stream)
-    handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
-    handler.addFilter(_Redact(secrets))
+    handler.setFormatter(_RedactingFormatter("%(levelname)s %(message)s", secrets))
     logger.addHandler(handler)
     logger.setLevel(logging.DEBUG if verbose else logging.INFO)
     logger.propagate = False
@@ -260,7 +243,7 @@ SUBCOMMANDS = {"export": _export, "validate": _validate, "checksum": _checksum, 
                "convert": _convert, "report": _report}
 
 
-def _coldstart(argv: Sequence[str], env: Mapping[str, str], stream: TextIO, secrets: list[str]) -> int:
+def _coldstart(argv: Sequence[str], env: Mapping[str, str], stream: TextIO, secrets: Redactor) -> int:
     from syphus.workflows.coldstart import promote, render, run_coldstart
 
     p = coldstart_parser()
@@ -286,7 +269,7 @@ def _coldstart(argv: Sequence[str], env: Mapping[str, str], stream: TextIO, secr
     return EXIT_OK
 
 
-def _translate(argv: Sequence[str], env: Mapping[str, str], stream: TextIO, secrets: list[str]) -> int:
+def _translate(argv: Sequence[str], env: Mapping[str, str], stream: TextIO, secrets: Redactor) -> int:
     from syphus.workflows.translate import DEFAULT_LANGS, run_translation
 
     p = translate_parser(",".join(DEFAULT_LANGS))
@@ -310,12 +293,12 @@ def _translate(argv: Sequence[str], env: Mapping[str, str], stream: TextIO, secr
                  f"failures in translation_failures.jsonl\n")
     last = summary["results"][-1]
     if last.error is not None:
-        stream.write(f"stopped: {_redact_text(str(last.error), secrets)}\n")
+        stream.write(f"stopped: {secrets(str(last.error))}\n")
         return EXIT_USER if isinstance(last.error, UserError) else EXIT_FATAL
     return Exit.for_status(last.status)
 
 
-def _judge(argv: Sequence[str], env: Mapping[str, str], stream: TextIO, secrets: list[str]) -> int:
+def _judge(argv: Sequence[str], env: Mapping[str, str], stream: TextIO, secrets: Redactor) -> int:
     """Parse ``syphus judge`` flags, run the judge (or its dry run) and report; the exit code."""
     from syphus.workflows.judge import CRITERIA, PROMPT, judge_dataset, judge_dry_run, run_judge, verdicts
 
@@ -336,7 +319,7 @@ def _judge(argv: Sequence[str], env: Mapping[str, str], stream: TextIO, secrets:
         stream.write(f"verdicts on {len(judged)} pairs in {judging.folder}: mean score "
                      f"{sum(judged) / len(judged):.2f}, {low} below 3 (syphus report {judging.run} shows them)\n")
     if result.error is not None:
-        stream.write(f"stopped: {_redact_text(str(result.error), secrets)}\n")
+        stream.write(f"stopped: {secrets(str(result.error))}\n")
         return EXIT_USER if isinstance(result.error, UserError) else EXIT_FATAL
     return Exit.for_status(result.status)
 
@@ -388,21 +371,21 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
         return EXIT_USER
     if argv and argv[0] in ("translate", "coldstart", "judge"):
         command = {"translate": _translate, "coldstart": _coldstart, "judge": _judge}[argv[0]]
-        secrets = _env_secrets(env)  # the command adds the pool's keys once it reads the config
+        secrets = _redactor(env)  # the command adds the pool's keys once it reads the config
         try:
             return command(argv[1:], env, stream or sys.stderr, secrets)
         except UserError as e:
-            (stream or sys.stderr).write(f"error: {_redact_text(str(e), secrets)}\n")
+            (stream or sys.stderr).write(f"error: {secrets(str(e))}\n")
             return EXIT_USER
         except FatalError as e:
-            (stream or sys.stderr).write(f"stopped: {_redact_text(str(e), secrets)}\n")
+            (stream or sys.stderr).write(f"stopped: {secrets(str(e))}\n")
             return EXIT_FATAL
     if argv and argv[0] in SUBCOMMANDS:  # their reports go to stdout, to be piped or saved
         out = stream or sys.stdout
         try:
             return SUBCOMMANDS[argv[0]](argv[1:], out)
         except UserError as e:
-            (stream or sys.stderr).write(f"error: {e}\n")
+            (stream or sys.stderr).write(f"error: {_redactor(env)(str(e))}\n")
             return EXIT_USER
     # the engine (aiohttp, pydantic) is imported only for the commands that run it: convert and view stay light
     from syphus import plugins
@@ -412,11 +395,11 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
     if argv and argv[0] == "run":
         argv = argv[1:]
     args = build_parser().parse_args(argv)
-    secrets = _env_secrets(env)
+    secrets = _redactor(env)
     _setup_logging(stream, args.verbose, secrets)
 
     def say(text: str) -> None:
-        stream.write(_redact_text(text, secrets) + "\n")
+        stream.write(secrets(text) + "\n")
         stream.flush()
 
     try:

@@ -54,6 +54,7 @@ from syphus.engine.retry import retry_policy
 from syphus.engine.record import answer_record, error_record, now_iso, query_meta
 from syphus.engine.stats import Stats
 from syphus.engine.store import RunStore, repair_torn_tail
+from syphus.redaction import Redactor
 
 log = logging.getLogger("syphus")
 
@@ -97,6 +98,7 @@ class BatchAPI:
     def __init__(self, endpoint: Endpoint, timeout: float = 600.0):
         self.endpoint = endpoint
         self.timeout = timeout
+        self.redact = Redactor(endpoint.secrets)  # what the server says may echo the key: never shown
         self._client: openai.AsyncOpenAI | None = None
         self._extra: dict[str, Any] = {}
 
@@ -123,7 +125,7 @@ class BatchAPI:
             mapped = classify_sdk_error(e, what, self.timeout)
             if mapped is None:
                 raise
-            raise mapped from None
+            raise self.redact.exception(mapped) from None
 
     def _object(self, what: str, result: Any) -> dict[str, Any]:
         """A file or batch object as the JSON it came as; TransientError ``malformed`` if it is not one."""
@@ -592,6 +594,7 @@ class BatchRunner:
                raw: str | None = None, estimated: dict[str, int] | None = None) -> None:
         if qid in self._written:
             return
+        message = self.api.redact(message)  # a result line's error may echo the key
         self.store.write_error(error_record(qid, kind, message, status, attempts, raw=raw, estimated=estimated))
         self._written.add(qid)
         self.stats.errors += 1

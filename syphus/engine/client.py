@@ -32,6 +32,7 @@ import aiohttp
 from syphus.config import GenerationConfig
 from syphus.engine.endpoint import Endpoint
 from syphus.errors import FatalError, ItemError, RateLimited, TransientError
+from syphus.redaction import Redactor
 
 _CONTENT_FILTER = {"content_filter", "content_policy_violation", "ResponsibleAIPolicyViolation"}
 
@@ -291,6 +292,7 @@ class ChatClient:
         self._template = request_template(endpoint, generation)
         self.completion_budget = completion_budget(self._template)
         self._headers = {"Content-Type": "application/json", **endpoint.headers}
+        self._redact = Redactor(endpoint.secrets)  # error text may echo the key or the URL: never shown
         self._prefixes: dict[int, tuple[Mapping[str, Any] | None, bytes]] = {}  # the body's start, per schema
         self._session: aiohttp.ClientSession | None = None
         self._proxy: Any = None
@@ -347,14 +349,15 @@ class ChatClient:
             raise TransientError(f"no complete response within {self.timeout:g}s (endpoint.timeout)",
                                  kind="timeout", maybe_billed=True) from None
         except aiohttp.ClientConnectorError as e:  # never reached the server: nothing to pay for
-            raise TransientError(f"connection failed: {type(e).__name__}: {e}", kind="connection") from None
+            raise TransientError(self._redact(f"connection failed: {type(e).__name__}: {e}"),
+                                 kind="connection") from None
         except aiohttp.ClientError as e:  # sent, then the reply was lost: the server may bill it
-            raise TransientError(f"connection failed: {type(e).__name__}: {e}", kind="connection",
+            raise TransientError(self._redact(f"connection failed: {type(e).__name__}: {e}"), kind="connection",
                                  maybe_billed=True) from None
         if self.on_headers is not None:
             self.on_headers(headers)
         if status != 200:
-            raise classify(status, headers, body)
+            raise self._redact.exception(classify(status, headers, body))
         text, finish, usage, model = parse_completion(body)
         withheld = content_filtered(finish, text, status)
         if withheld is not None:

@@ -23,6 +23,7 @@ from urllib.parse import quote, urlsplit
 
 from syphus.config import EndpointConfig, GenerationConfig, PoolEndpoint, RunConfig
 from syphus.errors import UserError
+from syphus.redaction import Redactor, url_password
 
 OPENAI_URL = "https://api.openai.com/v1"
 DEFAULT_MODEL = "gpt-4o-mini"
@@ -60,11 +61,9 @@ class Endpoint:
         return {"kind": self.kind, "url": parts._replace(netloc=netloc).geturl(), "model": self.model}
 
     def redact(self, text: str) -> str:
-        """``text`` with every secret replaced by ``***``."""
-        for s in self.secrets:
-            if s:
-                text = text.replace(s, "***")
-        return text
+        """``text`` (a message, never stored data) with URL passwords and this endpoint's secrets of
+        at least 8 characters replaced by ``***`` (``syphus.redaction``)."""
+        return Redactor(self.secrets)(text)
 
 
 def _first(env: Mapping[str, str], *names: str) -> str | None:
@@ -91,8 +90,8 @@ def choose_kind(cfg: EndpointConfig, env: Mapping[str, str]) -> str:
 
 
 def _url_secrets(url: str) -> tuple[str, ...]:
-    parts = urlsplit(url)
-    return tuple(s for s in (parts.password,) if s)
+    password = url_password(url)
+    return (password,) if password else ()
 
 
 def resolve_endpoint(cfg: EndpointConfig, env: Mapping[str, str], local_base_url: str | None = None) -> Endpoint:

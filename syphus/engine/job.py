@@ -36,6 +36,7 @@ from syphus.engine.stats import RunStatus, Stats
 from syphus.engine.store import INVALID, PAIRS, RunStore
 from syphus.engine.structure import Structure, choose_form
 from syphus.errors import ItemError, SyphusError, UserError
+from syphus.redaction import without_credentials
 from syphus.inputs import SKIPPED_EMPTY, InputCheck, check_inputs, run_stream
 
 log = logging.getLogger("syphus")
@@ -162,7 +163,7 @@ def build_meta(cfg: RunConfig, loaded: LoadedDataset, endpoint: dict[str, Any], 
         "reply": structure.describe() if structure is not None else None,  # JSON or text, and any fallback
         # every endpoint of the pool (one when there is no pool): state, requests, 429s, tokens, cost
         "endpoints": pool.describe() if pool is not None else None,
-        "config": cfg.model_dump(mode="json"),
+        "config": without_credentials(cfg.model_dump(mode="json")),  # a --base_url's password is no record
     }
 
 
@@ -336,14 +337,7 @@ async def _run_checked(cfg: RunConfig, env: Mapping[str, str], loaded: LoadedDat
             contextlib.AsyncExitStack() as images:
         # --images: the image file opened (its index built or checked) before the run folder is touched
         attacher = images.enter_context(make_attacher(cfg, loaded.dataset, targets[0]))
-        secrets = [t.endpoint for t in targets]
-
-        def redact(text: str) -> str:
-            for endpoint in secrets:
-                text = endpoint.redact(text)
-            return text
-
-        store = RunStore(folder, redact=redact).open()
+        store = RunStore(folder).open()
         try:
             write_skipped_empty(folder, inputs.check)
         except OSError as e:

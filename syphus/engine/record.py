@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Any, NamedTuple
 
@@ -142,21 +142,21 @@ def query_meta(item: Mapping[str, Any]) -> dict[str, Any]:
     return extras
 
 
-def encode(record: Mapping[str, Any], redact: Callable[[str], str] = lambda s: s) -> bytes:
+def encode(record: Mapping[str, Any]) -> bytes:
     """One strict JSON line (UTF-8, newline included); ItemError ``unencodable`` naming the bad field."""
     try:
         text = json.dumps(record, ensure_ascii=False, allow_nan=False)
-        return redact(text).encode("utf-8") + b"\n"
+        return text.encode("utf-8") + b"\n"
     except (TypeError, ValueError, UnicodeEncodeError, RecursionError) as e:
         raise ItemError(f"the record of {record.get('id')!r} is not JSON: {_culprit(record) or e}; every value "
                         "a plugin attaches must be a string, number, bool, None, list or dict",
                         kind="unencodable") from None
 
 
-def encode_loose(record: Mapping[str, Any], redact: Callable[[str], str] = lambda s: s) -> bytes:
+def encode_loose(record: Mapping[str, Any]) -> bytes:
     """One JSON line that always encodes: ASCII escapes for any string, ``repr`` for any other value."""
     text = json.dumps(_plain(record), ensure_ascii=True, allow_nan=False, default=repr)
-    return redact(text).encode("ascii", "backslashreplace") + b"\n"
+    return text.encode("ascii", "backslashreplace") + b"\n"
 
 
 def _plain(value: Any, depth: int = 0) -> Any:

@@ -39,6 +39,7 @@ from typing import Any
 
 from syphus.errors import ItemError, StoreError, UserError, is_settled_kind
 from syphus.idset import IdSet
+from syphus.redaction import redact_urls
 from syphus.engine.record import Tally, encode, encode_loose, now_iso, tally
 
 PAIRS, INVALID, ERRORS, META = "pairs.jsonl", "invalid.jsonl", "errors.jsonl", "meta.json"
@@ -68,10 +69,11 @@ class FolderLock:
             pid = holder.get("pid", "?")
             raise FolderBusy(
                 f"{self.path.parent}: another Syphus process is writing here (pid {pid} on "
-                f"{holder.get('host', '?')}, since {holder.get('since', '?')}: {holder.get('command', '?')}); "
+                f"{holder.get('host', '?')}, since {holder.get('since', '?')}: "
+                f"{redact_urls(str(holder.get('command', '?')))}); "
                 f"wait for it to finish, or stop it (kill -INT {pid}) and run again to resume") from None
         info = json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "since": now_iso(),
-                           "command": " ".join(sys.argv)[:500]})
+                           "command": redact_urls(" ".join(sys.argv))[:500]})
         os.ftruncate(fd, 0)
         os.pwrite(fd, info.encode("utf-8", "backslashreplace"), 0)
         self.fd = fd
@@ -115,10 +117,6 @@ def _fsync_dir(folder: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
-
-
-def _identity(text: str) -> str:
-    return text
 
 
 def write_atomic(path: Path, text: str) -> None:
@@ -194,10 +192,8 @@ class RunStore:
     ``write`` is injectable (``os.write`` by default) so tests can make the disk fail.
     """
 
-    def __init__(self, folder: str | Path, redact: Callable[[str], str] = _identity,
-                 write: Callable[[int, memoryview], int] = os.write):
+    def __init__(self, folder: str | Path, write: Callable[[int, memoryview], int] = os.write):
         self.folder = Path(folder)
-        self.redact = redact
         self.answered = IdSet()
         self.failed = IdSet()
         self.settled_errors = IdSet()
@@ -342,7 +338,7 @@ class RunStore:
             self.open()
         qid = str(record["id"])
         name = PAIRS if valid else INVALID
-        self._append(name, encode(record, self.redact))
+        self._append(name, encode(record))
         self._count(record, name)
         if qid in self.failed and self.recovered.add(qid):
             self._stale_errors = True
@@ -356,9 +352,9 @@ class RunStore:
             self.open()
         qid = str(record["id"])
         try:
-            data = encode(record, self.redact)
+            data = encode(record)
         except ItemError:
-            data = encode_loose(record, self.redact)
+            data = encode_loose(record)
         self._append(ERRORS, data)
         self._count_estimate(record)
         if qid in self.failed:
@@ -370,7 +366,7 @@ class RunStore:
         """Replace meta.json atomically."""
         text = json.dumps(meta, indent=2, ensure_ascii=True, allow_nan=False, default=repr)
         try:
-            write_atomic(self.folder / META, self.redact(text) + "\n")
+            write_atomic(self.folder / META, text + "\n")
         except OSError as e:
             raise StoreError(f"{self.folder / META}: cannot write ({e}); free disk space or fix the folder's "
                              "permissions, then run again to resume") from e
@@ -397,7 +393,7 @@ class RunStore:
             self.open()
         for name in (PAIRS, INVALID):
             os.close(self._fds.pop(name))
-        counts = rewrite_answers(self.folder, transform, self.redact)
+        counts = rewrite_answers(self.folder, transform)
         self.scan()
         for name in (PAIRS, INVALID):
             self._fds[name] = os.open(self.folder / name, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
@@ -410,8 +406,8 @@ class RunStore:
         self.close()
 
 
-def rewrite_answers(folder: str | Path, transform: Callable[[dict[str, Any]], tuple[dict[str, Any], bool]],
-                    redact: Callable[[str], str] = _identity) -> dict[str, int]:
+def rewrite_answers(folder: str | Path,
+                    transform: Callable[[dict[str, Any]], tuple[dict[str, Any], bool]]) -> dict[str, int]:
     """Re-sort every answered record through ``transform`` into new pairs/invalid files.
 
     The caller holds the folder's lock (``RunStore.rewrite``). Both files are written
@@ -434,9 +430,9 @@ def rewrite_answers(folder: str | Path, transform: Callable[[dict[str, Any]], tu
                     continue
                 new, valid = transform(rec)
                 try:
-                    data = encode(new, redact)
+                    data = encode(new)
                 except ItemError:
-                    data, valid = encode_loose(new, redact), False
+                    data, valid = encode_loose(new), False
                 (good if valid else bad).write(data)
                 counts["valid" if valid else "invalid"] += 1
         for f in (good, bad):
