@@ -338,11 +338,21 @@ def _dry_run_text(r: dict) -> str:
              f"  total: ~{r['prompt_tokens']} prompt + ~{r['completion_tokens']} completion tokens "
              f"(worst case {r['worst_case_completion_tokens']} completion)"]
     lines += _inputs_text(r.get("inputs"))
+    for e in r.get("endpoints") or ():  # a pool: each endpoint's share at its own price
+        lines.append(f"  {e['name']}: ~{e['queries']} queries as {e['model']}, ~{e['prompt_tokens_per_query']} prompt "
+                     "tokens a query" + (f" (~{e['image_tokens_per_query']} of images)" if "image_tokens_per_query" in e
+                                         else "")
+                     + (f", online ~${e['cost_online_usd']} (worst ${e['worst_cost_online_usd']})"
+                        if e["cost_online_usd"] is not None else ", no price in the pricing table"))
     if "cost_online_usd" in r:
-        lines.append(f"  cost as {r['model']}: online ~${r['cost_online_usd']} (worst ${r['worst_cost_online_usd']}), "
-                     f"batch ~${r['cost_batch_usd']} (worst ${r['worst_cost_batch_usd']})")
+        where = "across the pool" if r.get("endpoints") else f"as {r['model']}"
+        lines.append(f"  cost {where}: online ~${r['cost_online_usd']} (worst ${r['worst_cost_online_usd']})"
+                     + (f", batch{' on ' + r['batch_endpoint'] if r.get('batch_endpoint') else ''} "
+                        f"~${r['cost_batch_usd']} (worst ${r['worst_cost_batch_usd']})"
+                        if "cost_batch_usd" in r else ""))
     else:
-        lines.append(f"  cost: no price for {r['model']!r} in the pricing table (add it, or use --price_as)")
+        missing = ", ".join(map(repr, r.get("unpriced") or [r["model"]]))
+        lines.append(f"  cost: no price for {missing} in the pricing table (add it, or use --price_as)")
     if "wall_minutes_online" in r:
         lines.append(f"  time online at your limits: ~{r['wall_minutes_online']} minutes "
                      f"({r['requests_per_minute']} requests/minute); batches finish within their 24h window")

@@ -9,9 +9,10 @@ convention derives from the query id (``syphus.release.scenes.query_images``, as
 
 ``--max_images N`` keeps N evenly spaced (deterministic), never more than the endpoint takes in one
 request (``images.max_per_request``); ``--image_max_side`` resizes first; ``--image_detail`` is
-sent with each part. Every image's tokens come from the provider's formula for the run's model
-(``syphus.engine.imagetokens``, ``configs/image_tokens.yaml``), from its size: they count in the
-rate limits, ``--max-cost`` reservations, ``--dry-run`` and the progress line like text tokens.
+sent with each part. Every image's tokens come from the provider's formula for the model of the
+endpoint that takes the request (``syphus.engine.imagetokens``, ``configs/image_tokens.yaml``,
+``Attacher.tokens_as``), from its size: they count in the rate limits, ``--max-cost``
+reservations, ``--dry-run`` and the progress line like text tokens.
 
 A query whose images are missing from the file is an error record naming them (kind
 ``missing_images``: settled, it would fail the same way again), or with ``--allow_missing_images``
@@ -151,6 +152,12 @@ class Attacher:
             out.append(Frame(image_id, image_part(data, self.cfg.detail), position, len(ids),
                              self.table.tokens(self.model, w, h, self.cfg.detail), size))
         return out, missing
+
+    def tokens_as(self, model: str | None, frames: list[Frame]) -> int:
+        """What ``frames`` cost in tokens as ``model`` counts them (None: the attacher's own model)."""
+        if model is None or model == self.model:
+            return sum(f.tokens for f in frames)
+        return sum(self.table.tokens(model, *(f.size or (2048, 2048)), self.cfg.detail) for f in frames)
 
     def attach(self, dataset: Any, item: dict[str, Any], messages: list[dict[str, Any]]) -> Attached:
         """``messages`` with the query's images placed by the plugin's ``attach_images``, checked for size."""

@@ -34,7 +34,7 @@ from syphus.engine.record import now_iso, parse_fields
 from syphus.engine.runner import Runner
 from syphus.engine.stats import RunStatus, Stats
 from syphus.engine.store import INVALID, PAIRS, RunStore
-from syphus.engine.structure import Structure, choose_form
+from syphus.engine.structure import Structure, Structures, choose_form
 from syphus.errors import ItemError, SyphusError, UserError
 from syphus.redaction import without_credentials
 from syphus.inputs import SKIPPED_EMPTY, InputCheck, check_inputs, run_stream
@@ -440,7 +440,7 @@ async def _engine(cfg: RunConfig, loaded: LoadedDataset, targets: list[Target], 
             yield BatchRunner(loaded.dataset, api, store, cfg, budget, skip=skip, sleep=sleep, clock=clock,
                               structure=structure, endpoint_name=target.name, attacher=attacher)
             return
-        structure = make_structure(cfg, targets[0].endpoint.kind)
+        structure = Structures(cfg.reply.mode, {t.name: choose_form(t.endpoint.kind, cfg.reply.form) for t in targets})
         members = []
         for t in targets:
             limiter = RateLimiter(t.rpm, t.tpm, cfg.limits.burst_seconds, cfg.limits.follow_headers, clock=clock,
@@ -448,7 +448,7 @@ async def _engine(cfg: RunConfig, loaded: LoadedDataset, targets: list[Target], 
             client = await stack.enter_async_context(ChatClient(
                 t.endpoint, t.generation, timeout=t.timeout or cfg.endpoint.timeout, connections=cfg.num_threads,
                 on_headers=limiter.observe, clock=clock))
-            members.append(Member(t.name, client, limiter, t.weight, prices.get(t.name),
+            members.append(Member(t.name, client, limiter, t.weight, prices.get(t.name), model=counted_as(t),
                                   describe_endpoint=t.endpoint.describe(), key_env=t.key_env))
         r = cfg.retry
         pool = Pool(members, cool_after=r.cool_after, cool_seconds=r.cool_seconds,
@@ -459,13 +459,18 @@ async def _engine(cfg: RunConfig, loaded: LoadedDataset, targets: list[Target], 
                      clock=clock, sleep=sleep)
 
 
+def counted_as(target: Target) -> str:
+    """The model an endpoint's tokens (its images' too) are counted as: its price row's, else its own."""
+    return target.price_as or (target.endpoint.model if target.endpoint is not None else None) or "?"
+
+
 def make_attacher(cfg: RunConfig, dataset: AbstractDataset, target: Target) -> contextlib.AbstractContextManager:
-    """``--images``: what finds and counts each query's images (their tokens as ``target``'s model); else nothing."""
+    """``--images``: what finds and counts each query's images (their tokens as ``target``'s model unless the
+    endpoint that takes a request counts them otherwise, ``Attacher.tokens_as``); else nothing."""
     if not cfg.images.path:
         return contextlib.nullcontext(None)
     from syphus.engine.attachment import Attacher
-    model = target.price_as or target.endpoint.model or "?"
-    return Attacher(cfg.images, model, getattr(dataset, "scene", None))
+    return Attacher(cfg.images, counted_as(target), getattr(dataset, "scene", None))
 
 
 def batch_target(targets: list[Target]) -> Target:
@@ -522,83 +527,159 @@ def dry_run(cfg: RunConfig, env: Mapping[str, str], loaded: LoadedDataset | None
         inputs.check.close()
 
 
+@dataclass
+class _Planned:
+    """One endpoint as a dry run sees it, from the config alone (no key read, no server started)."""
+
+    name: str
+    kind: str
+    model: str  # what its tokens, its images and its price are counted as
+    completion: int  # the most completion tokens a request can be billed for (max_tokens times n)
+    rpm: float | None
+    tpm: float | None
+    weight: float = 1.0
+
+
+def planned_endpoints(cfg: RunConfig, env: Mapping[str, str]) -> list[_Planned]:
+    """The endpoints a run would send to: the pool's (``endpoints:``, ``--endpoint``), else the one of flags."""
+    entries = pool_entries(cfg)
+    if not entries:
+        return [_Planned("default", choose_kind(cfg.endpoint, env), pricing_model(cfg, env),
+                         completion_budget({"max_tokens": cfg.generation.max_tokens, **cfg.generation.extra}),
+                         cfg.limits.rpm, cfg.limits.tpm)]
+    out = []
+    for e in entries:
+        gen = e.generation.over(cfg.generation)
+        model = e.price_as or cfg.cost.price_as or e.model or ("local" if e.kind == "local" else
+                                                               DEFAULT_MODEL if e.kind != "azure" else "?")
+        out.append(_Planned(e.name, e.kind, model, completion_budget({"max_tokens": gen.max_tokens, **gen.extra}),
+                            e.rpm, e.tpm, e.weight))
+    return out
+
+
 def _dry_run_checked(cfg: RunConfig, env: Mapping[str, str], loaded: LoadedDataset, inputs: Inputs) -> dict[str, Any]:
-    """``dry_run`` once the inputs passed their check."""
+    """``dry_run`` once the inputs passed their check.
+
+    Every figure is in the terms of the endpoint that would take the request: its schema form,
+    its model's count of the images, its completion budget and its price. A pool's queries are
+    shared as routing shares them (by capacity when every endpoint has limits, else by weight);
+    its projection is each endpoint's share at its own price, summed.
+    """
     items = inputs.items
     folder = run_folder(cfg, loaded.dataset)
     store = RunStore(folder)
     if folder.exists():
         store.scan(read_only=True)
-    structure = make_structure(cfg, choose_kind(cfg.endpoint, env))
-    fmt = structure.current()  # what the run asks for unless the endpoint refuses the schema
-    n = sampled = prompt_sum = images = image_tokens = missing = 0
-    target = Target("default", None, cfg.generation, price_as=pricing_model(cfg, env))  # type: ignore[arg-type]
+    planned = planned_endpoints(cfg, env)
+    forms = {p.name: choose_form(p.kind, cfg.reply.form) for p in planned}
+    structures = {form: Structure(cfg.reply.mode, form) for form in set(forms.values())}
+    fmt = next(iter(structures.values())).current()  # what the run asks for unless an endpoint refuses the schema
+    n = sampled = images = missing = 0
+    text_sum = dict.fromkeys(structures, 0)  # per schema form: text + schema tokens of the sampled prompts
+    image_sum = {p.model: 0 for p in planned}  # per model: the sampled images' tokens as it counts them
+    target = Target("default", None, cfg.generation, price_as=planned[0].model)  # type: ignore[arg-type]
     with make_attacher(cfg, loaded.dataset, target) as attacher:
         for item in items:
             if store.settled(item["id"]):
                 continue
             n += 1
             if sampled < cfg.cost.dry_run_sample:
-                try:
-                    req = structure.request(loaded.dataset, item, fmt)
-                    prompt_sum += estimate_tokens(req.messages) + req.schema_tokens
-                except Exception as e:
-                    raise UserError(f"{loaded.source}: build_messages raised {type(e).__name__}: {e} "
-                                    f"(query {item['id']!r})") from e
+                for form, structure in structures.items():
+                    try:
+                        req = structure.request(loaded.dataset, item, fmt)
+                    except Exception as e:
+                        raise UserError(f"{loaded.source}: build_messages raised {type(e).__name__}: {e} "
+                                        f"(query {item['id']!r})") from e
+                    text_sum[form] += estimate_tokens(req.messages) + req.schema_tokens
                 if attacher is not None:
                     try:
                         frames, lacking = attacher.frames(item)
                     except ItemError:
                         frames, lacking = [], [None]
                     images += len(frames)
-                    image_tokens += sum(f.tokens for f in frames)
+                    for model in image_sum:
+                        image_sum[model] += attacher.tokens_as(model, frames)
                     missing += bool(lacking)
                 sampled += 1
-    max_tokens = completion_budget({"max_tokens": cfg.generation.max_tokens, **cfg.generation.extra})
-    avg_images = image_tokens / sampled if sampled else 0.0
-    avg_prompt = (prompt_sum + image_tokens) / sampled if sampled else 0.0  # what limits and cost count
     answered = store.totals.get("queries_with_pairs", 0) + store.totals.get("invalid", 0)
     observed = store.totals.get("completion_tokens", 0) / answered if answered else None
-    completion = observed if observed is not None else float(max_tokens)
-    model = pricing_model(cfg, env)
     try:
-        price = price_for(model, load_pricing(cfg.cost.pricing))
+        table = load_pricing(cfg.cost.pricing)
     except UserError:
-        price = None
+        table = {}
+    each = []
+    for p in planned:
+        text = text_sum[forms[p.name]] / sampled if sampled else 0.0
+        image = image_sum[p.model] / sampled if sampled else 0.0
+        completion = observed if observed is not None else float(p.completion)
+        rates = [p.rpm] if p.rpm else []
+        if p.tpm and text + image + p.completion > 0:
+            rates.append(p.tpm / (text + image + p.completion))
+        each.append({"name": p.name, "model": p.model, "text": text, "image": image, "completion": completion,
+                     "worst": p.completion, "rate": round(min(rates), 1) if rates else None, "weight": p.weight,
+                     "price": price_for(p.model, table), "kind": p.kind})
+    unknown = [e["name"] for e in each if e["rate"] is None]
+    basis = [e["weight"] for e in each] if unknown else [e["rate"] for e in each]  # how routing shares queries
+    for e, b in zip(each, basis):
+        e["share"] = b / sum(basis) if sum(basis) else 1.0 / len(each)
+
+    def mean(key: str) -> float:
+        return sum(e[key] * e["share"] for e in each)
+
+    avg_images, avg_prompt, completion = mean("image"), mean("text") + mean("image"), mean("completion")
+    max_tokens = mean("worst")
     report: dict[str, Any] = {
         "dataset": loaded.source, "folder": str(folder), "queries": n, "sampled": sampled,
-        "already_settled": len(store.answered) + len(store.settled_errors), "model": model,
+        "already_settled": len(store.answered) + len(store.settled_errors),
+        "model": planned[0].model if len(planned) == 1 else ", ".join(p.model for p in planned),
         "prompt_tokens_per_query": round(avg_prompt, 1), "completion_tokens_per_query": round(completion, 1),
         "completion_basis": "observed in this run folder" if observed is not None else "max_tokens (worst case)",
         "prompt_tokens": round(avg_prompt * n), "completion_tokens": round(completion * n),
-        "worst_case_completion_tokens": max_tokens * n, "inputs": inputs.check.summary(),
-        "reply_format": fmt, "schema_form": structure.form if fmt == "json" else None,
+        "worst_case_completion_tokens": round(max_tokens * n), "inputs": inputs.check.summary(),
+        "reply_format": fmt,
+        "schema_form": (", ".join(sorted(set(forms.values()))) if fmt == "json" else None),
         **({"images_per_query": round(images / sampled, 2) if sampled else 0.0,
             "image_tokens_per_query": round(avg_images, 1), "text_tokens_per_query": round(avg_prompt - avg_images, 1),
-            "queries_missing_images": missing, "image_tokens_as": target.price_as}
+            "queries_missing_images": missing,
+            "image_tokens_as": planned[0].model if len(planned) == 1 else "each endpoint's model"}
            if cfg.images.path else {}),
     }
-    if price is not None:
+    if all(e["price"] is not None for e in each):
         for mode, batch in (("online", False), ("batch", True)):
-            report[f"cost_{mode}_usd"] = round(price.cost(avg_prompt * n, completion * n, batch), 4)
-            report[f"worst_cost_{mode}_usd"] = round(price.cost(avg_prompt * n, max_tokens * n, batch), 4)
+            if batch and len(each) > 1:  # the Batch API runs on one endpoint (batch_target): all of it there
+                there = next((e for e in each if e["kind"] in ("openai", "azure", "compatible")), None)
+                if there is None:
+                    continue
+                costs = [(there, 1.0)]
+                report["batch_endpoint"] = there["name"]
+            else:
+                costs = [(e, e["share"]) for e in each]
+            report[f"cost_{mode}_usd"] = round(sum(e["price"].cost((e["text"] + e["image"]) * n * share,
+                                                                   e["completion"] * n * share, batch)
+                                                   for e, share in costs), 4)
+            report[f"worst_cost_{mode}_usd"] = round(sum(e["price"].cost((e["text"] + e["image"]) * n * share,
+                                                                         e["worst"] * n * share, batch)
+                                                         for e, share in costs), 4)
+    if len(each) > 1:
+        report["endpoints"] = [
+            {"name": e["name"], "model": e["model"], "queries": round(n * e["share"]),
+             "prompt_tokens_per_query": round(e["text"] + e["image"], 1),
+             **({"image_tokens_per_query": round(e["image"], 1)} if cfg.images.path else {}),
+             "cost_online_usd": round(e["price"].cost((e["text"] + e["image"]) * n * e["share"],
+                                                      e["completion"] * n * e["share"]), 4) if e["price"] else None,
+             "worst_cost_online_usd": round(e["price"].cost((e["text"] + e["image"]) * n * e["share"],
+                                                            e["worst"] * n * e["share"]), 4) if e["price"] else None}
+            for e in each]
+        report["unpriced"] = [e["model"] for e in each if e["price"] is None]
     # the pool's capacity: each endpoint's requests a minute at its limits, summed
-    limits = [(e.name, e.rpm, e.tpm, e.generation.max_tokens or cfg.generation.max_tokens) for e in pool_entries(cfg)] \
-        or [("default", cfg.limits.rpm, cfg.limits.tpm, max_tokens)]
-    per_endpoint = {}
-    for name, rpm, tpm, completion in limits:
-        rates = [rpm] if rpm else []
-        if tpm and avg_prompt + completion > 0:
-            rates.append(tpm / (avg_prompt + completion))
-        per_endpoint[name] = round(min(rates), 1) if rates else None
-    if len(limits) > 1:
+    per_endpoint = {e["name"]: e["rate"] for e in each}
+    if len(each) > 1:
         report["endpoints_requests_per_minute"] = per_endpoint
-    unknown = [name for name, rate in per_endpoint.items() if rate is None]
     if not unknown:
         per_minute = sum(per_endpoint.values())
         report["requests_per_minute"] = round(per_minute, 1)
         report["wall_minutes_online"] = round(n / per_minute, 1) if per_minute else None
-    elif len(limits) > 1:
+    elif len(each) > 1:
         report["endpoints_without_limits"] = unknown
     return report
 

@@ -14,6 +14,10 @@ it again for twice as long (up to ``cool_max_seconds``). A member whose key is r
 the run stops (exit 3). The circuit applies to pools of two or more: a single endpoint keeps
 the plain retry policy, as it has nowhere else to send.
 
+What a request counts (its prompt tokens: text, schema, images) may differ by member, as each
+counts in its own model's terms: ``choose``, ``take`` and ``check`` take either one number or a
+function of the member (``Tokens``).
+
 The pool never retries by itself: it says where the next attempt goes. The one retry policy
 (``syphus.engine.retry``) decides whether there is a next attempt; a failure on one member
 while another can take the query is retried at once, elsewhere.
@@ -44,6 +48,10 @@ ACTIVE, COOLING, REMOVED = "active", "cooling", "removed"
 CIRCUIT_KINDS = frozenset({"connection", "timeout", "server_error", "malformed", "not_found", "http_408"})
 
 
+def _tokens_of(tokens: Tokens, m: Member) -> int:
+    return tokens(m) if callable(tokens) else tokens
+
+
 @dataclass
 class Member:
     """One endpoint of the pool: its client, limiter, price row and what it has done this session."""
@@ -53,6 +61,7 @@ class Member:
     limiter: RateLimiter
     weight: float = 1.0
     price: Any = None  # syphus.engine.cost.Price, or None when the table has no row for it
+    model: str | None = None  # the model its tokens (images included) are counted as
     describe_endpoint: dict[str, Any] = field(default_factory=dict)
     key_env: str | None = None  # where its key comes from, for messages about a refused key
     state: str = ACTIVE
@@ -84,6 +93,9 @@ class Member:
                 "limits": self.limiter.describe()}
 
 
+Tokens = int | Callable[[Member], int]  # a request's prompt tokens, the same for all or as each member counts them
+
+
 class Pool:
     """The members a run dispatches to; see the module docstring."""
 
@@ -105,8 +117,8 @@ class Pool:
     def _live(self) -> list[Member]:
         return [m for m in self.members if m.state != REMOVED]
 
-    def _wait(self, m: Member, tokens: int, now: float) -> float:
-        cost = tokens + m.completion_budget
+    def _wait(self, m: Member, tokens: Tokens, now: float) -> float:
+        cost = _tokens_of(tokens, m) + m.completion_budget
         limiter = m.limiter.ready_in(cost, m.waiting, m.waiting_tokens)
         if m.state == COOLING:
             if m.probing:
@@ -114,13 +126,18 @@ class Pool:
             return max(m.cool_until - now, limiter)
         return limiter
 
-    def choose(self, tokens: int, avoid: Member | None = None) -> Member:
-        """The member that can take a request of ``tokens`` prompt tokens soonest (FatalError: none left)."""
+    def choose(self, tokens: Tokens, avoid: Member | None = None, prefer: Member | None = None) -> Member:
+        """The member that can take a request of ``tokens`` prompt tokens soonest (FatalError: none left).
+
+        ``prefer`` is taken whenever it is active (the query must learn something of that endpoint).
+        """
         live = self._live()
         if not live:
             raise FatalError("every endpoint of the pool was removed (" + "; ".join(
                 f"{m.name}: {m.reason}" for m in self.members) + "); fix the keys or quotas, then run the same "
                 "command again to resume", None)
+        if prefer is not None and prefer.state == ACTIVE:
+            return prefer
         now = self.clock()
         options = [m for m in live if m is not avoid] or live
         return min(options, key=lambda m: (round(self._wait(m, tokens, now), 3), m.in_flight / m.weight, -m.weight))
@@ -129,12 +146,12 @@ class Pool:
         """Whether any member is not removed."""
         return bool(self._live())
 
-    def check(self, tokens: int) -> None:
+    def check(self, tokens: Tokens) -> None:
         """ItemError ``too_large`` if no member's configured token budget can ever hold the request."""
         error = None
         for m in self._live():
             try:
-                m.limiter.check(tokens + m.completion_budget)
+                m.limiter.check(_tokens_of(tokens, m) + m.completion_budget)
                 return
             except ItemError as e:
                 error = e
@@ -145,17 +162,17 @@ class Pool:
         """Whether another member could take a query now or soon (active, not ``to``)."""
         return any(m is not to and m.state == ACTIVE for m in self.members)
 
-    async def take(self, tokens: int, avoid: Member | None = None) -> Member:
+    async def take(self, tokens: Tokens, avoid: Member | None = None, prefer: Member | None = None) -> Member:
         """Choose a member and wait for its limiter; the caller sends, then calls ``done``."""
         while True:
-            m = self.choose(tokens, avoid)
+            m = self.choose(tokens, avoid, prefer)
             now = self.clock()
             if m.state == COOLING:
                 if m.probing or m.cool_until > now:
                     await self._until_change(max(0.0, m.cool_until - now) if not m.probing else None)
                     continue
                 m.probing = True  # the one probe of a cooled member
-            cost = tokens + m.completion_budget
+            cost = _tokens_of(tokens, m) + m.completion_budget
             m.waiting += 1
             m.waiting_tokens += cost
             try:

@@ -42,7 +42,7 @@ from syphus.engine.record import answer_record, error_record, now_iso, query_met
 from syphus.engine.stats import RunStatus, Stats
 from syphus.engine.retry import capped_hint, retry_policy
 from syphus.engine.store import RunStore
-from syphus.engine.structure import Request, Structure
+from syphus.engine.structure import Request, Structure, Structures
 
 __all__ = ["Runner", "Stats"]
 
@@ -66,11 +66,64 @@ class _Query:
     estimated_completion: int = 0
     raw: str | None = None
     endpoint: str | None = None  # the pool member the last request went to
+    member: Member | None = None  # the same member
+    fmt: str = "text"  # the format the last request was sent in
 
     def estimated(self) -> dict[str, int] | None:
         if not (self.estimated_prompt or self.estimated_completion):
             return None
         return {"prompt_tokens": self.estimated_prompt, "completion_tokens": self.estimated_completion}
+
+
+class _Requests:
+    """One query's requests, built once per format and schema form, and counted as each endpoint counts them.
+
+    The text, the schema (in the endpoint's form, if it takes JSON) and the images (as the endpoint's
+    model counts them) all come from the endpoint that takes the request: its limiter, the budget's
+    reservation and the worst case charged are in its own terms.
+    """
+
+    def __init__(self, runner: Runner, item: dict[str, Any], attached: Attached | None):
+        self.runner = runner
+        self.item = item
+        self.attached = attached
+        self._built: dict[tuple[str, str], tuple[Request, int]] = {}  # (format, form): request, text + schema tokens
+        self._images: dict[str | None, int] = {}  # model: the images' tokens
+
+    def seed(self, fmt: str, form: str, req: Request) -> None:
+        """The request ``_handle`` built first (its images placed and checked for size)."""
+        self._built[(fmt, form if fmt == "json" else "")] = (req, estimate_tokens(req.messages) + req.schema_tokens)
+
+    def format_for(self, member: Member, asked: str) -> str:
+        """What ``member`` is sent: text when text is asked or it refused the schema, else JSON."""
+        return "text" if asked == "text" else self.runner.structure[member.name].current()
+
+    def request(self, member: Member, fmt: str) -> tuple[Request, int]:
+        """The request ``member`` is sent in ``fmt`` and its prompt tokens as ``member`` counts them."""
+        structure = self.runner.structure[member.name]
+        key = (fmt, structure.form if fmt == "json" else "")
+        built = self._built.get(key)
+        if built is None:
+            req = structure.request(self.runner.dataset, self.item, fmt)
+            if self.attached is not None and self.attached.frames:
+                req = req._replace(messages=self.runner.dataset.attach_images(self.item, req.messages,
+                                                                              self.attached.frames))
+            built = self._built[key] = (req, estimate_tokens(req.messages) + req.schema_tokens)
+        return built[0], built[1] + self.image_tokens(member)
+
+    def image_tokens(self, member: Member | None) -> int:
+        """The images' tokens as ``member``'s model counts them."""
+        if self.attached is None or not self.attached.frames:
+            return 0
+        model = member.model if member is not None else None
+        count = self._images.get(model)
+        if count is None:
+            count = self._images[model] = self.runner.attacher.tokens_as(model, self.attached.frames)
+        return count
+
+    def tokens(self, asked: str) -> Callable[[Member], int]:
+        """Each member's prompt tokens for this query (the pool chooses and waits with them)."""
+        return lambda member: self.request(member, self.format_for(member, asked))[1]
 
 
 class Runner:
@@ -91,7 +144,10 @@ class Runner:
         self.skip = skip
         self.source = source
         self.budget = budget
-        self.structure = structure or Structure("text")
+        if structure is None or isinstance(structure, Structure):  # one decision for all: each endpoint its own
+            mode, form = (structure.mode, structure.form) if structure is not None else ("text", "openai")
+            structure = Structures(mode, {m.name: form for m in pool.members})
+        self.structure = structure  # each endpoint's reply format (JSON or text) and schema form
         self.attacher = attacher  # --images: each query's images looked up and sent with it
         self.over_budget = False
         self.clock = clock
@@ -226,9 +282,11 @@ class Runner:
         exc = state.outcome.exception() if state.outcome else None
         log.debug("retrying after %s (attempt %d)", exc, state.attempt_number)
 
-    async def _send(self, req: Request, prompt_tokens: int, q: _Query) -> Any:
-        messages = req.messages
-        bodies: dict[str, bytes] = {}  # encoded once per endpoint (each may have its own generation settings)
+    async def _send(self, plan: _Requests, q: _Query, asked: str = "json", prefer: Member | None = None) -> Any:
+        """Send the query (in ``asked`` format, or text where the endpoint refused the schema) under the retry
+        policy; its reply. ``q.member`` and ``q.fmt`` say where the last request went and in what format."""
+        bodies: dict[tuple[str, str], bytes] = {}  # encoded once per endpoint and format (each its own settings)
+        tokens = plan.tokens(asked)
         task = asyncio.current_task()
         cap = self.retry_cfg.max_seconds
         failed_on: Member | None = None  # where the last attempt failed: the next goes elsewhere if it can
@@ -236,17 +294,21 @@ class Runner:
             with attempt:
                 if self.stopping:
                     raise _Stopped
-                member = await self.pool.take(prompt_tokens, avoid=failed_on)
+                # ``prefer`` only for the first attempt: a retry after a failure there goes where it fits
+                member = await self.pool.take(tokens, avoid=failed_on, prefer=prefer if failed_on is None else None)
                 completion = member.completion_budget
                 try:
                     if self.stopping:
                         raise _Stopped
+                    fmt = plan.format_for(member, asked)
+                    req, prompt_tokens = plan.request(member, fmt)  # all in this endpoint's terms
+                    messages = req.messages
                     hold = self.budget.reserve(prompt_tokens, completion, member.price) if self.budget else 0.0
                     if hold is None:
                         raise _OverBudget
-                    body = bodies.get(member.name)
+                    body = bodies.get((member.name, fmt))
                     if body is None:
-                        body = bodies[member.name] = member.client.body(messages, req.fields)
+                        body = bodies[(member.name, fmt)] = member.client.body(messages, req.fields)
                 except BaseException:
                     self.pool.unsend(member)
                     raise
@@ -254,7 +316,7 @@ class Runner:
                 self.stats.in_flight += 1
                 self.stats.requests += 1
                 q.sent += 1
-                q.endpoint = member.name
+                q.endpoint, q.member, q.fmt = member.name, member, fmt
                 reply, billed, kind, why = None, True, None, ""  # cancelled on the wire: the server may still bill it
                 try:
                     reply = await member.client.complete(messages, body)
@@ -309,33 +371,31 @@ class Runner:
             self._error(qid, "internal", f"{type(e).__name__}: {e} (a bug: please report it; "
                         "--retry_errors sends this query again)", None, q)
 
-    async def _as_text(self, item: dict[str, Any], q: _Query, refusal: ItemError,
-                       attached: Attached | None = None) -> tuple[Any, str]:
-        """A JSON request refused with a 400 before JSON was settled, sent again as text to learn why.
+    async def _as_text(self, plan: _Requests, q: _Query, refusal: ItemError, member: Member) -> Any:
+        """A JSON request ``member`` refused with a 400 before it took JSON, sent again as text to learn why.
 
-        Taken as text, the schema was what the endpoint refused: text for the run. Refused as
-        text too, the 400 is this query's own (the schema is not the problem): JSON stays.
+        It goes to the same endpoint when that one can take it. Taken as text there, the schema was what
+        the endpoint refused: text for that endpoint. Refused as text too, the 400 is this query's own
+        (the schema is not the problem): JSON stays.
         """
-        req = self.structure.request(self.dataset, item, "text")
-        images = 0
-        if attached is not None and attached.frames:
-            req = req._replace(messages=self.dataset.attach_images(item, req.messages, attached.frames))
-            images = attached.tokens
+        structure = self.structure[member.name]
         try:
-            reply = await self._send(req, estimate_tokens(req.messages) + images, q)
+            reply = await self._send(plan, q, asked="text", prefer=member)
         except ItemError as e:
-            if e.status in (400, 422):
-                self.structure.confirm()
+            if e.status in (400, 422) and q.member is member:
+                structure.confirm()
             raise
-        self.structure.refused(str(refusal))
-        return reply, "text"
+        if q.member is member:
+            structure.refused(str(refusal))
+        return reply
 
     async def _handle(self, item: dict[str, Any], q: _Query) -> None:
         qid = item["id"]
-        fmt = self.structure.current()
+        fmt = self.structure.current()  # JSON while any endpoint may take it
+        first = next((m for m in self.pool.members if self.structure[m.name].current() == fmt), self.pool.members[0])
         started = self.clock()
         try:
-            req = self.structure.request(self.dataset, item, fmt)
+            req = self.structure[first.name].request(self.dataset, item, fmt)
         except Exception as e:
             self._error(qid, "plugin", f"build_messages raised {type(e).__name__}: {e}", None, q)
             return
@@ -352,20 +412,23 @@ class Runner:
                 self._error(qid, "plugin", f"attach_images raised {type(e).__name__}: {e}", None, q)
                 return
             req = req._replace(messages=attached.messages)
-        prompt_tokens = estimate_tokens(req.messages) + req.schema_tokens + (attached.tokens if attached else 0)
+        plan = _Requests(self, item, attached)
+        plan.seed(fmt, self.structure[first.name].form, req)
         try:
-            self.pool.check(prompt_tokens)
+            self.pool.check(plan.tokens(fmt))
             try:
-                reply = await self._send(req, prompt_tokens, q)
+                reply = await self._send(plan, q, fmt)
             except ItemError as e:
-                if not (e.status in (400, 422) and self.structure.undecided(fmt)):
+                member = q.member
+                if not (member is not None and e.status in (400, 422)
+                        and self.structure[member.name].undecided(q.fmt)):
                     raise
                 if self.structure.mode == "json":
-                    self.structure.refused(str(e))  # raises: --reply json stops the run
-                reply, fmt = await self._as_text(item, q, e, attached)
+                    self.structure[member.name].refused(str(e))  # raises: --reply json stops the run
+                reply = await self._as_text(plan, q, e, member)
             else:
-                if fmt == "json":
-                    self.structure.confirm()
+                if q.fmt == "json":
+                    self.structure[q.member.name].confirm()
         except _OverBudget:
             if not self.over_budget:
                 self.over_budget = True
@@ -380,14 +443,14 @@ class Runner:
         q.raw = reply.text
         self._watch_endpoint(None)
         record, valid = answer_record(self.dataset, item, reply.text, reply.finish_reason, reply.usage,
-                                      reply.model, q.sent, estimated=q.estimated(), reply_format=fmt)
+                                      reply.model, q.sent, estimated=q.estimated(), reply_format=q.fmt)
         record["endpoint"] = q.endpoint
         if attached is not None:
             record["images"] = attached.image_ids
             if attached.missing:
                 record["images_missing"] = attached.missing
             self.stats.images += len(attached.frames)
-            self.stats.image_tokens += attached.tokens
+            self.stats.image_tokens += plan.image_tokens(q.member)
         record["timings"] = {"latency_s": round(reply.latency, 4), "total_s": round(self.clock() - started, 4)}
         self.store.write_answer(record, valid=valid)
         self.stats.count_answer(record)

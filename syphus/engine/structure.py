@@ -9,21 +9,28 @@ Each endpoint kind takes a JSON schema in its own documented form (``schema_fiel
 - ``llamacpp``: ``response_format: {"type": "json_object", "schema": schema}`` (llama.cpp's
   server and llama-cpp-python, which turn it into a grammar; the bundled model's form).
 
-``Structure`` decides once per run, from the first answers. In ``text`` mode nothing is
+``Structure`` decides once per endpoint, from its first answers. In ``text`` mode nothing is
 sent. In ``json`` and ``auto`` mode requests carry the schema until an answer says whether
-the endpoint takes it: the first reply to a JSON request settles JSON for the run; a 400
-or 422 before that (the endpoint refuses the schema) makes ``auto`` send that query again
-as text and use text for the rest of the run, said once in the log and kept in
-``meta.json``, while ``json`` stops the run with the fix (nothing settled, nothing paid:
-a refused request is not billed). Requests already on the wire when the first refusal
-comes are each sent again as text the same way. After JSON is settled a 400 is that
-query's own error.
+the endpoint takes it: the first reply to a JSON request settles JSON for that endpoint; a
+400 or 422 before that (the endpoint refuses the schema) makes ``auto`` send that query
+again as text (to the same endpoint when it can take it) and use text on that endpoint for
+the rest of the run, said once in the log and kept in ``meta.json``, while ``json`` stops
+the run with the fix (nothing settled, nothing paid: a refused request is not billed).
+Requests already on the wire when the first refusal comes are each sent again as text the
+same way. After JSON is settled a 400 is that query's own error.
+
+A pool has one ``Structure`` per endpoint (``Structures``), each with the schema form of its
+kind: one endpoint refusing the schema never turns another's replies to text, and never
+settles a query as an error for its schema.
 
 >>> s = Structure("auto", "openai")
 >>> s.current(), s.describe()["used"]
 ('json', None)
 >>> s.refused("HTTP 400: response_format is not supported"); s.current(), s.describe()["fallback"]
 ('text', 'HTTP 400: response_format is not supported')
+>>> pool = Structures("auto", {"a": "openai", "b": "llamacpp"})
+>>> pool["b"].refused("HTTP 400"); pool["a"].confirm(); pool.describe()["used"], pool.describe()["endpoints"]["b"]["used"]
+('mixed', 'text')
 """
 
 from __future__ import annotations
@@ -84,11 +91,12 @@ class Request(NamedTuple):
 class Structure:
     """The run's reply format: ``mode`` asked for (auto, json, text), ``form`` of the schema, and what was found."""
 
-    def __init__(self, mode: str = "auto", form: str = "openai"):
+    def __init__(self, mode: str = "auto", form: str = "openai", endpoint: str | None = None):
         if form not in FORMS:
             raise ValueError(f"unknown schema form {form!r}; use one of {', '.join(FORMS)}")
         self.mode = mode
         self.form = form
+        self.endpoint = endpoint  # named in what the log says (a pool's member); None for a run's one endpoint
         self.state = "text" if mode == "text" else "unknown"  # "json" once a JSON request was answered
         self.fallback: str | None = None
         self._fields: dict[type, tuple[dict[str, Any], int]] = {}
@@ -119,7 +127,7 @@ class Structure:
         """A JSON request was answered: JSON for the run."""
         if self.state == "unknown":
             self.state = "json"
-            log.debug("replies are JSON (the schema in %s form)", self.form)
+            log.debug("%sreplies are JSON (the schema in %s form)", self._who(": "), self.form)
 
     def refused(self, why: str) -> None:
         """The endpoint refused the schema and took the same query as text: text for the run, or stop.
@@ -127,16 +135,48 @@ class Structure:
         In ``json`` mode this raises a FatalError naming the fix (nothing is settled).
         """
         if self.mode == "json":
-            raise FatalError(f"the endpoint refused the reply schema ({why}). Run with --reply text (or --reply "
+            raise FatalError(f"{self._who(' ') or 'the endpoint '}refused the reply schema ({why}). Run with --reply text (or --reply "
                              "auto, which falls back to text by itself), or try --schema_form vllm or llamacpp "
                              "if the server is vLLM or llama.cpp; then run the same command again")
         if self.state == "unknown":
             self.state = "text"
             self.fallback = why
-            log.warning("the endpoint refused the reply schema (%s); replies are text for this run, parsed "
-                        "after the fact (--reply text says so up front)", why)
+            log.warning("%srefused the reply schema (%s); %seplies are text for this run, parsed after the "
+                        "fact (--reply text says so up front)", self._who(" ") or "the endpoint ", why,
+                        "its r" if self.endpoint else "r")
+
+    def _who(self, then: str) -> str:
+        return f"endpoint {self.endpoint}{then}" if self.endpoint else ""
 
     def describe(self) -> dict[str, Any]:
         """For meta.json: what was asked, what is used (None while undecided), the form, and why it fell back."""
         return {"requested": self.mode, "used": None if self.state == "unknown" else self.state,
                 "form": self.form, "fallback": self.fallback}
+
+
+class Structures:
+    """Each endpoint's ``Structure`` (by name), for a run over a pool; one endpoint is a pool of one.
+
+    ``describe`` is the one endpoint's own description, or for several the run's (``used`` is
+    ``mixed`` when they differ) with each endpoint's decision under ``endpoints``.
+    """
+
+    def __init__(self, mode: str, forms: Mapping[str, str]):
+        self.mode = mode
+        many = len(forms) > 1
+        self.by_name = {name: Structure(mode, form, name if many else None) for name, form in forms.items()}
+
+    def __getitem__(self, name: str) -> Structure:
+        return self.by_name[name]
+
+    def current(self) -> str:
+        """The format a new query is built in first: JSON while any endpoint may take it."""
+        return "json" if any(s.current() == "json" for s in self.by_name.values()) else "text"
+
+    def describe(self) -> dict[str, Any]:
+        each = {name: s.describe() for name, s in self.by_name.items()}
+        if len(each) == 1:
+            return next(iter(each.values()))
+        used = {d["used"] for d in each.values() if d["used"] is not None}  # what the endpoints decided so far
+        return {"requested": self.mode, "used": (used.pop() if len(used) == 1 else "mixed") if used else None,
+                "form": None, "fallback": None, "endpoints": each}
