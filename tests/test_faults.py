@@ -505,3 +505,118 @@ def test_secrets_are_redacted_in_logs_errors_and_the_lock_only(project, server):
         assert "secret" not in path.read_text(encoding="utf-8"), path
     meta = json.loads((v2 / "meta.json").read_text())
     assert meta["config"]["endpoint"]["base_url"] == url.replace("secret", "***")
+
+
+# --- costs are counted at the endpoint that served them -------------------------------------------
+
+VISION = '''
+from abstract_dataset import AbstractDataset
+
+
+class Pictures(AbstractDataset):
+    def __init__(self, name="Pictures", prompt_path="prompts/numbers.json", query_inputs_path="{n}"):
+        super().__init__(name, prompt_path, query_inputs_path)
+
+    def _load_query_inputs(self, path):
+        for i in range(int(path)):
+            yield {{"id": f"q{{i:05d}}", "sentences": f"<<q{{i:05d}}>> a red ball", "image_ids": [f"img{{i}}"]}}
+'''
+
+
+def pool_config(project: Path, a, b, **extra) -> str:
+    """pool.yaml: endpoints a and b on two fake servers (models model-a, model-b), fast retries."""
+    entries = [{"name": name, "kind": "compatible", "base_url": srv.base_url, "model": f"model-{name}",
+                "key_env": "OPENAI_API_KEY"} for name, srv in (("a", a), ("b", b))]
+    (project / "pool.yaml").write_text(json.dumps({"endpoints": entries, "retry": {
+        "initial_wait": 0.01, "max_wait": 0.05, "cool_seconds": 30}, **extra}))
+    return "pool.yaml"
+
+
+def pictures(project: Path, n: int) -> None:
+    """datasets/pictures.py: ``n`` queries with one 2048x2048 PNG each (tiny on disk: one flat colour)."""
+    import base64
+
+    import cv2
+    import numpy as np
+
+    make_numbers(project, 1)  # the prompt
+    (project / "datasets" / "pictures.py").write_text(VISION.format(n=n))
+    ok, data = cv2.imencode(".png", np.zeros((2048, 2048, 3), dtype=np.uint8))
+    image = base64.b64encode(data.tobytes()).decode()
+    (project / "images.json").write_text(json.dumps({f"img{i}": image for i in range(n)}))
+
+
+def test_costs_are_counted_at_the_endpoint_that_served_them(project):
+    """A cheap first endpoint (an image is 1 token as its model) must not let a dear second one pass the cap.
+
+    The fake servers bill an image 765 tokens, what model-b's row (GPT-4o's tiles) counts for a 2048 px image.
+    """
+    from tests.fakeserver import FakeOpenAI
+
+    pictures(project, 60)
+    (project / "tokens.yaml").write_text("model-a: {method: fixed, tokens: 1}\n"
+                                         "model-b: {method: tiles, base: 85, tile: 170}\n"
+                                         "default: {method: tiles, base: 85, tile: 170}\n")
+    (project / "prices.yaml").write_text("model-a: {input: 0.01, output: 0.01}\nmodel-b: {input: 10.0, output: 10.0}\n")
+    cap = 0.10
+    with FakeOpenAI() as a, FakeOpenAI() as b:
+        cfg = pool_config(project, a, b, images={"path": "images.json", "tokens": "tokens.yaml", "detail": "high"},
+                          cost={"pricing": "prices.yaml"})
+        code, out = run(["--config", cfg, "--name", "Pictures", "--num_threads", "8", "--max_tokens", "50",
+                         "--reply", "text", "--max-cost", str(cap)], env={"OPENAI_API_KEY": KEY})
+        assert code == 4, out
+        billed_b = sum(r.body and 765 * 10.0 / 1e6 for r in b.requests)  # the images alone, at model-b's price
+        assert b.request_count > 0
+    folder = folder_of(project, "Pictures")
+    meta = json.loads((folder / "meta.json").read_text())
+    spent = meta["cost"]["spent_usd"]
+    assert spent <= cap + 1e-9
+    assert billed_b <= cap
+    figures = {e["name"]: e for e in meta["endpoints"]}
+    records = lines(folder / "pairs.jsonl")
+    by_b = [r for r in records if r["endpoint"] == "b"]
+    assert figures["b"]["cost_usd"] == pytest.approx(
+        sum((r["usage"]["prompt_tokens"] + r["usage"]["completion_tokens"]) * 10.0 / 1e6 for r in by_b), abs=1e-6)
+    # --dry-run prices each endpoint at its own model, its images counted as its model counts them
+    code, out = run(["--config", cfg, "--name", "Pictures", "--max_tokens", "50", "--reply", "text", "--dry-run",
+                     "--dataset_version", "dry"], env={"OPENAI_API_KEY": KEY})
+    assert code == 0, out
+    # model-a counts an image as 1 token, model-b as 765: each endpoint's line says its own
+    row_a = next(line for line in out.splitlines() if line.strip().startswith("a: "))
+    row_b = next(line for line in out.splitlines() if line.strip().startswith("b: "))
+    assert "as model-a" in row_a and "(~1.0 of images)" in row_a
+    assert "as model-b" in row_b and "(~765.0 of images)" in row_b
+    per_b = float(row_b.split("~")[2].split(" ")[0])  # prompt tokens a query as model-b
+    # routing by weight (no limits set): half the queries each; b's half at $10 per 1M both ways
+    assert f"online ~${round(30 * (per_b + 50) * 10.0 / 1e6, 4)}" in row_b
+    assert "cost across the pool: online ~$" in out and "batch on a ~$" in out
+
+
+# --- structured replies are decided per endpoint ---------------------------------------------------
+
+def test_structured_replies_are_decided_per_endpoint(project):
+    """--reply auto over a pool where b answers 400 to the schema: b falls back to text, a keeps JSON."""
+    from tests.fakeserver import FakeOpenAI
+
+    make_numbers(project, 40)
+    with FakeOpenAI() as a, FakeOpenAI(schema_forms=()) as b:
+        cfg = pool_config(project, a, b)
+        code, out = run(["--config", cfg, "--name", "Numbers", "--num_threads", "6"], env={"OPENAI_API_KEY": KEY})
+        assert code == 0, out
+        to_a, to_b = a.requests, b.requests
+    folder = folder_of(project)
+    assert settled(folder)["errors"] == [] and every_id_once(folder) == [f"q{i:05d}" for i in range(40)]
+    assert all("response_format" in r.body for r in to_a)  # a takes the schema: JSON throughout
+    refused = [r for r in to_b if "response_format" in r.body]
+    assert 1 <= len(refused) <= 6  # only what was on the wire before b's first refusal came back
+    assert b.status_counts[400] == len(refused)
+    records = {r["id"]: r for r in lines(folder / "pairs.jsonl")}
+    assert {r.get("reply_format", "text") for r in records.values() if r["endpoint"] == "a"} == {"json"}
+    assert {r.get("reply_format", "text") for r in records.values() if r["endpoint"] == "b"} == {"text"}
+    assert any(r["endpoint"] == "b" for r in records.values())
+    reply = json.loads((folder / "meta.json").read_text())["reply"]
+    assert reply["used"] == "mixed"
+    assert reply["endpoints"]["a"] == {"requested": "auto", "used": "json", "form": "openai", "fallback": None}
+    assert reply["endpoints"]["b"]["used"] == "text" and "is not supported" in reply["endpoints"]["b"]["fallback"]
+    assert out.count("endpoint b refused the reply schema") == 1
+
