@@ -11,6 +11,7 @@ The plugin contract and shared pieces
 - ``parse``      reply text -> instruction-response pairs
 - ``reply``      the reply models of JSON mode: the schema sent, the validation of what comes back
 - ``config``     the typed run config (YAML < flags; no secrets)
+- ``textfile``   a file the user writes (config, prices, prompt) read as UTF-8, else one error naming it
 - ``errors``     the error tree: what the caller should do
 - ``redaction``  secrets out of logs, errors and messages (URL passwords, keys of 8+ characters);
                  never applied to stored data

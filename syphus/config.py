@@ -17,6 +17,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from syphus.errors import UserError
+from syphus.textfile import read_text
 
 
 class _Strict(BaseModel):
@@ -250,7 +251,7 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     """Read a YAML config file, with errors that name the file and line."""
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8")
+        text = read_text(p, "config file")
     except OSError as e:
         raise UserError(f"{p}: cannot read config file ({e.strerror}); check the --config path") from e
     try:

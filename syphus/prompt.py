@@ -24,6 +24,7 @@ from typing import Any
 import yaml
 
 from syphus.errors import UserError
+from syphus.textfile import read_text
 
 _ROLES = ("user", "assistant")
 
@@ -115,7 +116,7 @@ def read_prompt_file(path: str | Path) -> dict[str, Any]:
             raise UserError(f"{p}: prompt module not found; check prompt_path (relative paths are from {Path.cwd()})")
         return _load_module(p)
     try:
-        text = p.read_text(encoding="utf-8")
+        text = read_text(p, "prompt file")
     except FileNotFoundError:
         raise UserError(f"{p}: prompt file not found; check prompt_path "
                         f"(relative paths are from {Path.cwd()})") from None

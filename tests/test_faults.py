@@ -620,3 +620,40 @@ def test_structured_replies_are_decided_per_endpoint(project):
     assert reply["endpoints"]["b"]["used"] == "text" and "is not supported" in reply["endpoints"]["b"]["fallback"]
     assert out.count("endpoint b refused the reply schema") == 1
 
+
+# --- inputs cannot crash a run ----------------------------------------------------------------------
+
+@pytest.mark.parametrize("which", ["config", "pricing"])
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le", "cp1252"])
+def test_a_config_or_pricing_file_not_in_utf8_is_one_line_naming_it(project, server, which, encoding):
+    make_numbers(project, 3)
+    text = {"config": "num_threads: 2  # café\n", "pricing": "toy-model: {input: 1.0, output: 1.0}  # café\n"}
+    path = project / f"{which}.yaml"
+    path.write_bytes(text[which].encode(encoding))
+    flag = {"config": ["--config", "config.yaml"], "pricing": ["--pricing", "pricing.yaml", "--model", "toy-model"]}
+    for extra in ([], ["--dry-run"], ["--max-cost", "1"]):
+        code, out = run(["--name", "Numbers", *flag[which], *extra], server)
+        assert code == 2, out
+        assert out.startswith(f"error: {which}.yaml: the {'config file' if which == 'config' else 'pricing table'} is ")
+        assert "save it as UTF-8" in out and len(out.strip().splitlines()) == 1 and "Traceback" not in out
+        assert ("UTF-16" in out) == encoding.startswith("utf-16")
+    assert server.request_count == 0
+    path.write_bytes(b"\xef\xbb\xbf" + text[which].encode("utf-8"))  # UTF-8 with a byte-order mark is UTF-8
+    code, out = run(["--name", "Numbers", *flag[which], *(["--max-cost", "1"] if which == "pricing" else [])], server)
+    assert code == 0, out
+
+
+def test_coldstart_promote_edit_of_a_missing_or_unreadable_file_is_one_line_naming_the_flag(project):
+    def run(argv):
+        out = io.StringIO()
+        return main(argv, env={"OPENAI_API_KEY": KEY}, stream=out), out.getvalue()
+
+    prompt = (project / "prompts" / "example.json").read_bytes()
+    code, out = run(["coldstart", "--name", "Example", "--promote", "scene_0001", "--edit", "missing.txt"])
+    assert code == 2, out
+    assert out.startswith("error: --edit missing.txt: cannot read") and len(out.strip().splitlines()) == 1
+    (project / "answer.txt").write_bytes("Question: What is red?\nAnswer: The ball.\n".encode("utf-16"))
+    code, out = run(["coldstart", "--name", "Example", "--promote", "scene_0001", "--edit", "answer.txt"])
+    assert code == 2, out
+    assert out.startswith("error: answer.txt: the --edit file is UTF-16 text") and "Traceback" not in out
+    assert (project / "prompts" / "example.json").read_bytes() == prompt  # nothing written

@@ -28,6 +28,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from syphus.errors import UserError
+from syphus.textfile import read_text
 from syphus.engine.record import usage_tokens
 
 DEFAULT_PRICING = "configs/pricing.yaml"
@@ -52,9 +53,11 @@ def load_pricing(path: str | Path = DEFAULT_PRICING) -> dict[str, Price]:
     """The pricing table; errors name the file and the model."""
     p = Path(path)
     try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+        data = yaml.safe_load(read_text(p, "pricing table")) or {}
     except FileNotFoundError:
         raise UserError(f"{p}: no pricing table here; pass --pricing FILE (see configs/pricing.yaml)") from None
+    except OSError as e:
+        raise UserError(f"{p}: cannot read the pricing table ({e.strerror or e}); check --pricing") from None
     except yaml.YAMLError as e:
         raise UserError(f"{p}: not valid YAML ({e})") from e
     if not isinstance(data, dict):
@@ -68,6 +71,14 @@ def load_pricing(path: str | Path = DEFAULT_PRICING) -> dict[str, Price]:
             raise UserError(f"{p}: model {model!r}: {'.'.join(map(str, first['loc']))}: {first['msg']}; "
                             "each entry is {input: USD per 1M, output: USD per 1M, batch_input, batch_output}") from e
     return table
+
+
+def pricing_if_any(path: str | Path = DEFAULT_PRICING) -> dict[str, Price]:
+    """The pricing table, or none (empty) when no file is at ``path``; a file there that cannot be read or
+    parsed is a UserError naming it, never a table silently left out."""
+    if not Path(path).exists():
+        return {}
+    return load_pricing(path)
 
 
 def price_for(model: str, table: Mapping[str, Price]) -> Price | None:

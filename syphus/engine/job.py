@@ -25,7 +25,7 @@ from syphus import __version__, plugins
 from syphus.config import RunConfig
 from syphus.dataset import AbstractDataset
 from syphus.engine.client import ChatClient, completion_budget
-from syphus.engine.cost import Budget, Price, load_pricing, price_for
+from syphus.engine.cost import Budget, Price, load_pricing, price_for, pricing_if_any
 from syphus.engine.endpoint import (DEFAULT_MODEL, Target, choose_kind, pool_entries, resolve_endpoint,
                                     resolve_entry)
 from syphus.engine.pool import Member, Pool
@@ -244,12 +244,7 @@ def pricing_model(cfg: RunConfig, env: Mapping[str, str]) -> str:
 
 def target_prices(cfg: RunConfig, targets: list[Target]) -> dict[str, Price | None]:
     """Each endpoint's row of the pricing table (None: no row); --max-cost needs them all."""
-    try:
-        table = load_pricing(cfg.cost.pricing)
-    except UserError:
-        if cfg.cost.max_cost is not None:
-            raise
-        table = {}
+    table = load_pricing(cfg.cost.pricing) if cfg.cost.max_cost is not None else pricing_if_any(cfg.cost.pricing)
     prices = {t.name: price_for(t.price_as or "?", table) for t in targets}
     missing = [t for t in targets if prices[t.name] is None]
     if cfg.cost.max_cost is not None and missing:
@@ -603,10 +598,7 @@ def _dry_run_checked(cfg: RunConfig, env: Mapping[str, str], loaded: LoadedDatas
                 sampled += 1
     answered = store.totals.get("queries_with_pairs", 0) + store.totals.get("invalid", 0)
     observed = store.totals.get("completion_tokens", 0) / answered if answered else None
-    try:
-        table = load_pricing(cfg.cost.pricing)
-    except UserError:
-        table = {}
+    table = pricing_if_any(cfg.cost.pricing)
     each = []
     for p in planned:
         text = text_sum[forms[p.name]] / sampled if sampled else 0.0

@@ -37,13 +37,14 @@ from typing import Any
 import yaml
 
 from syphus.config import RunConfig
-from syphus.engine.cost import load_pricing, price_for
+from syphus.engine.cost import price_for, pricing_if_any
 from syphus.errors import UserError
 from syphus.engine.job import LoadedDataset, load_dataset, pricing_model, run_job
 from syphus.engine.record import tally
 from syphus.engine.stats import RunStatus
 from syphus.prompt import Prompt, check_prompt, read_prompt_file
 from syphus.engine.store import ERRORS, INVALID, PAIRS, read_jsonl, write_atomic
+from syphus.textfile import read_text
 from syphus.signals import Forbidden, forbidden_words, is_refusal, repeated_questions, requested_pairs, words
 
 
@@ -184,10 +185,7 @@ async def run_coldstart(cfg: RunConfig, env: Mapping[str, str], *, size: int = 2
             raise UserError(f"--candidate {', '.join(unknown)}: not found; there are {', '.join(sets)}")
         sets = {k: v for k, v in sets.items() if k in only}
     sample = sample_inputs(loaded, size, seed)
-    try:
-        price = price_for(pricing_model(cfg, env), load_pricing(cfg.cost.pricing))
-    except UserError:
-        price = None
+    price = price_for(pricing_model(cfg, env), pricing_if_any(cfg.cost.pricing))
     scores, base = [], None
     # with --images every candidate runs twice, text only and with the images: what the pictures buy
     image_modes = (False, True) if cfg.images.path else (False,)
@@ -287,14 +285,19 @@ def _qa_text(text: str) -> list[dict[str, str]]:
 def promote(cfg: RunConfig, qid: str, candidate: str = "current", seed: int = 0, size: int = 20,
             edited: str | None = None) -> Path:
     """Append a sampled query and its (optionally edited) answer to the prompt file as an in-context example."""
+    answer: Any = None
+    if edited is not None:  # read first: a missing file is said before anything else is done
+        try:
+            answer = _qa_text(read_text(edited, "--edit file"))
+        except OSError as e:
+            raise UserError(f"--edit {edited}: cannot read the edited answer ({e.strerror or e}); pass a text file "
+                            "with the answer as Question:/Answer: lines") from None
     loaded = load_dataset(cfg)
     prompt_path = Path(str(loaded.dataset.prompt_path))
     if prompt_path.suffix not in (".json", ".yaml", ".yml"):
         raise UserError(f"{prompt_path}: only JSON or YAML prompt files can be edited by --promote")
     item = _find_input(loaded, qid)
-    if edited is not None:
-        answer: Any = _qa_text(Path(edited).read_text(encoding="utf-8"))
-    else:
+    if edited is None:
         folder = Path(cfg.output_dir) / str(loaded.dataset.name) / f"coldstart-{candidate}-seed{seed}-n{size}"
         rec = _find_record(folder, qid)
         if rec is None:
