@@ -29,6 +29,8 @@ completions (scripted queue, then ``responder``, then the default answer), so
     with FakeBatchAPI(enqueued_token_limit=90_000) as server:
         server.enqueue(Reply.status(500))          # the first line answered gets a 500
         server.expire_next_batch(after=2)          # or server.fail_next_batch()
+        server.lose_files_of_next_batch()          # its output file answers 404 when downloaded
+        server.stray_lines_in_next_batch(["ghost"])  # its output answers an id it never held
         ...  # upload, create, poll via server.base_url
         server.finish_all()
         assert server.batches_created[0]["endpoint"] == "/v1/chat/completions"
@@ -97,6 +99,8 @@ class _Batch:
     expire_after: int | None = None
     outputs: list[dict] = dataclasses.field(default_factory=list)
     errors: list[dict] = dataclasses.field(default_factory=list)
+    lose_files: bool = False  # its output and error files are gone when it finishes (GET content: 404)
+    strays: list[str] = dataclasses.field(default_factory=list)  # custom_ids answered that it never held
 
 
 class FakeBatchAPI(FakeOpenAI):
@@ -123,6 +127,8 @@ class FakeBatchAPI(FakeOpenAI):
         self._next = {"file": 0, "batch": 0, "req": 0}
         self._fail_next: tuple[str, str] | None = None
         self._expire_next: int | None = None
+        self._lose_next = False
+        self._strays_next: list[str] = []
         self._faults: list[list] = []  # [route, reply, after, times left]
 
     # ----------------------------------------------------------- test-side API
@@ -172,6 +178,17 @@ class FakeBatchAPI(FakeOpenAI):
         """The next created batch answers its first ``after`` lines, then expires."""
         with self._block:
             self._expire_next = after
+
+    def lose_files_of_next_batch(self) -> None:
+        """The next created batch finishes with output and error file ids whose content is gone (404), as
+        when the files expired or were deleted before the client downloaded them."""
+        with self._block:
+            self._lose_next = True
+
+    def stray_lines_in_next_batch(self, custom_ids: list[str]) -> None:
+        """The next created batch's output also answers these ``custom_id``s, which it never held."""
+        with self._block:
+            self._strays_next = list(custom_ids)
 
     def fail_next(self, route: str, reply: Reply, *, after: bool = False, times: int = 1) -> None:
         """The next ``times`` calls of ``route`` get ``reply`` (a status, ``malformed`` or ``drop``).
@@ -438,8 +455,10 @@ class FakeBatchAPI(FakeOpenAI):
                 b.get("max_tokens") or b.get("max_completion_tokens") or 0) for _, b in lines)
             models = [b.get("model") for _, b in lines if isinstance(b.get("model"), str)]
             batch = _Batch(obj, lines, tokens, models[0] if models else None,
-                           fail=self._fail_next, expire_after=self._expire_next)
+                           fail=self._fail_next, expire_after=self._expire_next, lose_files=self._lose_next,
+                           strays=self._strays_next)
             self._fail_next = self._expire_next = None
+            self._lose_next, self._strays_next = False, []
             self._batches[bid] = batch
             self._created.append(json.loads(json.dumps(body)))
             return web.json_response(self._copy(batch))
@@ -578,9 +597,18 @@ class FakeBatchAPI(FakeOpenAI):
 
     def _write_files(self, batch: _Batch) -> None:
         bid = batch.obj["id"]
+        if batch.strays and batch.lines:
+            template = batch.lines[0][1]
+            for cid in batch.strays:  # answered, though never asked (not paid: not in lines_run)
+                reply = Reply.ok(f"Question: who is {cid}?\nAnswer: a stray.")
+                batch.outputs.append(self._line(cid, {"status_code": 200,
+                                                      "body": self._completion(reply, template, 0)}, None))
+            batch.strays = []
         for key, lines, suffix in (("output_file_id", batch.outputs, "output"),
                                    ("error_file_id", batch.errors, "error")):
             if lines and batch.obj[key] is None:
                 data = "".join(json.dumps(line) + "\n" for line in lines).encode()
                 batch.obj[key] = self._new_file(f"{bid}_{suffix}.jsonl", "batch_output",
                                                 data)["id"]
+                if batch.lose_files:
+                    del self._files[batch.obj[key]], self._contents[batch.obj[key]]

@@ -6,8 +6,10 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import logging
 import os
 import signal
+import socket
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
@@ -711,3 +713,69 @@ def test_listings_read_every_page(project, bserver):
     assert asyncio.run(listed()) == [b["id"] for b in reversed(bserver.batches)]
     pages = [r.query for r in bserver.requests if r.path == "/v1/batches" and r.query]
     assert pages[-3:] == [{"limit": "2"}, {"limit": "2", "after": "batch_3"}, {"limit": "2", "after": "batch_1"}]
+
+
+class _Records(logging.Handler):
+    def __init__(self):
+        super().__init__()
+        self.messages: list[str] = []
+
+    def emit(self, record):
+        self.messages.append(record.getMessage())
+
+
+def test_batch_mode_survives_a_vanished_file(project, bserver):
+    """An output file that answers 404 is no traceback: its requests go into a new batch and the billed ones are
+    counted at their worst case, for good; a result for a custom_id the batch never held is ignored with a
+    warning; --status shows the recorded state when the Batch API cannot be reached, and works with a pool."""
+    (project / "prices.yaml").write_text("toy: {input: 1.0, output: 1.0, batch_input: 1.0, batch_output: 1.0}\n")
+    priced = {"endpoint.model": "toy", "cost.pricing": "prices.yaml"}
+    make_numbers(project, 6)
+    ids = [f"q{i:05d}" for i in range(6)]
+    logs = _Records()
+    logging.getLogger("syphus").addHandler(logs)
+    try:
+        # 1. the output file is gone when the batch is collected
+        bserver.lose_files_of_next_batch()
+        result = run(bserver, **priced)
+        assert result.status == "complete" and result.error is None
+        folder = project / "output" / "Numbers" / "v1"
+        assert sorted(settled(folder)["pairs"]) == ids and settled(folder)["errors"] == []
+        assert sorted(bserver.lines_run) == sorted(ids * 2)  # the lost answers were paid, then asked again
+        lost = [m for m in logs.messages if "could not be downloaded" in m]
+        assert len(lost) == 1 and "HTTP 404" in lost[0] and "new batch" in lost[0], logs.messages
+        events = [json.loads(x) for x in (folder / "batch" / "state.jsonl").read_text().splitlines()]
+        lost_cost = next(e["lost_cost"] for e in events if e["event"] == "collected" and e["n"] == 1)
+        assert lost_cost > 0 and result.budget.estimated == pytest.approx(lost_cost)
+        spent = result.budget.spent
+        again = run(bserver, **priced)  # resumed with nothing to do: the lost answers still count
+        assert again.status == "complete" and again.budget.spent == pytest.approx(spent)
+        # 2. an answer to a custom_id the batch never held
+        bserver.stray_lines_in_next_batch(["ghost", "q99999"])
+        result = run(bserver, dataset_version="v2")
+        assert result.status == "complete"
+        v2 = project / "output" / "Numbers" / "v2"
+        assert sorted(settled(v2)["pairs"]) == ids and settled(v2)["errors"] == []
+        assert any("never held" in m and "'ghost'" in m for m in logs.messages), logs.messages
+    finally:
+        logging.getLogger("syphus").removeHandler(logs)
+    # 3. --status with the Batch API out of reach shows the recorded state and says it could not refresh
+    crash_at_first_poll(config(bserver, dataset_version="v3"))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{s.getsockname()[1]}/v1"
+    out = io.StringIO()
+    code = main(["--name", "Numbers", "--mode", "batch", "--dataset_version", "v3", "--base_url", dead, "--status"],
+                env=ENV, stream=out)
+    assert code == 0, out.getvalue()
+    assert "chunk 0001 round 1 validating" in out.getvalue() and "could not refresh" in out.getvalue()
+    assert "connection failed" in out.getvalue()
+    assert "Traceback" not in out.getvalue()
+    # 4. --status of a run on a pool asks the pool's batch endpoint (no local endpoint is looked for)
+    (project / "pool.yaml").write_text(json.dumps({"endpoints": [
+        {"name": "a", "kind": "compatible", "base_url": bserver.base_url, "key_env": "KEY_A"}]}))
+    out = io.StringIO()
+    code = main(["--name", "Numbers", "--mode", "batch", "--dataset_version", "v3", "--config", "pool.yaml",
+                 "--status"], env={"KEY_A": KEY}, stream=out)
+    assert code == 0, out.getvalue()
+    assert "chunk 0001 round 1 in_progress" in out.getvalue() and "could not refresh" not in out.getvalue()

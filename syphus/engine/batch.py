@@ -237,6 +237,7 @@ class Chunk:
     error_file_id: str | None = None
     errors: Any = None
     collected: bool = False
+    lost_cost: float = 0.0  # the worst case of requests billed whose output file was gone (404)
     reply_format: str = "text"  # what its request lines asked for: "json" (a schema) or "text"
 
     @property
@@ -319,6 +320,7 @@ class BatchState:
                 c.errors = ev.get("errors")
             elif kind == "collected":
                 c.collected = True
+                c.lost_cost = ev.get("lost_cost", 0.0)
 
     def record(self, ev: dict[str, Any]) -> None:
         """Append one event whole and fsync it (so it is on disk before the next step is taken), then apply it.
@@ -396,6 +398,9 @@ class BatchRunner:
         self._wake = asyncio.Event()
         if budget is not None:  # holds of batches still open, from before a restart
             budget.reserved += sum(c.reserved for c in self.state.open_chunks())
+            lost = sum(c.lost_cost for c in self.state.chunks.values())  # billed, its answers never read
+            budget.spent += lost
+            budget.estimated += lost
 
     def request_stop(self) -> None:
         self.stopping = True
@@ -605,10 +610,12 @@ class BatchRunner:
         completion = min(per, self.completion_budget)
         return {"prompt_tokens": round(per - completion), "completion_tokens": round(completion)}
 
-    def _charge(self, usage: Any, estimated: dict[str, int] | None) -> None:
-        if self.budget is not None:
-            worst = self.budget.cost(estimated["prompt_tokens"], estimated["completion_tokens"]) if estimated else 0.0
-            self.budget.charge(usage, worst)
+    def _charge(self, usage: Any, estimated: dict[str, int] | None) -> float:
+        """Add one reply's cost to the budget (its usage, else ``estimated``: its worst case); the cost."""
+        if self.budget is None:
+            return 0.0
+        worst = self.budget.cost(estimated["prompt_tokens"], estimated["completion_tokens"]) if estimated else 0.0
+        return self.budget.charge(usage, worst)
 
     def _answer(self, qid: str, body: Any, c: Chunk, meta: dict[str, Any] | None) -> None:
         text, finish, usage, model = parse_completion(body if isinstance(body, bytes) else json.dumps(body).encode())
@@ -640,12 +647,21 @@ class BatchRunner:
         seen = IdSet()
         redrive: dict[str, str] = {}  # qid -> why
         metas = self._chunk_meta(c)
+        asked = IdSet(self._chunk_ids(c))  # at most one chunk's ids
+        lost, lost_cost, strays = [], 0.0, []
         for file_id, suffix in ((c.output_file_id, "output"), (c.error_file_id, "errors")):
             if not file_id:
                 continue
             dest = self.state.folder / f"{Path(c.filename).stem}.{suffix}.jsonl"
             if not dest.exists():
-                await self._api(self.api.download, file_id, dest)
+                try:
+                    await self._api(self.api.download, file_id, dest)
+                except ItemError as e:  # gone (expired, deleted): what it held came back nowhere
+                    lost.append(f"its {suffix} file {file_id} could not be downloaded ({e})")
+                    if suffix == "output":  # its requests were billed: counted at their worst case
+                        for _ in range(int((c.counts or {}).get("completed") or 0)):
+                            lost_cost += self._charge(None, self._worst(c))
+                    continue
             with dest.open("rb") as f:
                 for line in f:
                     if not line.strip():
@@ -656,16 +672,26 @@ class BatchRunner:
                     except (ValueError, KeyError, TypeError):
                         log.warning("%s: a line that is not a batch result was skipped", dest)
                         continue
+                    if qid not in asked:  # never in this batch: no query of the run is settled by it
+                        strays.append(qid)
+                        continue
                     seen.add(qid)
                     if qid in self._written or qid in self.store.answered:
                         continue  # settled already (by this session, or before a crash mid-collect)
                     # an id in store.failed is settled all the same: it was sent again (--retry_errors) and
                     # paid for; an answer drops its error at close, a repeated error is compacted away
                     self._settle_row(qid, row, c, redrive, metas.get(qid))
-        # requests that came back nowhere (failed or cancelled batches) are re-driven too
+        if strays:
+            log.warning("batch %s answered %d custom_id(s) it never held (%s): ignored", c.batch_id, len(strays),
+                        ", ".join(repr(x) for x in strays[:5]) + (", ..." if len(strays) > 5 else ""))
+        # requests that came back nowhere (failed or cancelled batches, a file gone) are re-driven too
         found = (c.errors or {}).get("data") if isinstance(c.errors, dict) else None
         reason = f"batch {c.batch_id} {c.status}" + (
             ": " + "; ".join(f"{e.get('code')}: {e.get('message')}" for e in found) if found else "")
+        if lost:
+            reason += ", but " + "; ".join(lost)
+            log.warning("%s; its unanswered requests go into a new batch (those it billed are counted at their "
+                        "worst case)", reason)
         for qid in self._chunk_ids(c):
             if qid not in seen and qid not in self._written and qid not in self.store.answered:
                 redrive.setdefault(qid, reason)
@@ -680,7 +706,8 @@ class BatchRunner:
                     log.info("chunk %d: %d requests go into a new batch (round %d)", c.n, new.requests, new.round)
         if self.budget is not None:
             self.budget.settle(c.reserved, None)
-        self.state.record({"event": "collected", "n": c.n, "redriven": len(redrive)})
+        self.state.record({"event": "collected", "n": c.n, "redriven": len(redrive),
+                           **({"lost_cost": lost_cost} if lost_cost else {})})
 
     def _settle_row(self, qid: str, row: dict[str, Any], c: Chunk, redrive: dict[str, str],
                     meta: dict[str, Any] | None) -> None:
@@ -750,6 +777,9 @@ class BatchRunner:
             self.fatal = e
         except UserError as e:
             self.user_error = e
+        except (TransientError, ItemError) as e:  # the Batch API kept failing past the retry policy
+            self.fatal = FatalError(f"the Batch API failed: {e}; run the same command again to resume (every "
+                                    f"batch is recorded in {self.state.path}; nothing is sent twice)")
         return "failed"
 
     async def _run(self, items: Iterable[dict[str, Any]]) -> str:

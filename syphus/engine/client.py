@@ -184,6 +184,9 @@ def classify_sdk_error(exc: BaseException, what: str, timeout: float | None = No
 
     if isinstance(exc, openai.APIStatusError):
         return classify(exc.status_code, exc.response.headers, _sdk_body(exc))
+    refused = _connector_error(exc)  # the SDK's aiohttp transport reports a refused connection as a timeout
+    if refused is not None:
+        return TransientError(f"{what}: connection failed: {type(refused).__name__}: {refused}", kind="connection")
     if isinstance(exc, (openai.APITimeoutError, httpx2.TimeoutException, asyncio.TimeoutError)):
         limit = f" within {timeout:g}s" if timeout is not None else ""
         return TransientError(f"{what}: no answer{limit}", kind="timeout")
@@ -192,6 +195,16 @@ def classify_sdk_error(exc: BaseException, what: str, timeout: float | None = No
         return TransientError(f"{what}: connection failed: {type(cause).__name__}: {cause}", kind="connection")
     if isinstance(exc, (openai.APIResponseValidationError, json.JSONDecodeError)):
         return TransientError(f"{what}: malformed response body", kind="malformed")
+    return None
+
+
+def _connector_error(exc: BaseException) -> aiohttp.ClientConnectorError | None:
+    """The ``ClientConnectorError`` (no connection made) among ``exc``'s causes, if any."""
+    seen = 0
+    while exc is not None and seen < 10:
+        if isinstance(exc, aiohttp.ClientConnectorError):
+            return exc
+        exc, seen = exc.__cause__ or exc.__context__, seen + 1
     return None
 
 

@@ -676,8 +676,22 @@ def _dry_run_checked(cfg: RunConfig, env: Mapping[str, str], loaded: LoadedDatas
     return report
 
 
+def batch_endpoint(cfg: RunConfig, env: Mapping[str, str]) -> Target:
+    """The endpoint a batch run submits to, resolved without starting anything: a pool's first endpoint with
+    the Batch API (``batch_target``), else the one of flags and variables (a UserError when it is local)."""
+    entries = pool_entries(cfg)
+    if entries:
+        return batch_target([resolve_entry(e, env, generation=cfg.generation) for e in entries if e.kind != "local"])
+    if choose_kind(cfg.endpoint, env) == "local":
+        raise UserError("--mode batch needs the OpenAI or Azure OpenAI Batch API; set OPENAI_API_KEY "
+                        "(or the Azure variables), or run the local model with --mode online")
+    return Target("default", resolve_endpoint(cfg.endpoint, env), cfg.generation)
+
+
 async def batch_status(cfg: RunConfig, env: Mapping[str, str], refresh: bool = True) -> list[str]:
-    """Every batch of the run with its progress (polled once when ``refresh``)."""
+    """Every batch of the run with its progress, polled once when ``refresh`` (one try each, within the
+    endpoint timeout). When the Batch API cannot be reached (or no endpoint resolves), the state recorded
+    in the run folder is shown with a last line that says so."""
     from syphus.engine.batch import BatchAPI, BatchState
 
     loaded = load_dataset(cfg)
@@ -685,11 +699,19 @@ async def batch_status(cfg: RunConfig, env: Mapping[str, str], refresh: bool = T
     if not (folder / "state.jsonl").exists():
         raise UserError(f"{folder}: no batches here yet; start them with --mode batch")
     state = BatchState(folder, read_only=True)
-    if refresh and any(c.submitted and not c.finished for c in state.open_chunks()):
-        endpoint = resolve_endpoint(cfg.endpoint, env)
-        async with BatchAPI(endpoint) as api:
-            for c in state.open_chunks():
-                if c.submitted and not c.finished:
+    problem = None
+    pending = [c for c in state.open_chunks() if c.submitted and not c.finished]
+    if refresh and pending:
+        try:
+            target = batch_endpoint(cfg, env)
+            async with BatchAPI(target.endpoint, timeout=target.timeout or cfg.endpoint.timeout) as api:
+                for c in pending:
                     b = await api.retrieve(c.batch_id)
                     c.status, c.counts = b.get("status"), b.get("request_counts") or {}
-    return state.describe()
+        except SyphusError as e:
+            problem = e
+    rows = state.describe()
+    if problem is not None:
+        rows.append(f"could not refresh from the Batch API ({problem}); the rows above are the state recorded "
+                    f"in {state.path}")
+    return rows
