@@ -371,3 +371,23 @@ def test_memory_flat(tmp_path):
     # peak RSS of the converting process (KiB), measured on the dev box (2 cores, --workers 2):
     # 200 images -> 53.2 MB, 2000 -> 54.1 MB: ratio 1.02 (20,000 -> 58.7 MB, 1.10)
     assert big <= 1.3 * small, (small, big)
+
+
+def test_public_frame_layouts(tmp_path):
+    """ScanNet's scene*/color/*.jpg and TVQA's *_frames/<clip>/*.jpg: two scans or clips never collide."""
+    scans = {f"scannet/scene000{s}_00/color/{k:06d}.jpg": (48, 64) for s in (0, 1) for k in (0, 20)}
+    write_images(tmp_path / "sn", {**scans, "scannet/scene0000_00/depth/000000.jpg": (48, 64)})
+    rc, log = run("--scene", "SN", "--images", tmp_path / "sn", "--out", tmp_path / "SN.json", "--workers", "1")
+    assert rc == 1 and "not in ScanNet's <scan>/color/<frame>.jpg" in log  # the depth image is named
+    assert sorted(json.loads((tmp_path / "SN.json").read_text())) == [
+        "SN_IMG_scene0000_00_color_000000", "SN_IMG_scene0000_00_color_000020",
+        "SN_IMG_scene0001_00_color_000000", "SN_IMG_scene0001_00_color_000020"]
+    clips = {f"friends_frames/{c}/{k:05d}.jpg": (48, 64) for c in ("friends_s01e01_seg02_clip_00",
+                                                                   "friends_s01e01_seg02_clip_01") for k in (1, 2)}
+    write_images(tmp_path / "tv", clips)
+    rc, log = run("--scene", "TVC", "--images", tmp_path / "tv", "--out", tmp_path / "TVC.json", "--workers", "1")
+    assert rc == 0, log
+    ids = sorted(json.loads((tmp_path / "TVC.json").read_text()))
+    assert ids == [f"TVC_IMG_friends_s01e01_seg02_clip_0{c}_000{k}" for c in (0, 1) for k in (1, 2)]
+    from syphus.release.scenes import image_id_problem
+    assert all(image_id_problem(i, "TVC") is None for i in ids)

@@ -90,6 +90,37 @@ def frame_id(family: str, stem: str, k: int) -> str:
     return f"{family}_IMG_{stem}_{k:0{FRAME_DIGITS.get(family, 4)}d}"
 
 
+_SN_SCAN = re.compile(r"scene\d{4}_\d{2}")
+
+
+def layout_image_id(family: str, relative: PurePath) -> str | None:
+    """The id of an image file by where it sits in a public dataset's folder layout (``relative`` to
+    the folder given), or None when it is not in that layout.
+
+    SN: ScanNet's exported frames ``<scan>/color/<frame>.jpg``; TVC: TVQA's frame folders
+    ``<clip>/<frame>.jpg`` (the frame number as the file names it, 4 digits); any other family, or a
+    TVC file straight in the folder given: the file stem (``image_id``).
+
+    >>> layout_image_id("SN", PurePath("scannet/scene0000_00/color/000007.jpg"))
+    'SN_IMG_scene0000_00_color_000007'
+    >>> layout_image_id("TVC", PurePath("friends_frames/friends_s01e01_seg02_clip_00/00001.jpg"))
+    'TVC_IMG_friends_s01e01_seg02_clip_00_0001'
+    >>> layout_image_id("SN", PurePath("000007.jpg")), layout_image_id("VST", PurePath("album/42.jpg"))
+    (None, 'VST_IMG_42')
+    """
+    stem, parents = relative.stem, relative.parts[:-1]
+    if family == "SN":
+        ok = stem.isascii() and stem.isdigit() and len(parents) >= 2 and parents[-1] == "color"
+        return frame_id("SN", parents[-2], int(stem)) if ok and _SN_SCAN.fullmatch(parents[-2]) else None
+    if family == "TVC" and parents and stem.isascii() and stem.isdigit():
+        return frame_id("TVC", parents[-1], int(stem))
+    return image_id(family, stem)
+
+
+LAYOUTS = {"SN": "ScanNet's <scan>/color/<frame>.jpg (scannet/scene0000_00/color/000000.jpg)",
+           "TVC": "TVQA's <clip>/<frame>.jpg (friends_frames/<clip>/00001.jpg)"}
+
+
 def frame_prefix(family: str, stem: str) -> str:
     """What every frame id of one video starts with (its ``image_prefix`` in an annotation).
 

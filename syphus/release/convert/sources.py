@@ -27,8 +27,8 @@ from syphus.release.convert import frames, worker
 from syphus.release.convert.parts import Parts
 from syphus.release.convert.pool import Task
 from syphus.release.convert.tally import Tally
-from syphus.release.scenes import (FRAME_DIGITS, IMAGE_FAMILIES, coco_image_id, frame_id, frame_prefix, image_id,
-                                   pair_image_id)
+from syphus.release.scenes import (FRAME_DIGITS, IMAGE_FAMILIES, LAYOUTS, coco_image_id, frame_id, frame_prefix,
+                                   layout_image_id, pair_image_id)
 
 SCENES = IMAGE_FAMILIES
 VIDEO_SCENES = tuple(FRAME_DIGITS)
@@ -129,9 +129,11 @@ class Sources:
     def _items(self, tally: Tally) -> Iterator[tuple[str, Path]]:
         if self.images is not None:
             for path in walk(self.images, IMAGE_EXTS):
-                iid = image_id(self.scene, path.stem)
+                iid = layout_image_id(self.scene, path.relative_to(self.images))
                 if iid is None:
-                    tally.skip(path, "an LA file name must contain the COCO image id (digits)")
+                    why = (f"not in {LAYOUTS[self.scene]}" if self.scene in LAYOUTS
+                           else "an LA file name must contain the COCO image id (digits)")
+                    tally.skip(path, why)
                     tally.finished()
                     continue
                 yield iid, path
