@@ -137,7 +137,8 @@ class AbstractDataset(abc.ABC):
     def attach_images(self, query_input: dict[str, Any], messages: list[dict[str, Any]],
                       frames: list[Any]) -> list[dict[str, Any]]:
         """``messages`` with the query's images (``--images``) in them; by default the last user message
-        becomes its text followed by each image, labelled ``Frame at 12 s:`` when ``frame_seconds`` is set.
+        becomes its text followed by each image, labelled ``Frame at 12 s:`` when ``frame_seconds`` is set
+        (the time from the frame's ``seconds``, what convert recorded, else its number times ``frame_seconds``).
 
         ``frames`` are ``syphus.engine.attachment.Frame``: ``image_id``, ``part`` (the ``image_url``
         part to send), ``position`` among all the query's frames and ``total``. Override it to label
@@ -147,7 +148,9 @@ class AbstractDataset(abc.ABC):
         text = last["content"] if isinstance(last["content"], str) else ""
         parts: list[dict[str, Any]] = [{"type": "text", "text": text}] if text else []
         for frame in frames:
-            second = frame_second(frame.image_id, self.frame_seconds)
+            recorded = getattr(frame, "seconds", None)
+            second = (recorded if recorded is not None and self.frame_seconds is not None
+                      else frame_second(frame.image_id, self.frame_seconds))
             if second is not None:
                 parts.append({"type": "text", "text": f"Frame at {second:g} s:"})
             parts.append(frame.part)

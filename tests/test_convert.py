@@ -391,3 +391,61 @@ def test_public_frame_layouts(tmp_path):
     assert ids == [f"TVC_IMG_friends_s01e01_seg02_clip_0{c}_000{k}" for c in (0, 1) for k in (1, 2)]
     from syphus.release.scenes import image_id_problem
     assert all(image_id_problem(i, "TVC") is None for i in ids)
+
+
+def overstate(path: Path, by: int = 1) -> None:
+    """Make the AVI header claim ``by`` more frames than the file holds (its stream length, dwLength)."""
+    data = bytearray(path.read_bytes())
+    at = data.find(b"strh") + 8 + 32
+    data[at:at + 4] = (int.from_bytes(data[at:at + 4], "little") + by).to_bytes(4, "little")
+    path.write_bytes(bytes(data))
+
+
+def record(path: Path) -> tuple[list[dict], dict[str, dict]]:
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    return sorted((r for r in rows if "id" in r), key=lambda r: r["id"]), {r["video"]: r for r in rows if "written" in r}
+
+
+def test_a_header_that_overstates_the_length_loses_no_frame(tmp_path):
+    write_video(tmp_path / "v" / "clip.avi", n=16)
+    overstate(tmp_path / "v" / "clip.avi")
+    assert frames.probe(tmp_path / "v" / "clip.avi") == (10.0, 17)  # the container claims 17, 16 decode
+    rc, log = run("--scene", "TVC", "--videos", tmp_path / "v", "--frames", "16", "--out", tmp_path / "TVC.json")
+    assert rc == 0, log
+    data = json.loads((tmp_path / "TVC.json").read_text())
+    assert list(data) == [f"TVC_IMG_clip_{k:04d}" for k in range(16)]  # _0015 is there
+    planned = frames.even(17, 16)
+    levels = [round(decode(b64).mean() / 7) for b64 in data.values()]
+    assert levels == planned[:-1] + [15]  # the last sample repeats the last decodable frame
+    rows, videos = record(tmp_path / "TVC.frames.jsonl")
+    assert [r["repeat"] for r in rows][-2:] == [False, True] and rows[-1]["source_frame"] == 15
+    assert rows[-1]["t"] == 1.5 and rows[3]["t"] == planned[3] / 10
+    assert videos["clip"] == {"video": "clip", "path": str(tmp_path / "v" / "clip.avi"), "asked": 16,
+                              "written": 16, "repeated": 1}
+    assert f"short video {tmp_path / 'v' / 'clip.avi'}: 16 frames asked, 16 written, 1 of them repeat" in log
+    assert "1 videos, 16 frames asked, 16 written (1 repeat" in log
+
+
+@pytest.mark.parametrize("sequential", [False, True])
+def test_a_short_video_asked_for_more_frames_gives_every_sample(tmp_path, monkeypatch, sequential):
+    write_video(tmp_path / "v" / "short.avi", n=27)
+    if sequential:  # no rate or length in the metadata: read in order
+        monkeypatch.setattr(frames, "probe", lambda path: (0.0, 0))
+    rc, log = run("--scene", "DC", "--videos", tmp_path / "v", "--frames", "64", "--out", tmp_path / "DC.json",
+                  "--workers", "2")
+    assert rc == 0, log
+    data = json.loads((tmp_path / "DC.json").read_text())
+    assert len(data) == 64
+    assert [round(decode(b64).mean() / 7) for b64 in data.values()] == frames.even(27, 64)
+    rows, videos = record(tmp_path / "DC.frames.jsonl")
+    assert sorted(r["id"] for r in rows) == list(data)
+    assert videos["short"]["written"] == 64 and videos["short"]["repeated"] == 64 - 27
+    assert "64 frames asked, 64 written, 37 of them repeat" in log
+
+
+def test_the_record_gives_each_frame_its_real_time(tmp_path):
+    write_video(tmp_path / "v" / "v1.avi", n=36)  # 10 fps, 3.6 s
+    rc, _ = run("--scene", "DC", "--videos", tmp_path / "v", "--fps", "0.5", "--parquet", tmp_path / "DC.parquet")
+    assert rc == 0
+    from syphus.release.samples import frame_times
+    assert frame_times(tmp_path / "DC.parquet") == {"DC_IMG_v1_0000": 0.0, "DC_IMG_v1_0001": 2.0}

@@ -211,3 +211,21 @@ def test_every_scene_sends_its_images_in_order(scenes, server, name):
     folder = scenes / "output" / name / "v1"
     record = (lines(folder / "pairs.jsonl") + lines(folder / "invalid.jsonl"))[0]  # SN parses conversations only
     assert record["images"] == ids
+
+
+def test_frames_are_labelled_by_the_time_convert_recorded(scenes, server):
+    """A file converted at --fps 0.5: frame k shows second 2k, and its label says so (the record beside it)."""
+    from syphus.release.samples import PARTS_NAME, Sample, finish, record_path
+    [item] = items_of("DC")[:1]
+    ids = item["image_ids"]
+    image_file(scenes / "DC.json", ids)
+    parts = scenes / PARTS_NAME
+    parts.write_text("".join(json.dumps(Sample(i, "v", "v.mp4", len(ids), 2.0 * int(i[-4:]), 20 * int(i[-4:]),
+                                               False).to_json()) + "\n" for i in ids))
+    finish(parts, record_path(scenes / "DC.json"))
+    code, out = run(["--name", "DC", "--images", "DC.json", "--max_images", "4", "--slice_end", "1",
+                     "--reply", "text"], server)
+    assert code == 0, out
+    parts = server.requests[0].body["messages"][-1]["content"]
+    chosen = [ids[round(k * (len(ids) - 1) / 3)] for k in range(4)]
+    assert [p["text"] for p in parts[1:] if p["type"] == "text"] == [f"Frame at {2 * int(i[-4:])} s:" for i in chosen]

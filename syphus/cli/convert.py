@@ -4,7 +4,9 @@
     syphus convert --rewrite DC.parquet --parquet DC.parquet    # an older file: ids become the index
 
 It prints each skipped input ("skipped <path>: <why>", also listed in ``<out>.skipped.txt``),
-a progress line (done/total, images/s) at most every 5 s, and a summary. Exit codes: 0 done,
+a progress line (done/total, images/s) at most every 5 s, each video that gave fewer distinct
+frames than asked ("short video <path>: 16 frames asked, 16 written, 1 of them repeat ..."), and a
+summary (for videos: frames asked and written, and where the record of their times is). Exit codes: 0 done,
 1 some inputs were skipped, 2 a user error (the message names the fix), 130 interrupted (run
 the same command again to resume).
 """
@@ -20,8 +22,8 @@ from pathlib import Path
 from typing import TextIO
 
 from syphus.errors import UserError
-from syphus.release.convert import (SCENES, Event, Interrupted, Progress, Settings, Skipped, Started, convert,
-                                    rewrite)
+from syphus.release.convert import (SCENES, Event, Interrupted, Progress, Repeated, Settings, Skipped, Started,
+                                    convert, rewrite)
 
 PROGRESS_EVERY = 5.0  # seconds between progress lines
 
@@ -86,6 +88,9 @@ class Printer:
                 self.say(f"convert: resuming, {event.resumed} images already done in {event.parts}")
         elif isinstance(event, Skipped):
             self.say(f"skipped {event.path}: {event.why}")
+        elif isinstance(event, Repeated):
+            self.say(f"short video {event.path}: {event.asked} frames asked, {event.written} written, "
+                     f"{event.repeated} of them repeat its last decodable frame (marked in {event.record})")
         elif event.final or self.clock() - self.last >= self.every:
             self.last = self.clock()
             self.say(self.line(event))
@@ -130,6 +135,12 @@ def convert_main(argv: list[str], stream: TextIO, clock: Callable[[], float] = t
     printer.say(f"convert: wrote {result.written} images to {where} ({result.encoded} encoded in this run, "
                 f"{result.resumed} from an earlier run); {n} skipped"
                 + (f" (listed in {result.skipped_file})" if n else ""))
+    if result.frames_record is not None:
+        asked = sum(v.asked for v in result.videos)
+        repeated = sum(v.repeated for v in result.videos)
+        printer.say(f"convert: {len(result.videos)} videos, {asked} frames asked, "
+                    f"{sum(v.written for v in result.videos)} written ({repeated} repeat a video's last "
+                    f"decodable frame); frame times in {result.frames_record}")
     return 1 if n else 0
 
 

@@ -21,7 +21,9 @@ A request over the endpoint's size limit (``images.max_request_mb``) is that que
 (``too_large``), naming the fix.
 
 Where the images go is the plugin's ``attach_images`` (default: the last user message becomes its
-text followed by the images; a video scene's frames are each labelled with the second they show).
+text followed by the images; a video scene's frames are each labelled with the second they show:
+from the record ``syphus convert`` keeps beside the image file, ``XX.frames.jsonl``, when there is one
+(syphus.release.samples), else from the frame's number).
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from syphus.engine.imagetokens import ImageTable, image_size, load_image_table
 from syphus.errors import ItemError, UserError
 from syphus.frames import image_part, resize, spread
 from syphus.release.imageindex import ImageIndex
+from syphus.release.samples import frame_times
 from syphus.release.scenes import query_images
 
 log = logging.getLogger("syphus")
@@ -50,6 +53,7 @@ class Frame:
     total: int  # how many frames the query has in all
     tokens: int
     size: tuple[int, int] | None = None
+    seconds: float | None = None  # the time it shows in its video, from convert's record (None: not recorded)
 
 
 @dataclass
@@ -97,6 +101,7 @@ class Attacher:
         self.index = index if index is not None else ImageIndex.open(cfg.path)
         self.table = table if table is not None else image_table(cfg.tokens)
         self.limit = min(cfg.max_images or cfg.max_per_request, cfg.max_per_request)
+        self.times = frame_times(cfg.path) if cfg.path else {}
 
     def close(self) -> None:
         self.index.close()
@@ -150,7 +155,7 @@ class Attacher:
             size = image_size(data)
             w, h = size or (2048, 2048)  # an unknown size is counted as large: a budget never under-counts
             out.append(Frame(image_id, image_part(data, self.cfg.detail), position, len(ids),
-                             self.table.tokens(self.model, w, h, self.cfg.detail), size))
+                             self.table.tokens(self.model, w, h, self.cfg.detail), size, self.times.get(image_id)))
         return out, missing
 
     def tokens_as(self, model: str | None, frames: list[Frame]) -> int:

@@ -17,7 +17,10 @@ spaced frames per clip). Ids follow the scene's convention (syphus.release.scene
 - ``videos=DIR`` (recursive): frames ``DC_IMG_<stem>_<4 digits>``, ``TVC_IMG_<stem>_<4 digits>``,
   ``E4D_IMG_<stem>_<8 digits>``, ``SN_IMG_<stem>_color_<6 digits>``. ``fps=R`` (default 1.0, any
   positive rate) takes frame k at t = k/R and numbers it k; ``frames=N`` takes N evenly spaced
-  frames instead.
+  frames instead. No sample is lost: one that lands on a frame already taken (a video shorter than
+  asked) or past the last frame that decodes (a header that claims more) repeats the last decodable
+  frame, is reported (a ``Repeated`` event per video) and marked in the record of what was sampled,
+  ``XX.frames.jsonl`` beside the image file (syphus.release.samples: each frame's time in the video).
 
 How a run goes, each step its own module: ``sources`` turns the input into encoding tasks,
 ``frames`` plans which video frames to take, ``pool`` runs the tasks on ``workers`` processes
@@ -49,21 +52,23 @@ from pathlib import Path
 
 from syphus.errors import UserError
 from syphus.release import parquet as parquet_file
+from syphus.release import samples
 from syphus.release.convert import pool
 from syphus.release.convert.encode import Encoder, Settings, cv2
 from syphus.release.convert.parts import Parts
 from syphus.release.convert.sources import SCENES, VIDEO_SCENES, Sources
-from syphus.release.convert.tally import Event, Interrupted, Progress, Skipped, Started, Tally, log_event
+from syphus.release.convert.tally import Event, Interrupted, Progress, Repeated, Skipped, Started, Tally, log_event
 from syphus.release.convert.writers import SkipList, assemble, rewrite
 
-__all__ = ["SCENES", "VIDEO_SCENES", "ConvertResult", "Encoder", "Event", "Interrupted", "Progress", "Settings",
-           "Skipped", "Started", "convert", "rewrite"]
+__all__ = ["SCENES", "VIDEO_SCENES", "ConvertResult", "Encoder", "Event", "Interrupted", "Progress", "Repeated",
+           "Settings", "Skipped", "Started", "convert", "rewrite"]
 
 
 @dataclass(frozen=True)
 class ConvertResult:
     """What one conversion did: ``written`` images in ``outputs``, ``encoded`` of them in this run and
-    ``resumed`` from an earlier one; the ``skipped`` inputs (path, why), listed in ``skipped_file``."""
+    ``resumed`` from an earlier one; the ``skipped`` inputs (path, why), listed in ``skipped_file``;
+    for videos, what each gave (``videos``, syphus.release.samples.Video) and the ``frames_record``."""
 
     outputs: tuple[Path, ...]
     written: int
@@ -71,6 +76,8 @@ class ConvertResult:
     resumed: int
     skipped: list[tuple[str, str]]
     skipped_file: Path | None
+    videos: tuple[samples.Video, ...] = ()
+    frames_record: Path | None = None
 
 
 def convert(scene: str, *, images: Path | None = None, coco: Path | None = None,
@@ -113,7 +120,13 @@ def convert(scene: str, *, images: Path | None = None, coco: Path | None = None,
         skips.close()
     tally.tick(final=True)
     written = assemble(parts, out, parquet)
+    record = samples.record_path(base)
+    videos = samples.finish(parts.folder / samples.PARTS_NAME, record)
+    for v in videos:
+        if v.repeated or v.written < v.asked:
+            on_event(Repeated(v.path, v.asked, v.written, v.repeated, record))
     parts.remove()
     skips.drop_if_empty()
     return ConvertResult(tuple(p for p in (out, parquet) if p is not None), written, tally.images, len(done),
-                         tally.skipped, skips.path if tally.skipped else None)
+                         tally.skipped, skips.path if tally.skipped else None, tuple(videos),
+                         record if videos else None)

@@ -194,11 +194,14 @@ class Sources:
                 yield Task(1, worker.video_sequential_task,
                            (str(path), self.scene, stem, self.fps, self.frames, already))
                 continue
-            picks = [(frame_id(self.scene, stem, k), index)
-                     for k, index in enumerate(frames.plan(vfps, count, self.fps, self.frames))]
-            todo = [p for p in picks if p[0] not in done]
+            planned = frames.plan(vfps, count, self.fps, self.frames)
+            todo = [(frame_id(self.scene, stem, k), index, k) for k, index in enumerate(planned)
+                    if frame_id(self.scene, stem, k) not in done]
             groups = [todo[i:i + GROUP] for i in range(0, len(todo), GROUP)]
             if not groups:
                 tally.finished()
             for g, group in enumerate(groups):
-                yield Task(1 if g == len(groups) - 1 else 0, worker.video_task, (str(path), group))
+                k0 = group[0][2]
+                yield Task(1 if g == len(groups) - 1 else 0, worker.video_task,
+                           (str(path), [(i, x) for i, x, _ in group], stem, len(planned), vfps,
+                            planned[k0 - 1] if k0 else -1))

@@ -1,7 +1,7 @@
 """Tally: the counts of one conversion, and the events that report them while it runs.
 
-``convert`` never prints. It calls its ``on_event`` with ``Started``, ``Skipped`` and
-``Progress`` events (``syphus convert`` prints them; by default they go to the
+``convert`` never prints. It calls its ``on_event`` with ``Started``, ``Skipped``,
+``Progress`` and ``Repeated`` events (``syphus convert`` prints them; by default they go to the
 ``syphus.convert`` logger), and an interrupted run raises ``Interrupted``.
 
 >>> events = []
@@ -49,7 +49,19 @@ class Progress:
     final: bool = False
 
 
-Event = Started | Skipped | Progress
+@dataclass(frozen=True)
+class Repeated:
+    """A video gave fewer distinct frames than ``asked``: ``repeated`` of its ``written`` samples repeat
+    its last decodable frame (listed in the record ``record``)."""
+
+    path: str
+    asked: int
+    written: int
+    repeated: int
+    record: Path
+
+
+Event = Started | Skipped | Progress | Repeated
 
 
 class Interrupted(KeyboardInterrupt):
