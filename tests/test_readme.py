@@ -42,6 +42,8 @@ NOT_RUN = {
     ".venv/bin/syphus convert --scene LA --coco train2017/ --annotations instances_train2017.json --out LA.json":
         "needs the COCO download",
     ".venv/bin/syphus convert --scene SD --pairs pairs.json --out SD.json": "needs the user's image pairs",
+    ".venv/bin/syphus convert --scene SN --images scannet/ --out SN.json": "needs ScanNet's frames",
+    ".venv/bin/syphus convert --scene TVC --images friends_frames/ --out TVC.json": "needs TVQA's frames",
     ".venv/bin/syphus view DC_instructions.json --translations DC_instructions_zh.json --images DC.json":
         "needs a translation and DC.json",
     ".venv/bin/syphus translate output/DC/v1/export/DC_instructions.json":
