@@ -26,11 +26,12 @@ Reads Ego4D narrations in either of two shapes, told apart video by video:
   Each clip is one query, id ``<video uid>_clip<clip index, 6 digits>`` (its index in ``clips``),
   narrations in file order.
 
-Narration markers become plain words (``plain``): ``#C C`` and a lone ``C`` elsewhere are "the camera
-wearer" (``#C C opens the door`` -> ``The camera wearer opens the door``); ``#O`` is dropped and the
-person it marks keeps the annotators' words and letter, so one window can tell people apart
-(``#O man X hands C a cup`` -> ``Man X hands the camera wearer a cup``; the prompt asks the model never
-to repeat the letters). Narrations marked ``#unsure`` are left out, and so are empty ones; a window or
+Narration markers become plain words (``plain``), and nothing else is rewritten: each marker ``#C``
+(with the ``C`` it introduces), and a narration's leading ``C`` as its subject, is "the camera wearer"
+(``#C C opens the door`` -> ``The camera wearer opens the door``); a ``C`` inside the text stays as
+the annotator wrote it ("vitamin C", "a type C cable", "the A.C remote", ``#O man X hands C a cup``
+-> ``Man X hands C a cup``). ``#O`` is dropped and the person it marks keeps the annotators' words
+and letter, so one window can tell people apart (the prompt asks the model never to repeat the letters). Narrations marked ``#unsure`` are left out, and so are empty ones; a window or
 clip with none left gives no query. An example item::
 
     {"id": "0a1b2c3d-..._clip000000",
@@ -59,19 +60,22 @@ _PASS = re.compile(r"narration_pass_(\d+)")
 _UNSURE = re.compile(r"#\s*unsure", re.I)
 _CAMERA_TAG = re.compile(r"#[Cc]\b(?:\s+[Cc]\b)?")  # "#C C", "#c c", "#C"
 _OTHER_TAG = re.compile(r"#[Oo]\b\s*")  # "#O " before another person
-_WEARER = re.compile(r"(?<![\w-])C(?![\w-])")  # C as a word ("C", "C's"), not "C-clamp"
+_SUBJECT = re.compile(r"C(?=\s|'s\b|$)")  # a narration's leading C ("C opens", "C's hand"), not "C-clamp", "C."
 
 
 def plain(text):
     """A narration with Ego4D's markers as plain words, or None if it is ``#unsure`` or empty.
 
     >>> plain("#C C opens the door"), plain("#O man X gives C a cup"), plain("#C C holds #unsure")
-    ('The camera wearer opens the door', 'Man X gives the camera wearer a cup', None)
+    ('The camera wearer opens the door', 'Man X gives C a cup', None)
+    >>> plain("#C C takes the vitamin C bottle"), plain("#C C picks the A.C remote"), plain("C plugs a type C cable")
+    ('The camera wearer takes the vitamin C bottle', 'The camera wearer picks the A.C remote', 'The camera wearer plugs a type C cable')
     """
     if _UNSURE.search(text):
         return None
-    text = _OTHER_TAG.sub("", _CAMERA_TAG.sub("C", text)).replace("#", " ")
-    text = " ".join(_WEARER.sub("the camera wearer", text).split())
+    text = _OTHER_TAG.sub("", _CAMERA_TAG.sub("the camera wearer", text)).replace("#", " ")
+    text = " ".join(text.split())
+    text = _SUBJECT.sub("the camera wearer", text, count=1) if _SUBJECT.match(text) else text
     return text[:1].upper() + text[1:] or None
 
 

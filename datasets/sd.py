@@ -9,7 +9,10 @@ The source is one JSON document, a list of image pairs with the differences peop
 The published file has warts, read as they are:
 
 - the same ``img_id`` comes two or three times (different annotators of the same pair), not always
-  one after the other: its records make one query, their sentences in file order, each once;
+  one after the other: its records make one query, their sentences in file order; a sentence an
+  earlier record of the pair already gave is dropped, but one record's own lines stay as written,
+  repeats included (some annotators write each difference over two lines, "the man in black" /
+  "is not there in the after photo", and the repeated second line says which photo lacks him);
 - records whose sentences are all ``""``: skipped; an ``img_id`` with nothing else gives no query.
 
 Queries come in the order of each ``img_id``'s first record, one difference a line; the pair's two
@@ -41,13 +44,12 @@ class SD(AbstractDataset):
         if not isinstance(records, list):
             raise UserError(f"{path}: expected a list of {{'img_id', 'sentences'}} records, "
                             f"found a {type(records).__name__}")
-        pairs = {}  # img_id -> its sentences, in file order, each once
+        pairs = {}  # img_id -> its sentences, in file order; none an earlier record of the pair gave
         for n, record in enumerate(records):
             img_id, sentences = self._record(f"{path}: record {n}", record)
             kept = pairs.setdefault(img_id, [])
-            for sentence in sentences:
-                if sentence and sentence not in kept:
-                    kept.append(sentence)
+            earlier = set(kept)
+            kept.extend(s for s in sentences if s and s not in earlier)
         for img_id, sentences in pairs.items():
             if sentences:
                 yield {"id": img_id, "sentences": "\n".join(sentences),

@@ -90,11 +90,30 @@ def test_sd_merges_repeated_img_ids_and_skips_empty_records(scenes):
                                           "a man stands by the booth\n"
                                           "the silver car has left\n"
                                           "the barrier is up")  # three records, file order, each sentence once
-    assert by_id["503"]["sentences"] == "a bus has pulled up at the stop\na bus is at the stop\nthe bench is empty now"
+    assert by_id["503"]["sentences"] == ("a bus has pulled up at the stop\na bus is at the stop\na bus is at the stop\n"
+                                         "the bench is empty now")  # one record's own lines stay as written
     assert by_id["12007"]["sentences"] == "two cones were added near the exit"
     assert by_id["503"]["image_ids"] == ["SD_IMG_00503_1", "SD_IMG_00503_2"]
     assert by_id["12007"]["image_ids"] == ["SD_IMG_12007_1", "SD_IMG_12007_2"]
     assert all(i["sentences"].strip() and "\n\n" not in i["sentences"] for i in got)
+
+
+# One annotator writes each difference over two lines, so the second lines repeat inside the record
+# (the shape of Spot-the-Diff's img_id 12733); a second record of the pair repeats one of them.
+SD_TWO_LINES = [
+    {"img_id": "12733", "sentences": ["the man in the black shirt by the stairs", "is not there in the after photo",
+                                      "the woman with the stroller", "is not there in the after photo",
+                                      "the person sitting at the table", "is not there in the before photo",
+                                      "the two people by the railing", "is not there in the after photo"]},
+    {"img_id": "12733", "sentences": ["is not there in the after photo", "the umbrella is closed"]},
+]
+
+
+def test_sd_keeps_lines_repeated_inside_one_record(scenes):
+    [got] = items("SD", write_json(scenes / "train.json", SD_TWO_LINES))
+    lines = got["sentences"].split("\n")
+    assert lines == SD_TWO_LINES[0]["sentences"] + ["the umbrella is closed"]  # each person keeps its photo
+    assert lines.count("is not there in the after photo") == 3
 
 
 def test_sd_only_empty_records_is_an_empty_input(scenes):
@@ -311,7 +330,7 @@ E4D_SAMPLE = {
                          "[10.5s] The camera wearer shuts the fridge\n"
                          "[12.47s] The camera wearer places the eggs on the counter"),  # 14.0 "#Unsure" dropped
     f"{V1}_clip000001": ("[17.3s] Woman X walks into the kitchen\n"
-                         "[18s] The woman X hands the camera wearer a frying pan\n"
+                         "[18s] The woman X hands C a frying pan\n"
                          "[20.1s] The camera wearer cracks an egg into the pan\n"  # pass 1 before pass 2 at 20.1
                          "[20.1s] The camera wearer breaks the egg over the pan"),  # 21.6 "... #unsure ..." dropped
     f"{V1}_clip000002": ("[40.5s] The camera wearer turns on the stove\n"
@@ -319,10 +338,10 @@ E4D_SAMPLE = {
     # window 3 (48-64 s) has only "#unsure" and an empty narration: no query
     f"{V3}_clip000007": ("[120s] The camera wearer picks up a screwdriver from the table\n"
                          "[122.6s] The camera wearer loosens a screw on the shelf bracket\n"
-                         "[126.1s] A man X hands the camera wearer a new bracket"),
+                         "[126.1s] A man X hands C a new bracket"),
     f"{V3}_clip000008": ("[129.9s] The camera wearer holds the bracket against the wall\n"
                          "[131s] The camera wearer fixes a C-clamp to the shelf\n"
-                         "[133.4s] The camera wearer marks the wall with the camera wearer's pencil"),
+                         "[133.4s] The camera wearer marks the wall with C's pencil"),
     # the redacted video and the one with an empty pass give no query
 }
 
@@ -343,10 +362,15 @@ def test_e4d_reads_narration_json_in_windows(scenes):
     ("#C C opens the door", "The camera wearer opens the door"),
     ("#c c picks up the knife ", "The camera wearer picks up the knife"),
     ("#C picks up the knife", "The camera wearer picks up the knife"),
-    ("#O man X gives C a cup", "Man X gives the camera wearer a cup"),
+    ("#O man X gives C a cup", "Man X gives C a cup"),  # only markers and a leading subject C are rewritten
     ("#O The woman Y talks to #C C", "The woman Y talks to the camera wearer"),
-    ("#o person A waves at C.", "Person A waves at the camera wearer."),
-    ("#C C takes C's phone from #O man B", "The camera wearer takes the camera wearer's phone from man B"),
+    ("#o person A waves at C.", "Person A waves at C."),
+    ("#C C takes C's phone from #O man B", "The camera wearer takes C's phone from man B"),
+    ("C's hand holds the cup", "The camera wearer's hand holds the cup"),
+    ("#C C takes a vitamin C tablet", "The camera wearer takes a vitamin C tablet"),
+    ("#C C plugs in the type C cable", "The camera wearer plugs in the type C cable"),
+    ("#C C picks the A.C remote", "The camera wearer picks the A.C remote"),
+    ("C. Ronaldo poster on the wall", "C. Ronaldo poster on the wall"),
     ("#C C tightens the C-clamp #", "The camera wearer tightens the C-clamp"),
     ("#unsure", None), ("#C C holds #Unsure", None), ("#C C looks at # unsure", None), ("  ", None), ("#", None),
 ])
