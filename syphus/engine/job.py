@@ -331,7 +331,10 @@ async def _run_checked(cfg: RunConfig, env: Mapping[str, str], loaded: LoadedDat
     async with open_targets(cfg, env) as (targets, servers), \
             contextlib.AsyncExitStack() as images:
         # --images: the image file opened (its index built or checked) before the run folder is touched
-        attacher = images.enter_context(make_attacher(cfg, loaded.dataset, targets[0]))
+        # images counted as the first endpoint's model (the online runner recounts them for each other endpoint),
+        # or as the one endpoint a batch run submits to
+        first = batch_target(targets, say=False) if cfg.mode == "batch" else targets[0]
+        attacher = images.enter_context(make_attacher(cfg, loaded.dataset, first))
         store = RunStore(folder).open()
         try:
             write_skipped_empty(folder, inputs.check)
@@ -468,11 +471,11 @@ def make_attacher(cfg: RunConfig, dataset: AbstractDataset, target: Target) -> c
     return Attacher(cfg.images, counted_as(target), getattr(dataset, "scene", None))
 
 
-def batch_target(targets: list[Target]) -> Target:
+def batch_target(targets: list[Target], say: bool = True) -> Target:
     """The endpoint a batch run submits to: the first that has the Batch API (OpenAI or Azure)."""
     for t in targets:
         if t.endpoint.kind in ("openai", "azure", "compatible"):
-            if len(targets) > 1:
+            if len(targets) > 1 and say:
                 log.info("--mode batch: the batches go to endpoint %s (the Batch API runs on one endpoint; "
                          "pick another with --endpoint NAME)", t.name)
             return t
