@@ -121,8 +121,11 @@ class _Requests:
             count = self._images[model] = self.runner.attacher.tokens_as(model, self.attached.frames)
         return count
 
-    def tokens(self, asked: str) -> Callable[[Member], int]:
-        """Each member's prompt tokens for this query (the pool chooses and waits with them)."""
+    def tokens(self, asked: str) -> int | Callable[[Member], int]:
+        """Each member's prompt tokens for this query (the pool chooses and waits with them); a number for one."""
+        members = self.runner.pool.members
+        if len(members) == 1:  # the common case, on the hot path: one count
+            return self.request(members[0], self.format_for(members[0], asked))[1]
         return lambda member: self.request(member, self.format_for(member, asked))[1]
 
 
