@@ -86,6 +86,10 @@ def choose_kind(cfg: EndpointConfig, env: Mapping[str, str]) -> str:
         return "openai" if urlsplit(base).hostname == "api.openai.com" else "compatible"
     if env.get("OPENAI_API_KEY"):
         return "openai"
+    if cfg.model:  # never answer a named hosted model with the bundled one: the records would carry its name
+        raise UserError(f"model {cfg.model!r} (--model or endpoint.model) needs an endpoint: set OPENAI_API_KEY "
+                        "(Azure: AZURE_OPENAI_API_KEY and AZURE_OPENAI_ENDPOINT), or --base_url for a server of "
+                        "your own; leave the model out to run the bundled local model")
     return "local"
 
 
@@ -183,5 +187,6 @@ def resolve_entry(entry: PoolEndpoint, env: Mapping[str, str], local_base_url: s
     except UserError as e:
         raise UserError(f"endpoint {entry.name!r}: {e}") from None
     base = generation or GenerationConfig()
+    local = "local" if entry.kind == "local" else None  # a model on this machine costs nothing a token
     return Target(entry.name, endpoint, entry.generation.over(base), entry.rpm, entry.tpm, entry.weight,
-                  entry.price_as or price_as or endpoint.model, entry.timeout, var)
+                  entry.price_as or local or price_as or endpoint.model, entry.timeout, var)

@@ -232,11 +232,13 @@ async def open_targets(cfg: RunConfig, env: Mapping[str, str]):
 
 def pricing_model(cfg: RunConfig, env: Mapping[str, str]) -> str:
     """The model a run is priced as, found without any network access."""
-    if cfg.cost.price_as or cfg.endpoint.model:
-        return cfg.cost.price_as or cfg.endpoint.model
     kind = choose_kind(cfg.endpoint, env)
-    if kind == "local":
+    if cfg.cost.price_as:
+        return cfg.cost.price_as
+    if kind == "local":  # the bundled model (or any --endpoint local) is priced at zero, whatever --model says
         return "local"
+    if cfg.endpoint.model:
+        return cfg.endpoint.model
     if kind == "azure":
         return env.get("AZURE_OPENAI_DEPLOYMENT") or env.get("OPENAI_API_ENGINE") or "?"
     return env.get("OPENAI_MODEL") or env.get("OPENAI_API_ENGINE") or DEFAULT_MODEL
