@@ -173,7 +173,7 @@ class Runner:
         """Take no new work; requests on the wire finish (bounded by ``drain_timeout``)."""
         if self.stopping:
             return
-        self.stopping = True
+        self.stopping = self.stats.stopping = True
         if self._producer is not None:
             self._producer.cancel()
         for task in self._workers:

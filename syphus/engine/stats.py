@@ -52,6 +52,7 @@ class Stats:
     completion_tokens: int = 0
     images: int = 0  # images sent with the queries settled (--images)
     image_tokens: int = 0  # their tokens, estimated from their sizes
+    stopping: bool = False  # Ctrl-C or SIGTERM came: no new work, the requests on the wire drain
     started: float = field(default_factory=time.monotonic)
 
     @property
