@@ -67,6 +67,8 @@ KINDS = {  # kind -> how the report counts it: "2 items without 'id'"
     "bad_sentences": "with 'sentences' that is not a string",
     "not_utf8": "not UTF-8",
     "read_error": "unreadable (the plugin failed)",
+    "missing_file": "not read: a file does not exist",
+    "bad_json": "not read: the file is not valid JSON there",
     "duplicate": "repeating an earlier item's id",
 }
 
@@ -74,6 +76,8 @@ _SHAPE_FIX = ("each item needs 'id' (a non-empty string) and 'sentences' (a stri
               "_load_query_inputs in {plugin} (or the data it reads)")
 _UTF8_FIX = "save the file as UTF-8, or open it in _load_query_inputs with the encoding it has"
 _READ_FIX = "fix the plugin code or the file at the place named above"
+_MISSING_FIX = "check the path: the plugin's query_inputs_path, or pass -in FILE"
+_JSON_FIX = "correct the file at the line named above"
 _DUPLICATE_FIX = ("make ids unique in _load_query_inputs, or say what to do with them: --on_duplicate suffix "
                   "(id, id#2, id#3 in order), merge (one query per id, the plugin's merge_items) or skip "
                   "(keep the first); on_duplicate in a --config file")
@@ -340,6 +344,10 @@ class InputCheck:
             return None
         if self._plugin_said_it(found):
             return self.stop_error  # type: ignore[return-value]
+        if set(found) == {"missing_file"} and self.items == 0 and self.stopped is not None:
+            missing = self.stopped.text.rsplit(": no such file", 1)[0]
+            return UserError(f"{missing}: the annotation file does not exist ({self.source} reads it); "
+                             f"{_MISSING_FIX}")
         read = f"{self.items:,} item{'s' * (self.items != 1)} read" + (f" from {self.path}" if self.path else "")
         counts = ", ".join(f"{n:,} item{'s' * (n != 1)} {KINDS[kind]}"
                            for kind, n in sorted(found.items(), key=lambda x: (-x[1], list(KINDS).index(x[0]))))
@@ -375,6 +383,10 @@ class InputCheck:
             fixes.append(_UTF8_FIX)
         if "read_error" in found:
             fixes.append(_READ_FIX)
+        if "missing_file" in found:
+            fixes.append(_MISSING_FIX)
+        if "bad_json" in found:
+            fixes.append(_JSON_FIX)
         if "duplicate" in found:
             fixes.append(_DUPLICATE_FIX)
         fixes[-1] += "; then run again"
@@ -414,8 +426,34 @@ def _classify(item: Any, n: int) -> tuple[str | None, Offence | None]:
     return qid, None
 
 
+def _json_line(path: Any, e: json.JSONDecodeError) -> int | None:
+    """The line of the file at ``path`` where ``e`` is: the line whose text the plugin parsed when it parsed
+    one line (``json.loads(line)`` says "line 1"), else ``e``'s own line of the whole file; None if unknown."""
+    if "\n" in e.doc.strip():
+        return e.lineno
+    wanted = e.doc.strip()
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            for number, line in enumerate(f, 1):
+                if line.strip() == wanted:
+                    return number
+    except (OSError, TypeError, ValueError):
+        return None
+    return None
+
+
 def _read_failure(e: Exception, n: int, path: Any) -> Offence:
     """The offence for plugin code raising ``e`` while producing item ``n``."""
+    if isinstance(e, FileNotFoundError):  # the plugin's own open(): say which file is not there
+        return Offence(n, "missing_file", f"{e.filename or path}: no such file")
+    if isinstance(e, json.JSONDecodeError):  # the plugin's own json.loads(): place it in the file
+        line = _json_line(path, e)
+        if line is not None:
+            one = "\n" not in e.doc.strip()  # one line parsed: its column, not past its newline
+            col = min(e.pos, len(e.doc.rstrip("\r\n"))) + 1 if one else e.colno
+            return Offence(n, "bad_json", f"{path}:{line}:{col}: not valid JSON ({e.msg}); item {n}")
+        return Offence(n, "bad_json", f"item {n}: not valid JSON ({e.msg}, line {e.lineno} column {e.colno} "
+                                      "of the text the plugin parsed)")
     if isinstance(e, NotUTF8):
         return Offence(n, "not_utf8", str(e))
     if isinstance(e, UnicodeDecodeError):
