@@ -186,22 +186,35 @@ def schema_name(model: type[BaseModel]) -> str:
 # --- a reply, validated --------------------------------------------------------------------------------
 
 def load_json(text: str) -> Any:
-    """The JSON value of a reply, tolerating a code fence around it; NotJSON if there is none."""
+    """The JSON value of a reply, tolerating a code fence around it; NotJSON, with the true reason, if there is none.
+
+    Control characters inside strings are read (``strict=False``): a grammar-constrained model
+    (llama.cpp) may write a raw newline in an answer, which is the answer all the same.
+
+    >>> load_json('{"answer": "line one' + chr(10) + 'line two"}')  # a raw newline inside the string
+    {'answer': 'line one\\nline two'}
+    """
     try:
-        return json.loads(text)  # what a server that enforces the schema sends
+        return json.loads(text, strict=False)  # what a server that enforces the schema sends
     except ValueError:
         pass
     body = _FENCE.sub("", text.strip())
     try:
-        return json.loads(body)
-    except ValueError:
+        return json.loads(body, strict=False)
+    except ValueError as e:
+        whole = first = e
         start, end = body.find("{"), body.rfind("}")
         if 0 <= start < end:
             try:
-                return json.loads(body[start:end + 1])
-            except ValueError:
-                pass
-    raise NotJSON("no JSON object in the reply")
+                return json.loads(body[start:end + 1], strict=False)
+            except ValueError as inner:
+                first = inner
+    if "{" not in body:
+        raise NotJSON("no JSON object in the reply")
+    if isinstance(whole, json.JSONDecodeError) and whole.pos >= len(body.rstrip()):
+        raise NotJSON(f"unfinished JSON: the reply ends before its JSON closes ({whole.msg})")
+    at = f" at line {first.lineno} column {first.colno}" if isinstance(first, json.JSONDecodeError) else ""
+    raise NotJSON(f"broken JSON: {getattr(first, 'msg', None) or first}{at}")
 
 
 def _where(loc: tuple[Any, ...]) -> str:

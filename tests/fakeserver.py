@@ -34,7 +34,8 @@ once ready and runs until SIGTERM/SIGINT)::
     python -m tests.fakeserver --port 0 --latency 0.8 --rpm 500 --tpm 200000 --enforce second
 
 Routes: ``POST .../chat/completions`` (any prefix, e.g. ``/v1`` or Azure's
-``/openai/deployments/{name}``), ``GET /v1/models``, ``GET /stats``; anything
+``/openai/deployments/{name}``), ``GET /v1/models``, ``GET /stats``, ``GET /props`` (when ``props`` is set,
+as llama.cpp's server says its slots); anything
 else is a 404 JSON error.  ``/stats`` itself is not recorded or counted.
 """
 
@@ -321,11 +322,13 @@ class FakeOpenAI:
 
     def __init__(self, rpm: float | None = None, tpm: float | None = None, enforce: str = "minute",
                  latency: float = 0.0, record_bodies: bool = True, host: str = "127.0.0.1",
-                 port: int = 0, schema_forms: tuple[str, ...] = ("openai", "llamacpp", "vllm")) -> None:
+                 port: int = 0, schema_forms: tuple[str, ...] = ("openai", "llamacpp", "vllm"),
+                 props: dict | None = None) -> None:
         if enforce not in ("minute", "second"):
             raise ValueError("enforce must be 'minute' or 'second'")
         self.rpm, self.tpm, self.enforce = rpm, tpm, enforce
         self.latency, self.record_bodies = latency, record_bodies
+        self.props = props  # what GET /props answers (llama.cpp's server: {"total_slots": N, ...}); None: 404
         self.schema_forms = schema_forms  # the reply-schema forms it takes; others get a 400 like a real server
         self.host, self.port = host, port
         self.responder: Callable[[dict, int], Reply] | None = None
@@ -517,6 +520,8 @@ class FakeOpenAI:
     async def _route(self, request: web.BaseRequest, body: dict | None,
                      label: dict[str, str]) -> web.StreamResponse:
         path = request.path
+        if request.method == "GET" and path == "/props" and self.props is not None:
+            return web.json_response(self.props)
         if request.method == "GET" and path.rstrip("/") in ("/v1/models", "/models"):
             return web.json_response({"object": "list", "data": [
                 {"id": "fake", "object": "model", "created": 0, "owned_by": "fakeserver"}]})

@@ -18,6 +18,7 @@ from pydantic import BaseModel
 from syphus.cli import main
 from syphus.config import load_config
 from syphus.engine.job import dry_run, run_job
+from syphus.engine.structure import nonempty_strings
 from syphus.reply import pairs_model, parse_reply, strict_schema
 from syphus.signals import requested_count
 from tests.conftest import KEY, ROOT
@@ -74,6 +75,9 @@ def test_the_schema_reaches_the_server_in_each_endpoint_form(project, kind, form
             assert all(r.path == "/openai/deployments/dep/chat/completions" for r in server.requests)
     assert len(bodies) == 8  # none refused, none sent twice
     expected = strict_schema(pairs_model(3))  # "Write three questions" in the Example's system message
+    if form != "openai":  # grammars (vLLM, llama.cpp) are told that no string may be empty
+        expected = nonempty_strings(expected)
+        assert expected["properties"]["pairs"]["items"]["properties"]["answer"]["minLength"] == 1
     for body in bodies:
         assert schema_of(body, form) == expected
     pairs = expected["properties"]["pairs"]

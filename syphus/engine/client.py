@@ -296,9 +296,11 @@ class ChatClient:
 
     def __init__(self, endpoint: Endpoint, generation: GenerationConfig, timeout: float = 120.0,
                  connections: int = 64, on_headers: Callable[[Mapping[str, str]], None] | None = None,
-                 clock: Callable[[], float] = time.monotonic):
+                 clock: Callable[[], float] = time.monotonic, pace: Any = None):
         self.endpoint = endpoint
         self.timeout = timeout
+        # the local model's timeout follows its measured speed (syphus.engine.local.Pace); else ``timeout``
+        self.pace = pace
         self.connections = connections
         self.on_headers = on_headers
         self.clock = clock
@@ -353,13 +355,15 @@ class ChatClient:
         assert self._session is not None, "use 'async with ChatClient(...)'"
         payload = body if body is not None else self.body(messages)
         started = self.clock()
+        limit = self.timeout if self.pace is None else self.pace.timeout()
+        per_request = {} if self.pace is None else {"timeout": aiohttp.ClientTimeout(total=limit)}
         try:
             async with self._session.post(self.endpoint.url, data=payload, proxy=self._proxy,
-                                          proxy_auth=self._proxy_auth, auth=self._auth) as resp:
+                                          proxy_auth=self._proxy_auth, auth=self._auth, **per_request) as resp:
                 body = await resp.read()
                 status, headers = resp.status, resp.headers
         except asyncio.TimeoutError:
-            raise TransientError(f"no complete response within {self.timeout:g}s (endpoint.timeout)",
+            raise TransientError(f"no complete response within {limit:g}s (endpoint.timeout)",
                                  kind="timeout", maybe_billed=True) from None
         except aiohttp.ClientConnectorError as e:  # never reached the server: nothing to pay for
             raise TransientError(self._redact(f"connection failed: {type(e).__name__}: {e}"),
@@ -375,4 +379,7 @@ class ChatClient:
         withheld = content_filtered(finish, text, status)
         if withheld is not None:
             raise withheld
-        return Completion(text, finish, usage, model, self.clock() - started, headers)
+        latency = self.clock() - started
+        if self.pace is not None:
+            self.pace.observe(latency, usage.get("completion_tokens") or 0)
+        return Completion(text, finish, usage, model, latency, headers)

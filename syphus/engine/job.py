@@ -358,7 +358,8 @@ async def _run_checked(cfg: RunConfig, env: Mapping[str, str], loaded: LoadedDat
             raise
         started_at, t0 = now_iso(), clock()
         described = targets[0].endpoint.describe()
-        async with _engine(cfg, loaded, targets, prices, store, budget, skip, clock, sleep, attacher) as runner:
+        async with _engine(cfg, loaded, targets, prices, store, budget, skip, clock, sleep, attacher,
+                           num_threads=concurrency(cfg, targets, servers)) as runner:
             runner.stats.total = total
             for server in servers:
                 server.on_exit = runner.abort
@@ -427,9 +428,22 @@ def make_structure(cfg: RunConfig, kind: str) -> Structure:
     return Structure(cfg.reply.mode, choose_form(kind, cfg.reply.form))
 
 
+def concurrency(cfg: RunConfig, targets: list[Target], servers: list[Any]) -> int:
+    """Requests in flight at once: ``--num_threads``, or fewer when every endpoint is a local server that
+    answers fewer at a time (more would only wait in its queue, their timeouts running)."""
+    if not servers or len(servers) != len(targets) or any(s.slots is None for s in servers):
+        return cfg.num_threads
+    slots = sum(s.slots for s in servers)
+    if slots < cfg.num_threads:
+        log.info("the local model server answers %d request%s at a time: %d in flight, not --num_threads %d",
+                 slots, "s" * (slots != 1), slots, cfg.num_threads)
+    return min(cfg.num_threads, slots)
+
+
 @contextlib.asynccontextmanager
 async def _engine(cfg: RunConfig, loaded: LoadedDataset, targets: list[Target], prices: Mapping[str, Price | None],
-                  store: RunStore, budget: Budget, skip, clock, sleep, attacher: Any = None):
+                  store: RunStore, budget: Budget, skip, clock, sleep, attacher: Any = None,
+                  num_threads: int | None = None):
     """The online worker pool over every endpoint, or the Batch API runner (``--mode batch``: one endpoint)."""
     async with contextlib.AsyncExitStack() as stack:
         if cfg.mode == "batch":
@@ -445,15 +459,21 @@ async def _engine(cfg: RunConfig, loaded: LoadedDataset, targets: list[Target], 
         for t in targets:
             limiter = RateLimiter(t.rpm, t.tpm, cfg.limits.burst_seconds, cfg.limits.follow_headers, clock=clock,
                                   sleep=sleep)
+            timeout = t.timeout or cfg.endpoint.timeout
+            pace = None
+            if t.endpoint.kind == "local":  # its timeout follows its measured speed
+                from syphus.engine.local import Pace
+                pace = Pace(timeout, completion_budget({"max_tokens": t.generation.max_tokens or
+                                                        cfg.generation.max_tokens, **t.generation.extra}))
             client = await stack.enter_async_context(ChatClient(
-                t.endpoint, t.generation, timeout=t.timeout or cfg.endpoint.timeout, connections=cfg.num_threads,
-                on_headers=limiter.observe, clock=clock))
+                t.endpoint, t.generation, timeout=timeout, connections=cfg.num_threads,
+                on_headers=limiter.observe, clock=clock, pace=pace))
             members.append(Member(t.name, client, limiter, t.weight, prices.get(t.name), model=counted_as(t),
                                   describe_endpoint=t.endpoint.describe(), key_env=t.key_env))
         r = cfg.retry
         pool = Pool(members, cool_after=r.cool_after, cool_seconds=r.cool_seconds,
                     cool_max_seconds=r.cool_max_seconds, clock=clock, sleep=sleep)
-        yield Runner(loaded.dataset, pool, store, num_threads=cfg.num_threads, retry=cfg.retry,
+        yield Runner(loaded.dataset, pool, store, num_threads=num_threads or cfg.num_threads, retry=cfg.retry,
                      drain_timeout=cfg.drain_timeout, skip=skip, source=loaded.source, budget=budget,
                      structure=structure, attacher=attacher, max_endpoint_failures=r.max_endpoint_failures,
                      clock=clock, sleep=sleep)

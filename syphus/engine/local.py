@@ -66,6 +66,36 @@ def server_command(model: Path, port: int, n_ctx: int = 4096) -> list[str]:
             "--host", "127.0.0.1", "--port", str(port), "--n_ctx", str(n_ctx)]
 
 
+class Pace:
+    """The local model's request timeout, from its measured speed.
+
+    A reply may take ``budget`` completion tokens (``max_tokens``); at the mean speed measured so
+    far that takes ``budget * seconds / tokens``; the timeout is ``margin`` times that, never under
+    ``floor`` (the configured timeout, which also holds until a reply has been measured). A slow
+    machine (or a busy one) gets the time it needs instead of a wall of timeouts and retries.
+
+    >>> pace = Pace(floor=120.0, budget=1024)
+    >>> pace.observe(30.0, 100)       # 0.3 s a token: a full reply would take 307 s
+    >>> round(pace.timeout())
+    614
+    """
+
+    def __init__(self, floor: float, budget: int, margin: float = 2.0):
+        self.floor, self.budget, self.margin = floor, max(1, budget), margin
+        self.seconds = 0.0
+        self.tokens = 0
+
+    def observe(self, seconds: float, completion_tokens: int) -> None:
+        if completion_tokens > 0 and seconds > 0:
+            self.seconds += seconds
+            self.tokens += completion_tokens
+
+    def timeout(self) -> float:
+        if not self.tokens:
+            return self.floor
+        return max(self.floor, self.margin * self.budget * self.seconds / self.tokens)
+
+
 class LocalServer:
     """Starts, watches and stops a local OpenAI-compatible model server.
 
@@ -90,6 +120,7 @@ class LocalServer:
         self._watch: asyncio.Task | None = None
         self._stopping = False
         self._died: int | None = None
+        self.slots: int | None = None  # requests the server answers at once (None: it does not say)
 
     @property
     def base_url(self) -> str:
@@ -145,6 +176,7 @@ class LocalServer:
                 try:
                     async with session.get(self.base_url + "/models") as resp:
                         if resp.status == 200:
+                            self.slots = await self._slots(session)
                             return
                 except (aiohttp.ClientError, asyncio.TimeoutError):
                     pass
@@ -153,6 +185,26 @@ class LocalServer:
                                      f"see {self.log_path}")
                 await asyncio.wait([self._watch], timeout=gap)
                 gap = min(gap * 2, 1.0)
+
+    async def _slots(self, session: aiohttp.ClientSession) -> int | None:
+        """How many requests the server answers at once: llama.cpp's server says it (``GET /props``:
+        ``total_slots``, its ``--parallel``; or ``GET /slots``); llama-cpp-python's answers one at a time
+        (one lock around the model). None when a server of ``command`` says nothing."""
+        if not self.command:
+            return 1
+        root = f"http://127.0.0.1:{self.port}"
+        for path in ("/props", "/slots"):
+            try:
+                async with session.get(root + path) as resp:
+                    if resp.status != 200:
+                        continue
+                    data = await resp.json(content_type=None)
+            except (aiohttp.ClientError, asyncio.TimeoutError, ValueError):
+                continue
+            n = data.get("total_slots") if isinstance(data, dict) else len(data) if isinstance(data, list) else None
+            if isinstance(n, int) and not isinstance(n, bool) and n > 0:
+                return n
+        return None
 
     async def _read_output(self) -> None:
         assert self._proc is not None and self._proc.stdout is not None

@@ -63,6 +63,8 @@ def schema_fields(form: str, model: type[Reply]) -> dict[str, Any]:
     ['json_schema', 'type']
     """
     schema = strict_schema(model)
+    if form in ("vllm", "llamacpp"):  # their grammars take it; OpenAI's strict mode does not list it
+        schema = nonempty_strings(schema)
     if form == "openai":
         return {"response_format": {"type": "json_schema",
                                     "json_schema": {"name": schema_name(model), "schema": schema, "strict": True}}}
@@ -71,6 +73,23 @@ def schema_fields(form: str, model: type[Reply]) -> dict[str, Any]:
     if form == "llamacpp":
         return {"response_format": {"type": "json_object", "schema": schema}}
     raise ValueError(f"unknown schema form {form!r}; use one of {', '.join(FORMS)}")
+
+
+def nonempty_strings(schema: Any) -> Any:
+    """``schema`` with ``minLength: 1`` on every string that sets no length: a grammar built from it cannot
+    write an empty instruction or answer.
+
+    >>> nonempty_strings({"type": "object", "properties": {"a": {"type": "string"}}})["properties"]["a"]
+    {'type': 'string', 'minLength': 1}
+    """
+    if isinstance(schema, list):
+        return [nonempty_strings(v) for v in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out = {k: (v if k in ("enum", "const", "required") else nonempty_strings(v)) for k, v in schema.items()}
+    if out.get("type") == "string" and "minLength" not in out and "enum" not in out and "const" not in out:
+        out["minLength"] = 1
+    return out
 
 
 def field_tokens(fields: Mapping[str, Any]) -> int:
