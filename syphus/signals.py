@@ -40,9 +40,13 @@ REPEAT_RUN = 4  # an answer holding this many of its instruction's words in a ro
 WH_WORDS = frozenset("what how why where when who whom whose which".split())
 AUXILIARIES = frozenset("is are was were am do does did can could will would should shall may might must "
                         "have has had".split())
-_LEAD_IN = frozenset("please now also so and then okay ok first next finally".split())
+_LEAD_IN = frozenset("please now also so and but or then okay ok first next finally".split())
 _NOT_VERBS = frozenset("the a an this that these those there here it its he she they i you we his her their our "
-                       "my your in on at of for to from with by as if yes no".split())
+                       "my your in on at of for to from with by as if yes no "
+                       "one two three four five six seven eight nine ten eleven twelve twenty hundred both several "
+                       "many some most each every all any few".split())
+# contractions whose first part is no word of its own: "can't" is "can not", "won't" "will not"
+_CONTRACTED = {"can't": "can", "won't": "will", "shan't": "shall", "ain't": "is"}
 
 
 def words(text: str) -> list[str]:
@@ -187,22 +191,38 @@ def question_type(instruction: str, instruction_words: Sequence[str] | None = No
     QuestionType(kind='aux', word='can')
     >>> [tuple(question_type(t)) for t in ("Please list the objects.", "The man is happy?", "")]
     [('imperative', 'list'), ('other', None), ('empty', None)]
+    >>> [tuple(question_type(t)) for t in ("What's on the table?", "Describe the room, which has a bed.")]
+    [('wh', 'what'), ('imperative', 'describe')]
     """
     ws = list(instruction_words) if instruction_words is not None else words(instruction)
     while ws and (ws[0] in _LEAD_IN or ws[0].isdigit()):
         ws = ws[1:]
     if not ws:
         return QuestionType("empty", None)
-    kind = _lead_kind(ws[0])
+    first = _uncontracted(ws[0])
+    kind = _lead_kind(first)
     if kind is not None:
-        return QuestionType(kind, ws[0])
+        return QuestionType(kind, first)
+    question = instruction.rstrip().endswith(("?", "？"))
     head, comma, rest = instruction.partition(",")
-    after = words(rest)[:1] if comma and len(words(head)) <= 10 else []
+    # "In the video, which ..." is a question after a lead-in; "Describe the room, which ..." is no question
+    after = [_uncontracted(w) for w in words(rest)[:1]] if question and comma and len(words(head)) <= 10 else []
     if after and _lead_kind(after[0]):
         return QuestionType(_lead_kind(after[0]), after[0])
-    if instruction.rstrip().endswith(("?", "？")) or ws[0] in _NOT_VERBS or not ws[0].isalpha():
+    if question or first in _NOT_VERBS or not first.isalpha():
         return QuestionType("other", None)
-    return QuestionType("imperative", ws[0])
+    return QuestionType("imperative", first)
+
+
+def _uncontracted(word: str) -> str:
+    """The word a contraction starts with: "what's" -> "what", "isn't" -> "is", "can't" -> "can"."""
+    if "'" not in word:
+        return word
+    if word in _CONTRACTED:
+        return _CONTRACTED[word]
+    if word.endswith("n't"):
+        return word[:-3]
+    return word.split("'", 1)[0]
 
 
 def _lead_kind(word: str) -> str | None:

@@ -103,7 +103,8 @@ def test_exact_counts_on_a_hand_made_run(run, tmp_path):
     assert sig["forbidden_words"] == ["captions", "boxes", "coordinates"]
     d = s["duplicates"]
     # "what is the MAN holding..." repeats v1#1 exactly (case and spacing aside); v2#1 is a near copy of it
-    assert (d["exact_duplicates"], d["near_duplicates"], d["in_clusters"]) == (1, 2, 3)
+    # one exact repeat and one near (not exact) duplicate: --dedup drops those 2, each counted once
+    assert (d["exact_duplicates"], d["near_duplicates"], d["dropped_by_dedup"], d["in_clusters"]) == (1, 1, 2, 3)
     cost = s["cost"]
     assert (cost["prompt_tokens"], cost["completion_tokens"], cost["estimated_prompt_tokens"],
             cost["estimated_completion_tokens"]) == (1650, 250, 300, 1024)
@@ -217,7 +218,7 @@ def test_the_page_opens_in_chromium_with_every_plot(run, tmp_path):
     out = io.StringIO()
     code = main(["report", str(run), str(en), str(zh), "--out", str(tmp_path / "rep")], env={}, stream=out)
     assert code == 0, out.getvalue()
-    assert "DC (v1): 6 queries, 7 pairs, 1 invalid, 2 errors; 1 exact repeats, 2 near duplicates" in out.getvalue()
+    assert "DC (v1): 6 queries, 7 pairs, 1 invalid, 2 errors; 1 exact repeat and 1 near duplicate besides (--dedup drops 2)" in out.getvalue()
     page = (tmp_path / "rep" / "index.html").read_text(encoding="utf-8")
     assert "http://" not in page and "https://" not in page and "<script" not in page  # offline, no code
     data = json.loads((tmp_path / "rep" / "report.json").read_text(encoding="utf-8"))

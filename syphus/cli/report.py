@@ -41,8 +41,9 @@ def summary(report: Report, html_path: object, json_path: object) -> str:
                 if s["kind"] == "run" else f"{c['pairs']:,} pairs")
         cost = s.get("cost") or {}
         money = f"; ${cost['cost_usd']:,.4f}" if cost.get("cost_usd") is not None else ""
-        lines.append(f"{s['label']}: {head}; {d['exact_duplicates']:,} exact repeats, {d['near_duplicates']:,} near "
-                     f"duplicates{money}")
+        e, n = d["exact_duplicates"], d["near_duplicates"]
+        lines.append(f"{s['label']}: {head}; {e:,} exact repeat{'s' * (e != 1)} and {n:,} near duplicate{'s' * (n != 1)} "
+                     f"besides (--dedup drops {d['dropped_by_dedup']:,}){money}")
         lines += [f"  note: {n}" for n in s.get("notes") or []]
     dup = report.data["duplicates"]
     lines.append(f"near duplicates at {dup['threshold']}: {dup['clusters']:,} clusters holding {dup['in_clusters']:,} "

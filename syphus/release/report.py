@@ -126,10 +126,34 @@ class Histogram:
                 return value
         return self.max
 
+    def _at(self, rank: int) -> int:
+        """The value at ``rank`` (from 0) in sorted order."""
+        seen = 0
+        for value, count in enumerate(self.counts):
+            seen += count
+            if seen > rank:
+                return value
+        return self.max
+
+    def median(self) -> float:
+        """The median: the middle value, or the mean of the two middle values when the count is even.
+
+        >>> h = Histogram()
+        >>> for v in (12, 14, 19, 21):
+        ...     h.add(v)
+        >>> h.median(), h.quantile(0.5)
+        (16.5, 14)
+        """
+        if not self.n:
+            return 0
+        low, high = self._at((self.n - 1) // 2), self._at(self.n // 2)
+        mid = (low + high) / 2
+        return int(mid) if mid == int(mid) else mid
+
     def to_json(self) -> dict[str, Any]:
         last = max((i for i, c in enumerate(self.counts) if c), default=-1)
         return {"n": self.n, "mean": round(self.total / self.n, 2) if self.n else 0.0,
-                "median": self.quantile(0.5), "p90": self.quantile(0.9), "p99": self.quantile(0.99),
+                "median": self.median(), "p90": self.quantile(0.9), "p99": self.quantile(0.99),
                 "max": self.max, "counts": self.counts[:last + 1], "over_limit": self.over, "limit": self.limit}
 
 
@@ -630,8 +654,10 @@ def build_report(inputs: Sequence[str | Path], *, threshold: float = THRESHOLD, 
                  "language": source.language, "run": str(source.run) if source.run else None,
                  "prompt": source.prompt, "viewer": str(source.viewer) if source.viewer else None,
                  "notes": source.notes, **figures.to_json()}
-        entry["duplicates"] = {"near_duplicates": int(dropped[lo:hi].sum()),
+        # each instruction --dedup drops is an exact repeat or a near duplicate (not exact), counted once
+        entry["duplicates"] = {"near_duplicates": int((dropped[lo:hi] & ~exact[lo:hi]).sum()),
                                "exact_duplicates": int(exact[lo:hi].sum()),
+                               "dropped_by_dedup": int(dropped[lo:hi].sum()),
                                "in_clusters": int(in_cluster[lo:hi].sum()), "pairs": hi - lo}
         entry["cost"] = _cost(source, figures, pricing, by_language)
         entry["translation"] = translation_figure(source, figures, english)

@@ -44,8 +44,37 @@ def plotting() -> Any:
     return Figure, matplotlib.rc_context
 
 
+NO_DATA = "no data"
+
+
+def _drew_nothing(ax: Any) -> bool:
+    """Whether a plot's axes hold nothing to see: no line with points, no marks, every bar of zero size
+    (matplotlib would draw bare axes from -0.04 to 0.04)."""
+    if any(len(line.get_xdata()) for line in ax.lines) or ax.collections or ax.images:
+        return False
+    for patch in ax.patches:
+        if not hasattr(patch, "get_width"):  # a step or polygon: something is drawn
+            return False
+        if patch.get_width() != 0 and patch.get_height() != 0:
+            return False
+    return True
+
+
+def _no_data(ax: Any, why: str = "") -> None:
+    """Axes that say "no data" (and why) instead of drawing empty axes."""
+    title = ax.get_xlabel() or ax.get_title()
+    ax.clear()
+    ax.axis("off")
+    ax.text(0.5, 0.5, f"{NO_DATA}" + (f": {why}" if why else "") + (f"\n({title})" if title else ""),
+            ha="center", va="center", fontsize=9, color="#555555", transform=ax.transAxes, wrap=True)
+
+
 def _svg(fig: Any, name: str) -> str:
-    """The figure as inline SVG: text kept as text, ids made unique to this plot, nothing external."""
+    """The figure as inline SVG: text kept as text, ids made unique to this plot, nothing external.
+    Axes with nothing drawn on them say "no data" instead."""
+    for ax in fig.axes:
+        if ax.axison and _drew_nothing(ax):
+            _no_data(ax)
     _, rc_context = plotting()
     buf = io.StringIO()
     with rc_context({"svg.fonttype": "none", "svg.hashsalt": name, "text.parse_math": False}):
@@ -316,9 +345,9 @@ def plot_duplicates(data: dict[str, Any]) -> tuple[str, str]:
     for s in sources:
         x = s["duplicates"]
         rows.append([s["label"], x["pairs"], x["exact_duplicates"], x["near_duplicates"], x["in_clusters"],
-                     _pct(x["near_duplicates"] / x["pairs"])])
-    table = _table(["input", "instructions", "exact repeats", f"near duplicates (≥ {d.get('threshold')})",
-                    "in a cluster", "dropped by --dedup"], rows)
+                     _Html(f"{x['dropped_by_dedup']:,} ({_pct(x['dropped_by_dedup'] / x['pairs'])})")])
+    table = _table(["input", "instructions", "exact repeats", f"near duplicates, not exact (≥ {d.get('threshold')})",
+                    "in a cluster", "dropped by --dedup (the two together)"], rows)
     if not sources:
         return _empty("duplicates", "No instructions in the inputs."), table
     Figure, rc_context = plotting()
@@ -327,13 +356,17 @@ def plot_duplicates(data: dict[str, Any]) -> tuple[str, str]:
         left, right = fig.subplots(1, 2, width_ratios=(3, 2))
     shares = [{k: 100 * v / s["duplicates"]["pairs"] for k, v in s["duplicates"].items()} for s in sources]
     _stacked(left, [s["label"] for s in sources],
-             [("unique", [x["pairs"] - x["near_duplicates"] for x in shares], "#55a868"),
+             [("unique", [x["pairs"] - x["dropped_by_dedup"] for x in shares], "#55a868"),
               ("exact repeat", [x["exact_duplicates"] for x in shares], "#c44e52"),
-              ("near duplicate", [x["near_duplicates"] - x["exact_duplicates"] for x in shares], "#dd8452")],
+              ("near duplicate", [x["near_duplicates"] for x in shares], "#dd8452")],
              "% of instructions")
     sizes = {int(k): v for k, v in (d.get("size_counts") or {}).items()}
     counts = [sum(v for k, v in sizes.items() if k >= lo and (hi is None or k <= hi)) for lo, hi in _SIZE_BINS]
     names = [f"{lo}" if lo == hi else (f"{lo}+" if hi is None else f"{lo}–{hi}") for lo, hi in _SIZE_BINS]
+    if not sum(counts):
+        _no_data(right, f"no near-duplicate clusters at {d.get('threshold')}")
+        _style(left)
+        return _svg(fig, "duplicates"), table
     bars = right.bar(names, counts, color="#8172b3")
     right.bar_label(bars, [f"{c:,}" if c else "" for c in counts], fontsize=7)
     right.tick_params(axis="x", labelsize=7)
@@ -357,6 +390,9 @@ def plot_signals(data: dict[str, Any]) -> tuple[str, str]:
     table = _table(["input"] + [t for _, t in _SIGNALS] + ["forbidden words"], rows)
     if not sources:
         return _empty("signals", "No pairs in the inputs."), table
+    if not any(s["signals"][k]["count"] for s in sources for k, _ in _SIGNALS):
+        return _empty("signals", f"{NO_DATA}: no answer repeats its instruction, refuses or uses a forbidden word "
+                                 f"(0 of {sum(s['counts']['pairs'] for s in sources):,} pairs)"), table
     fig, (ax,) = _new(0.8 + 0.5 * len(_SIGNALS) * max(1, len(sources)) ** 0.5)
     _hbars(ax, [t for _, t in _SIGNALS], [(s["label"], [100 * s["signals"][k]["share"] for k, _ in _SIGNALS])
                                          for s in sources], "% of pairs")
@@ -380,11 +416,17 @@ def plot_cost(data: dict[str, Any]) -> tuple[str, str]:
     _stacked(tok, labels, [("prompt", [s["cost"]["prompt_tokens_per_pair"] for s in priced], "#4c72b0"),
                            ("completion", [s["cost"]["completion_tokens_per_pair"] for s in priced], "#dd8452")],
              "tokens per pair")
-    usd.barh(labels, [s["cost"]["cost_per_1000_pairs_usd"] or 0 for s in priced], color="#55a868")
-    usd.invert_yaxis()
-    usd.set_xlabel("USD per 1,000 pairs")
-    usd.set_yticks(range(len(labels)), [""] * len(labels))
-    _style(usd)
+    per_1000 = [s["cost"]["cost_per_1000_pairs_usd"] for s in priced]
+    if not any(per_1000):  # no price (None) or a local model's zero price: nothing to draw
+        free = [s["label"] for s, c in zip(priced, per_1000) if c == 0]
+        _no_data(usd, "USD per 1,000 pairs: " + ("$0 (priced at zero: " + ", ".join(free) + ")" if free
+                                                   else "no price in the pricing table"))
+    else:
+        usd.barh(labels, [c or 0 for c in per_1000], color="#55a868")
+        usd.invert_yaxis()
+        usd.set_xlabel("USD per 1,000 pairs")
+        usd.set_yticks(range(len(labels)), [""] * len(labels))
+        _style(usd)
     return _svg(fig, "cost"), table
 
 
