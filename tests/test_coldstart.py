@@ -148,3 +148,23 @@ def test_with_a_judge_the_candidates_are_ranked_by_its_mean_score_first(candidat
     sent = len(server.requests)
     assert coldstart(server, "--judge")[0] == 0
     assert len(server.requests) == sent  # candidates and their verdicts are all reused
+
+
+def test_folders_are_named_by_the_real_sample_size_and_old_names_are_reused(candidates, server):
+    server.responder = responder
+    out = io.StringIO()
+    args = ["coldstart", "--name", "Example", "--base_url", server.base_url, "--quiet", "--sample", "20",
+            "--seed", "1"]
+    base = candidates / "output" / "Example"
+    # a folder an earlier version named by the size asked for (the Example has 8 queries, not 20)
+    assert main(args + ["--candidate", "current"], env={"OPENAI_API_KEY": KEY}, stream=out) == 0, out.getvalue()
+    (base / "coldstart-current-seed1-n8").rename(base / "coldstart-current-seed1-n20")
+    sent = len(server.requests)
+    out = io.StringIO()
+    assert main(args, env={"OPENAI_API_KEY": KEY}, stream=out) == 0, out.getvalue()
+    names = sorted(p.name for p in base.iterdir())
+    assert "coldstart-seed1-n8.json" in names and "coldstart-current-seed1-n8" in names
+    assert not any("-n20" in name for name in names)
+    assert len(server.requests) == sent + 2 * 8  # current was answered before: only leaky and zero-shot are sent
+    table = out.getvalue()
+    assert "repeated" in table and "forbidden" in table and "leaks" not in table.splitlines()[0]

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import copy
 import json
+import logging
 import random
 import re
 from collections.abc import Mapping
@@ -39,13 +40,15 @@ import yaml
 from syphus.config import RunConfig
 from syphus.engine.cost import price_for, pricing_if_any
 from syphus.errors import UserError
-from syphus.engine.job import LoadedDataset, load_dataset, pricing_model, run_job
+from syphus.engine.job import LoadedDataset, load_dataset, pricing_model, run_folder, run_job
 from syphus.engine.record import tally
 from syphus.engine.stats import RunStatus
 from syphus.prompt import Prompt, check_prompt, read_prompt_file
 from syphus.engine.store import ERRORS, INVALID, PAIRS, read_jsonl, write_atomic
 from syphus.textfile import read_text
 from syphus.signals import Forbidden, forbidden_words, is_refusal, repeated_questions, requested_pairs, words
+
+log = logging.getLogger("syphus")
 
 
 @dataclass
@@ -161,6 +164,20 @@ def sample_inputs(loaded: LoadedDataset, size: int, seed: int) -> list[dict[str,
     return sorted(sample, key=lambda item: item["id"])
 
 
+def _real_size(cfg: RunConfig, loaded: LoadedDataset, sample: list[dict[str, Any]], asked: int, seed: int) -> int:
+    """The sample's real size (fewer queries than ``--sample`` asked for when the dataset is smaller). Folders
+    of an earlier version, named by the size asked for, are renamed so that nothing answered is paid again."""
+    real = len(sample)
+    if real != asked:
+        base = run_folder(cfg, loaded.dataset).parent
+        for old in base.glob(f"coldstart-*-seed{seed}-n{asked}"):
+            new = old.with_name(old.name[:-len(f"-n{asked}")] + f"-n{real}")
+            if old.is_dir() and not new.exists():
+                old.rename(new)
+                log.info("renamed %s to %s: the sample holds %d queries", old, new.name, real)
+    return real
+
+
 def _variant(loaded: LoadedDataset, examples: list, sample: list[dict[str, Any]]) -> LoadedDataset:
     ds = copy.copy(loaded.dataset)
     ds._prompt = Prompt(loaded.dataset._prompt.system_message, examples, source=loaded.dataset._prompt.source)
@@ -185,6 +202,7 @@ async def run_coldstart(cfg: RunConfig, env: Mapping[str, str], *, size: int = 2
             raise UserError(f"--candidate {', '.join(unknown)}: not found; there are {', '.join(sets)}")
         sets = {k: v for k, v in sets.items() if k in only}
     sample = sample_inputs(loaded, size, seed)
+    size = _real_size(cfg, loaded, sample, size, seed)  # folders say how many queries they hold
     price = price_for(pricing_model(cfg, env), pricing_if_any(cfg.cost.pricing))
     scores, base = [], None
     # with --images every candidate runs twice, text only and with the images: what the pictures buy
@@ -238,25 +256,27 @@ def render(scores: list[Score]) -> str:
     """The side-by-side table, best first (with the judge's mean score first when the candidates were judged)."""
     if any(s.judge is not None for s in scores):
         return _with_judge(scores)
-    head = (f"{'candidate':<18} {'score':>6} {'parsed':>7} {'pairs/q':>7} {'asked':>5} {'repeat':>6} "
-            f"{'leaks':>5} {'refuse':>6} {'ans words':>9} {'tok in/out':>13} {'$/query':>9}")
+    head = (f"{'candidate':<18} {'score':>6} {'parsed':>7} {'pairs/q':>7} {'asked':>5} {'repeated':>8} "
+            f"{'forbidden':>9} {'refusals':>8} {'ans words':>9} {'tok in/out':>13} {'$/query':>9}")
     rows = [head, "-" * len(head)]
+    legend = ("repeated: questions asked twice in a query; forbidden: answers using a word the system message "
+              "forbids; refusals: answers that refuse")
     for s in scores:
         ppq = s.pairs / max(1, s.parsed + s.invalid)
         cost = f"{s.cost_per_query:.5f}" if s.cost_per_query is not None else "-"
         rows.append(f"{s.candidate:<18} {s.score:>6.2f} {s.parsed:>3}/{s.queries:<3} {ppq:>7.1f} "
-                    f"{s.requested or '-':>5} {s.repeated:>6} {s.leaks:>5} {s.refusals:>6} {s.answer_words:>9.1f} "
+                    f"{s.requested or '-':>5} {s.repeated:>8} {s.leaks:>9} {s.refusals:>8} {s.answer_words:>9.1f} "
                     f"{s.prompt_tokens:>6.0f}/{s.completion_tokens:<6.0f} {cost:>9}")
-    return "\n".join(rows)
+    return "\n".join(rows + [legend])
 
 
 def _with_judge(scores: list[Score]) -> str:
     table = render([Score(**{**asdict(s), "judge": None}) for s in scores]).splitlines()
     head = f"{'judge':>6} {table[0]}"
     rows = [head, "-" * len(head)]
-    for s, row in zip(scores, table[2:]):
+    for s, row in zip(scores, table[2:2 + len(scores)]):
         rows.append(f"{s.judge if s.judge is not None else '-':>6} {row}")
-    return "\n".join(rows)
+    return "\n".join(rows + table[2 + len(scores):] + ["judge: the judge's mean score (1-5)"])
 
 
 def _find_record(folder: Path, qid: str) -> dict[str, Any] | None:
@@ -298,7 +318,9 @@ def promote(cfg: RunConfig, qid: str, candidate: str = "current", seed: int = 0,
         raise UserError(f"{prompt_path}: only JSON or YAML prompt files can be edited by --promote")
     item = _find_input(loaded, qid)
     if edited is None:
-        folder = Path(cfg.output_dir) / str(loaded.dataset.name) / f"coldstart-{candidate}-seed{seed}-n{size}"
+        size = len(sample_inputs(loaded, size, seed))  # the folder is named by the sample's real size
+        folder = run_folder(cfg.model_copy(update={"dataset_version": f"coldstart-{candidate}-seed{seed}-n{size}"}),
+                            loaded.dataset)
         rec = _find_record(folder, qid)
         if rec is None:
             raise UserError(f"{folder}: no answer for {qid!r}; run the cold start first (same --seed, --sample)")
