@@ -54,6 +54,7 @@ The plugin contract and shared pieces
                  frames, encode, worker, pool, parts, writers, tally)
 - ``view``       a static offline viewer (its page is ``viewer/index.html``, css and js)
 - ``dedup``      exact and near-duplicate texts (MinHash, LSH, exact Jaccard) in compact memory
+- ``annotation`` each query's annotation read again from the plugin that made a run (judge, viewer)
 - ``report``     what a run or release holds, as figures, in one streaming pass (``syphus report``)
 - ``reportpage`` the report as one offline HTML page of plots (matplotlib SVG) and tables
 

@@ -265,7 +265,7 @@ def _coldstart(argv: Sequence[str], env: Mapping[str, str], stream: TextIO, secr
         from syphus.engine.job import load_dataset
         index = view_candidates(report, getattr(load_dataset(cfg).dataset, "scene", None),
                                 [cfg.images.path] if cfg.images.path else None)
-        stream.write(f"viewer: {index} (filter by 'language' to see one candidate)\n")
+        stream.write(f"viewer: {index} (each query once with its annotation, the candidates' pairs side by side)\n")
     return EXIT_OK
 
 

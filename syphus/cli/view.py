@@ -44,6 +44,9 @@ def summary(r: ViewResult) -> str:
                                               f"(shown as placeholders)" if r.images_missing else ""))
     for bad in r.images_bad:
         lines.append(f"  not an image (bad base64 or unknown format): {bad}")
+    if r.annotated:
+        lines.append(f"annotations: {r.annotated:,} of {r.pairs:,} pairs show the annotation their query was made from")
+    lines += [f"  {note}" for note in r.annotation_notes if note.startswith("no annotations")]
     lines.append(f"open {r.index} in a browser (works offline from disk), or add --serve")
     return "\n".join(lines)
 

@@ -52,6 +52,7 @@ from importlib.resources import files
 from pathlib import Path
 from typing import IO, Any
 
+from syphus.engine.store import PAIRS, read_jsonl
 from syphus.errors import UserError
 from syphus.idset import IdSet
 from syphus.release.images import image_items
@@ -83,6 +84,8 @@ class ViewResult:
     images_missing: int = 0
     images_bad: list[str] = field(default_factory=list)
     sources: list[str] = field(default_factory=list)
+    annotated: int = 0  # pairs shown with the annotation their query was made from
+    annotation_notes: list[str] = field(default_factory=list)  # where annotations came from, or why none
 
 
 # ---------------------------------------------------------------- inputs
@@ -123,8 +126,10 @@ def _text(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
 
 
-def iter_pairs(path: str | Path, language: str) -> Iterator[dict[str, Any]]:
-    """The pairs of one instructions file as viewer entries, streamed."""
+def iter_pairs(path: str | Path, language: str, origins: Origins | None = None,
+               english: bool = True) -> Iterator[dict[str, Any]]:
+    """The pairs of one instructions file as viewer entries, streamed (with ``origins``: each pair's
+    ``source``, the query and annotation it was made from, where known)."""
     p = Path(path)
     if not p.is_file():
         raise UserError(f"{p}: file not found")
@@ -136,9 +141,88 @@ def iter_pairs(path: str | Path, language: str) -> Iterator[dict[str, Any]]:
         image_ids = entry.get("image_ids") or []
         if not isinstance(image_ids, list):
             image_ids = [image_ids]
-        yield {"id": str(ins_id), "scene": scene_of_instruction(str(ins_id)) or fallback, "language": language,
+        out = {"id": str(ins_id), "scene": scene_of_instruction(str(ins_id)) or fallback, "language": language,
                "instruction": _text(entry.get("instruction")), "answer": _text(entry.get("answer")),
                "image_ids": [str(i) for i in image_ids]}
+        origin = origins.of(p, str(ins_id), entry, english) if origins is not None else None
+        if origin:
+            out["source"] = origin
+        yield out
+
+
+# ---------------------------------------------------------------- what each pair was made from
+
+def run_of(path: Path) -> Path | None:
+    """The run folder a release file was exported into (``<run>/export/XX_instructions.json``), if it is one."""
+    run = path.parent.parent
+    if path.parent.name == "export" and (run / "meta.json").is_file() and (run / PAIRS).is_file():
+        return run
+    return None
+
+
+def _pair_key(instruction: Any, answer: Any) -> str:
+    return hashlib.blake2b(f"{_text(instruction)}\0{_text(answer)}".encode("utf-8", "surrogatepass"),
+                           digest_size=12).hexdigest()
+
+
+class Origins:
+    """The query and annotation each pair of a release file came from.
+
+    A release file exported into a run folder finds its pairs in the run's records (by their text),
+    and their queries' annotations through the plugin that made the run (``Annotations``); a
+    translation has the English file's ids. An entry that carries its own ``annotation`` (or
+    ``sentences``) field shows that. Holds one short key per pair.
+    """
+
+    def __init__(self) -> None:
+        self.by_id: dict[str, dict[str, str]] = {}  # instruction id -> {"query", "annotation"}
+        self.notes: list[str] = []
+        self._runs: dict[Path, tuple[dict[str, str], Any]] = {}
+
+    def _run(self, run: Path) -> tuple[dict[str, str], Any]:
+        if run not in self._runs:
+            from syphus.release.annotation import Annotations
+            queries: dict[str, str] = {}
+            wanted = IdSet()
+            for _, rec in read_jsonl(run / PAIRS, skip_torn=True):
+                qid = str(rec.get("id"))
+                for pair in rec.get("pairs") or []:
+                    if isinstance(pair, dict):
+                        queries.setdefault(_pair_key(pair.get("instruction"), pair.get("answer")), qid)
+                wanted.add(qid)
+            try:
+                notes = Annotations(run, wanted)
+                self.notes.append(f"annotations from the plugin that made {run}")
+            except UserError as e:
+                notes = None
+                self.notes.append(f"no annotations for {run}: {e}")
+            self._runs[run] = (queries, notes)
+        return self._runs[run]
+
+    def of(self, path: Path, ins_id: str, entry: dict[str, Any], english: bool) -> dict[str, str] | None:
+        own = entry.get("annotation") if isinstance(entry.get("annotation"), str) else entry.get("sentences")
+        if isinstance(own, str) and own.strip():
+            return {"annotation": own}
+        if not english:
+            return self.by_id.get(ins_id)
+        run = run_of(path)
+        if run is None:
+            return None
+        queries, notes = self._run(run)
+        qid = queries.get(_pair_key(entry.get("instruction"), entry.get("answer")))
+        if qid is None:
+            return None
+        origin = {"query": qid}
+        text = notes.get(qid) if notes is not None else None
+        if text is not None:
+            origin["annotation"] = text
+        self.by_id[ins_id] = origin
+        return origin
+
+    def close(self) -> None:
+        for _, notes in self._runs.values():
+            if notes is not None:
+                notes.close()
 
 
 # ---------------------------------------------------------------- chunks
@@ -310,8 +394,11 @@ def default_out(instructions: str | Path) -> Path:
 
 def build_view(instructions: Sequence[str | Path], translations: Sequence[str | Path] = (),
                images: Sequence[str | Path] = (), out: str | Path | None = None,
-               chunk_size: int = CHUNK_SIZE, per_page: int = PER_PAGE) -> ViewResult:
-    """Write the viewer folder for release instructions files (and translations, image files)."""
+               chunk_size: int = CHUNK_SIZE, per_page: int = PER_PAGE, group: str | None = None) -> ViewResult:
+    """Write the viewer folder for release instructions files (and translations, image files).
+
+    ``group="query"`` shows each query once, its annotation and every input's pairs for it side by side
+    (the cold start's candidates: one "language" each)."""
     if not instructions:
         raise UserError("no instructions file given: syphus view XX_instructions.json")
     if per_page < 1:
@@ -319,27 +406,31 @@ def build_view(instructions: Sequence[str | Path], translations: Sequence[str | 
     if chunk_size < 1:
         raise UserError(f"chunk size must be at least 1 (got {chunk_size})")
     page_files()  # a page missing from the install stops us before anything is written
-    inputs = [(Path(p), language_of(p, default="en")) for p in instructions]
-    inputs += [(Path(p), language_of(p)) for p in translations]
-    for p in [p for p, _ in inputs] + [Path(i) for i in images]:
+    inputs = [(Path(p), language_of(p, default="en"), True) for p in instructions]
+    inputs += [(Path(p), language_of(p), False) for p in translations]
+    for p in [p for p, _, _ in inputs] + [Path(i) for i in images]:
         if not p.is_file():
             raise UserError(f"{p}: file not found")
     out_dir = Path(out) if out is not None else default_out(instructions[0])
     _prepare(out_dir)
-    result = ViewResult(out=out_dir, index=out_dir / "index.html", sources=[p.name for p, _ in inputs])
+    result = ViewResult(out=out_dir, index=out_dir / "index.html", sources=[p.name for p, _, _ in inputs])
     wanted = IdSet()
     writer = ChunkWriter(out_dir / "data", chunk_size)
+    origins = Origins()
     try:
-        for path, lang in inputs:
+        for path, lang, english in inputs:
             log.debug("view: reading %s (language %s)", path, lang)
-            for entry in iter_pairs(path, lang):
+            for entry in iter_pairs(path, lang, origins, english):
                 writer.add(entry)
+                result.annotated += "annotation" in entry.get("source", {})
                 result.languages[lang] = result.languages.get(lang, 0) + 1
                 result.scenes[entry["scene"]] = result.scenes.get(entry["scene"], 0) + 1
                 for image_id in entry["image_ids"]:
                     wanted.add(image_id)
     finally:
         writer.close()
+        origins.close()
+    result.annotation_notes = origins.notes
     result.pairs, result.chunks = writer.total, writer.chunks
     result.images_referenced = len(wanted)
     unusual: dict[str, str] = {}
@@ -348,7 +439,7 @@ def build_view(instructions: Sequence[str | Path], translations: Sequence[str | 
         log.debug("view: %d of %d referenced images written to %s", result.images_written,
                   result.images_referenced, out_dir / "images")
     (out_dir / "data" / "images.js").write_text(f"window.SYPHUS_IMAGE_FILES = {_js(unusual)};\n", encoding="utf-8")
-    config = {"chunks": result.chunks, "total": result.pairs, "per_page": per_page,
+    config = {"chunks": result.chunks, "total": result.pairs, "per_page": per_page, "group": group,
               "languages": result.languages, "scenes": result.scenes, "sources": result.sources,
               "images": bool(images), "image_sources": [Path(i).name for i in images]}
     result.index.write_text(render_index(config), encoding="utf-8")

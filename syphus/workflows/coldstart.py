@@ -341,7 +341,8 @@ def promote(cfg: RunConfig, qid: str, candidate: str = "current", seed: int = 0,
 
 
 def view_candidates(report: Path, scene: str | None = None, images: list[str] | None = None) -> Path:
-    """Export each candidate's run and build one viewer over them (candidates appear as languages)."""
+    """Export each candidate's run and build one viewer over them: each query once with its annotation, every
+    candidate's pairs beside each other (candidates are the viewer's languages)."""
     from syphus.release.export import export_run
     from syphus.release.view import build_view
 
@@ -350,11 +351,10 @@ def view_candidates(report: Path, scene: str | None = None, images: list[str] | 
     stem = report.name[len("coldstart-"):-len(".json")]
     files = []
     for s in data["scores"]:
-        folder = base / f"coldstart-{s['candidate']}-{stem}"
+        folder = base / f"coldstart-{s['candidate'].replace('+images', '-images')}-{stem}"
         if (folder / PAIRS).exists() and (folder / PAIRS).stat().st_size:
             r = export_run(folder, scene=scene or "CS", parquet=False, extra_meta={"language": s["candidate"]})
             files.append(r.instructions)
     if not files:
         raise UserError(f"{base}: no candidate produced any pairs; nothing to view")
-    return build_view(files[:1], translations=files[1:], images=images or [],
-                      out=base / f"coldstart-{stem}-view").index
+    return build_view(files, images=images or [], out=base / f"coldstart-{stem}-view", group="query").index

@@ -23,14 +23,16 @@
     if (state.lang && e.language !== state.lang) return false;
     return !state.q || e._h.indexOf(state.q) >= 0;
   }
-  function pageCount() { return Math.max(1, Math.ceil(matches.length / PER)); }
+  function shown() { return C.group === "query" ? groups(matches) : matches; }
+  function pageCount() { return Math.max(1, Math.ceil(shown().length / PER)); }
 
   window.SYPHUS = {
     push: function (entries) {
       var before = matches.length, end = state.page * PER;
       for (var i = 0; i < entries.length; i++) {
         var e = entries[i];
-        e._h = (e.id + "\n" + e.instruction + "\n" + e.answer).toLowerCase();
+        e._h = (e.id + "\n" + e.instruction + "\n" + e.answer + "\n" +
+                (e.source ? (e.source.query || "") + "\n" + (e.source.annotation || "") : "")).toLowerCase();
         all.push(e);
         if (wanted(e)) matches.push(e);
       }
@@ -73,25 +75,81 @@
     meta.appendChild(link);
     meta.appendChild(el("span", "badge", e.scene));
     meta.appendChild(el("span", "badge", e.language));
-    meta.appendChild(el("span", null, e.image_ids.length + (e.image_ids.length === 1 ? " image" : " images")));
+    var n = e.image_ids.length;
+    meta.appendChild(el("span", "images", n ? n + (n === 1 ? " image" : " images") : "no images"));
     art.appendChild(meta);
-    var body = el("div", "body"), thumbs = el("div", "thumbs"), text = el("div", "text");
-    for (var i = 0; i < e.image_ids.length; i++) thumbs.appendChild(thumb(e.image_ids[i]));
-    var ins = el("div", "ins"), ans = el("div", "ans");
+    var body = el("div", "body"), thumbs = el("div", "thumbs");
+    for (var i = 0; i < n; i++) thumbs.appendChild(thumb(e.image_ids[i]));
+    body.appendChild(thumbs); body.appendChild(qa(e));
+    var src = source(e.source);
+    if (src) body.appendChild(src);
+    art.appendChild(body);
+    return art;
+  }
+  function qa(e) {
+    var text = el("div", "text"), ins = el("div", "ins"), ans = el("div", "ans");
     ins.appendChild(el("div", "label", "Instruction"));
     var p1 = el("p", null, e.instruction); p1.dir = "auto"; ins.appendChild(p1);
     ans.appendChild(el("div", "label", "Answer"));
     var p2 = el("p", null, e.answer); p2.dir = "auto"; ans.appendChild(p2);
     text.appendChild(ins); text.appendChild(ans);
-    body.appendChild(thumbs); body.appendChild(text);
-    art.appendChild(body);
+    return text;
+  }
+  /* The annotation the pair was made from, beside it: what to check the answer against. */
+  function source(s) {
+    if (!s || (s.annotation == null && s.query == null)) return null;
+    var box = el("div", "source");
+    var label = el("div", "label", "Annotation");
+    if (s.query != null) label.appendChild(el("span", "query", s.query));
+    box.appendChild(label);
+    var pre = el("pre", null, s.annotation != null ? s.annotation : "(not found: the plugin or its file is gone)");
+    pre.dir = "auto";
+    box.appendChild(pre);
+    return box;
+  }
+  /* group "query": each query once, its annotation, then each input's (candidate's) pairs side by side. */
+  function groups(list) {
+    var out = [], at = {};
+    for (var i = 0; i < list.length; i++) {
+      var e = list[i], key = e.source && e.source.query != null ? e.source.query : e.id;
+      if (!(key in at)) { at[key] = out.length; out.push({key: key, source: e.source, by: {}}); }
+      var g = out[at[key]];
+      (g.by[e.language] = g.by[e.language] || []).push(e);
+    }
+    return out;
+  }
+  function groupCard(g) {
+    var art = el("article", "pair group");
+    art.setAttribute("data-query", g.key);
+    var meta = el("div", "meta");
+    meta.appendChild(el("span", "id", "query " + g.key));
+    art.appendChild(meta);
+    var src = source(g.source);
+    if (src) art.appendChild(src);
+    var cols = el("div", "columns"), names = Object.keys(C.languages);
+    for (var i = 0; i < names.length; i++) {
+      var col = el("section", "column");
+      col.setAttribute("data-candidate", names[i]);
+      col.appendChild(el("h2", null, names[i]));
+      var pairs = g.by[names[i]] || [];
+      if (!pairs.length) col.appendChild(el("p", "empty", "no pairs"));
+      for (var j = 0; j < pairs.length; j++) {
+        var one = qa(pairs[j]);
+        one.setAttribute("data-id", pairs[j].id);
+        col.appendChild(one);
+      }
+      cols.appendChild(col);
+    }
+    art.appendChild(cols);
     return art;
   }
   function status() {
-    var pages = pageCount(), from = (state.page - 1) * PER;
-    var shown = Math.max(0, Math.min(matches.length, from + PER) - from);
-    var s = shown ? "Showing " + fmt(from + 1) + "–" + fmt(from + shown) + " of " : "Showing 0 of ";
-    s += fmt(matches.length) + " matching pairs · " + fmt(all.length) + " of " + fmt(C.total) + " pairs loaded";
+    var items = shown(), pages = pageCount(), from = (state.page - 1) * PER;
+    var count = Math.max(0, Math.min(items.length, from + PER) - from);
+    var s = count ? "Showing " + fmt(from + 1) + "–" + fmt(from + count) + " of " : "Showing 0 of ";
+    s += fmt(items.length) + (C.group === "query" ? " queries (" + fmt(matches.length) + " matching pairs)"
+                                                 : " matching pairs");
+    s += " · " + fmt(all.length) + " of " + fmt(C.total) + " pairs loaded";
     if (!loadedAll) s += " (chunk " + chunksDone + " of " + C.chunks + ", loading…)";
     if (failed.length) s += " · could not load " + failed.join(", ");
     $("status").textContent = s;
@@ -106,8 +164,8 @@
   function render() {
     if (loadedAll && state.page > pageCount()) state.page = pageCount();
     var box = $("pairs"), from = (state.page - 1) * PER;
-    var slice = matches.slice(from, from + PER), frag = document.createDocumentFragment();
-    for (var i = 0; i < slice.length; i++) frag.appendChild(card(slice[i]));
+    var slice = shown().slice(from, from + PER), frag = document.createDocumentFragment();
+    for (var i = 0; i < slice.length; i++) frag.appendChild(C.group === "query" ? groupCard(slice[i]) : card(slice[i]));
     if (!slice.length) frag.appendChild(el("p", "empty", loadedAll ? "No pair matches." : "Loading…"));
     box.textContent = "";
     box.appendChild(frag);
