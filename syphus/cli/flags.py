@@ -238,9 +238,9 @@ def _grouped(p: argparse.ArgumentParser, groups: Sequence[tuple[str, Callable]])
 
 RUN_EXAMPLES = """\
 examples:
-  syphus --name Example.example          # the bundled model: no key, no network
+  syphus --name Example.example          # bundled model: no key, no network
   syphus --name DC --model gpt-4o-mini --dry-run   # cost, time; sends nothing
-  syphus --name DC --max-cost 25         # with OPENAI_API_KEY set; stops at $25
+  syphus --name DC --max-cost 25         # OPENAI_API_KEY set; stops at $25
 
 commands (each with its own --help):
   coldstart   try in-context examples on a sample, side by side
