@@ -264,3 +264,19 @@ def test_original_config_sends_the_original_request(project, server):
     body = server.requests[0].body
     assert (body["model"], body["temperature"], body["top_p"], body["max_tokens"]) == ("gpt-3.5-turbo", 0.7, 0.95, 3200)
     assert body["frequency_penalty"] == 0 and body["presence_penalty"] == 0
+
+    # What the original Syphus sent: the system message, each in-context turn (an assistant turn given as
+    # pairs becomes "Prefix: text\n" per field), then the annotation; its settings; no schema.
+    prompt = json.loads((project / "prompts" / "example.json").read_text())
+    from syphus.engine.job import load_dataset
+    first = next(iter(load_dataset(load_config(None, {"name": "Example.example"})).dataset.iter_query_inputs()))
+    turns = [{"role": "system", "content": prompt["system_message"]}]
+    for turn in prompt["in_context"]:
+        content = turn["content"]
+        if turn["role"] == "assistant" and not isinstance(content, str):
+            content = "".join(f"{prefix}: {text}\n" for pair in content for prefix, text in pair.items())
+        turns.append({"role": turn["role"], "content": content})
+    turns.append({"role": "user", "content": first["sentences"]})
+    assert body == {"model": "gpt-3.5-turbo", "messages": turns, "temperature": 0.7, "max_tokens": 3200,
+                    "top_p": 0.95, "frequency_penalty": 0, "presence_penalty": 0, "stop": None}
+    assert json.dumps(body["messages"]) == json.dumps(turns)  # byte for byte, key order too
