@@ -121,9 +121,14 @@ class AbstractDataset(abc.ABC):
             return self.reply_model
         model = self.__dict__.get("_default_reply_model")
         if model is None:
-            count = requested_count(self._prompt.system_message) or (None, None)
+            count = self.requested_pairs() or (None, None)
             model = self.__dict__["_default_reply_model"] = pairs_model(*count)
         return model
+
+    def requested_pairs(self) -> tuple[int, int] | None:
+        """How many pairs the system message asks for, (fewest, most); None when it does not say in words
+        the default reply model reads ("three questions", "four to six turns", "one request")."""
+        return requested_count(self._prompt.system_message)
 
     def parse_response(self, text: str, finish_reason: str | None) -> ParseResult:
         """Turn one reply into instruction-response pairs.

@@ -29,7 +29,8 @@ _NUMBERS = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "sev
             "nine": 9, "ten": 10}
 _N = r"(\d+|one|two|three|four|five|six|seven|eight|nine|ten)"
 _REQUEST = re.compile(rf"\b{_N}(?:\s*(?:to|or|-|–)\s*{_N})?\s+(?:[\w-]+\s+){{0,2}}?"
-                      r"(?:questions?|pairs?|conversations?|instructions?)\b", re.IGNORECASE)
+                      r"(?:questions?|pairs?|conversations?|instructions?|requests?|turns?|exchanges?|rounds?)\b",
+                      re.IGNORECASE)
 _FORBID = re.compile(r"\b(?:never|do not|don't|must not|avoid)\s+(?:mention(?:ing)?|use|using|say(?:ing)?|"
                      r"refer(?:ring)? to)\s+(?:the\s+words?\s+)?([^.;:\n]+)", re.IGNORECASE)
 _REFUSAL = re.compile(r"\b(?:I'?m sorry|I cannot|I can'?t|I am unable|as an AI)\b", re.IGNORECASE)
@@ -67,6 +68,11 @@ def requested_count(system_message: str) -> tuple[int, int] | None:
 
     >>> requested_count("Write three questions."), requested_count("Ask four to six questions"), requested_count("Be kind.")
     ((3, 3), (4, 6), None)
+
+    Counts of requests, turns, exchanges or rounds are pair counts too:
+
+    >>> requested_count("Write one request a person might make"), requested_count("a conversation of four to six turns")
+    ((1, 1), (4, 6))
     """
     m = _REQUEST.search(system_message or "")
     if not m:

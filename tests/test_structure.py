@@ -197,6 +197,30 @@ def test_requested_counts_become_min_and_max_items():
     assert requested_count("Ask four to six questions about the video") == (4, 6)
     assert requested_count("Write two or three questions") == (2, 3)
     assert requested_count("Describe the picture.") is None
+
+
+SHIPPED_COUNTS = {"cgd": (3, 5), "dc": (4, 6), "e4d": (4, 6), "example": (3, 3), "laconv": (4, 6), "lacr": (2, 3),
+                  "ladd": (1, 1), "sd": (3, 5), "tvc": (4, 6), "vst": (4, 6)}
+
+
+def test_every_shipped_prompt_says_how_many_pairs():
+    """SN asks for its conversations in each query (its own reply model); every other prompt is read."""
+    got = {}
+    for path in sorted((ROOT / "prompts").glob("*.json")):
+        if path.stem not in ("sn", "translate"):
+            got[path.stem] = requested_count(json.loads(path.read_text())["system_message"])
+    assert got == SHIPPED_COUNTS
+    assert requested_count("three exchanges") == (3, 3) and requested_count("two or three rounds") == (2, 3)
+
+
+def test_dry_run_says_how_many_pairs_it_asks_for_or_that_it_cannot_tell(project):
+    code, out = run(["--name", "Example.example", "--dry-run", "--base_url", "http://x/v1"])
+    assert code == 0 and "pairs asked: 3 (read from the system message)" in out
+    prompt = json.loads((project / "prompts" / "example.json").read_text())
+    prompt["system_message"] = "You describe scenes. Format every pair as a 'Question:' and an 'Answer:' line."
+    (project / "prompts" / "example.json").write_text(json.dumps(prompt))
+    code, out = run(["--name", "Example.example", "--dry-run", "--base_url", "http://x/v1"])
+    assert code == 0 and "pairs asked: not read from the system message" in out
     schema = strict_schema(pairs_model(4, 6))
     assert (schema["properties"]["pairs"]["minItems"], schema["properties"]["pairs"]["maxItems"]) == (4, 6)
     assert "minItems" in strict_schema(pairs_model())["properties"]["pairs"]  # at least one

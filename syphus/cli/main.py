@@ -324,6 +324,14 @@ def _judge(argv: Sequence[str], env: Mapping[str, str], stream: TextIO, secrets:
     return Exit.for_status(result.status)
 
 
+def _pairs_asked_text(count: list[int] | None) -> str:
+    if count is None:
+        return ("  pairs asked: not read from the system message, so any number (at least one) is accepted; "
+                "say how many in it (\"Write three questions\", \"four to six turns\") to have it enforced")
+    low, high = count
+    return f"  pairs asked: {low if low == high else f'{low} to {high}'} (read from the system message)"
+
+
 def _dry_run_text(r: dict) -> str:
     lines = [f"dry run of {r['dataset']} (nothing sent): {r['queries']} queries to go "
              f"({r['already_settled']} already settled in {r['folder']}), prompts built for {r['sampled']}",
@@ -335,6 +343,7 @@ def _dry_run_text(r: dict) -> str:
                    if r['queries_missing_images'] else "")] if "images_per_query" in r else []),
              f"  replies: {r['reply_format']}" + (f" (the schema in {r['schema_form']} form, counted in the prompt)"
                                                   if r.get("schema_form") else ""),
+             *([_pairs_asked_text(r["pairs_asked"])] if "pairs_asked" in r else []),
              f"  total: ~{r['prompt_tokens']} prompt + ~{r['completion_tokens']} completion tokens "
              f"(worst case {r['worst_case_completion_tokens']} completion)"]
     lines += _inputs_text(r.get("inputs"))

@@ -577,6 +577,17 @@ def planned_endpoints(cfg: RunConfig, env: Mapping[str, str]) -> list[_Planned]:
     return out
 
 
+def _pairs_asked(dataset: Any) -> dict[str, Any]:
+    """``{"pairs_asked": [fewest, most] or None}`` when the default reply model counts the pairs from the
+    system message; {} when the plugin decides the reply's shape itself."""
+    if getattr(dataset, "reply_model", None) is not None or not hasattr(dataset, "requested_pairs"):
+        return {}
+    if type(dataset).reply_model_for is not AbstractDataset.reply_model_for:
+        return {}
+    count = dataset.requested_pairs()
+    return {"pairs_asked": list(count) if count else None}
+
+
 def _dry_run_checked(cfg: RunConfig, env: Mapping[str, str], loaded: LoadedDataset, inputs: Inputs) -> dict[str, Any]:
     """``dry_run`` once the inputs passed their check.
 
@@ -654,6 +665,7 @@ def _dry_run_checked(cfg: RunConfig, env: Mapping[str, str], loaded: LoadedDatas
         "prompt_tokens": round(avg_prompt * n), "completion_tokens": round(completion * n),
         "worst_case_completion_tokens": round(max_tokens * n), "inputs": inputs.check.summary(),
         "reply_format": fmt,
+        **_pairs_asked(loaded.dataset),
         "schema_form": (", ".join(sorted(set(forms.values()))) if fmt == "json" else None),
         **({"images_per_query": round(images / sampled, 2) if sampled else 0.0,
             "image_tokens_per_query": round(avg_images, 1), "text_tokens_per_query": round(avg_prompt - avg_images, 1),
