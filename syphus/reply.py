@@ -10,7 +10,7 @@ same shape, so the examples and the schema agree.
 
 The default model is ``pairs_model(low, high)``: ``{"pairs": [{"instruction": ..., "answer": ...}]}``
 with as many items as the system message asks for (``syphus.signals.requested_count``:
-"three questions", "four to six questions"). A plugin
+"three questions", "four to six questions", "one request", "four to six turns"). A plugin
 declares its own with the class attribute ``reply_model`` (SN's conversations), or per query
 with ``reply_model_for`` (translate's languages).
 
