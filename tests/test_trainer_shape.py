@@ -223,6 +223,19 @@ def test_underivable_and_unmatched_queries_are_reported(tmp_path):
     assert r.no_images == 1 and "has no image for queries such as '7'" in r.no_images_hint
 
 
+def test_no_images_warning_fits_sn_and_vst(tmp_path):
+    """SN queries name their frames by prefix; VST photo ids cannot be derived: neither is an original plugin."""
+    sn = _pairs_file(tmp_path / "sn", ["scene0000_00"])
+    lines = [json.loads(line) for line in (sn / "pairs.jsonl").read_text().splitlines()]
+    lines[0]["meta"] = {"image_ids": [], "image_prefix": "SN_IMG_scene0000_00_color_"}
+    (sn / "pairs.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
+    hint = export_run(sn, scene="SN", parquet=False).no_images_hint
+    assert "only by prefix" in hint and "--images SN.parquet" in hint and "--scene SN --images scannet/" in hint
+    assert "original Syphus" not in hint
+    hint = export_run(_pairs_file(tmp_path / "vst", ["album9"]), scene="VST", parquet=False).no_images_hint
+    assert "cannot be derived" in hint and "--images" not in hint and "original Syphus" not in hint
+
+
 def test_example_dataset_run_export_validate_view_with_a_prefix(project, server):
     generate(server, "--name", "Example.example")
     run = project / "output" / "Example" / "v1"

@@ -192,6 +192,7 @@ class _Images:
         self.code, self.images, self.frames, self.present, self.result = code, images, frames, present, result
         self.unmatched: list[str] = []  # a few bare queries whose derived ids the image file does not have
         self.underivable: list[str] = []  # a few bare queries whose id the convention cannot turn into images
+        self.by_prefix: list[str] = []  # a few frame prefixes of queries that name their frames only by prefix
 
     def of(self, qid: str, meta: dict) -> list[str]:
         prefix = meta.get("image_prefix")
@@ -201,6 +202,8 @@ class _Images:
                 self.result.notes.append(f"query {qid!r}: no frames with prefix {prefix!r} in {self.images}")
             return found
         listed = list(meta.get("image_ids") or [])
+        if self.images is None and prefix and not listed and len(self.by_prefix) < 3:
+            self.by_prefix.append(prefix)
         if self.present is not None:
             self.result.images_missing += sum(1 for i in listed if i not in self.present)
         if listed or prefix or self.images is None:
@@ -243,15 +246,42 @@ class _Images:
         return f"{head}: their frames are not in {self.images} (see the notes)"
 
     def _without_file(self) -> str:
-        family = image_family(self.code)
-        if family in IMAGE_FAMILIES:
-            return (f"no image ids came with their queries (a plugin written for the original Syphus attaches "
-                    f"none) and no image file was given. Export again with --images {family}.json (or .parquet) "
-                    f"to take them from the image file by the {self.code} convention, or attach image_ids to "
-                    "each query in the plugin")
-        return (f"no image ids came with their queries. To link images, export again with --images {family}.json "
-                f"(or .parquet) holding ids {family}_IMG_<query id> (or frames {family}_IMG_<query id>_<n>); "
-                "a text-only dataset needs none")
+        return _no_file_hint(self.code, self.by_prefix)
+
+
+def _no_file_hint(code: str, by_prefix: list[str]) -> str:
+    """Why instructions have no image ids when no image file was given, and the fix that fits the case.
+
+    >>> _no_file_hint("SN", ["SN_IMG_scene0000_00_color_"])[:47]
+    'their queries name their frames only by prefix '
+    >>> "cannot be derived" in _no_file_hint("VST", [])
+    True
+    """
+    family = image_family(code)
+    if by_prefix:
+        return (f"their queries name their frames only by prefix (such as {by_prefix[0]!r}; the {code} annotations "
+                f"list no frames), so export lists them from the image file: export again with --images "
+                f"{family}.parquet (syphus convert writes it{_LAYOUT_HINT.get(family, '')})")
+    if family == "VST":
+        return ("VST image ids (Flickr photo ids) cannot be derived from query ids, so an image file cannot add "
+                "them: the queries must carry their photos' image_ids (the built-in VST plugin attaches each "
+                "story's photo_flickr_id as VST_IMG_<id>; these queries came without)")
+    return _plugin_hint(code, family)
+
+
+_LAYOUT_HINT = {"SN": ": syphus convert --scene SN --images scannet/", "TVC": ", from videos or TVQA's frame folders"}
+
+
+def _plugin_hint(code: str, family: str) -> str:
+    """Queries with neither image ids nor a frame prefix: what a plugin written for the original Syphus sends."""
+    if family in IMAGE_FAMILIES:
+        return (f"no image ids came with their queries (a plugin written for the original Syphus attaches "
+                f"none) and no image file was given. Export again with --images {family}.json (or .parquet) "
+                f"to take them from the image file by the {code} convention, or attach image_ids to "
+                "each query in the plugin")
+    return (f"no image ids came with their queries. To link images, export again with --images {family}.json "
+            f"(or .parquet) holding ids {family}_IMG_<query id> (or frames {family}_IMG_<query id>_<n>); "
+            "a text-only dataset needs none")
 
 
 def _instructions_table(path: Path) -> parquet_file.RowGroupWriter:
