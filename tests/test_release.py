@@ -187,6 +187,26 @@ def test_known_release_defects_are_named(tmp_path, scene, image_id, kind):
     assert not report.ok and report.counts[kind] == 1
 
 
+def test_validate_warns_of_a_json_image_file_and_of_malformed_ids_inside_it(tmp_path):
+    """SN_IMG_000000 (what convert made of ScanNet's color/000000.jpg before it read the layout)."""
+    good = "SN_IMG_scene0000_00_color_000000"
+    (tmp_path / "SN_instructions.json").write_text(json.dumps({"meta": {}, "data": {"SN_INS_00001": {
+        "instruction": "q", "answer": "a", "image_ids": [good], "rel_ins_ids": []}}}))
+    write_images(tmp_path / "SN.json", [good, "SN_IMG_000000"])
+    out = io.StringIO()
+    code = main(["validate", str(tmp_path / "SN_instructions.json"), "--images", str(tmp_path / "SN.json")], stream=out)
+    text = out.getvalue()
+    assert code == 0, text  # warnings: nothing referenced is missing
+    assert "warning: a JSON image file loads only in older trainers: 1" in text
+    assert f"fix: syphus convert --rewrite {tmp_path / 'SN.json'} --parquet {tmp_path / 'SN.parquet'}" in text
+    assert "warning: image file ids off the scene's convention: 1" in text and "e.g. SN_IMG_000000:" in text
+    assert good + ":" not in text
+    assert main(["convert", "--rewrite", str(tmp_path / "SN.json"), "--parquet", str(tmp_path / "SN.parquet")],
+                stream=io.StringIO()) == 0
+    report = validate_files(tmp_path / "SN_instructions.json", images=tmp_path / "SN.parquet")
+    assert report.ok and "a JSON image file loads only in older trainers" not in report.counts
+
+
 def test_validate_reads_a_parquet_image_file(tmp_path):
     import pyarrow as pa
     import pyarrow.parquet as pq

@@ -10,7 +10,9 @@ and the known defect classes of the public release (doubled TVC clip names,
 Two more things keep a release from training: an instruction with no ``image_ids`` in a
 MIMIC-IT scene (an error unless ``allow_no_images``; a warning for a code of one's own), and a
 Parquet image file whose ids are not the table's index (the trainer's ``pandas.read_parquet(path)
-.loc[image_id]`` finds nothing). Each kind of problem may carry its fix (``Report.fixes``).
+.loc[image_id]`` finds nothing). Two warnings: a JSON image file (the current trainer reads Parquet
+only; the fix is ``syphus convert --rewrite``), and ids inside the image file that break the scene's
+convention (``SN_IMG_000000``). Each kind of problem may carry its fix (``Report.fixes``).
 
 >>> report = validate_files("DC_instructions.json", train="DC_train.json", images="DC.json")  # doctest: +SKIP
 >>> print(report.render()); report.ok                                                          # doctest: +SKIP
@@ -28,7 +30,7 @@ from syphus.errors import UserError
 from syphus.idset import IdSet
 from syphus.release.images import image_ids as read_image_ids
 from syphus.release.jsonstream import iter_members, read_first
-from syphus.release.scenes import (IMAGE_FAMILIES, image_family, image_id_fixes, image_id_problem,
+from syphus.release.scenes import (IMAGE_FAMILIES, SCENES, image_family, image_id_fixes, image_id_problem,
                                    scene_of_instruction)
 
 EXAMPLES = 3
@@ -89,6 +91,8 @@ def validate_files(instructions: str | Path, train: str | Path | None = None, im
         report.add("no 'meta' object first in the file", str(ins_path), error=False)
     if images and Path(images).suffix == ".parquet" and Path(images).is_file():
         _check_parquet_index(Path(images), report)
+    if images:
+        _check_image_format(Path(images), report)
 
     join = None
     if images:  # image ids go to disk buckets: millions of frames, flat memory
@@ -96,6 +100,7 @@ def validate_files(instructions: str | Path, train: str | Path | None = None, im
         n = 0
         for image_id in read_image_ids(images):
             join.present(image_id)
+            _check_image_file_id(image_id, report)
             n += 1
         report.stats["images"] = n
     try:
@@ -115,6 +120,30 @@ def _check_parquet_index(path: Path, report: Report) -> None:
         report.add(NOT_INDEXED, f"{path}: {problem}")
         report.fixes[NOT_INDEXED] = (f"syphus convert --rewrite {path} --parquet {path} (rewrites it in place, "
                                      "nothing re-encoded), or re-run syphus convert ... --parquet")
+
+
+JSON_IMAGES = "a JSON image file loads only in older trainers"
+MALFORMED_IN_FILE = "image file ids off the scene's convention"
+
+
+def _check_image_format(path: Path, report: Report) -> None:
+    """A warning for a JSON image file: the current MIMIC-IT trainer reads images from Parquet only."""
+    if path.suffix.lower() == ".json":
+        report.add(JSON_IMAGES, f"{path}: the current MIMIC-IT trainer reads image files as Parquet "
+                                "(pandas.read_parquet(path).loc[image_id]); a {id: base64} JSON file fails there",
+                   error=False)
+        report.fixes[JSON_IMAGES] = (f"syphus convert --rewrite {path} --parquet {path.with_suffix('.parquet')} "
+                                     "(nothing re-encoded)")
+
+
+def _check_image_file_id(image_id: str, report: Report) -> None:
+    """A warning for an id in the image file that breaks the scene's convention (``SN_IMG_000000``)."""
+    problem = image_id_problem(image_id, report.scene) if report.scene in SCENES else None
+    if problem:
+        report.add(MALFORMED_IN_FILE, f"{image_id}: {problem}", error=False)
+        report.fixes[MALFORMED_IN_FILE] = ("no query finds an image by such an id; convert the images again "
+                                           "(syphus convert reads each scene's public layout, e.g. ScanNet's "
+                                           "scene0000_00/color/000000.jpg for SN)")
 
 
 def _no_images(report: Report, ins_id: str, allow: bool) -> None:
