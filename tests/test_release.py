@@ -88,7 +88,12 @@ def test_run_export_validate_round_trip(clips, server):
     assert first["image_ids"] == ["DC_IMG_v_video0_0000", "DC_IMG_v_video0_0001"]  # frames present in the file
     assert first["rel_ins_ids"] == ["DC_INS_00002"]
     train = json.loads((clips / "release" / "DC_train.json").read_text())
-    assert train == {k: v["rel_ins_ids"] for k, v in entries.items()}
+    firsts = {k: v["rel_ins_ids"] for k, v in entries.items() if all(r > k for r in v["rel_ins_ids"])}
+    assert train == firsts and len(train) == len(VIDEOS)  # by default one entry per visual input
+    assert main(["export", "output/Clips/v1", "--images", "DC.json", "--out", "per_ins", "--train", "per_instruction",
+                 "--no-parquet"], stream=io.StringIO()) == 0
+    assert json.loads((clips / "per_ins" / "DC_train.json").read_text()) == {k: v["rel_ins_ids"]
+                                                                              for k, v in entries.items()}
 
     import pyarrow.parquet as pq
     table = pq.read_table(clips / "release" / "DC_instructions.parquet").to_pylist()

@@ -223,6 +223,22 @@ def test_underivable_and_unmatched_queries_are_reported(tmp_path):
     assert r.no_images == 1 and "has no image for queries such as '7'" in r.no_images_hint
 
 
+def test_sn_conversation_fields_survive_export(tmp_path):
+    run = tmp_path / "sn"
+    run.mkdir()
+    conv = {"conversation": 1, "activity": "make tea", "human_role": "a guest", "reason": "the kettle is here"}
+    pairs = [{"instruction": f"step {k}?", "answer": "this.", **conv, "round": k} for k in (1, 2)]
+    (run / "pairs.jsonl").write_text(json.dumps({"id": "scene0000_00", "pairs": pairs, "meta": {
+        "image_ids": ["SN_IMG_scene0000_00_color_000000"]}}) + "\n")
+    r = export_run(run, scene="SN", parquet=False)
+    data = json.loads(r.instructions.read_text())["data"]
+    assert data["SN_INS_00002"] == {"instruction": "step 2?", "answer": "this.",
+                                    "image_ids": ["SN_IMG_scene0000_00_color_000000"], "rel_ins_ids": ["SN_INS_00001"],
+                                    **conv, "round": 2}
+    assert json.loads(r.train.read_text()) == {"SN_INS_00001": ["SN_INS_00002"]}
+    assert validate_files(r.instructions, train=r.train).ok
+
+
 def test_no_images_warning_fits_sn_and_vst(tmp_path):
     """SN queries name their frames by prefix; VST photo ids cannot be derived: neither is an original plugin."""
     sn = _pairs_file(tmp_path / "sn", ["scene0000_00"])

@@ -141,7 +141,7 @@ def _summary(result) -> str:
 
 
 def _export(argv: Sequence[str], stream: TextIO) -> int:
-    from syphus.release.export import REL_CHOICES, export_run
+    from syphus.release.export import REL_CHOICES, TRAIN_CHOICES, export_run
     from syphus.release.scenes import IMAGE_FAMILIES, SCENES
 
     p = Parser(prog="syphus export", description="A run folder -> MIMIC-IT release files.")
@@ -156,6 +156,9 @@ def _export(argv: Sequence[str], stream: TextIO) -> int:
     p.add_argument("--out", help="output folder (default: <run folder>/export)")
     p.add_argument("--rel", choices=REL_CHOICES, default="same-input",
                    help="rel_ins_ids: the other pairs from the same visual input, or none")
+    p.add_argument("--train", dest="train_mode", choices=TRAIN_CHOICES, default="per_image",
+                   help="XX_train.json: one entry per visual input (default; how Otter's authors make theirs, "
+                        "each image or video once an epoch) or one per instruction")
     p.add_argument("--author", default="syphus")
     p.add_argument("--version", dest="release_version", default="0.0.1", help="meta.version")
     p.add_argument("--no-parquet", action="store_true", help="skip the Parquet table")
@@ -170,6 +173,7 @@ def _export(argv: Sequence[str], stream: TextIO) -> int:
         raise UserError(f"--scene {a.scene}: not a MIMIC-IT scene ({', '.join(SCENES)}); for a dataset of your "
                         f"own pass --prefix {a.scene.upper()}")
     r = export_run(a.folder, scene=a.scene, out_dir=a.out, images=a.images, rel=a.rel, author=a.author,
+                   train_mode=a.train_mode,
                    version=a.release_version, parquet=not a.no_parquet, prefix=a.prefix, dedup=a.dedup,
                    min_score=a.min_score)
     stream.write(f"exported {r.instructions_count} instructions from {r.queries} queries:\n  {r.instructions}\n"

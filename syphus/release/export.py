@@ -1,7 +1,9 @@
 """Export: a finished run folder -> the MIMIC-IT release files.
 
 ``XX_instructions.json`` ``{"meta": {...}, "data": {"XX_INS_00001": {"instruction", "answer",
-"image_ids", "rel_ins_ids"}, ...}}``, ``XX_train.json`` ``{ins id: [related ids]}``, and
+"image_ids", "rel_ins_ids"}, ...}}``, ``XX_train.json`` ``{ins id: [related ids]}`` (by default one
+entry per visual input, as Otter's authors make theirs; ``train_mode="per_instruction"``: one per
+instruction), and
 ``XX_instructions.parquet`` (one row per instruction, keyed by the instruction id as the table's
 pandas index: ``pandas.read_parquet(path).loc["XX_INS_00001"]["instruction"]``; ``datasets`` reads
 it too). ``XX`` is the run's MIMIC-IT scene (``scene``, else the dataset's own), or ``prefix``, a
@@ -52,6 +54,8 @@ from syphus.release.scenes import (IMAGE_FAMILIES, QueryImages, image_family, in
 from syphus.engine.store import PAIRS
 
 REL_CHOICES = ("same-input", "none")
+TRAIN_CHOICES = ("per_image", "per_instruction")  # the first, the default, is how Otter's authors make theirs
+CONVERSATION_FIELDS = ("conversation", "round", "activity", "human_role", "reason")  # SN's, kept in the record
 ROW_GROUP = 50_000  # instructions per Parquet row group
 
 
@@ -284,6 +288,30 @@ def _plugin_hint(code: str, family: str) -> str:
             "a text-only dataset needs none")
 
 
+def _train_entries(mode: str, kept: list[str], rel: str) -> list[tuple[str, list[str]]]:
+    """The train file's entries for one query's kept instruction ids.
+
+    ``per_image`` (the default): one entry per visual input, as Otter's own train-file maker writes
+    them: the query's first instruction, its relatives the others (the trainer draws the in-context
+    examples from them), so each image or video is seen once an epoch. ``per_instruction``: one entry
+    per instruction, each with the others as relatives (a video with four pairs is seen four times).
+
+    >>> _train_entries("per_image", ["A", "B", "C"], "same-input"), _train_entries("per_instruction", ["A", "B"], "none")
+    ([('A', ['B', 'C'])], [('A', []), ('B', [])])
+    """
+    if not kept:
+        return []
+    if mode == "per_image":
+        return [(kept[0], kept[1:] if rel == "same-input" else [])]
+    return [(k, [j for j in kept if j != k] if rel == "same-input" else []) for k in kept]
+
+
+def _conversation_fields(pair: dict[str, Any]) -> dict[str, Any]:
+    """A pair's conversation fields (SN: which conversation and round, the activity, the human's role and the
+    reason), kept in its instruction record; the trainer reads only the release's own keys."""
+    return {k: pair[k] for k in CONVERSATION_FIELDS if pair.get(k) is not None}
+
+
 def _instructions_table(path: Path) -> parquet_file.RowGroupWriter:
     pa, _ = parquet_file.modules("the instructions table")
     schema = pa.schema([("id", pa.string()), ("instruction", pa.string()), ("answer", pa.string()),
@@ -339,7 +367,8 @@ def export_run(folder: str | Path, scene: str | None = None, out_dir: str | Path
                images: str | Path | None = None, rel: str = "same-input", author: str = "syphus",
                version: str = "0.0.1", parquet: bool = True,
                extra_meta: dict[str, Any] | None = None, prefix: str | None = None,
-               dedup: float | None = None, min_score: float | None = None) -> ExportResult:
+               dedup: float | None = None, min_score: float | None = None,
+               train_mode: str = "per_image") -> ExportResult:
     """Write the release files of the run in ``folder`` (see the module docstring)."""
     folder = Path(folder)
     pairs_path = folder / PAIRS
@@ -348,6 +377,8 @@ def export_run(folder: str | Path, scene: str | None = None, out_dir: str | Path
     code = release_code(folder, scene, prefix)
     if rel not in REL_CHOICES:
         raise UserError(f"--rel must be one of {', '.join(REL_CHOICES)}")
+    if train_mode not in TRAIN_CHOICES:
+        raise UserError(f"--train must be one of {', '.join(TRAIN_CHOICES)}")
     out = Path(out_dir) if out_dir else folder / "export"
     out.mkdir(parents=True, exist_ok=True)
     images = Path(images) if images else None
@@ -394,10 +425,12 @@ def export_run(folder: str | Path, scene: str | None = None, out_dir: str | Path
                 pair = pairs[i]
                 related = [ids[j] for j in kept if j != i] if rel == "same-input" else []
                 instructions.add(ids[i], {"instruction": pair["instruction"], "answer": pair["answer"],
-                                          "image_ids": image_list, "rel_ins_ids": related})
-                train.add(ids[i], related)
+                                          "image_ids": image_list, "rel_ins_ids": related,
+                                          **_conversation_fields(pair)})
                 if table is not None:
                     table.add(ids[i], pair["instruction"], pair["answer"], image_list, related, qid, code)
+            for key, related in _train_entries(train_mode, [ids[i] for i in kept], rel):
+                train.add(key, related)
             written += len(kept)
     instructions.close()
     train.close()
