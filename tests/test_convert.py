@@ -153,9 +153,6 @@ def test_user_errors(tmp_path):
     assert rc == 2 and log.startswith("error: ") and "--scene" in log
     rc, log = run("--scene", "DC", "--images", tmp_path / "nope", "--out", tmp_path / "x.json")
     assert rc == 2 and log.startswith("error: ") and "nope" in log
-    (tmp_path / "d").mkdir()
-    rc, log = run("--scene", "DC", "--images", tmp_path / "d")
-    assert rc == 2 and "--out" in log
     rc, log = run("--scene", "LA", "--pairs", tmp_path / "p.json", "--out", tmp_path / "x.json")
     assert rc == 2 and "--scene SD" in log
     bad = tmp_path / "p.json"
@@ -449,3 +446,13 @@ def test_the_record_gives_each_frame_its_real_time(tmp_path):
     assert rc == 0
     from syphus.release.samples import frame_times
     assert frame_times(tmp_path / "DC.parquet") == {"DC_IMG_v1_0000": 0.0, "DC_IMG_v1_0001": 2.0}
+
+
+def test_parquet_by_default(tmp_path, monkeypatch):
+    pd = pytest.importorskip("pandas")
+    write_images(tmp_path / "img", {"42.png": (20, 30)})
+    monkeypatch.chdir(tmp_path)
+    rc, log = run("--scene", "VST", "--images", tmp_path / "img", "--workers", "1")
+    assert rc == 0 and f"to {tmp_path / 'VST.parquet'}" in log, log
+    assert decode(pd.read_parquet(tmp_path / "VST.parquet").loc["VST_IMG_42"]["base64"]).shape == (224, 224, 3)
+    assert not (tmp_path / "VST.json").exists()

@@ -59,9 +59,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--size", type=int, default=224, help="square output side in pixels (default 224)")
     p.add_argument("--format", choices=("png", "jpeg"), default="png", help="image encoding (default png)")
     p.add_argument("--keep-aspect", action="store_true", help="fit inside the square and pad, instead of stretching")
-    p.add_argument("--out", type=Path, metavar="XX.json", help="write {id: base64} JSON here")
+    p.add_argument("--out", type=Path, metavar="XX.json", help="write {id: base64} JSON here (older trainers only)")
     p.add_argument("--parquet", type=Path, metavar="XX.parquet",
-                   help="write a Parquet table here: a base64 column keyed by the pandas index id")
+                   help="write a Parquet table here: a base64 column keyed by the pandas index id (with neither "
+                        "flag: <scene>.parquet in the current folder, what the current trainer reads)")
     p.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="encoding processes (default: all cores)")
     return p
 

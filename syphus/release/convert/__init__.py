@@ -85,15 +85,16 @@ def convert(scene: str, *, images: Path | None = None, coco: Path | None = None,
             out: Path | None = None, parquet: Path | None = None, fps: float | None = 1.0,
             frames: int | None = None, settings: Settings = Settings(), workers: int | None = None,
             encoder: Callable | None = None, on_event: Callable[[Event], None] | None = None) -> ConvertResult:
-    """Run one conversion (see the module docstring) into ``out`` (JSON) and/or ``parquet``.
+    """Run one conversion (see the module docstring) into ``out`` (JSON) and/or ``parquet``; with
+    neither, into ``<scene>.parquet`` in the current folder (the current MIMIC-IT trainer reads Parquet only).
 
     ``encoder`` (image array -> PNG/JPEG bytes, picklable) replaces ``Encoder(settings)``;
     ``workers`` defaults to every core. Raises UserError on bad arguments and ``Interrupted``
     (a KeyboardInterrupt) when stopped; calling again with the same arguments resumes.
     """
     sources = Sources(scene, images, coco, annotations, pairs, videos, fps, frames)
-    if out is None and parquet is None:
-        raise UserError("pass --out XX.json and/or --parquet XX.parquet")
+    if out is None and parquet is None:  # Parquet by default: the current MIMIC-IT trainer reads nothing else
+        parquet = Path(f"{scene}.parquet").absolute()
     sources.check()
     settings.check()
     sources.check_paths()
