@@ -92,11 +92,13 @@ class ReplyConfig(_Strict):
     ``mode``: ``auto`` (JSON, falling back to text for the run when the endpoint rejects the
     schema), ``json`` (JSON or stop) or ``text``. ``form``: how the schema is sent (``auto``:
     llama.cpp's form for the bundled model, OpenAI's for every other endpoint; ``vllm`` sends
-    vLLM's own ``structured_outputs``).
+    vLLM's own ``structured_outputs``). ``repairs``: how many times a reply that breaks the schema
+    (or gives no pairs) is asked again on the same conversation, saying what was wrong (0 to 2).
     """
 
     mode: Literal["auto", "json", "text"] = "auto"
     form: Literal["auto", "openai", "vllm", "llamacpp"] = "auto"
+    repairs: int = Field(1, ge=0, le=2)  # a broken reply is asked again this many times (syphus.engine.repair)
 
 
 class ImagesConfig(_Strict):

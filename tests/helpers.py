@@ -45,7 +45,11 @@ _ID = re.compile(r"<<(q\d{5})>>")
 
 def query_id(body: dict) -> str:
     """The query id a request body was sent for."""
-    return _ID.search(body["messages"][-1]["content"]).group(1)
+    for message in reversed(body["messages"]):  # a repair request ends in its own user turn: look further back
+        found = _ID.search(message["content"]) if isinstance(message.get("content"), str) else None
+        if found:
+            return found.group(1)
+    raise ValueError("no query id in the request")
 
 
 def lines(path: Path) -> list[dict]:

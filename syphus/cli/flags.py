@@ -40,6 +40,7 @@ CONFIG_KEYS: dict[str, str] = {
     "max_retry_seconds": "retry.max_seconds", "mode": "mode", "max_cost": "cost.max_cost",
     "pricing": "cost.pricing", "price_as": "cost.price_as", "poll_interval": "batch.poll_interval",
     "max_enqueued_tokens": "batch.max_enqueued_tokens", "reply": "reply.mode", "schema_form": "reply.form",
+    "repairs": "reply.repairs",
     "images": "images.path", "max_images": "images.max_images", "image_detail": "images.detail",
     "image_max_side": "images.max_side", "allow_missing_images": "images.allow_missing",
 }
@@ -177,6 +178,9 @@ def add_generation(g) -> None:
               "text if the endpoint refuses the schema (auto, default)")
     _opt(g, "schema_form", choices=["auto", "openai", "vllm", "llamacpp"],
          help="how the schema is sent (default auto: llamacpp for the bundled model, openai otherwise)")
+    _opt(g, "repairs", type=int, choices=[0, 1, 2],
+         help="ask again, saying what was wrong, when a reply breaks the schema or gives no pairs: at most this "
+              "many times a query (default 1; counted in attempts and cost)")
 
 
 def add_images(g) -> None:

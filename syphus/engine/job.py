@@ -157,7 +157,7 @@ def build_meta(cfg: RunConfig, loaded: LoadedDataset, endpoint: dict[str, Any], 
             "started_at": started_at, "updated_at": now_iso(), "elapsed_s": round(elapsed, 3),
             **({k: getattr(stats, k) for k in ("total", "skipped", "answered", "pairs", "invalid", "errors",
                                                 "requests", "retries", "rate_limited", "prompt_tokens",
-                                                "completion_tokens")} if stats else {}),
+                                                "completion_tokens", "repairs", "repaired")} if stats else {}),
         },
         "limits": limiter.describe() if limiter is not None else None,  # the burst the online run probed
         "reply": structure.describe() if structure is not None else None,  # JSON or text, and any fallback
@@ -476,7 +476,7 @@ async def _engine(cfg: RunConfig, loaded: LoadedDataset, targets: list[Target], 
         yield Runner(loaded.dataset, pool, store, num_threads=num_threads or cfg.num_threads, retry=cfg.retry,
                      drain_timeout=cfg.drain_timeout, skip=skip, source=loaded.source, budget=budget,
                      structure=structure, attacher=attacher, max_endpoint_failures=r.max_endpoint_failures,
-                     clock=clock, sleep=sleep)
+                     clock=clock, sleep=sleep, repairs=cfg.reply.repairs)
 
 
 def counted_as(target: Target) -> str:

@@ -39,6 +39,7 @@ from syphus.engine.attachment import Attached, Attacher
 from syphus.engine.limits import estimate_tokens
 from syphus.engine.pool import CIRCUIT_KINDS, Member, Pool
 from syphus.engine.record import answer_record, error_record, now_iso, query_meta, usage_tokens
+from syphus.engine.repair import add_usage, repair_messages, why_repair
 from syphus.engine.stats import RunStatus, Stats
 from syphus.engine.retry import capped_hint, retry_policy
 from syphus.engine.store import RunStore
@@ -129,6 +130,54 @@ class _Requests:
         return lambda member: self.request(member, self.format_for(member, asked))[1]
 
 
+class _Repair:
+    """A repair's requests: each endpoint's request for the query, in the broken reply's format, followed by
+    that reply and a user turn saying what was wrong (``syphus.engine.repair``)."""
+
+    def __init__(self, plan: _Requests, fmt: str, raw: str | None, why: str):
+        self.plan, self.fmt, self.raw, self.why = plan, fmt, raw, why
+        self._extra = estimate_tokens(repair_messages([], raw, why, fmt))
+        self._built: dict[str, tuple[Request, int]] = {}
+
+    def format_for(self, member: Member, asked: str) -> str:
+        return self.fmt
+
+    def request(self, member: Member, fmt: str) -> tuple[Request, int]:
+        req, tokens = self.plan.request(member, self.fmt)
+        built = self._built.get(member.name)
+        if built is None or built[0].fields is not req.fields:
+            built = self._built[member.name] = (
+                req._replace(messages=repair_messages(req.messages, self.raw, self.why, self.fmt)), tokens + self._extra)
+        return built
+
+    def tokens(self, asked: str) -> int | Callable[[Member], int]:
+        base = self.plan.tokens(self.fmt)
+        if isinstance(base, int):
+            return base + self._extra
+        return lambda member: base(member) + self._extra
+
+
+@dataclass
+class _Stored:
+    """A reply read back from the run folder (a broken reply whose repair a crash cut short)."""
+
+    text: str | None
+    finish_reason: str | None
+    usage: Any
+    model: str | None
+    latency: float = 0.0
+
+
+def _resumed(entry: dict[str, Any], q: _Query) -> _Stored:
+    """The broken reply of ``entry`` as if just received; ``q`` takes over its attempts, estimates and format."""
+    q.sent = int(entry.get("attempts") or 0)
+    q.endpoint = entry.get("endpoint")
+    q.fmt = entry.get("reply_format") or "text"
+    est = entry.get("estimated_usage") or {}
+    q.estimated_prompt, q.estimated_completion = usage_tokens(est)
+    return _Stored(entry.get("raw"), entry.get("finish_reason"), entry.get("usage"), entry.get("model"))
+
+
 class Runner:
     """Runs queries through the pool's endpoints with ``num_threads`` requests in flight in all."""
 
@@ -137,7 +186,7 @@ class Runner:
                  skip: Callable[[str], bool] = lambda qid: False, source: str = "dataset",
                  budget: Budget | None = None, max_endpoint_failures: int = 20,
                  structure: Structure | None = None, attacher: Attacher | None = None, clock: Callable[[], float] = time.monotonic,
-                 sleep: Callable[[float], Any] = asyncio.sleep):
+                 sleep: Callable[[float], Any] = asyncio.sleep, repairs: int = 1):
         self.dataset = dataset
         self.pool = pool
         self.store = store
@@ -152,6 +201,7 @@ class Runner:
             structure = Structures(mode, {m.name: form for m in pool.members})
         self.structure = structure  # each endpoint's reply format (JSON or text) and schema form
         self.attacher = attacher  # --images: each query's images looked up and sent with it
+        self.repairs = repairs  # --repairs: how many times a broken reply is asked again (syphus.engine.repair)
         self.over_budget = False
         self.clock = clock
         self.sleep = sleep
@@ -417,10 +467,14 @@ class Runner:
             req = req._replace(messages=attached.messages)
         plan = _Requests(self, item, attached)
         plan.seed(fmt, self.structure[first.name].form, req)
+        earlier = self.store.pending.get(qid) if self.repairs else None
         try:
             self.pool.check(plan.tokens(fmt))
             try:
-                reply = await self._send(plan, q, fmt)
+                if earlier is not None:  # a repair a crash cut short: what was paid for goes on from there
+                    reply = _resumed(earlier, q)
+                else:
+                    reply = await self._send(plan, q, fmt)
             except ItemError as e:
                 member = q.member
                 if not (member is not None and e.status in (400, 422)
@@ -430,7 +484,7 @@ class Runner:
                     self.structure[member.name].refused(str(e))  # raises: --reply json stops the run
                 reply = await self._as_text(plan, q, e, member)
             else:
-                if q.fmt == "json":
+                if q.fmt == "json" and q.member is not None:
                     self.structure[q.member.name].confirm()
         except _OverBudget:
             if not self.over_budget:
@@ -447,6 +501,10 @@ class Runner:
         self._watch_endpoint(None)
         record, valid = answer_record(self.dataset, item, reply.text, reply.finish_reason, reply.usage,
                                       reply.model, q.sent, estimated=q.estimated(), reply_format=q.fmt)
+        pending: BaseException | None = None
+        if self.repairs and why_repair(record, q.fmt, reply.finish_reason) is not None:
+            record, valid, reply, pending = await self._repair(item, plan, reply, record, valid, q,
+                                                               list(earlier.get("repairs") or []) if earlier else [])
         record["endpoint"] = q.endpoint
         if attached is not None:
             record["images"] = attached.image_ids
@@ -457,3 +515,58 @@ class Runner:
         record["timings"] = {"latency_s": round(reply.latency, 4), "total_s": round(self.clock() - started, 4)}
         self.store.write_answer(record, valid=valid)
         self.stats.count_answer(record)
+        if isinstance(pending, _OverBudget):  # the repair could pass --max-cost: what was paid is written above
+            if not self.over_budget:
+                self.over_budget = True
+                log.warning("stopping: the next request could pass --max-cost")
+                self.request_stop()
+        elif pending is not None and not isinstance(pending, _Stopped):
+            raise pending
+
+    async def _repair(self, item: dict[str, Any], plan: _Requests, reply: Any, record: dict[str, Any], valid: bool,
+                      q: _Query, earlier: list[dict[str, Any]]) -> tuple[dict[str, Any], bool, Any, BaseException | None]:
+        """Ask again for a broken reply, up to ``repairs`` times; the record to write, and any stop that came.
+
+        The repair goes to the endpoint that gave the broken reply when it can take it, in the same
+        format. The reply kept is the repaired one unless it gave fewer pairs than the one before;
+        every earlier reply stays in the record under ``repairs``, with why it was asked again. A stop,
+        a cancellation or a failure of the repair request leaves the record of what was already paid for.
+        """
+        pending: BaseException | None = None
+        fmt = q.fmt
+        for _ in range(self.repairs - len(earlier)):
+            why = why_repair(record, fmt, reply.finish_reason)
+            if why is None:
+                break
+            self.stats.repairs += 1
+            self.store.write_pending({"id": item["id"], "raw": reply.text, "finish_reason": reply.finish_reason,
+                                      "model": reply.model, "usage": record.get("usage"), "reply_format": fmt,
+                                      "attempts": q.sent, "endpoint": q.endpoint, "reason": why,
+                                      "repairs": earlier, **({"estimated_usage": q.estimated()} if q.estimated()
+                                                             else {})})
+            try:
+                again = await self._send(_Repair(plan, fmt, reply.text, why), q, fmt, prefer=q.member)
+            except (_Stopped, asyncio.CancelledError, FatalError) as e:
+                record.setdefault("problems", []).append(f"a repair was not finished ({why}): the run stopped")
+                pending = e
+                break
+            except (ItemError, TransientError) as e:
+                record.setdefault("problems", []).append(f"the repair request failed: {e}")
+                break
+            usage = add_usage(record.get("usage"), again.usage)
+            fixed, ok = answer_record(self.dataset, item, again.text, again.finish_reason, usage, again.model, q.sent,
+                                      estimated=q.estimated(), reply_format=fmt)
+            earlier.append({"raw": reply.text, "reason": why, "finish_reason": reply.finish_reason})
+            if len(fixed["pairs"]) < len(record["pairs"]):  # worse than before: keep the earlier reply's pairs
+                record["usage"], record["attempts"] = usage, q.sent
+                record.setdefault("problems", []).append(f"a repair came back with fewer pairs ({why})")
+                earlier[-1] = {"raw": again.text, "reason": "kept the earlier reply", "finish_reason":
+                               again.finish_reason}
+                break
+            record, valid, reply = fixed, ok, again
+            self.stats.repaired += bool(ok and not why_repair(fixed, fmt, again.finish_reason))
+        if earlier:
+            record["repairs"] = earlier
+        if q.estimated():
+            record["estimated_usage"] = q.estimated()
+        return record, valid, reply, pending

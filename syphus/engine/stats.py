@@ -53,6 +53,8 @@ class Stats:
     images: int = 0  # images sent with the queries settled (--images)
     image_tokens: int = 0  # their tokens, estimated from their sizes
     stopping: bool = False  # Ctrl-C or SIGTERM came: no new work, the requests on the wire drain
+    repairs: int = 0  # repair requests sent for broken replies (syphus.engine.repair)
+    repaired: int = 0  # replies a repair made whole
     started: float = field(default_factory=time.monotonic)
 
     @property

@@ -43,6 +43,7 @@ from syphus.redaction import redact_urls
 from syphus.engine.record import Tally, encode, encode_loose, now_iso, tally
 
 PAIRS, INVALID, ERRORS, META = "pairs.jsonl", "invalid.jsonl", "errors.jsonl", "meta.json"
+REPAIRS = "repairs.jsonl"  # broken replies being repaired (syphus.engine.repair), so a crash pays for none twice
 LOCK, COMMIT, SWAP = "syphus.lock", "reparse.commit", ".reparse"
 
 
@@ -200,6 +201,7 @@ class RunStore:
         self.recovered = IdSet()  # failed before, answered in this session
         self.totals: dict[str, int] = {}
         self.repaired: dict[str, int] = {}
+        self.pending: dict[str, dict[str, Any]] = {}  # broken replies whose repair never ended, by query id
         self.swap: str | None = None
         self._fds: dict[str, int] = {}
         self._stale_errors = False
@@ -224,7 +226,7 @@ class RunStore:
 
     def _open_locked(self) -> RunStore:
         self.swap = recover_swap(self.folder)
-        for name in (PAIRS, INVALID, ERRORS):
+        for name in (PAIRS, INVALID, ERRORS, REPAIRS):
             moved = repair_torn_tail(self.folder / name)
             if moved:
                 self.repaired[name] = moved
@@ -234,6 +236,27 @@ class RunStore:
         for name in (PAIRS, INVALID, ERRORS):
             self._fds[name] = os.open(self.folder / name, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         return self
+
+    def _scan_pending(self, read_only: bool) -> None:
+        """The broken replies whose repair never ended (no record since): counted as spent, resumed by the runner."""
+        self.pending = {}
+        for _, rec in read_jsonl(self.folder / REPAIRS, skip_torn=read_only):
+            qid = str(rec["id"])
+            if qid not in self.answered:
+                self.pending[qid] = rec  # the latest: its usage is that of every request so far
+        for rec in self.pending.values():
+            r = tally(rec)
+            self.totals["prompt_tokens"] += r.prompt_tokens
+            self.totals["completion_tokens"] += r.completion_tokens
+            self._count_estimate(rec, r)
+
+    def write_pending(self, entry: dict[str, Any]) -> None:
+        """Note a broken reply (its raw text, usage, attempts so far) before its repair is sent."""
+        if not self._fds:
+            self.open()
+        if REPAIRS not in self._fds:
+            self._fds[REPAIRS] = os.open(self.folder / REPAIRS, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        self._append(REPAIRS, encode(entry))
 
     def scan(self, read_only: bool = False) -> RunStore:
         """Learn the settled ids and totals; with ``read_only`` nothing on disk is touched."""
@@ -253,6 +276,7 @@ class RunStore:
                 self._stale_errors = True
             else:
                 self._count_error(qid, rec)
+        self._scan_pending(read_only)
         return self
 
     def _count(self, rec: dict[str, Any], name: str) -> None:
@@ -339,6 +363,13 @@ class RunStore:
         qid = str(record["id"])
         name = PAIRS if valid else INVALID
         self._append(name, encode(record))
+        earlier = self.pending.pop(qid, None)
+        if earlier is not None:  # counted at open; the record's usage holds it now
+            r = tally(earlier)
+            self.totals["prompt_tokens"] -= r.prompt_tokens
+            self.totals["completion_tokens"] -= r.completion_tokens
+            self.totals["estimated_prompt_tokens"] -= r.estimated_prompt_tokens
+            self.totals["estimated_completion_tokens"] -= r.estimated_completion_tokens
         self._count(record, name)
         if qid in self.failed and self.recovered.add(qid):
             self._stale_errors = True
