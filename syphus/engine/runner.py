@@ -505,6 +505,9 @@ class Runner:
         if self.repairs and why_repair(record, q.fmt, reply.finish_reason) is not None:
             record, valid, reply, pending = await self._repair(item, plan, reply, record, valid, q,
                                                                list(earlier.get("repairs") or []) if earlier else [])
+            if pending is not None:  # stopped before the repair answered: repairs.jsonl holds what was paid for,
+                self._stop_for(pending)  # and the next run goes on with the repair
+                return
         record["endpoint"] = q.endpoint
         if attached is not None:
             record["images"] = attached.image_ids
@@ -515,13 +518,16 @@ class Runner:
         record["timings"] = {"latency_s": round(reply.latency, 4), "total_s": round(self.clock() - started, 4)}
         self.store.write_answer(record, valid=valid)
         self.stats.count_answer(record)
-        if isinstance(pending, _OverBudget):  # the repair could pass --max-cost: what was paid is written above
+
+    def _stop_for(self, stop: BaseException) -> None:
+        """What a stop that came during a repair means: the cap (stop dispatching), a stop, or raise it on."""
+        if isinstance(stop, _OverBudget):
             if not self.over_budget:
                 self.over_budget = True
                 log.warning("stopping: the next request could pass --max-cost")
                 self.request_stop()
-        elif pending is not None and not isinstance(pending, _Stopped):
-            raise pending
+        elif not isinstance(stop, _Stopped):
+            raise stop
 
     async def _repair(self, item: dict[str, Any], plan: _Requests, reply: Any, record: dict[str, Any], valid: bool,
                       q: _Query, earlier: list[dict[str, Any]]) -> tuple[dict[str, Any], bool, Any, BaseException | None]:
@@ -529,8 +535,10 @@ class Runner:
 
         The repair goes to the endpoint that gave the broken reply when it can take it, in the same
         format. The reply kept is the repaired one unless it gave fewer pairs than the one before;
-        every earlier reply stays in the record under ``repairs``, with why it was asked again. A stop,
-        a cancellation or a failure of the repair request leaves the record of what was already paid for.
+        every earlier reply stays in the record under ``repairs``, with why it was asked again. A
+        repair request that fails leaves the record of what was already paid for; a stop (Ctrl-C, the
+        cap, a fatal error) leaves no record: the broken reply is in repairs.jsonl and the next run
+        goes on with its repair.
         """
         pending: BaseException | None = None
         fmt = q.fmt
@@ -547,7 +555,6 @@ class Runner:
             try:
                 again = await self._send(_Repair(plan, fmt, reply.text, why), q, fmt, prefer=q.member)
             except (_Stopped, asyncio.CancelledError, FatalError) as e:
-                record.setdefault("problems", []).append(f"a repair was not finished ({why}): the run stopped")
                 pending = e
                 break
             except (ItemError, TransientError) as e:
