@@ -29,6 +29,7 @@ The plugin contract and shared pieces
 - ``structure``  whether requests carry the reply schema, in which endpoint's form; the fallback to text
 - ``runner``     the asyncio worker pool
 - ``pool``       the endpoints a run sends to: routing by capacity, cool-down, removal, per-endpoint figures
+- ``repair``     a broken reply asked again on the same conversation, saying what was wrong (--repairs)
 - ``record``     the JSON line a settled query leaves: built, parsed, tallied, strictly encoded
 - ``stats``      how a run ended (``RunStatus``) and this session's counters
 - ``store``      the run folder: JSONL outputs, resume, meta.json, one writer (flock)

@@ -102,7 +102,7 @@ def test_partial_failures_are_redriven_or_recorded(project, bserver):
         return Reply.ok(f"Question: what is {qid}?\nAnswer: a ball.")
 
     bserver.responder = responder
-    assert run(bserver).status == "complete"
+    assert run(bserver, **{"reply.repairs": 0}).status == "complete"  # no pairs stays invalid (tests/test_repair.py)
     folder = project / "output" / "Numbers" / "v1"
     s = settled(folder)
     assert sorted(s["pairs"]) == ["q00000", "q00001", "q00004", "q00005"]
@@ -531,14 +531,20 @@ def batch_forks():
 
 
 def assert_kept_what_was_paid_for(root, srv):
-    """Each id settled exactly once, in the file its answer belongs to; nothing uploaded, created or run twice."""
+    """Each id settled exactly once, in the file its answer belongs to; nothing uploaded, created or run twice.
+
+    q00003's reply has no pairs: it goes out once more as a repair line (in a repair batch of its own),
+    answers no pairs again and ends invalid, with both replies kept.
+    """
     s = settled(root / "output" / "Numbers" / "v1")
     assert (sorted(s["pairs"]), s["errors"], s["invalid"]) == (["q00000", "q00001"], ["q00002"], ["q00003"])
     contents = [srv.file_content(f["id"]) for f in srv.uploads]
-    assert len(set(contents)) == len(contents) == 3
+    assert len(set(contents)) == len(contents) == 4  # two chunks, the redrive of q00001, the repair of q00003
     inputs = [b["input_file_id"] for b in srv.batches_created]
     assert sorted(inputs) == sorted(f["id"] for f in srv.uploads)  # one batch per file, no file left unused
-    assert sorted(srv.lines_run) == ["q00000", "q00001", "q00001", "q00002", "q00003"]
+    assert sorted(srv.lines_run) == ["q00000", "q00001", "q00001", "q00002", "q00003", "q00003"]
+    invalid = lines(root / "output" / "Numbers" / "v1" / "invalid.jsonl")[0]
+    assert invalid["attempts"] == 2 and [r["raw"] for r in invalid["repairs"]] == ["no pairs here"]
 
 
 def test_sigkill_at_every_batch_state_event_then_resume(tmp_path, batch_forks):

@@ -65,7 +65,8 @@ def forks():
 def cli_args(server, version: str, *extra: str) -> list[str]:
     """The run of ``Numbers.numbers`` into ``output/Numbers/<version>``, its requests tagged ``model=<version>``."""
     return ["--name", "Numbers.numbers", "--base_url", server.base_url, "--quiet",
-            "--dataset_version", version, "--model", version, "--reply", "text", *extra]  # the replies are scripted text
+            "--dataset_version", version, "--model", version, "--reply", "text", "--repairs", "0",
+            *extra]  # the replies are scripted text; repairs have their kill tests in test_repair and test_batch
 
 
 def start_child(project: Path, args: list[str]) -> subprocess.Popen:

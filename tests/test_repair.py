@@ -204,3 +204,72 @@ def test_sigkill_during_a_repair_then_resume_pays_for_nothing_twice(project, ser
         # reservation's to count: it was on the wire, not answered)
         assert recs[qid]["attempts"] == 2
         assert recs[qid]["usage"]["prompt_tokens"] == 200  # the broken reply's usage kept, and the repair's
+
+
+def test_readable_text_from_a_server_that_ignores_the_schema_costs_no_repair(project, server):
+    make_numbers(project, 3)
+    server.responder = lambda body, n: Reply.ok(f"Question: What is {query_id(body)}?\nAnswer: A ball.")
+    code, out = run(project, server)
+    assert code == 0, out
+    recs = lines(project / "output" / "Numbers" / "v1" / "pairs.jsonl")
+    assert len(recs) == 3 and server.request_count == 3 and not any(r.get("repairs") for r in recs)
+    assert all("parsed as text" in r["problems"][0] for r in recs)
+
+
+def _batch(project, bserver, *extra) -> tuple[int, str]:
+    out = io.StringIO()
+    code = main(["--name", "Numbers.numbers", "--base_url", bserver.base_url, "-q", "--mode", "batch",
+                 "--poll_interval", "0.01", *extra], env=ENV, stream=out)
+    return code, out.getvalue()
+
+
+def _uploaded(bserver) -> list[list[dict]]:
+    return [[json.loads(x) for x in bserver.file_content(f["id"]).splitlines() if x.strip()] for f in bserver.uploads]
+
+
+def test_batch_mode_sends_the_broken_lines_as_one_repair_batch(project):
+    from tests.fakebatch import FakeBatchAPI
+
+    make_numbers(project, 4)
+    with FakeBatchAPI() as bserver:
+        bserver.responder = lambda body, n: good(body, query_id(body)) if is_repair(body) or \
+            query_id(body) in ("q00000", "q00002") else BROKEN
+        code, out = _batch(project, bserver)
+        assert code == 0, out
+        files = _uploaded(bserver)
+        assert [len(f) for f in files] == [4, 2]  # the whole run, then one repair batch of the two broken lines
+        assert sorted(line["custom_id"] for line in files[1]) == ["q00001", "q00003"]
+        assert all(line["body"]["messages"][-2] == {"role": "assistant", "content": BROKEN.text} for line in files[1])
+        recs = {r["id"]: r for r in lines(project / "output" / "Numbers" / "v1" / "pairs.jsonl")}
+        assert sorted(recs) == [f"q{i:05d}" for i in range(4)]
+        assert recs["q00001"]["attempts"] == 2 and recs["q00001"]["repairs"][0]["raw"] == BROKEN.text
+        assert recs["q00001"]["usage"]["prompt_tokens"] == 200  # the broken reply's and the repair's
+        assert "repairs" not in recs["q00000"]
+
+
+def test_sigkill_while_a_repair_batch_is_planned_then_rerun_repairs_nothing_twice(project):
+    """Killed right after the first broken reply is noted (mid-collect): the rerun collects the batch again,
+    sends each broken line's repair once, and never asks for an answered or broken query again."""
+    from tests.fakebatch import FakeBatchAPI
+
+    make_numbers(project, 4)
+    with FakeBatchAPI() as bserver:
+        bserver.responder = lambda body, n: good(body, query_id(body)) if is_repair(body) or \
+            query_id(body) in ("q00000", "q00002") else BROKEN
+        args = ["--name", "Numbers.numbers", "--base_url", bserver.base_url, "-q", "--mode", "batch",
+                "--poll_interval", "0.01"]
+        env = {**os.environ, **ENV, "PYTHONPATH": str(ROOT)}
+        proc = subprocess.run([sys.executable, "-m", "tests.crashpoint", "write:repairs.jsonl:1:after", "--", *args],
+                              cwd=project, env=env, capture_output=True, text=True, timeout=120)
+        assert proc.returncode == -signal.SIGKILL, proc.stdout + proc.stderr
+        folder = project / "output" / "Numbers" / "v1"
+        assert len(lines(folder / "repairs.jsonl")) == 1
+        assert len(bserver.uploads) == 1
+        code, out = _batch(project, bserver)
+        assert code == 0, out
+        files = _uploaded(bserver)
+        assert [len(f) for f in files] == [4, 2]  # nothing of the first batch asked again; two repairs, once each
+        recs = {r["id"]: r for r in lines(folder / "pairs.jsonl")}
+        assert sorted(recs) == [f"q{i:05d}" for i in range(4)] and not lines(folder / "invalid.jsonl")
+        assert all(recs[q]["attempts"] == 2 and len(recs[q]["repairs"]) == 1 for q in ("q00001", "q00003"))
+        assert all(recs[q]["usage"]["prompt_tokens"] == 200 for q in ("q00001", "q00003"))

@@ -52,6 +52,7 @@ from syphus.engine.limits import estimate_tokens
 from syphus.engine.structure import Structure, field_tokens
 from syphus.engine.retry import retry_policy
 from syphus.engine.record import answer_record, error_record, now_iso, query_meta
+from syphus.engine.repair import add_usage, repair_messages, why_repair
 from syphus.engine.stats import Stats
 from syphus.engine.store import RunStore, repair_torn_tail
 from syphus.redaction import Redactor
@@ -386,6 +387,7 @@ class BatchRunner:
         self.structure = structure or Structure("text")
         self.endpoint_name = endpoint_name  # the pool endpoint the batches go to (records say it)
         self.attacher = attacher  # --images: the request lines carry each query's images
+        self.repairs = cfg.reply.repairs  # broken replies go out again as repair lines (syphus.engine.repair)
         self.reply_format = self.structure.current()  # a batch cannot fall back: the file says what it asks
         self.completion_budget = completion_budget(self.template)  # max_tokens (or its override) times n
         self.url = "/chat/completions" if api.endpoint.kind == "azure" else "/v1/chat/completions"
@@ -487,6 +489,10 @@ class BatchRunner:
                 if self.attacher is not None:  # the images go in the line: bytes, not tokens, fill a file
                     attached = self.attacher.attach(self.dataset, item, messages)
                     messages, images = attached.messages, attached.tokens
+                broken = self.store.pending.get(qid) if self.repairs else None
+                if broken is not None:  # its repair never went out (the cap, a crash): the repair, not the query
+                    messages = repair_messages(messages, broken.get("raw"), str(broken.get("reason")),
+                                               broken.get("reply_format") or self.reply_format)
                 prompt = estimate_tokens(messages) + req.schema_tokens + images
                 line = self._line(qid, messages, req.fields)
                 extras = query_meta(item)
@@ -617,7 +623,8 @@ class BatchRunner:
         worst = self.budget.cost(estimated["prompt_tokens"], estimated["completion_tokens"]) if estimated else 0.0
         return self.budget.charge(usage, worst)
 
-    def _answer(self, qid: str, body: Any, c: Chunk, meta: dict[str, Any] | None) -> None:
+    def _answer(self, qid: str, body: Any, c: Chunk, meta: dict[str, Any] | None) -> str | None:
+        """Settle one answered request; why it goes out again as a repair instead (None: settled)."""
         text, finish, usage, model = parse_completion(body if isinstance(body, bytes) else json.dumps(body).encode())
         estimated = None if has_usage(usage) else self._worst(c)
         withheld = content_filtered(finish, text)
@@ -626,8 +633,35 @@ class BatchRunner:
                 self._charge(usage, estimated)
             self._error(qid, withheld.kind, str(withheld), withheld.status, c.round, estimated=estimated)
             return
-        record, valid = answer_record(self.dataset, {**(meta or {}), "id": qid}, text, finish, usage, model, c.round,
+        item = {**(meta or {}), "id": qid}
+        earlier = self.store.pending.get(qid) if self.repairs else None
+        again = earlier is not None and earlier.get("batch") == c.batch_id and earlier.get("raw") == text
+        if again:  # this very reply, collected again after a crash: it waits for its repair, counted already
+            return str(earlier.get("reason"))
+        history = [*(earlier.get("repairs") or []), {"raw": earlier.get("raw"), "reason": earlier.get("reason"),
+                                                     "finish_reason": earlier.get("finish_reason")}] if earlier else []
+        total = add_usage(earlier.get("usage"), usage) if earlier else usage
+        record, valid = answer_record(self.dataset, item, text, finish, total, model, c.round,
                                       estimated=estimated, reply_format=c.reply_format)
+        why = why_repair(record, c.reply_format, finish) if self.repairs else None
+        if why is not None and len(history) < self.repairs:  # asked again in the next batch, on the same conversation
+            self._charge(usage, estimated)
+            self.store.write_pending({"id": qid, "raw": text, "finish_reason": finish, "model": model,
+                                      "usage": total, "reply_format": c.reply_format, "attempts": c.round,
+                                      "reason": why, "repairs": history, "batch": c.batch_id,
+                                      **({"estimated_usage": estimated} if estimated else {})})
+            self.stats.repairs += 1
+            return why
+        if earlier is not None:
+            before, _ = answer_record(self.dataset, item, earlier.get("raw"), earlier.get("finish_reason"), total,
+                                      model, c.round, reply_format=c.reply_format)
+            if len(record["pairs"]) < len(before["pairs"]):  # the repair came back worse: the earlier pairs stay
+                history[-1] = {"raw": text, "reason": "kept the earlier reply", "finish_reason": finish}
+                record, valid = {**before, "problems": before["problems"] + [f"a repair came back with fewer pairs "
+                                                                             f"({earlier.get('reason')})"]}, bool(before["pairs"])
+            else:
+                self.stats.repaired += bool(valid and why is None)
+            record["repairs"] = history
         record["batch"] = c.batch_id
         record["endpoint"] = self.endpoint_name
         if c.reply_format == "json":
@@ -646,6 +680,7 @@ class BatchRunner:
         """Settle every request of a finished batch exactly once; re-drive what may succeed later."""
         seen = IdSet()
         redrive: dict[str, str] = {}  # qid -> why
+        repair: dict[str, str] = {}  # qid -> what was wrong with its reply (asked again, syphus.engine.repair)
         metas = self._chunk_meta(c)
         asked = IdSet(self._chunk_ids(c))  # at most one chunk's ids
         lost, lost_cost, strays = [], 0.0, []
@@ -680,7 +715,7 @@ class BatchRunner:
                         continue  # settled already (by this session, or before a crash mid-collect)
                     # an id in store.failed is settled all the same: it was sent again (--retry_errors) and
                     # paid for; an answer drops its error at close, a repeated error is compacted away
-                    self._settle_row(qid, row, c, redrive, metas.get(qid))
+                    self._settle_row(qid, row, c, redrive, metas.get(qid), repair)
         if strays:
             log.warning("batch %s answered %d custom_id(s) it never held (%s): ignored", c.batch_id, len(strays),
                         ", ".join(repr(x) for x in strays[:5]) + (", ..." if len(strays) > 5 else ""))
@@ -695,6 +730,16 @@ class BatchRunner:
         for qid in self._chunk_ids(c):
             if qid not in seen and qid not in self._written and qid not in self.store.answered:
                 redrive.setdefault(qid, reason)
+        if repair and not any(x.parent == c.n for x in self.state.chunks.values()):
+            if redrive and c.round >= self.bcfg.max_rounds:  # the redriven ones end here; the repairs go on
+                for qid, why in redrive.items():
+                    self._error(qid, "batch_failed", f"{why} (after {c.round} batch rounds)", attempts=c.round)
+                redrive = {}
+            new = self._write_chunk(self._repair_lines(c, repair, redrive), c.round + 1, c.n)
+            if new is not None:
+                log.info("chunk %d: %d broken replies asked again, %d requests sent again, in a new batch (round %d)",
+                         c.n, len(repair), len(redrive), new.round)
+            redrive = {}  # written with the repairs (or left for a rerun where the cap stopped them)
         if redrive and not any(x.parent == c.n for x in self.state.chunks.values()):
             if c.round >= self.bcfg.max_rounds:
                 for qid, why in redrive.items():
@@ -710,13 +755,15 @@ class BatchRunner:
                            **({"lost_cost": lost_cost} if lost_cost else {})})
 
     def _settle_row(self, qid: str, row: dict[str, Any], c: Chunk, redrive: dict[str, str],
-                    meta: dict[str, Any] | None) -> None:
+                    meta: dict[str, Any] | None, repair: dict[str, str] | None = None) -> None:
         resp = row.get("response") or None
         err = row.get("error") or None
         if resp and resp.get("status_code") == 200:
             body = resp.get("body")
             try:
-                self._answer(qid, body.encode() if isinstance(body, str) else body, c, meta)
+                why = self._answer(qid, body.encode() if isinstance(body, str) else body, c, meta)
+                if why is not None and repair is not None:
+                    repair[qid] = why
             except TransientError as e:
                 redrive[qid] = str(e)
             except ItemError as e:
@@ -734,6 +781,28 @@ class BatchRunner:
             self._error(qid, "refused", str(problem), getattr(problem, "status", None), c.round)
         else:
             self._error(qid, problem.kind, str(problem), getattr(problem, "status", None), c.round)
+
+    def _repair_lines(self, c: Chunk, repair: dict[str, str],
+                      redrive: dict[str, str]) -> Iterator[tuple[str, str, int, float]]:
+        """The lines of ``c`` to send again: each broken reply's conversation with a request to repair it, and
+        the requests to redrive as they were; stops where --max-cost would be passed (the rest wait for a rerun)."""
+        metas = self._chunk_meta(c)
+        for qid, line, prompt in self._chunk_lines(c):
+            if qid not in repair and qid not in redrive:
+                continue
+            if qid in metas:
+                self._extras[qid] = metas[qid]
+            if qid in repair:
+                req = json.loads(line)
+                broken = self.store.pending.get(qid) or {}
+                req["body"]["messages"] = repair_messages(req["body"]["messages"], broken.get("raw"), repair[qid],
+                                                          c.reply_format)
+                line = json.dumps(req, ensure_ascii=False, allow_nan=False) + "\n"
+                prompt += estimate_tokens(req["body"]["messages"][-2:])  # the broken reply and what was wrong
+            hold = self._hold(prompt)
+            if hold is None:
+                return
+            yield qid, line, prompt + self.completion_budget, hold
 
     def _redrive_lines(self, c: Chunk, redrive: dict[str, str]) -> Iterator[tuple[str, str, int, float]]:
         """The request lines of ``c`` to send again; stops where --max-cost would be passed."""

@@ -1,8 +1,9 @@
 """Repair: a reply that broke its schema (or could not be read) asked again once, on the same conversation.
 
 A reply in JSON mode that does not fit the schema (a missing field, another number of pairs
-than asked) or holds no JSON, and a text reply the parser found no pairs in, cost as much as a
-good one. Instead of filing it under ``invalid.jsonl``, the runner sends one more request: the
+than asked), and any reply no pair could be read from (no JSON, empty, text the parser found
+nothing in), cost as much as a good one. (A server that ignores the schema but writes readable
+pairs as text is not asked again: its pairs are kept, with a problem noted.) Instead of filing it under ``invalid.jsonl``, the runner sends one more request: the
 same messages, the model's own reply as the assistant turn, and a user turn that says what was
 wrong (``why``) and asks for the whole answer again. What comes back goes through the same
 checks; ``--repairs N`` (default 1, at most 2) caps how many times. A repair is counted like any
@@ -24,7 +25,8 @@ from typing import Any
 
 from syphus.engine.record import usage_tokens
 
-_BROKEN = ("the reply does not fit the schema", "JSON was asked for but the reply is", "empty response")
+_MISFIT = ("the reply does not fit the schema",)
+_UNREAD = ("JSON was asked for but the reply is", "empty response")
 
 
 def why_repair(fields: Mapping[str, Any], reply_format: str, finish_reason: str | None) -> str | None:
@@ -35,12 +37,13 @@ def why_repair(fields: Mapping[str, Any], reply_format: str, finish_reason: str 
     if finish_reason == "length":
         return None
     problems = [p for p in fields.get("problems") or [] if isinstance(p, str)]
-    broken = [p for p in problems if p.startswith(_BROKEN)]
-    if broken:
-        return "; ".join(broken)
-    if not fields.get("pairs") and reply_format != "json":
-        return fields.get("reason") or "; ".join(problems) or "no instruction-response pairs could be read from it"
-    return None
+    misfit = [p for p in problems if p.startswith(_MISFIT)]
+    if misfit:  # JSON that breaks the schema: a missing field, another number of pairs than asked
+        return "; ".join(misfit)
+    if not fields.get("pairs"):  # nothing usable: no JSON, an empty reply, or text with no pairs in it
+        return "; ".join(p for p in problems if p.startswith(_UNREAD)) or fields.get("reason") \
+            or "; ".join(problems) or "no instruction-response pairs could be read from it"
+    return None  # pairs kept (a server that ignored the schema but wrote readable text costs no repair)
 
 
 def repair_messages(messages: list[dict[str, Any]], raw: str | None, why: str, reply_format: str) -> list[dict[str, Any]]:

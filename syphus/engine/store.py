@@ -202,6 +202,7 @@ class RunStore:
         self.totals: dict[str, int] = {}
         self.repaired: dict[str, int] = {}
         self.pending: dict[str, dict[str, Any]] = {}  # broken replies whose repair never ended, by query id
+        self._pending_counted: set[str] = set()  # those of them counted in ``totals`` when the folder was read
         self.swap: str | None = None
         self._fds: dict[str, int] = {}
         self._stale_errors = False
@@ -244,6 +245,7 @@ class RunStore:
             qid = str(rec["id"])
             if qid not in self.answered:
                 self.pending[qid] = rec  # the latest: its usage is that of every request so far
+        self._pending_counted = set(self.pending)
         for rec in self.pending.values():
             r = tally(rec)
             self.totals["prompt_tokens"] += r.prompt_tokens
@@ -257,6 +259,7 @@ class RunStore:
         if REPAIRS not in self._fds:
             self._fds[REPAIRS] = os.open(self.folder / REPAIRS, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         self._append(REPAIRS, encode(entry))
+        self.pending[str(entry["id"])] = entry
 
     def scan(self, read_only: bool = False) -> RunStore:
         """Learn the settled ids and totals; with ``read_only`` nothing on disk is touched."""
@@ -364,7 +367,8 @@ class RunStore:
         name = PAIRS if valid else INVALID
         self._append(name, encode(record))
         earlier = self.pending.pop(qid, None)
-        if earlier is not None:  # counted at open; the record's usage holds it now
+        if earlier is not None and qid in self._pending_counted:  # counted at open; the record's usage holds it now
+            self._pending_counted.discard(qid)
             r = tally(earlier)
             self.totals["prompt_tokens"] -= r.prompt_tokens
             self.totals["completion_tokens"] -= r.completion_tokens

@@ -213,7 +213,9 @@ async def run_coldstart(cfg: RunConfig, env: Mapping[str, str], *, size: int = 2
             version = f"coldstart-{name}{'-images' if with_images else ''}-seed{seed}-n{size}"
             images = cfg.images if with_images else cfg.images.model_copy(update={"path": None})
             c = cfg.model_copy(update={"dataset_version": version, "slice_start": 0, "slice_end": -1,
-                                       "random_sample": False, "images": images})
+                                       "random_sample": False, "images": images,
+                                       # each candidate is judged on its own replies: a repair would hide its failures
+                                       "reply": cfg.reply.model_copy(update={"repairs": 0})})
             result = await run_job(c, env, loaded=_variant(loaded, examples, sample), display=display)
             if result.error is not None:
                 raise result.error

@@ -451,6 +451,8 @@ async def run_translation(cfg: Any, env: Any, source: str | Path, langs: list[st
     bad = [x for x in langs if not re.fullmatch(r"[a-z]{2,3}(-[A-Za-z]{2,4})?", x)]
     if bad:
         raise UserError(f"--langs: {', '.join(bad)} are not ISO language codes (e.g. zh,es,ja,de,fr,ko,ar)")
+    # a translation missing a language is asked again for that language alone (below): no generic repair on top
+    cfg = cfg.model_copy(update={"reply": cfg.reply.model_copy(update={"repairs": 0})})
     kw = dict(display=display, install_signals=True)
     if sleep is not None:
         kw["sleep"] = sleep
