@@ -162,3 +162,17 @@ class ManualClock:
         if self._sleepers:
             self.now = max(self.now, max(deadline for deadline, _ in self._sleepers))
         self.advance(0.0)
+
+
+def sigkill_when(proc, ready, gate, why: str = "") -> None:
+    """SIGKILL the child ``proc`` once ``ready()`` holds (the test's server has what it waits for), then let
+    every reply held on ``gate`` go and reap the child: no kill is left pending, whatever failed."""
+    import signal
+    try:
+        assert ready(), why or "the child never reached the point to kill it at"
+        proc.send_signal(signal.SIGKILL)
+        assert proc.wait(timeout=10) == -signal.SIGKILL
+    finally:
+        gate.open()
+        proc.kill()
+        proc.communicate()

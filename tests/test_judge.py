@@ -6,7 +6,6 @@ import io
 import json
 import os
 import re
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -17,7 +16,7 @@ from syphus.cli import main
 from syphus.workflows.judge import CRITERIA, Judging, judge_id, verdicts
 from tests.conftest import KEY, ROOT
 from tests.fakeserver import Gate, Reply, requested_schema
-from tests.helpers import lines, make_numbers
+from tests.helpers import lines, make_numbers, sigkill_when
 
 ENV = {"OPENAI_API_KEY": KEY}
 _PAIR = re.compile(r"\[(\d+)\] Instruction: (.*)\nAnswer: (.*)")
@@ -162,14 +161,8 @@ def test_sigkill_during_judge_then_rerun_judges_every_pair_exactly_once(answered
     proc = subprocess.Popen([sys.executable, str(ROOT / "main.py"), "judge", str(answered), "--base_url",
                              server.base_url, "--num_threads", "2", "-q"], cwd=tmp_path, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
-        assert server.wait_for(lambda: server.request_count - start == 5 and server.in_flight == 2), server.stats()
-        proc.send_signal(signal.SIGKILL)
-        assert proc.wait(timeout=10) == -signal.SIGKILL
-    finally:
-        gate.open()
-        proc.kill()
-        proc.communicate()
+    sigkill_when(proc, lambda: server.wait_for(lambda: server.request_count - start == 5 and server.in_flight == 2),
+                 gate, str(server.stats()))
     judged_before = {r["id"] for r in lines(answered / "judge" / "v1" / "pairs.jsonl")}
     assert len(judged_before) == 3
     sent = server.request_count

@@ -14,7 +14,7 @@ import threading
 from syphus.cli import main
 from tests.conftest import KEY, ROOT
 from tests.fakeserver import Gate, Reply, requested_schema
-from tests.helpers import lines, make_numbers, query_id
+from tests.helpers import lines, make_numbers, query_id, sigkill_when
 
 ENV = {"OPENAI_API_KEY": KEY}
 
@@ -178,14 +178,9 @@ def test_sigkill_during_a_repair_then_resume_pays_for_nothing_twice(project, ser
     proc = subprocess.Popen([sys.executable, str(ROOT / "main.py"), "--name", "Numbers.numbers", "--base_url",
                              server.base_url, "--num_threads", "3", "-q"], cwd=project, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:  # three first replies broken and noted, their three repairs held on the wire
-        assert server.wait_for(lambda: server.in_flight == 3 and sum(is_repair(r.body) for r in server.requests) == 3)
-        proc.send_signal(signal.SIGKILL)
-        assert proc.wait(timeout=10) == -signal.SIGKILL
-    finally:
-        gate.open()
-        proc.kill()
-        proc.communicate()
+    # killed once the three first replies are broken and noted, their three repairs held on the wire
+    sigkill_when(proc, lambda: server.wait_for(
+        lambda: server.in_flight == 3 and sum(is_repair(r.body) for r in server.requests) == 3), gate)
     folder = project / "output" / "Numbers" / "v1"
     assert lines(folder / "pairs.jsonl") == [] and len(lines(folder / "repairs.jsonl")) == 3
     before = len(server.requests)
