@@ -57,6 +57,14 @@ def test_example_runs_on_the_bundled_model_with_no_key(project):
     port = int(re.search(r"127\.0\.0\.1:(\d+)", text).group(1))
     assert port_closed(port)  # the server is gone afterwards
 
+    # the judge runs keyless on the same model: every query judged once (its scores are close to noise)
+    (project / "prompts" / "judge.yaml").write_text((ROOT / "prompts" / "judge.yaml").read_text())
+    out = io.StringIO()
+    code = main(["judge", str(folder), "--max_tokens", "400", "--quiet"], env={}, stream=out)
+    assert code == 0, out.getvalue()
+    judged = lines(folder / "judge" / "v1" / "pairs.jsonl") + lines(folder / "judge" / "v1" / "invalid.jsonl")
+    assert len(judged) == len(s["pairs"]) and all(r["reply_format"] == "json" for r in judged)
+
 
 def test_missing_extra_gives_the_install_command(tmp_path):
     class WithoutLlama(LocalServer):
