@@ -58,17 +58,19 @@ def test_json_ids_in_odd_order_with_escapes_are_found_at_any_chunk_size(tmp_path
         assert index.get_many(["VST_IMG_1", "nope", "tab\tid"]) == [images["VST_IMG_1"], None, images["tab\tid"]]
 
 
-def test_json_values_of_other_shapes_and_a_repeated_id(tmp_path):
+def test_json_values_of_other_shapes(tmp_path):
     png = fake_png(7)
     path = tmp_path / "X.json"
-    # a data URL, a {"base64": ...} object (brackets and quotes inside strings), null, a number, a repeat
+    # a data URL, a {"base64": ...} object (brackets and quotes inside strings), null, a number
     path.write_text('{"url": "data:image/png;base64,' + b64(png) + '", '
                     '"obj": {"name": "x]}\\"{", "base64": "' + b64(png) + '", "list": [1, [2, {}]]}, '
-                    '"none": null, "num": -1.5e3, "dup": "' + b64(b"first") + '", "dup": "' + b64(png) + '"}')
+                    '"none": null, "num": -1.5e3}')
     with ImageIndex.open(path) as index:
-        assert index.get("url") == png and index.get("obj") == png and index.get("dup") == png
-        assert index.get("none") is None and index.get("num") is None
-        assert len(index) == 5  # the repeated id counts once, its last value wins (as json.load)
+        assert index.get("url") == png and index.get("obj") == png
+        assert len(index) == 4 and "none" in index and index.missing(["none", "num"]) == []
+        for image_id, says in [("none", "null"), ("num", "float")]:  # no image, yet not "missing" either
+            with pytest.raises(imageindex.BadImage, match=f"'{image_id}' cannot be decoded: .*{says}"):
+                index.get(image_id)
 
 
 def test_a_value_far_larger_than_a_chunk(tmp_path, monkeypatch):

@@ -15,6 +15,13 @@ for. The index is an SQLite file, next to the image file (``DC.json.index.sqlite
 Memory holds one chunk of the file (or one id column) while indexing, and the LRU while looking
 up, whatever the size of the file. The format is told by the bytes (``PAR1`` or ``{``), not the name.
 
+One image per id, one rule everywhere: an id that the file holds more than once is ambiguous
+(``json.load`` and pandas' ``.loc`` would take different copies), so ``open`` refuses such a file
+with a ``UserError`` naming the repeated ids; ``open(..., allow_repeats=True)`` (what ``validate``
+uses) opens it to list them with ``repeated()``, and a lookup of a repeated id still raises.
+A value that is no image (bad base64, null, a number) is not "missing": looking it up raises
+``BadImage`` (an ``ItemError``: the query that needs it fails, naming the file and the id).
+
 >>> import json, pathlib, tempfile
 >>> path = pathlib.Path(tempfile.mkdtemp()) / "VST.json"
 >>> _ = path.write_text(json.dumps({"VST_IMG_2": "aGk=", "VST_IMG_1": "R0lGODlh"}))
@@ -37,17 +44,35 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from syphus.errors import UserError
+from syphus.errors import ItemError, UserError
 from syphus.release import parquet
-from syphus.release.view import decode_image
+from syphus.release.images import image_bytes
 
-INDEX_VERSION = "1"
+INDEX_VERSION = "2"  # 2: ids counts the copies of each id (n)
 SUFFIX = ".index.sqlite"
 CHUNK = 1 << 20
 BATCH = 2048  # ids written to the index per executemany
 QUERY = 500  # ids asked of the index per statement (missing)
 CACHE_GROUPS = 4
 CACHE_BYTES = 128 << 20
+
+SHOWN = 5  # repeated ids named in an error
+
+
+class BadImage(ItemError):
+    """An id whose value in the image file is no image (bad base64, null, ...), or that is repeated."""
+
+    def __init__(self, message: str):
+        super().__init__(message, kind="bad_image")
+
+
+def _decoded(path: Path, image_id: str, value: Any) -> bytes:
+    try:
+        return image_bytes(value)
+    except ValueError as e:
+        raise BadImage(f"{path}: the image {image_id!r} cannot be decoded: {e}; convert the image again "
+                       "(syphus convert) or drop the id") from None
+
 
 ReadGroup = Callable[[Any, int, list[str]], Any]  # (ParquetFile, row group, columns) -> pyarrow.Table
 
@@ -315,16 +340,20 @@ def _build(index_path: Path, stamp: dict[str, str], entries: Iterator[tuple[str,
         db.execute("PRAGMA journal_mode=OFF")
         db.execute("PRAGMA synchronous=OFF")
         db.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
-        # a, b: byte offset and length of the value (JSON), or row group and row (Parquet);
-        # a repeated id keeps its last place, as json.load and a re-assigned dict would
-        db.execute("CREATE TABLE ids (id TEXT PRIMARY KEY, a INTEGER NOT NULL, b INTEGER NOT NULL) WITHOUT ROWID")
+        # a, b: byte offset and length of the value (JSON), or row group and row (Parquet) of the first
+        # copy; n: how many copies the file holds (more than one: refused, see the module docstring)
+        db.execute("CREATE TABLE ids (id TEXT PRIMARY KEY, a INTEGER NOT NULL, b INTEGER NOT NULL, "
+                   "n INTEGER NOT NULL DEFAULT 1) WITHOUT ROWID")
         while True:
             batch = [row for _, row in zip(range(BATCH), entries)]
             if not batch:
                 break
-            db.executemany("INSERT OR REPLACE INTO ids VALUES (?, ?, ?)", batch)
+            db.executemany("INSERT INTO ids (id, a, b) VALUES (?, ?, ?) ON CONFLICT(id) DO UPDATE SET n = n + 1",
+                           batch)
         count = db.execute("SELECT COUNT(*) FROM ids").fetchone()[0]
-        db.executemany("INSERT INTO meta VALUES (?, ?)", [*stamp.items(), ("count", str(count)), ("complete", "1")])
+        repeated = db.execute("SELECT COUNT(*) FROM ids WHERE n > 1").fetchone()[0]
+        db.executemany("INSERT INTO meta VALUES (?, ?)", [*stamp.items(), ("count", str(count)),
+                                                         ("repeated", str(repeated)), ("complete", "1")])
         db.commit()
     except BaseException:
         db.close()
@@ -352,7 +381,7 @@ class _JsonValues:
         except ValueError as e:
             raise UserError(f"{self.path}: the image {image_id!r} at byte {offset} is not valid JSON ({e}); the file "
                             "is damaged, or changed while open") from None
-        return decode_image(value)
+        return _decoded(self.path, image_id, value)
 
     def close(self) -> None:
         self.f.close()
@@ -387,7 +416,7 @@ class _ParquetValues:
         if row >= len(values):
             raise UserError(f"{self.path}: the image {image_id!r} is not where the index says; "
                             "the file changed while open: open it again")
-        return decode_image(values[row].as_py())
+        return _decoded(self.path, image_id, values[row].as_py())
 
     def close(self) -> None:
         self.cache.clear()
@@ -397,7 +426,8 @@ class _ParquetValues:
 class ImageIndex:
     """Images of one release image file, looked up by id (see the module's docstring).
 
-    ``get`` returns the image's bytes (decoded from base64), None for an id the file lacks;
+    ``get`` returns the image's bytes (decoded from base64), None for an id the file lacks,
+    ``BadImage`` for an id whose value is no image or that the file repeats;
     ``get_many`` does the same for many ids, reading each row group once. Safe to share between
     threads (one lookup at a time). ``built`` says whether this open (re)built the index.
     """
@@ -407,16 +437,19 @@ class ImageIndex:
         self._db, self._values = db, values
         self._lock = threading.Lock()
         self._count = int(db.execute("SELECT value FROM meta WHERE key = 'count'").fetchone()[0])
+        self._repeated = int(db.execute("SELECT value FROM meta WHERE key = 'repeated'").fetchone()[0])
 
     @classmethod
     def open(cls, path: str | Path, cache_dir: str | Path | None = None, *, cache_groups: int = CACHE_GROUPS,
-             cache_bytes: int = CACHE_BYTES, read_group: ReadGroup | None = None) -> "ImageIndex":
+             cache_bytes: int = CACHE_BYTES, read_group: ReadGroup | None = None,
+             allow_repeats: bool = False) -> "ImageIndex":
         """Index ``path`` (or reuse its index) and open it for lookups.
 
         ``cache_dir``: where the index goes (default: next to the file, or the temp dir when that
         folder is read-only; an index already next to the file is used either way). Parquet only: at most ``cache_groups`` row groups and ``cache_bytes``
         of image column are kept (always the last one read); ``read_group(parquet_file, group,
-        columns) -> pyarrow.Table`` reads a row group (default ``read_row_group``).
+        columns) -> pyarrow.Table`` reads a row group (default ``read_row_group``). A file that holds
+        an id more than once is refused (a ``UserError`` naming them) unless ``allow_repeats``.
         """
         p = Path(path)
         kind = _kind(p)
@@ -443,7 +476,23 @@ class ImageIndex:
             values = _JsonValues(p)
         else:
             values = _ParquetValues(p, pf, columns[1], reader, cache_groups, cache_bytes)
-        return cls(p, kind, db, values, index_path, built)
+        index = cls(p, kind, db, values, index_path, built)
+        if index._repeated and not allow_repeats:
+            repeats = index.repeated(SHOWN)
+            index.close()
+            shown = ", ".join(f"{i!r} ({n} copies)" for i, n in repeats)
+            more = f" and {index._repeated - len(repeats)} more" if index._repeated > len(repeats) else ""
+            raise UserError(f"{p}: {index._repeated} image id(s) appear more than once: {shown}{more}; one image "
+                            "per id: keep one copy of each (syphus convert writes each id once), then run again")
+        return index
+
+    def repeated(self, limit: int = 100_000) -> list[tuple[str, int]]:
+        """(id, copies) of each id the file holds more than once, in id order; at most ``limit``."""
+        if not self._repeated:
+            return []
+        with self._lock:
+            return [(i, n) for i, n in self._db.execute("SELECT id, n FROM ids WHERE n > 1 ORDER BY id LIMIT ?",
+                                                        (limit,))]
 
     @property
     def groups_read(self) -> int:
@@ -452,9 +501,13 @@ class ImageIndex:
 
     def _where(self, image_id: str) -> tuple[int, int] | None:
         try:
-            return self._db.execute("SELECT a, b FROM ids WHERE id = ?", (image_id,)).fetchone()
+            row = self._db.execute("SELECT a, b, n FROM ids WHERE id = ?", (image_id,)).fetchone()
         except UnicodeEncodeError:  # an id with a lone surrogate: in no index
             return None
+        if row is not None and row[2] > 1:
+            raise BadImage(f"{self.path}: the image id {image_id!r} appears {row[2]} times; one image per id: "
+                           "keep one copy")
+        return None if row is None else row[:2]
 
     def get(self, image_id: str) -> bytes | None:
         """The image's bytes, or None when the file has no such id."""
@@ -483,7 +536,12 @@ class ImageIndex:
 
     def __contains__(self, image_id: object) -> bool:
         with self._lock:
-            return isinstance(image_id, str) and self._where(image_id) is not None
+            if not isinstance(image_id, str):
+                return False
+            try:
+                return self._db.execute("SELECT 1 FROM ids WHERE id = ?", (image_id,)).fetchone() is not None
+            except UnicodeEncodeError:
+                return False
 
     def __len__(self) -> int:
         return self._count

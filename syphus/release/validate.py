@@ -10,7 +10,9 @@ and the known defect classes of the public release (doubled TVC clip names,
 Two more things keep a release from training: an instruction with no ``image_ids`` in a
 MIMIC-IT scene (an error unless ``allow_no_images``; a warning for a code of one's own), and a
 Parquet image file whose ids are not the table's index (the trainer's ``pandas.read_parquet(path)
-.loc[image_id]`` finds nothing). Two warnings: a JSON image file (the current trainer reads Parquet
+.loc[image_id]`` finds nothing). The image file holds one image per id: an id it repeats and an
+image that cannot be decoded (bad base64, null) are errors, named by id (the repeats are found
+through the image index, built next to the file as a run would). Two warnings: a JSON image file (the current trainer reads Parquet
 only; the fix is ``syphus convert --rewrite``), and ids inside the image file that break the scene's
 convention (``SN_IMG_000000``). Each kind of problem may carry its fix (``Report.fixes``).
 
@@ -28,7 +30,8 @@ from syphus.release import parquet
 from syphus.release.diskjoin import DiskJoin
 from syphus.errors import UserError
 from syphus.idset import IdSet
-from syphus.release.images import image_ids as read_image_ids
+from syphus.release.imageindex import ImageIndex
+from syphus.release.images import image_bytes, image_items
 from syphus.release.jsonstream import iter_members, read_first
 from syphus.release.scenes import (IMAGE_FAMILIES, SCENES, image_family, image_id_fixes, image_id_problem,
                                    scene_of_instruction)
@@ -98,11 +101,13 @@ def validate_files(instructions: str | Path, train: str | Path | None = None, im
     if images:  # image ids go to disk buckets: millions of frames, flat memory
         join = DiskJoin()
         n = 0
-        for image_id in read_image_ids(images):
+        for image_id, value in image_items(images):
             join.present(image_id)
             _check_image_file_id(image_id, report)
+            _check_image_value(image_id, value, report)
             n += 1
         report.stats["images"] = n
+        _check_repeated(Path(images), report)
     try:
         _check_instructions(ins_path, report, join, allow_no_images)
         if train:
@@ -144,6 +149,28 @@ def _check_image_file_id(image_id: str, report: Report) -> None:
         report.fixes[MALFORMED_IN_FILE] = ("no query finds an image by such an id; convert the images again "
                                            "(syphus convert reads each scene's public layout, e.g. ScanNet's "
                                            "scene0000_00/color/000000.jpg for SN)")
+
+
+REPEATED = "image ids repeated in the image file"
+UNDECODABLE = "images that cannot be decoded"
+
+
+def _check_image_value(image_id: str, value, report: Report) -> None:
+    """An error for an image whose value is no image: a lookup fails on it, it is not 'missing'."""
+    try:
+        image_bytes(value)
+    except ValueError as e:
+        report.add(UNDECODABLE, f"{image_id}: {e}")
+        report.fixes[UNDECODABLE] = "convert these images again (syphus convert) or drop their ids"
+
+
+def _check_repeated(path: Path, report: Report) -> None:
+    """An error for each id the image file holds more than once (the image index refuses such a file)."""
+    with ImageIndex.open(path, allow_repeats=True) as index:
+        for image_id, copies in index.repeated():
+            report.add(REPEATED, f"{image_id}: {copies} copies")
+            report.fixes[REPEATED] = ("one image per id: keep one copy of each (convert the images again with "
+                                      "syphus convert); the image index refuses the file until then")
 
 
 def _no_images(report: Report, ins_id: str, allow: bool) -> None:
