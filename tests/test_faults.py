@@ -28,7 +28,7 @@ from syphus.engine.pool import Member, Pool
 from syphus.engine.runner import Runner
 from syphus.engine.store import RunStore
 from tests.conftest import KEY, ROOT
-from tests.fakeserver import Gate, Reply
+from tests.fakeserver import Gate, Reply, default_answer
 from tests.helpers import lines, make_numbers, query_id, settled
 
 FAULTY = '''
@@ -255,6 +255,50 @@ async def test_a_huge_retry_after_waits_the_cap_then_retries(project, server, hi
     assert t.slept <= 30.0 + 1e-6  # the limiter's pause and the retry sleep together stay under the cap
     if hint in ("garbage", "nan"):
         assert t.slept <= 2.0 + 1e-6  # no usable hint: the ordinary backoff
+
+
+class LongestSleep(FakeTime):
+    """A FakeTime that also records the longest single wait."""
+
+    def __init__(self):
+        super().__init__()
+        self.longest = 0.0
+
+    async def sleep(self, seconds: float) -> None:
+        self.longest = max(self.longest, seconds)
+        await super().sleep(seconds)
+
+
+HOSTILE_RATE_HEADERS = [
+    {"x-ratelimit-limit-tokens": "200000", "x-ratelimit-remaining-tokens": "-5000000"},
+    {"x-ratelimit-limit-requests": "1", "x-ratelimit-remaining-requests": "-1e300",
+     "x-ratelimit-reset-requests": "99999h"},
+    {"x-ratelimit-limit-tokens": "nan", "x-ratelimit-remaining-tokens": "nan"},
+    {"x-ratelimit-limit-tokens": "inf", "x-ratelimit-remaining-tokens": "-inf"},
+    {"x-ratelimit-limit-tokens": "1e308", "x-ratelimit-remaining-tokens": "1e308",
+     "x-ratelimit-limit-requests": "0.0001", "x-ratelimit-remaining-requests": "0"},
+]
+
+
+@pytest.mark.parametrize("headers", HOSTILE_RATE_HEADERS)
+async def test_rate_limit_headers_cannot_stall_a_run(project, server, headers):
+    """What headers teach is clamped, and no limiter wait outlasts --max_retry_seconds (issue 22, item 11)."""
+    from syphus.config import load_config
+    from syphus.engine.job import run_job
+
+    make_numbers(project, 4)
+    server.responder = lambda body, n: Reply.ok(default_answer(body), headers=headers)
+    t = LongestSleep()
+    cfg = load_config(None, {"name": "Numbers", "endpoint": {"base_url": server.base_url}, "num_threads": 1,
+                             "retry": {"max_seconds": 30.0}})
+    result = await asyncio.wait_for(run_job(cfg, {"OPENAI_API_KEY": KEY},
+                                            install_signals=False, clock=t.clock, sleep=t.sleep), timeout=30)
+    assert result.status == "complete"
+    assert sorted(settled(result.folder)["pairs"]) == [f"q{i:05d}" for i in range(4)]
+    assert t.longest <= 30.0 + 1e-6  # -5000000 tokens left would be 25 minutes at 200k a minute
+    assert t.slept <= 3 * 30.0 + 1e-6  # three requests after the first answer, each waiting the cap at most
+    limits = json.loads((result.folder / "meta.json").read_text())["limits"]
+    assert limits["max_wait_seconds"] == 30.0
 
 
 def test_retry_after_is_parsed_whatever_the_server_sends():

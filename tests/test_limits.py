@@ -590,5 +590,103 @@ async def test_a_429_that_the_headers_explain_is_not_called_a_short_window():
     await lim.acquire(1)
     lim.observe({"x-ratelimit-limit-requests": "600", "x-ratelimit-remaining-requests": "0"})
     lim.pause(1)
-    assert lim.describe() == {"burst": "probed", "burst_seconds": 1, "max_burst_seconds": 1, "short_windows": False}
+    described = lim.describe()
+    assert {k: described[k] for k in ("burst", "burst_seconds", "max_burst_seconds", "short_windows")} == {
+        "burst": "probed", "burst_seconds": 1, "max_burst_seconds": 1, "short_windows": False}
     assert not lim.probing  # but the probe is over all the same
+
+
+# --- sane ranges and the wait cap (issue 22, item 11) ----------------------------------------------
+
+
+@pytest.mark.parametrize("headers", [
+    {"x-ratelimit-limit-tokens": "200000", "x-ratelimit-remaining-tokens": "-5000000"},
+    {"x-ratelimit-limit-tokens": "inf", "x-ratelimit-remaining-tokens": "-inf"},
+    {"x-ratelimit-limit-tokens": "nan", "x-ratelimit-remaining-tokens": "nan"},
+    {"x-ratelimit-limit-tokens": "1e308", "x-ratelimit-remaining-tokens": "1e308"},
+])
+async def test_headers_are_clamped_to_sane_ranges(headers):
+    t = FakeTime()
+    lim = limiter(t, tpm=200_000)
+    lim.observe(headers)
+    assert lim.tokens.limit <= 200_000 and math.isfinite(lim.tokens.level)
+    assert lim.tokens.level >= 0  # at worst empty: never a debt the header made up
+    await lim.acquire(1000)
+    assert t.slept <= 1000 / (200_000 / 60) + 1e-3  # one request's refill at most
+
+
+async def test_a_negative_remaining_empties_the_bucket_and_no_more():
+    t = FakeTime()
+    lim = limiter(t, tpm=200_000)
+    lim.observe({"x-ratelimit-limit-tokens": "200000", "x-ratelimit-remaining-tokens": "-5000000"})
+    assert lim.tokens.level == 0
+
+
+async def test_no_wait_outlasts_max_wait():
+    t = FakeTime()
+    lim = limiter(t, tpm=600, max_wait=30.0)  # 10 tokens a second
+    await lim.acquire(600)  # 59 s of refill needed: it goes after 30
+    await lim.acquire(600)  # 89 s needed: it goes after 30
+    assert t.sleeps == [approx(30.0), approx(30.0)]
+    lim.pause(1e9)
+    await lim.acquire(1)
+    assert max(t.sleeps) <= 30.0 + 1e-6
+
+
+# --- calibration by what the server counted ----------------------------------------------------
+
+
+def test_calibration_paces_by_the_largest_recent_server_count():
+    lim = limiter(FakeTime(), tpm=200_000)
+    assert lim.paced("json", 1000, 256) == 1000  # nothing learnt: the estimate as it is
+    for counted in (880, 900, 890):
+        lim.learn("json", 1000, {"prompt_tokens": counted, "completion_tokens": 5})
+    assert lim.paced("json", 1000, 256) == 900  # never below what the server counted
+    assert lim.paced("text", 1000, 256) == 1000  # each shape learns alone
+    lim.learn("json+images", 1000, {"prompt_tokens": 1300})
+    assert lim.paced("json+images", 1000, 256) == 1300  # a server counting more is met with its count
+    lim.learn("text", 1000, None)
+    lim.learn("text", 1000, {"prompt_tokens": "many"})
+    assert lim.paced("text", 1000, 256) == 1000  # no usage: today's estimate
+    described = lim.describe()["calibration"]
+    assert described["ratios"] == {"json": 0.9, "json+images": 1.3}
+    assert described["samples"] == {"json": 3, "json+images": 1}
+    assert "json×0.90" in lim.calibration.brief()
+
+
+def test_calibration_ignores_a_server_reporting_nothing_counted():
+    lim = limiter(FakeTime(), tpm=200_000)
+    lim.learn("json", 1000, {"prompt_tokens": 1})
+    assert lim.paced("json", 1000) == 500  # the floor: half the estimate at the very least
+
+
+async def test_remaining_token_drops_scale_the_pace_when_the_server_charges_more():
+    """Headers show 2,000 tokens charged a request while the pace assumes 1,000: costs double."""
+    t = FakeTime()
+    lim = limiter(t, rpm=600, tpm=600_000)
+    start = t.now
+    for n in range(1, 61):
+        await lim.acquire(lim.paced("text", 744, 256) + 256)
+        refill = t.now - start  # the server refills 10 requests and 10,000 tokens a second
+        remaining_tokens = 300_000 - 2000 * n + 10_000 * refill
+        remaining_requests = 300 - n + 10 * refill
+        lim.observe({"x-ratelimit-limit-tokens": "600000", "x-ratelimit-remaining-tokens": str(remaining_tokens),
+                     "x-ratelimit-limit-requests": "600", "x-ratelimit-remaining-requests": str(remaining_requests)})
+    factor = lim.calibration.header_factor
+    assert factor > 1.5
+    assert lim.paced("text", 744, 256) + 256 >= 1900
+
+
+async def test_remaining_token_drops_within_the_pace_change_nothing():
+    t = FakeTime()
+    lim = limiter(t, rpm=600, tpm=600_000)
+    start = t.now
+    for n in range(1, 61):
+        await lim.acquire(1000)
+        refill = t.now - start
+        remaining_tokens = 300_000 - 900 * n + 10_000 * refill
+        remaining_requests = 300 - n + 10 * refill
+        lim.observe({"x-ratelimit-limit-tokens": "600000", "x-ratelimit-remaining-tokens": str(remaining_tokens),
+                     "x-ratelimit-limit-requests": "600", "x-ratelimit-remaining-requests": str(remaining_requests)})
+    assert lim.calibration.header_factor == 1.0
+    assert lim.paced("text", 744, 256) == 744

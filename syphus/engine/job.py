@@ -392,9 +392,10 @@ async def _run_checked(cfg: RunConfig, env: Mapping[str, str], loaded: LoadedDat
 
 
 def _status_extra(budget: Budget, pool: Pool | None) -> Callable[[], str] | None:
-    """What the progress line adds: the spend (when priced) and, for a pool, each endpoint's requests and state."""
+    """What the progress line adds: the spend (when priced), for a pool each endpoint's requests and state,
+    and what the limiter learnt of the server's token count (``cal json×0.91``) once it has."""
     many = pool is not None and len(pool.members) > 1
-    if not budget.price and not many:
+    if pool is None and not budget.price:
         return None
 
     def text() -> str:
@@ -403,6 +404,10 @@ def _status_extra(budget: Budget, pool: Pool | None) -> Callable[[], str] | None
             out += " | " + ", ".join(
                 f"{m.name} {m.requests}" + (f" ({m.rate_limited}×429)" if m.rate_limited else "")
                 + ("" if m.state == "active" else f" {m.state}") for m in pool.members)
+        if pool is not None:
+            cal = pool.members[0].limiter.calibration.brief()
+            if cal:
+                out += " | " + (f"{pool.members[0].name} " if many else "") + cal
         return out
     return text
 
@@ -458,7 +463,7 @@ async def _engine(cfg: RunConfig, loaded: LoadedDataset, targets: list[Target], 
         members = []
         for t in targets:
             limiter = RateLimiter(t.rpm, t.tpm, cfg.limits.burst_seconds, cfg.limits.follow_headers, clock=clock,
-                                  sleep=sleep)
+                                  sleep=sleep, max_wait=cfg.retry.max_seconds)
             timeout = t.timeout or cfg.endpoint.timeout
             pace = None
             if t.endpoint.kind == "local":  # its timeout follows its measured speed

@@ -24,6 +24,23 @@ headers nothing widens.
 
 Waiters queue on a FIFO lock; only the head sleeps, for exactly as long as its
 cost needs to refill.
+
+Sane ranges. What headers teach is clamped before it is believed: a limit must be a finite
+positive number (at most ``MAX_LIMIT``), a remaining count lies between 0 and the limit (a
+``x-ratelimit-remaining-tokens: -5000000`` empties the bucket, no more), NaN and infinities teach
+nothing. And no wait is longer than ``max_wait`` (``--max_retry_seconds``): after it the request
+goes, and the server's own answer (a 429 and its ``Retry-After``, capped too) decides.
+
+Calibration. The prompt estimate is conservative by design (``estimate_tokens``; the schema and
+images on top). The server says what it counted: ``usage.prompt_tokens`` in each reply, and the drop
+in ``x-ratelimit-remaining-tokens`` between responses. ``Calibration`` learns, per request shape
+(reply format, with or without images), the ratio of the server's prompt count to the estimate:
+the largest of the recent ones, so pacing is never more optimistic than any recent count of the
+server's (a server that counts the schema or CJK text is met with its own figure) and no more
+pessimistic than it needs to be. The drop in the remaining tokens (the refill added back, per
+request the remaining requests say were admitted) is a second witness: when the server charges
+requests more than the calibrated pace assumes (it counts what ``usage`` does not report), every
+cost is scaled up by that factor. With no usage and no headers the estimate stays as it is.
 """
 
 from __future__ import annotations
@@ -43,6 +60,7 @@ Sleep = Callable[[float], Awaitable[None]]
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
 MINUTE = 60.0  # the limits are per minute: no server bucket holds more than a minute's worth
+MAX_LIMIT = 1e12  # a learnt limit above this is taken as this (nobody is granted more a minute)
 
 
 def parse_duration(text: str) -> float | None:
@@ -78,6 +96,88 @@ def estimate_tokens(messages: Sequence[Mapping[str, str]]) -> int:
         ascii_chars = len(content.encode("ascii", "ignore"))
         total += 4 + math.ceil(ascii_chars / 4) + (len(content) - ascii_chars)
     return total
+
+
+class Calibration:
+    """The server's prompt count against the local estimate, per request shape, and the header witness.
+
+    ``ratio(shape)`` is the largest of the last ``keep`` ratios ``usage.prompt_tokens / estimate``
+    seen for that shape, within [``FLOOR``, ``CEILING``]; 1.0 (the estimate as it is) before any.
+
+    >>> c = Calibration()
+    >>> c.learn("json", 1100, 990); c.learn("json", 1000, 1000); c.ratio("json"), c.ratio("text")
+    (1.0, 1.0)
+    >>> c.learn("text", 1000, 900); c.ratio("text")
+    0.9
+    """
+
+    FLOOR, CEILING = 0.5, 8.0  # a server reporting 1 token a prompt is not believed to count nothing
+    HEADER_SLACK = 1.05  # header drops within 5% of the pace are noise (latency jitter), not a finding
+    HEADER_MIN_REQUESTS = 30.0  # admitted requests the header witness needs before it is believed
+
+    def __init__(self, keep: int = 64):
+        self.keep = keep
+        self._seen: dict[str, deque[float]] = {}
+        self._ratio: dict[str, float] = {}
+        self.samples: dict[str, int] = {}
+        self.header_factor = 1.0  # costs scaled by this when the headers show the server charges more
+        self._drops = deque(maxlen=256)  # (tokens charged, requests admitted) between two responses
+        self._paced = deque(maxlen=256)  # the costs of the latest requests sent, before the header factor
+        self._last: tuple[float, float, float] | None = None  # (time, remaining tokens, remaining requests)
+        self.server_per_request: float | None = None
+
+    def ratio(self, shape: str) -> float:
+        return self._ratio.get(shape, 1.0)
+
+    def learn(self, shape: str, estimate: int, counted: int) -> None:
+        """One reply's ``usage.prompt_tokens`` (``counted``) for a prompt estimated at ``estimate``."""
+        if estimate <= 0 or counted <= 0:
+            return
+        seen = self._seen.get(shape)
+        if seen is None:
+            seen = self._seen[shape] = deque(maxlen=self.keep)
+        seen.append(counted / estimate)
+        self.samples[shape] = self.samples.get(shape, 0) + 1
+        self._ratio[shape] = min(self.CEILING, max(self.FLOOR, max(seen)))
+
+    def sent(self, cost: float) -> None:
+        self._paced.append(cost / self.header_factor)  # as the usage ratios alone would pace it
+
+    def witness(self, now: float, tokens: Bucket | None, requests: Bucket | None,
+                remaining_tokens: float | None, remaining_requests: float | None) -> None:
+        """The drop in the remaining budgets since the last response, the refill added back."""
+        if tokens is None or requests is None or remaining_tokens is None or remaining_requests is None:
+            return
+        last, self._last = self._last, (now, remaining_tokens, remaining_requests)
+        if last is None:
+            return
+        then, rt, rr = last
+        dt = max(0.0, now - then)
+        # a budget at (or near) full refills no further: the drop says nothing then
+        if max(rt, remaining_tokens) >= tokens.limit * 0.98 or max(rr, remaining_requests) >= requests.limit * 0.98:
+            return
+        self._drops.append((rt - remaining_tokens + tokens.rate * dt, rr - remaining_requests + requests.rate * dt))
+        charged = sum(d[0] for d in self._drops)
+        admitted = sum(d[1] for d in self._drops)
+        if admitted < self.HEADER_MIN_REQUESTS or charged <= 0 or not self._paced:
+            return
+        self.server_per_request = charged / admitted
+        paced = sum(self._paced) / len(self._paced)
+        found = self.server_per_request / paced
+        self.header_factor = min(self.CEILING, found) if found > self.HEADER_SLACK else 1.0
+
+    def describe(self) -> dict[str, Any]:
+        return {"ratios": {k: round(v, 4) for k, v in sorted(self._ratio.items())},
+                "samples": dict(sorted(self.samples.items())), "header_factor": round(self.header_factor, 4),
+                "server_tokens_per_request": (round(self.server_per_request, 1)
+                                              if self.server_per_request is not None else None)}
+
+    def brief(self) -> str:
+        """For the progress line: ``cal json×0.91``; empty before anything was learnt."""
+        parts = [f"{k}×{v:.2f}" for k, v in sorted(self._ratio.items())]
+        if self.header_factor != 1.0:
+            parts.append(f"hdr×{self.header_factor:.2f}")
+        return ("cal " + " ".join(parts)) if parts else ""
 
 
 class Bucket:
@@ -118,8 +218,11 @@ class RateLimiter:
     """
 
     def __init__(self, rpm: float | None = None, tpm: float | None = None, burst_seconds: float = 1.0,
-                 follow_headers: bool = True, clock: Clock = time.monotonic, sleep: Sleep = asyncio.sleep):
+                 follow_headers: bool = True, clock: Clock = time.monotonic, sleep: Sleep = asyncio.sleep,
+                 max_wait: float | None = None):
         self._clock = clock
+        self.max_wait = max_wait  # no wait here is longer (--max_retry_seconds); None: no cap
+        self.calibration = Calibration()
         self._sleep = sleep
         self._base = burst_seconds
         self._top = max(MINUTE, burst_seconds)
@@ -152,10 +255,30 @@ class RateLimiter:
                             f"budget is {self.tokens.limit:.0f} tokens per minute; shorten the input or "
                             "lower generation.max_tokens", kind="too_large")
 
+    def paced(self, shape: str, prompt: int, completion: int = 0) -> int:
+        """The tokens a request of ``shape`` with a prompt estimated at ``prompt`` is paced by, without
+        ``completion`` (its completion budget, counted as it is): the calibrated prompt, scaled by the
+        header witness.
+
+        >>> lim = RateLimiter(tpm=6000); lim.calibration.learn("json", 200, 150); lim.paced("json", 200)
+        150
+        """
+        c = self.calibration
+        return math.ceil((math.ceil(prompt * c.ratio(shape)) + completion) * c.header_factor) - completion
+
+    def learn(self, shape: str, prompt: int, usage: Mapping[str, Any] | None) -> None:
+        """A reply's ``usage`` for a request of ``shape`` whose prompt was estimated at ``prompt``."""
+        counted = usage.get("prompt_tokens") if isinstance(usage, Mapping) else None
+        if isinstance(counted, (int, float)) and not isinstance(counted, bool) and math.isfinite(counted):
+            self.calibration.learn(shape, prompt, int(counted))
+
     async def acquire(self, tokens: int) -> None:
-        """Wait until one request of ``tokens`` tokens may be sent, then take it from the budgets."""
+        """Wait until one request of ``tokens`` tokens may be sent, then take it from the budgets
+        (``max_wait`` at most: then it goes)."""
         self.check(tokens)
+        self.calibration.sent(tokens)
         async with self._lock:
+            waited = 0.0
             while True:
                 now = self._clock()
                 delay = self.paused_until - now
@@ -166,7 +289,12 @@ class RateLimiter:
                         delay = max(delay, bucket.wait_for(cost))
                 if delay <= 1e-6:  # float residue after an exact sleep: it fits
                     break
+                if self.max_wait is not None:
+                    if waited >= self.max_wait - 1e-6:
+                        break  # waited as long as anything may: the server's answer decides
+                    delay = min(delay, self.max_wait - waited)
                 await self._sleep(delay)
+                waited += delay
             if self.requests is not None:
                 self.requests.level -= 1
             if self.tokens is not None:
@@ -199,7 +327,10 @@ class RateLimiter:
         """A 429: nobody is sent anything for ``seconds``, and the buckets start empty after."""
         now = self._clock()
         self.pauses += 1
-        self.paused_until = max(self.paused_until, now + max(0.0, seconds))
+        seconds = max(0.0, seconds) if math.isfinite(seconds) or seconds > 0 else 0.0
+        if self.max_wait is not None:
+            seconds = min(seconds, self.max_wait)
+        self.paused_until = max(self.paused_until, now + seconds)
         for bucket in (self.requests, self.tokens):
             if bucket is not None:
                 bucket.refill(now, 0)
@@ -220,7 +351,9 @@ class RateLimiter:
         remains: dict[str, float | None] = {}
         for kind in ("requests", "tokens"):
             limit = _number(headers.get(f"x-ratelimit-limit-{kind}"))
-            remaining = remains[kind] = _number(headers.get(f"x-ratelimit-remaining-{kind}"))
+            if limit is not None:
+                limit = min(limit, MAX_LIMIT) if limit > 0 else None  # sane: positive, finite, bounded
+            remaining = _number(headers.get(f"x-ratelimit-remaining-{kind}"))
             bucket = getattr(self, kind)
             if limit and limit > 0:
                 if bucket is None:  # holding one second's worth, however wide the window: it has shown no room yet
@@ -230,9 +363,14 @@ class RateLimiter:
                 elif limit != bucket.limit and (limit < bucket.limit or not bucket.configured):
                     bucket.refill(now, 0)
                     bucket.set_limit(limit, self.window)
+            if remaining is not None:  # between nothing left and the whole limit, whatever it says
+                top = limit if limit else bucket.limit if bucket is not None else MAX_LIMIT
+                remaining = min(max(0.0, remaining), top)
+            remains[kind] = remaining
             if bucket is not None and remaining is not None:
                 bucket.refill(now, 0)
                 bucket.level = min(bucket.level, remaining)
+        self.calibration.witness(now, self.tokens, self.requests, remains["tokens"], remains["requests"])
         if answered is not None:
             self._answered[0] += 1
             self._answered[1] += answered
@@ -277,13 +415,15 @@ class RateLimiter:
         'fixed'
         """
         return {"burst": "probed" if self.probed else "fixed", "burst_seconds": round(self.window, 3),
-                "max_burst_seconds": round(self.max_window, 3), "short_windows": self.short_windows}
+                "max_burst_seconds": round(self.max_window, 3), "short_windows": self.short_windows,
+                "max_wait_seconds": self.max_wait, "calibration": self.calibration.describe()}
 
 
 def _number(value: str | None) -> float | None:
     if value is None:
         return None
     try:
-        return float(value)
+        number = float(value)
     except ValueError:
         return None
+    return number if math.isfinite(number) else None  # NaN and infinities teach nothing

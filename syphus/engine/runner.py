@@ -129,6 +129,17 @@ class _Requests:
             return self.request(members[0], self.format_for(members[0], asked))[1]
         return lambda member: self.request(member, self.format_for(member, asked))[1]
 
+    def shape(self, fmt: str) -> str:
+        """The request's shape as the limiter calibrates it: its reply format, with or without images."""
+        return fmt + ("+images" if self.attached is not None and self.attached.frames else "")
+
+    def paced(self, asked: str) -> Callable[[Member], int]:
+        """Each member's prompt tokens as its limiter paces them (calibrated by what its server counted)."""
+        def paced(member: Member) -> int:
+            fmt = self.format_for(member, asked)
+            return member.limiter.paced(self.shape(fmt), self.request(member, fmt)[1], member.completion_budget)
+        return paced
+
 
 class _Repair:
     """A repair's requests: each endpoint's request for the query, in the broken reply's format, followed by
@@ -339,7 +350,7 @@ class Runner:
         """Send the query (in ``asked`` format, or text where the endpoint refused the schema) under the retry
         policy; its reply. ``q.member`` and ``q.fmt`` say where the last request went and in what format."""
         bodies: dict[tuple[str, str], bytes] = {}  # encoded once per endpoint and format (each its own settings)
-        tokens = plan.tokens(asked)
+        tokens = plan.paced(asked)
         task = asyncio.current_task()
         cap = self.retry_cfg.max_seconds
         failed_on: Member | None = None  # where the last attempt failed: the next goes elsewhere if it can
@@ -402,6 +413,8 @@ class Runner:
                     self._on_wire.discard(task)
                     self.pool.done(member, ok=reply is not None, kind=kind, reason=why)
                     usage = reply.usage if reply is not None else None
+                    if usage is not None:
+                        member.limiter.learn(plan.shape(fmt), prompt_tokens, usage)
                     if billed and not has_usage(usage):
                         q.estimated_prompt += prompt_tokens
                         q.estimated_completion += completion
