@@ -53,8 +53,10 @@ class FakeServer:
     """``python -m tests.fakeserver ...`` as a subprocess; ``url`` is the root, ``base_url`` ends in /v1."""
 
     def __init__(self, *, latency: float = 0.0, rpm: float | None = None, tpm: float | None = None,
-                 enforce: str = "minute", server_cpus: set[int] | None = None):
+                 enforce: str = "minute", server_cpus: set[int] | None = None, count_schema: bool = False):
         self.args = ["--port", "0", "--latency", str(latency), "--enforce", enforce]
+        if count_schema:
+            self.args.append("--count-schema")
         if rpm:
             self.args += ["--rpm", str(rpm)]
         if tpm:

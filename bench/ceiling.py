@@ -108,12 +108,13 @@ def run_mode(mode: str, args, server_cpus) -> dict:
     os.environ["SYPHUS_BENCH_N"] = str(n)
     tmp = tempfile.mkdtemp(prefix="syphus-ceiling-")
     try:
-        with C.FakeServer(latency=args.latency, rpm=rpm, tpm=tpm, enforce=mode, server_cpus=server_cpus) as server:
+        with C.FakeServer(latency=args.latency, rpm=rpm, tpm=tpm, enforce=mode, server_cpus=server_cpus,
+                          count_schema=args.count_schema) as server:
             cfg = load_config(None, {**C.DATASET_OVERRIDES, "num_threads": args.threads,
                                      "endpoint.base_url": server.base_url, "output_dir": tmp,
                                      "limits.rpm": rpm, "limits.tpm": tpm, "limits.follow_headers": args.follow_headers,
                                      "limits.burst_seconds": args.burst_seconds,
-                                     "generation.max_tokens": args.max_tokens})
+                                     "generation.max_tokens": args.max_tokens, "reply.mode": args.reply})
             print(f"  mode {mode}: server {server.url} {' '.join(server.args)}; engine rpm={rpm:g} tpm={tpm:g} "
                   f"max_tokens={args.max_tokens} num_threads={args.threads} follow_headers={args.follow_headers} "
                   f"burst_seconds={args.burst_seconds:g}; "
@@ -178,6 +179,8 @@ def main(argv=None) -> int:
     ap.add_argument("--latency", type=float, default=0.8)
     ap.add_argument("--max-tokens", type=int, default=128, help="generation.max_tokens (default 128, so RPM binds)")
     ap.add_argument("--threads", type=int, default=64)
+    ap.add_argument("--reply", choices=("json", "text", "auto"), default="auto", help="reply.mode (default auto: JSON)")
+    ap.add_argument("--count-schema", action="store_true", help="the fake server counts the reply schema in its tokens")
     ap.add_argument("--poll", type=float, default=10.0, help="seconds between /stats samples")
     ap.add_argument("--out", default="ceiling.json", help="file name under bench/results/")
     ap.add_argument("--no-pin", action="store_true")

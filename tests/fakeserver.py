@@ -323,13 +323,14 @@ class FakeOpenAI:
     def __init__(self, rpm: float | None = None, tpm: float | None = None, enforce: str = "minute",
                  latency: float = 0.0, record_bodies: bool = True, host: str = "127.0.0.1",
                  port: int = 0, schema_forms: tuple[str, ...] = ("openai", "llamacpp", "vllm"),
-                 props: dict | None = None) -> None:
+                 props: dict | None = None, count_schema: bool = False) -> None:
         if enforce not in ("minute", "second"):
             raise ValueError("enforce must be 'minute' or 'second'")
         self.rpm, self.tpm, self.enforce = rpm, tpm, enforce
         self.latency, self.record_bodies = latency, record_bodies
         self.props = props  # what GET /props answers (llama.cpp's server: {"total_slots": N, ...}); None: 404
         self.schema_forms = schema_forms  # the reply-schema forms it takes; others get a 400 like a real server
+        self.count_schema = count_schema  # the reply schema counts in the prompt's tokens (limits and usage)
         self.host, self.port = host, port
         self.responder: Callable[[dict, int], Reply] | None = None
         self._lock = threading.RLock()
@@ -539,7 +540,7 @@ class FakeOpenAI:
         with self._lock:
             n = self._chat_count
             self._chat_count += 1
-        cost = math.ceil(_content_chars(body) / 4) + int(
+        cost = self._prompt_chars_tokens(body) + int(
             body.get("max_tokens") or body.get("max_completion_tokens") or 0)
         limited, rl_headers = self._admit(cost)
         if limited is not None:
@@ -567,6 +568,13 @@ class FakeOpenAI:
         label["done"] = "drop"
         return await self._drop(request)
 
+    def _prompt_chars_tokens(self, body: dict) -> int:
+        """The prompt's text as this server counts it: a token per 4 characters (the schema's too if counted)."""
+        chars = _content_chars(body)
+        if self.count_schema and schema_form(body) is not None:
+            chars += len(json.dumps(requested_schema(body) or {}))
+        return math.ceil(chars / 4)
+
     def _pick_reply(self, body: dict, n: int) -> Reply:
         """The next scripted reply, else the responder's, else the default answer."""
         with self._lock:
@@ -584,7 +592,7 @@ class FakeOpenAI:
         text = default_answer(body) if reply.kind == "hang" else reply.text
         usage = reply.usage
         if usage is None:
-            prompt = math.ceil(_content_chars(body) / 4) + IMAGE_TOKENS * _image_parts(body)
+            prompt = self._prompt_chars_tokens(body) + IMAGE_TOKENS * _image_parts(body)
             completion = math.ceil(len(text or "") / 4)
             usage = {"prompt_tokens": prompt, "completion_tokens": completion,
                      "total_tokens": prompt + completion}
@@ -645,7 +653,7 @@ class FakeOpenAI:
 
 async def _serve(args: argparse.Namespace) -> None:
     server = FakeOpenAI(rpm=args.rpm, tpm=args.tpm, enforce=args.enforce, latency=args.latency,
-                        record_bodies=False, host=args.host, port=args.port)
+                        record_bodies=False, host=args.host, port=args.port, count_schema=args.count_schema)
     await server.astart()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -665,6 +673,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rpm", type=float, default=None, help="requests per minute limit")
     parser.add_argument("--tpm", type=float, default=None, help="tokens per minute limit")
     parser.add_argument("--enforce", choices=("minute", "second"), default="minute")
+    parser.add_argument("--count-schema", action="store_true",
+                        help="count the reply schema in a request's tokens (rate limits and usage)")
     asyncio.run(_serve(parser.parse_args(argv)))
     return 0
 

@@ -260,3 +260,21 @@ def test_cli_prints_listening_serves_and_exits_on_sigterm():
             proc.kill()
             proc.wait()
         proc.stdout.close()
+
+
+def test_count_schema_puts_the_reply_schema_in_the_tokens_counted():
+    schema = {"type": "object", "properties": {"pairs": {"type": "array", "items": {"type": "string"}}}}
+    body = {**BODY, "max_tokens": 10,
+            "response_format": {"type": "json_schema", "json_schema": {"name": "r", "schema": schema}}}
+    chars = len("Be brief.") + len(BODY["messages"][1]["content"])
+
+    async def go(server):
+        async with aiohttp.ClientSession() as s:
+            return await _post(s, server.base_url + "/chat/completions", body)
+
+    for count, extra in ((False, 0), (True, len(json.dumps(schema)))):
+        with FakeOpenAI(tpm=100_000, count_schema=count) as server:
+            status, headers, raw = _run(go(server))
+            assert status == 200
+            assert json.loads(raw)["usage"]["prompt_tokens"] == -(-(chars + extra) // 4)
+            assert server.stats()["tokens_admitted"] == -(-(chars + extra) // 4) + 10
