@@ -161,6 +161,15 @@ class _Repair:
                 req._replace(messages=repair_messages(req.messages, self.raw, self.why, self.fmt)), tokens + self._extra)
         return built
 
+    def shape(self, fmt: str) -> str:
+        return self.plan.shape(fmt)
+
+    def paced(self, asked: str) -> Callable[[Member], int]:
+        def paced(member: Member) -> int:
+            return member.limiter.paced(self.shape(self.fmt), self.request(member, self.fmt)[1],
+                                        member.completion_budget)
+        return paced
+
     def tokens(self, asked: str) -> int | Callable[[Member], int]:
         base = self.plan.tokens(self.fmt)
         if isinstance(base, int):
