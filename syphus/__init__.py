@@ -49,6 +49,7 @@ The plugin contract and shared pieces
 - ``samples``    the record of which video frames convert took (``XX.frames.jsonl``: times, counts, repeats)
 - ``diskjoin``   joins ids on disk buckets (flat memory)
 - ``export``     a run folder -> XX_instructions.json, XX_train.json, Parquet
+- ``ledger``     instruction ids given once per pair and kept (``instruction_ids.jsonl``, flock)
 - ``validate``   a release checked against every known defect
 - ``checksum``   archives against the published MD5 table
 - ``convert``    images, COCO, pairs and videos -> release image files (a package: sources,

@@ -76,3 +76,94 @@ def test_one_image_per_id(tmp_path):
     frame.iloc[[0, 2]].to_parquet(tmp_path / "SD.parquet")
     with ImageIndex.open(tmp_path / "SD.parquet") as index:
         assert index.repeated() == [] and index.get(TWICE) == png(1) and BROKEN not in index
+
+
+# --- an instruction id means one pair forever (issue 22, item 6) ---------------------------------------
+
+QUESTIONS = {  # a DC run's pairs.jsonl: query id -> its pairs, as the engine writes them
+    "v_alpha": [("What does the man do first?", "He opens the door."), ("Who enters next?", "A woman enters.")],
+    "v_beta": [("What falls off the table?", "A red cup falls.")],
+    "v_gamma": [("Where is the dog going?", "The dog runs into the garden."),
+                ("What does the man do first?", "He opens the front door.")],
+}
+
+
+def record(qid: str, pairs) -> str:
+    return json.dumps({"id": qid, "pairs": [{"instruction": a, "answer": b} for a, b in pairs],
+                       "meta": {"image_ids": [f"DC_IMG_{qid}_0"]}}) + "\n"
+
+
+def exported(folder, out: str, *flags: str) -> dict[str, tuple[str, str]]:
+    """Export ``folder`` through the CLI; instruction id -> (instruction, answer)."""
+    stream = io.StringIO()
+    code = main(["export", str(folder), "--scene", "DC", "--out", str(folder / out), *flags], stream=stream)
+    assert code == 0, stream.getvalue()
+    data = json.loads((folder / out / "DC_instructions.json").read_text())["data"]
+    return {k: (v["instruction"], v["answer"]) for k, v in data.items()}
+
+
+def test_an_instruction_id_means_one_pair_forever(tmp_path):
+    import subprocess
+    import sys
+    from syphus.release.ledger import FILE
+    from syphus.workflows.translate import text_key
+
+    run = tmp_path / "output" / "DC" / "v1"
+    run.mkdir(parents=True)
+    pairs = run / "pairs.jsonl"
+    # v_beta failed on the first pass (errors.jsonl): pairs.jsonl holds the others
+    pairs.write_text(record("v_alpha", QUESTIONS["v_alpha"]) + record("v_gamma", QUESTIONS["v_gamma"]))
+    first = exported(run, "first")
+    assert first == {"DC_INS_00001": QUESTIONS["v_alpha"][0], "DC_INS_00002": QUESTIONS["v_alpha"][1],
+                     "DC_INS_00003": QUESTIONS["v_gamma"][0], "DC_INS_00004": QUESTIONS["v_gamma"][1]}
+
+    # --retry_errors answers v_beta: by position it would sit between the others and push v_gamma on
+    with pairs.open("a") as f:
+        f.write(record("v_beta", QUESTIONS["v_beta"]))
+    second = exported(run, "second")
+    assert {k: second[k] for k in first} == first and second["DC_INS_00005"] == QUESTIONS["v_beta"][0]
+    assert len(second) == 5
+
+    # --dedup drops v_gamma's second pair (v_alpha's first question again) and renumbers nothing
+    deduped = exported(run, "deduped", "--dedup", "0.8")
+    assert "DC_INS_00004" not in deduped and deduped == {k: v for k, v in second.items() if k != "DC_INS_00004"}
+    kept = json.loads((run / "deduped" / "DC_train.json").read_text())
+    assert "DC_INS_00004" not in json.dumps(kept) and kept["DC_INS_00003"] == []
+
+    # --reparse changed the text of one slot: the slot keeps its id; a translation keyed by id and text is redone
+    lines = pairs.read_text().splitlines(keepends=True)
+    lines[0] = record("v_alpha", [("What does the man do first, exactly?", "He opens the door."),
+                                  QUESTIONS["v_alpha"][1]])
+    pairs.write_text("".join(lines))
+    reparsed = exported(run, "reparsed")
+    assert reparsed["DC_INS_00001"][0] == "What does the man do first, exactly?"
+    assert {k: reparsed[k] for k in ("DC_INS_00002", "DC_INS_00003", "DC_INS_00005")} == \
+        {k: second[k] for k in ("DC_INS_00002", "DC_INS_00003", "DC_INS_00005")}
+    assert text_key("DC_INS_00001", *reparsed["DC_INS_00001"]) != text_key("DC_INS_00001", *first["DC_INS_00001"])
+
+    # a crash tore the ledger's last line: cut off, and the ids it was giving are given again
+    ledger = run / FILE
+    whole = ledger.read_bytes()
+    ledger.write_bytes(whole + b'{"code": "DC", "query": "v_delta", "fir')
+    with pairs.open("a") as f:
+        f.write(record("v_delta", [("What is on the shelf?", "Three blue books.")]))
+    after = exported(run, "after")
+    assert after["DC_INS_00006"] == ("What is on the shelf?", "Three blue books.")
+    assert ledger.read_bytes().startswith(whole) and ledger.read_bytes().endswith(b"}\n")
+
+    # two exports at once (real processes) of a run that grew: they take turns on the ledger
+    with pairs.open("a") as f:
+        for n in range(300):
+            f.write(record(f"v_more_{n:03d}", [(f"Question {n}?", f"Answer {n}."), (f"Again {n}?", f"Yes {n}.")]))
+    script = ("import sys; from syphus.release.export import export_run; "
+              "export_run(sys.argv[1], scene='DC', out_dir=sys.argv[2], parquet=False)")
+    procs = [subprocess.Popen([sys.executable, "-c", script, str(run), str(run / f"twin{i}")],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT) for i in range(2)]
+    for p in procs:
+        assert p.wait(timeout=120) == 0, p.stdout.read()
+    twins = [json.loads((run / f"twin{i}" / "DC_instructions.json").read_text())["data"] for i in range(2)]
+    assert twins[0] == twins[1] and len(twins[0]) == 6 + 600
+    given = [json.loads(line) for line in ledger.read_text().splitlines()]
+    slots = [(g["query"], g["first"] + i) for g in given for i in range(len(g["numbers"]))]
+    numbers = [n for g in given for n in g["numbers"]]
+    assert len(slots) == len(set(slots)) == len(numbers) == len(set(numbers)) == max(numbers) == 606

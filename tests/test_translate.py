@@ -256,7 +256,7 @@ def test_a_refused_all_languages_query_is_asked_per_language_and_each_failure_li
 
 def test_a_key_delivered_twice_is_written_once_and_is_no_failure(release):
     """A folder where both kinds of query delivered one language (as runs before one id space wrote)."""
-    from syphus.workflows.translate import assemble
+    from syphus.workflows.translate import assemble, text_key
 
     def meta(k, langs):
         return {"ins_id": k, "langs": langs, "image_ids": [], "rel_ins_ids": []}
@@ -264,20 +264,21 @@ def test_a_key_delivered_twice_is_written_once_and_is_no_failure(release):
     def pair(lang, text):
         return {"lang": lang, "instruction": text, "answer": text}
 
+    K1, K2 = (text_key(i, *ENGLISH[i]) for i in ("DC_INS_00001", "DC_INS_00002"))  # records keyed by id and text
     folder = release / "run"
     folder.mkdir()
     (folder / "pairs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in [
-        {"id": "DC_INS_00001", "pairs": [pair("zh", "中中中一"), pair("de", "erst")],
-         "meta": meta("DC_INS_00001", ["zh", "de"])},
-        {"id": "DC_INS_00001@zh", "pairs": [pair("zh", "中中中二")], "meta": meta("DC_INS_00001", ["zh"])},
-        {"id": "DC_INS_00002@zh", "pairs": [pair("zh", "中中中三")], "meta": meta("DC_INS_00002", ["zh"])},
+        {"id": K1, "pairs": [pair("zh", "中中中一"), pair("de", "erst")],
+         "meta": meta(K1, ["zh", "de"])},
+        {"id": K1 + "@zh", "pairs": [pair("zh", "中中中二")], "meta": meta(K1, ["zh"])},
+        {"id": K2 + "@zh", "pairs": [pair("zh", "中中中三")], "meta": meta(K2, ["zh"])},
     ]))
     (folder / "invalid.jsonl").write_text(json.dumps(
-        {"id": "DC_INS_00002", "pairs": [], "problems": ["zh: missing from the reply", "de: empty"],
-         "reason": "zh: missing from the reply; de: empty", "meta": meta("DC_INS_00002", ["zh", "de"])}) + "\n")
+        {"id": K2, "pairs": [], "problems": ["zh: missing from the reply", "de: empty"],
+         "reason": "zh: missing from the reply; de: empty", "meta": meta(K2, ["zh", "de"])}) + "\n")
     (folder / "errors.jsonl").write_text("".join(json.dumps(r) + "\n" for r in [
-        {"id": "DC_INS_00001@de", "kind": "server_error", "message": "boom"},
-        {"id": "DC_INS_00002@de", "kind": "server_error", "message": "gave up after 5 attempts"},
+        {"id": K1 + "@de", "kind": "server_error", "message": "boom"},
+        {"id": K2 + "@de", "kind": "server_error", "message": "gave up after 5 attempts"},
     ]))
     summary = assemble(folder, release / "DC_instructions.json", folder / "export", ["zh", "de"])
     zh, de = folder / "export" / "DC_instructions_zh.json", folder / "export" / "DC_instructions_de.json"
@@ -384,6 +385,6 @@ def test_sigkill_mid_translation_then_resume(release, server):
     proc = subprocess.run(cmd, cwd=release, env=env, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     again = {a for _, a in t.requests[sent_before:]}
-    assert not again & {many[i][0] for i in done}  # nothing settled before the kill was asked again
+    assert not again & {many[i.rsplit("~", 1)[0]][0] for i in done}  # nothing settled before the kill was asked again
     zh = load(release / "output" / "DC_translate" / "v1" / "export" / "DC_instructions_zh.json")
     assert sorted(zh) == sorted(many)

@@ -15,16 +15,17 @@ original Syphus) gets them from the scene's convention (``scenes.query_images``)
 present in the image file; without an image file, ``ExportResult.no_images`` counts the
 instructions left without images and ``no_images_hint`` says how to fix that.
 
-Ids are deterministic: queries are numbered in the order of their ids and pairs in
-their order within the reply, so the same settled run exports the same ids whatever
-order its results arrived in, interrupted and resumed or not. Everything streams:
-only (query id, file offset) per query is held in memory.
+Ids are given once and kept (``syphus.release.ledger``, ``<run>/instruction_ids.jsonl``): an
+instruction id means one pair (query id, pair index) forever. The first export numbers queries
+in the order of their ids and pairs in their order within the reply, so it does not depend on the
+order results arrived in; a later export (after ``--retry_errors``, a resumed run, with or without
+``--dedup``) gives every pair it gave before the same id and new pairs new ids after the highest.
+Everything streams: (query id, file offset) per query and the ledger's numbers are held in memory.
 
 With ``dedup`` (a Jaccard threshold, ``syphus export --dedup 0.8``) near-duplicate instructions
 are dropped: of each cluster (``syphus.release.dedup``, over the whole run) only the first by id
 is kept. The others leave the instructions file, the train file and the Parquet table, and
-every ``rel_ins_ids`` list; the kept keep the ids they have without dedup (so the numbering has
-gaps), and ``meta.dedup`` records the threshold and how many were dropped.
+every ``rel_ins_ids`` list; the kept keep their ids (so the numbering has gaps), and ``meta.dedup`` records the threshold and how many were dropped.
 
 With ``min_score`` (``syphus export --min_score 4``) only the pairs whose mean score in the run's
 newest judge run (``syphus judge``, ``<run>/judge/<version>/``) is at least that are kept; pairs
@@ -49,7 +50,8 @@ from syphus.idset import IdSet
 from syphus.release import parquet as parquet_file
 from syphus.release.images import image_ids as read_image_ids
 from syphus.release.jsonstream import ObjectWriter
-from syphus.release.scenes import (IMAGE_FAMILIES, QueryImages, image_family, instruction_id, is_code,
+from syphus.release.ledger import Ledger
+from syphus.release.scenes import (IMAGE_FAMILIES, QueryImages, image_family, is_code,
                                    query_images, split_frame)
 from syphus.engine.store import PAIRS
 
@@ -409,13 +411,13 @@ def export_run(folder: str | Path, scene: str | None = None, out_dir: str | Path
     instructions = ObjectWriter(result.instructions, meta)
     train = ObjectWriter(result.train, None)
     number = written = 0
-    with pairs_path.open("rb") as f:
+    with Ledger.open(folder, code) as ledger, pairs_path.open("rb") as f:
         for qid, offset in index.entries:
             f.seek(offset)
             rec = json.loads(f.readline())
             pairs = rec.get("pairs") or []
             kept = [i for i in range(len(pairs)) if drop is None or not drop[number + i]]
-            ids = [instruction_id(code, number + i + 1, width) for i in range(len(pairs))]
+            ids = ledger.ids(qid, len(pairs), width)
             number += len(pairs)
             image_list = resolver.of(qid, rec.get("meta") or {})
             result.queries += 1
@@ -432,6 +434,7 @@ def export_run(folder: str | Path, scene: str | None = None, out_dir: str | Path
             for key, related in _train_entries(train_mode, [ids[i] for i in kept], rel):
                 train.add(key, related)
             written += len(kept)
+        ledger.sync()
     instructions.close()
     train.close()
     if table is not None:

@@ -7,10 +7,12 @@ language at a time, only for the languages that failed. The result is one
 ``XX_instructions_<lang>.json`` per language with the English file's ids, image_ids and
 rel_ins_ids, plus ``XX_train.json`` unchanged and ``translation_failures.jsonl``.
 
-One id space per (instruction, language), whatever the mode. The key of a language of
-an instruction is ``<instruction id>@<lang>``, which is also the id of the query that asks
-for that language alone. The only other query id is the bare instruction id: the
-all-languages query. Before asking, a run reads its folder (``FolderState``) and
+One id space per (pair, language), whatever the mode. A pair is known by its instruction id
+and its English text: its key is ``<instruction id>~<digest of instruction and answer>``
+(``text_key``), so a pair whose English changed (``run --reparse``, then export) is translated
+again rather than given the old translation. The key of a language of a pair is
+``<key>@<lang>``, which is also the id of the query that asks for that language alone. The only
+other query id is the bare key: the all-languages query. Before asking, a run reads its folder (``FolderState``) and
 leaves out every language some record already delivered, from either kind of query:
 
 * ``--per-language`` asks ``<id>@<lang>`` for each language not delivered yet;
@@ -36,6 +38,7 @@ record delivered, once.
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import re
 import shutil
@@ -209,6 +212,21 @@ def translation_model(langs: tuple[str, ...], alone: bool) -> type[TranslationRe
     return create_model("Translations", __base__=TranslationReply, a=(per_lang, ...), b=(per_lang, ...))
 
 
+def text_key(ins_id: str, instruction: str, answer: str) -> str:
+    """The key of one English pair: its instruction id and a digest of its text.
+
+    >>> text_key("DC_INS_00001", "What?", "A dog.")
+    'DC_INS_00001~262456f19a8c'
+    """
+    digest = hashlib.sha256(json.dumps([instruction, answer], ensure_ascii=False).encode("utf-8")).hexdigest()
+    return f"{ins_id}~{digest[:12]}"
+
+
+def plain_id(key: str) -> str:
+    """The instruction id of a pair's key (``text_key``)."""
+    return key.rsplit("~", 1)[0]
+
+
 def lang_key(ins_id: str, lang: str) -> str:
     """The key of one (instruction, language): also the id of the query that asks for it alone."""
     return f"{ins_id}@{lang}"
@@ -293,7 +311,7 @@ class Translation(AbstractDataset):
             if not isinstance(entry, dict) or not isinstance(entry.get("instruction"), str) \
                     or not isinstance(entry.get("answer"), str):
                 raise UserError(f"{self.instructions}: entry {ins_id!r} has no string 'instruction' and 'answer'")
-            yield from self._queries(ins_id, entry, state)
+            yield from self._queries(text_key(ins_id, entry["instruction"], entry["answer"]), entry, state)
 
     def _queries(self, ins_id: str, entry: dict[str, Any], state: FolderState) -> Iterator[dict[str, Any]]:
         """The queries for one pair: its languages not delivered, together or one by one."""
@@ -362,14 +380,20 @@ def assemble(folder: Path, english: Path, out: Path, langs: list[str], train: Pa
     writers = {lang: _ObjectWriter(out / f"{stem}_instructions_{lang}.json", {**meta, "language": lang})
                for lang in langs}
     counts = {lang: 0 for lang in langs}
+    current = IdSet()  # the keys of the English pairs as they are now: a translation of older text is not theirs
+    for ins_id, entry in iter_members(english, within="data"):
+        if isinstance(entry, dict):
+            current.add(text_key(ins_id, entry.get("instruction"), entry.get("answer")))
     written = IdSet()
     for _, rec in read_jsonl(folder / PAIRS, skip_torn=True):
         m = rec.get("meta") or {}
         ins_id = _ins_id(rec)
+        if ins_id not in current:
+            continue
         for pair in rec.get("pairs") or []:
             lang = pair.get("lang")
             if lang in writers and written.add(lang_key(ins_id, lang)):
-                writers[lang].add(ins_id, {"instruction": pair["instruction"], "answer": pair["answer"],
+                writers[lang].add(plain_id(ins_id), {"instruction": pair["instruction"], "answer": pair["answer"],
                                            "image_ids": m.get("image_ids", []),
                                            "rel_ins_ids": m.get("rel_ins_ids", [])})
                 counts[lang] += 1
@@ -377,7 +401,7 @@ def assemble(folder: Path, english: Path, out: Path, langs: list[str], train: Pa
         w.close()
     failures = 0
     with (out / "translation_failures.jsonl").open("w", encoding="utf-8") as f:
-        for failure in undelivered(folder, langs, written):
+        for failure in undelivered(folder, langs, written, current):
             f.write(json.dumps(failure, ensure_ascii=False) + "\n")
             failures += 1
     train = train or english.with_name(f"{stem}_train.json")
@@ -404,8 +428,11 @@ def _reason(rec: dict[str, Any], lang: str) -> str:
     return "; ".join(own) or rec.get("reason") or rec.get("message") or "; ".join(problems) or "not delivered"
 
 
-def undelivered(folder: Path, langs: list[str], delivered: IdSet) -> Iterator[dict[str, str]]:
-    """``{"id", "lang", "reason"}`` for each (instruction, language) asked and not in ``delivered``, once.
+def undelivered(folder: Path, langs: list[str], delivered: IdSet, current: IdSet | None = None
+                ) -> Iterator[dict[str, str]]:
+    """``{"id", "lang", "reason"}`` for each (pair, language) asked and not in ``delivered``, once.
+
+    ``current``: the keys of the pairs still in the English file (others are left out).
 
     One-language records are read first: they are the later asks, so their reason is the last word.
     """
@@ -414,12 +441,12 @@ def undelivered(folder: Path, langs: list[str], delivered: IdSet) -> Iterator[di
         for name in (INVALID, PAIRS, ERRORS):
             for _, rec in read_jsonl(folder / name, skip_torn=True):
                 ins_id = _ins_id(rec)
-                if (str(rec["id"]) != ins_id) != alone:
+                if (str(rec["id"]) != ins_id) != alone or (current is not None and ins_id not in current):
                     continue
                 for lang in _asked(rec, ins_id, langs):
                     key = lang_key(ins_id, lang)
                     if key not in delivered and reported.add(key):
-                        yield {"id": ins_id, "lang": lang, "reason": _reason(rec, lang)}
+                        yield {"id": plain_id(ins_id), "lang": lang, "reason": _reason(rec, lang)}
 
 
 def for_run(cfg: Any, source: str | Path, langs: list[str], mode: str) -> Translation:
