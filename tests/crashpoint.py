@@ -8,7 +8,7 @@ survived. The wrappers only count calls; they change nothing else.
 
 A spec is ``op:path_part:n:when``: SIGKILL before or after the ``n``-th call (from 1)
 of ``op`` (``write``, ``replace``, ``fsync``) on a file whose path contains
-``path_part`` (for ``replace``, the destination path). With ``n`` = ``*`` it never
+``path_part`` (for ``replace``, the destination path); ``=name`` matches a file named exactly ``name``. With ``n`` = ``*`` it never
 kills; with ``CRASHPOINT_COUNTS=<file>`` set, the calls seen so far are kept in that
 JSON file (so a test can first count the write points, then kill at each).
 """
@@ -32,7 +32,7 @@ def install(spec: str, counts_file: str | None = None) -> None:
 
     def step(name: str, path: str, call):
         key = f"{name}:{os.path.basename(path)}"
-        hit = name == op and part in path
+        hit = name == op and (os.path.basename(path) == part[1:] if part.startswith("=") else part in path)
         if hit:
             seen[key] += 1
             if counts_file:

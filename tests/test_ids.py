@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import io
+import os
 import json
 
 import pandas as pd
@@ -167,3 +168,73 @@ def test_an_instruction_id_means_one_pair_forever(tmp_path):
     slots = [(g["query"], g["first"] + i) for g in given for i in range(len(g["numbers"]))]
     numbers = [n for g in given for n in g["numbers"]]
     assert len(slots) == len(set(slots)) == len(numbers) == len(set(numbers)) == max(numbers) == 606
+
+
+# --- release files change together or not at all (issue 22, item 7) -------------------------------------
+
+RELEASE_FILES = ("DC_instructions.json", "DC_train.json", "DC_instructions.parquet")
+
+
+def release_set(out) -> dict[str, bytes]:
+    return {name: (out / name).read_bytes() for name in RELEASE_FILES}
+
+
+def test_release_files_change_together(tmp_path):
+    import shutil
+    import subprocess
+    import sys
+    from syphus.release.export import COMMIT, recover_release
+    from syphus.release.ledger import FILE
+    from tests.conftest import ROOT
+
+    run = tmp_path / "output" / "DC" / "v1"
+    run.mkdir(parents=True)
+    pairs = run / "pairs.jsonl"
+    pairs.write_text(record("v_alpha", QUESTIONS["v_alpha"]) + record("v_gamma", QUESTIONS["v_gamma"]))
+    exported(run, "release")
+    out = run / "release"
+    old, old_ledger = release_set(out), (run / FILE).read_bytes()
+    with pairs.open("a") as f:  # --retry_errors answered v_beta: the next export is a new set
+        f.write(record("v_beta", QUESTIONS["v_beta"]))
+    exported(run, "expected")
+    new = release_set(run / "expected")
+    assert new != old
+
+    def kill(spec: str, counts=None) -> subprocess.CompletedProcess:
+        env = {**os.environ, "PYTHONPATH": str(ROOT), **({"CRASHPOINT_COUNTS": str(counts)} if counts else {})}
+        return subprocess.run([sys.executable, "-m", "tests.crashpoint", spec, "--", "export", str(run), "--scene",
+                               "DC", "--out", str(out)], env=env, capture_output=True, text=True, timeout=120)
+
+    def restore() -> None:
+        shutil.rmtree(out)
+        out.mkdir()
+        for name, data in old.items():
+            (out / name).write_bytes(data)
+        (run / FILE).write_bytes(old_ledger)
+
+    counts_file = tmp_path / "counts.json"
+    points = {}  # (op, file name) -> calls: every replace and fsync in the release folder
+    for op in ("replace", "fsync"):
+        restore()
+        done = kill(f"{op}:release:*:after", counts_file)
+        assert done.returncode == 0, done.stdout + done.stderr
+        points.update({tuple(k.split(":", 1)): n for k, n in json.loads(counts_file.read_text()).items()})
+        counts_file.unlink()
+    names = {name for _, name in points}
+    assert {*RELEASE_FILES, *(n + ".swap" for n in RELEASE_FILES), COMMIT, "release"} <= names, names
+
+    outcomes = []
+    for (op, name), count in sorted(points.items()):
+        for n in range(1, count + 1):
+            for when in ("before", "after"):
+                restore()
+                killed = kill(f"{op}:={name}:{n}:{when}")
+                assert killed.returncode == -9, (op, name, n, when, killed.stdout + killed.stderr)
+                marked = (out / COMMIT).exists()
+                recover_release(out)  # what the next export (or translate) does first
+                now = release_set(out)
+                assert now in (old, new), (op, name, n, when)
+                assert not list(out.glob("*.swap*")) and not (out / COMMIT).exists()
+                assert now == new or not marked  # once the marker is down the new set is in place
+                outcomes.append(now == new)
+    assert True in outcomes and False in outcomes  # kill points on both sides of the commit

@@ -32,12 +32,20 @@ newest judge run (``syphus judge``, ``<run>/judge/<version>/``) is at least that
 never judged (or judged when their query's pairs were other) are left out too, and counted apart.
 Like dedup, it keeps ids, ``rel_ins_ids``, the train file and the Parquet table consistent.
 
+The release files change together or not at all: they are written as ``<name>.swap`` beside the
+old ones and fsynced, then a commit marker (``export.commit``) is written, then each is swapped in
+and the marker removed. A crash before the marker leaves the old set (the next export, or
+``recover_release``, drops the ``.swap`` files); a crash after it is finished by the next one, as
+``--reparse`` does in the run folder. Two exports of one run take turns (the ledger's lock is held
+from start to commit).
+
 >>> result = export_run("output/DC/v1", images="DC.json")   # doctest: +SKIP
 """
 
 from __future__ import annotations
 
 import json
+import os
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -59,6 +67,51 @@ REL_CHOICES = ("same-input", "none")
 TRAIN_CHOICES = ("per_image", "per_instruction")  # the first, the default, is how Otter's authors make theirs
 CONVERSATION_FIELDS = ("conversation", "round", "activity", "human_role", "reason")  # SN's, kept in the record
 ROW_GROUP = 50_000  # instructions per Parquet row group
+SWAP, COMMIT = ".swap", "export.commit"  # release files being written; the marker that they are all complete
+
+
+def _fsync_path(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def recover_release(out: str | Path) -> str | None:
+    """Finish (commit marker present) or undo (absent) the swap of release files a crash interrupted."""
+    out = Path(out)
+    if not out.is_dir():
+        return None
+    (out / (COMMIT + ".tmp")).unlink(missing_ok=True)  # killed while the marker itself was being written
+    leftovers = sorted(out.glob("*" + SWAP))
+    if (out / COMMIT).exists():
+        for tmp in leftovers:
+            os.replace(tmp, out / tmp.name[:-len(SWAP)])
+        _fsync_path(out)
+        (out / COMMIT).unlink()
+        return "finished"
+    for tmp in [*leftovers, *out.glob("*" + SWAP + ".tmp")]:
+        tmp.unlink()
+    return "undone" if leftovers else None
+
+
+def _commit(out: Path, finals: list[Path]) -> None:
+    """Swap the complete ``<name>.swap`` files of ``finals`` in, under the commit marker."""
+    for final in finals:
+        _fsync_path(final.with_name(final.name + SWAP))
+    marker = out / COMMIT
+    half = out / (COMMIT + ".tmp")
+    with half.open("w", encoding="utf-8") as f:
+        f.write(json.dumps([p.name for p in finals]) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(half, marker)
+    _fsync_path(out)
+    for final in finals:
+        os.replace(final.with_name(final.name + SWAP), final)
+    _fsync_path(out)
+    marker.unlink()
 
 
 @dataclass
@@ -383,6 +436,15 @@ def export_run(folder: str | Path, scene: str | None = None, out_dir: str | Path
         raise UserError(f"--train must be one of {', '.join(TRAIN_CHOICES)}")
     out = Path(out_dir) if out_dir else folder / "export"
     out.mkdir(parents=True, exist_ok=True)
+    with Ledger.open(folder, code) as ledger:
+        recover_release(out)
+        return _export(folder, pairs_path, code, out, ledger, images, rel, author, version, parquet, extra_meta,
+                       dedup, min_score, train_mode)
+
+
+def _export(folder: Path, pairs_path: Path, code: str, out: Path, ledger: Ledger, images: str | Path | None,
+            rel: str, author: str, version: str, parquet: bool, extra_meta: dict[str, Any] | None,
+            dedup: float | None, min_score: float | None, train_mode: str) -> ExportResult:
     images = Path(images) if images else None
     index = _index(pairs_path, code if images else None)
     frames, present = _scan_images(images, index.prefixes, index.need_present) if images else (_Frames(), None)
@@ -404,14 +466,14 @@ def export_run(folder: str | Path, scene: str | None = None, out_dir: str | Path
     table = None
     if parquet and parquet_file.available():
         result.parquet = out / f"{code}_instructions.parquet"
-        table = _instructions_table(result.parquet)
+        table = _instructions_table(result.parquet.with_name(result.parquet.name + SWAP))
     elif parquet:
         result.notes.append(f"no Parquet table written: {parquet_file.HINT}")
 
-    instructions = ObjectWriter(result.instructions, meta)
-    train = ObjectWriter(result.train, None)
+    instructions = ObjectWriter(result.instructions.with_name(result.instructions.name + SWAP), meta)
+    train = ObjectWriter(result.train.with_name(result.train.name + SWAP), None)
     number = written = 0
-    with Ledger.open(folder, code) as ledger, pairs_path.open("rb") as f:
+    with pairs_path.open("rb") as f:
         for qid, offset in index.entries:
             f.seek(offset)
             rec = json.loads(f.readline())
@@ -439,6 +501,7 @@ def export_run(folder: str | Path, scene: str | None = None, out_dir: str | Path
     train.close()
     if table is not None:
         table.close()
+    _commit(out, [result.instructions, result.train, *([result.parquet] if table is not None else [])])
     result.instructions_count = written
     result.no_images_hint = resolver.hint(written)
     if result.images_missing:

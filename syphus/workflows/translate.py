@@ -458,6 +458,23 @@ def for_run(cfg: Any, source: str | Path, langs: list[str], mode: str) -> Transl
     return translation
 
 
+def _run_export(folder: Path) -> tuple[Path, Path]:
+    """The English instructions and train file of a run folder: its export as it is (``--dedup`` and
+    all), made with the defaults only when the run has none; an export is never overwritten."""
+    from syphus.release.export import export_run, recover_release
+
+    export = folder / "export"
+    recover_release(export)
+    found = sorted(p for p in export.glob("*_instructions.json")) if export.is_dir() else []
+    if len(found) > 1:
+        raise UserError(f"{export}: {len(found)} instructions files ({', '.join(p.name for p in found)}); "
+                        "pass the one to translate (syphus translate <run>/export/XX_instructions.json)")
+    if found:
+        return found[0], found[0].with_name(found[0].name.replace("_instructions.json", "_train.json"))
+    exported = export_run(folder, parquet=False)
+    return exported.instructions, exported.train
+
+
 async def run_translation(cfg: Any, env: Any, source: str | Path, langs: list[str], per_language: bool = False,
                           out: str | Path | None = None, display: Any = None,
                           sleep: Any = None, retry_errors: bool = False) -> dict[str, Any]:
@@ -466,15 +483,12 @@ async def run_translation(cfg: Any, env: Any, source: str | Path, langs: list[st
     The default mode runs twice: the second pass asks, one at a time, the languages the first
     pass's all-languages queries did not deliver.
     """
-    from syphus.release.export import export_run
     from syphus.engine.job import LoadedDataset, run_job
 
     source = Path(source)
     train = None
     if source.is_dir() or source.name == PAIRS:
-        folder = source if source.is_dir() else source.parent
-        exported = export_run(folder, parquet=False)
-        source, train = exported.instructions, exported.train
+        source, train = _run_export(source if source.is_dir() else source.parent)
     bad = [x for x in langs if not re.fullmatch(r"[a-z]{2,3}(-[A-Za-z]{2,4})?", x)]
     if bad:
         raise UserError(f"--langs: {', '.join(bad)} are not ISO language codes (e.g. zh,es,ja,de,fr,ko,ar)")
