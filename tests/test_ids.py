@@ -238,3 +238,11 @@ def test_release_files_change_together(tmp_path):
                 assert now == new or not marked  # once the marker is down the new set is in place
                 outcomes.append(now == new)
     assert True in outcomes and False in outcomes  # kill points on both sides of the commit
+
+    # translate given the run folder reads the export that is there (here a --dedup one) and overwrites none
+    from syphus.workflows.translate import _run_export
+    exported(run, "export", "--dedup", "0.8")
+    before = release_set(run / "export")
+    english, train = _run_export(run)
+    assert (english, train) == (run / "export" / "DC_instructions.json", run / "export" / "DC_train.json")
+    assert release_set(run / "export") == before and "DC_INS_00004" not in json.loads(english.read_text())["data"]
