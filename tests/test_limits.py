@@ -690,3 +690,16 @@ async def test_remaining_token_drops_within_the_pace_change_nothing():
                      "x-ratelimit-limit-requests": "600", "x-ratelimit-remaining-requests": str(remaining_requests)})
     assert lim.calibration.header_factor == 1.0
     assert lim.paced("text", 744, 256) == 744
+
+
+def test_calibration_takes_the_tighter_of_ratio_and_overcount_and_stays_above_every_count():
+    """The estimate adds a constant (framing, schema) to a text the server counts in proportion."""
+    lim = limiter(FakeTime(), tpm=200_000)
+    history = [(100 + 4 * n, 4 * n) for n in range(50, 150, 7)]  # (estimate, server count): 100 over each time
+    for estimate, counted in history:
+        lim.learn("json", estimate, {"prompt_tokens": counted})
+    assert lim.paced("json", 400) == 300  # the ratio alone (largest 0.85) would pace 340
+    for estimate, counted in history:
+        assert lim.paced("json", estimate) >= counted  # never under what the server counted
+    lim.learn("json", 400, {"prompt_tokens": 380})  # the server counts more this time
+    assert lim.paced("json", 400) >= 380

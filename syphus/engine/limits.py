@@ -34,10 +34,11 @@ goes, and the server's own answer (a 429 and its ``Retry-After``, capped too) de
 Calibration. The prompt estimate is conservative by design (``estimate_tokens``; the schema and
 images on top). The server says what it counted: ``usage.prompt_tokens`` in each reply, and the drop
 in ``x-ratelimit-remaining-tokens`` between responses. ``Calibration`` learns, per request shape
-(reply format, with or without images), the ratio of the server's prompt count to the estimate:
-the largest of the recent ones, so pacing is never more optimistic than any recent count of the
-server's (a server that counts the schema or CJK text is met with its own figure) and no more
-pessimistic than it needs to be. The drop in the remaining tokens (the refill added back, per
+(reply format, with or without images), the ratio of the server's prompt count to the estimate
+and the difference between them: a request is paced by the smaller of (estimate × the largest
+recent ratio) and (estimate − the smallest recent overcount), each at or above every recent count
+of the server's, so pacing is never more optimistic than the server (a server that counts the
+schema or CJK text is met with its own figure) and no more pessimistic than it needs to be. The drop in the remaining tokens (the refill added back, per
 request the remaining requests say were admitted) is a second witness: when the server charges
 requests more than the calibrated pace assumes (it counts what ``usage`` does not report), every
 cost is scaled up by that factor. With no usage and no headers the estimate stays as it is.
@@ -103,6 +104,7 @@ class Calibration:
 
     ``ratio(shape)`` is the largest of the last ``keep`` ratios ``usage.prompt_tokens / estimate``
     seen for that shape, within [``FLOOR``, ``CEILING``]; 1.0 (the estimate as it is) before any.
+    ``prompt(shape, estimate)`` is what a request is paced by (see there).
 
     >>> c = Calibration()
     >>> c.learn("json", 1100, 990); c.learn("json", 1000, 1000); c.ratio("json"), c.ratio("text")
@@ -119,6 +121,8 @@ class Calibration:
         self.keep = keep
         self._seen: dict[str, deque[float]] = {}
         self._ratio: dict[str, float] = {}
+        self._over: dict[str, deque[int]] = {}  # estimate - server count of the recent replies, per shape
+        self._offset: dict[str, int] = {}  # the smallest of those
         self.samples: dict[str, int] = {}
         self.header_factor = 1.0  # costs scaled by this when the headers show the server charges more
         self._drops = deque(maxlen=256)  # (tokens charged, requests admitted) between two responses
@@ -136,9 +140,27 @@ class Calibration:
         seen = self._seen.get(shape)
         if seen is None:
             seen = self._seen[shape] = deque(maxlen=self.keep)
+            self._over[shape] = deque(maxlen=self.keep)
         seen.append(counted / estimate)
+        self._over[shape].append(estimate - counted)
         self.samples[shape] = self.samples.get(shape, 0) + 1
         self._ratio[shape] = min(self.CEILING, max(self.FLOOR, max(seen)))
+        self._offset[shape] = min(self._over[shape])
+
+    def prompt(self, shape: str, estimate: int) -> int:
+        """The prompt tokens to pace a request of ``shape`` estimated at ``estimate`` by: the smaller of two
+        readings of the recent replies, each at or above every one of them, so their minimum is too: the
+        estimate times the largest ratio, and the estimate less the smallest overcount (the framing and
+        schema the estimate adds are a constant, the text a proportion). Never under the floor.
+
+        >>> c = Calibration(); c.learn("json", 300, 200); c.learn("json", 600, 500); c.prompt("json", 400)
+        300
+        """
+        ratio = self._ratio.get(shape)
+        if ratio is None:
+            return estimate
+        by_offset = estimate - self._offset[shape]
+        return max(math.ceil(estimate * self.FLOOR), min(math.ceil(estimate * ratio), math.ceil(by_offset)))
 
     def sent(self, cost: float) -> None:
         self._paced.append(cost / self.header_factor)  # as the usage ratios alone would pace it
@@ -168,6 +190,7 @@ class Calibration:
 
     def describe(self) -> dict[str, Any]:
         return {"ratios": {k: round(v, 4) for k, v in sorted(self._ratio.items())},
+                "overcount": dict(sorted(self._offset.items())),
                 "samples": dict(sorted(self.samples.items())), "header_factor": round(self.header_factor, 4),
                 "server_tokens_per_request": (round(self.server_per_request, 1)
                                               if self.server_per_request is not None else None)}
@@ -264,7 +287,7 @@ class RateLimiter:
         150
         """
         c = self.calibration
-        return math.ceil((math.ceil(prompt * c.ratio(shape)) + completion) * c.header_factor) - completion
+        return math.ceil((c.prompt(shape, prompt) + completion) * c.header_factor) - completion
 
     def learn(self, shape: str, prompt: int, usage: Mapping[str, Any] | None) -> None:
         """A reply's ``usage`` for a request of ``shape`` whose prompt was estimated at ``prompt``."""
