@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from syphus.errors import UserError
 from syphus.textfile import read_text
@@ -37,6 +37,18 @@ class EndpointConfig(_Strict):
     local_startup_timeout: float = Field(300.0, gt=0)
 
 
+def check_extra(extra: dict[str, Any]) -> dict[str, Any]:
+    """Refuse body fields whose replies a run would pay for and not keep: ``n`` > 1 (one reply is kept per
+    request) and ``stream`` (a reply is read whole)."""
+    n = extra.get("n", 1)
+    if n is not None and n != 1:
+        raise ValueError(f"n = {n!r}: a request keeps one reply, so n > 1 would pay for {n!r} and keep 1; remove "
+                         "'n' (for more pairs a query, ask for more in the system message)")
+    if extra.get("stream"):
+        raise ValueError("stream: replies are read whole; remove 'stream'")
+    return extra
+
+
 class GenerationConfig(_Strict):
     """Sampling parameters sent with every request."""
 
@@ -44,6 +56,8 @@ class GenerationConfig(_Strict):
     top_p: float | None = Field(None, gt=0, le=1)
     max_tokens: int = Field(1024, ge=1)
     extra: dict[str, Any] = Field(default_factory=dict)  # any other body field (stop, seed, ...)
+
+    _extra_checked = field_validator("extra")(classmethod(lambda cls, v: check_extra(v)))
 
 
 class GenerationOverrides(_Strict):
@@ -53,6 +67,8 @@ class GenerationOverrides(_Strict):
     top_p: float | None = Field(None, gt=0, le=1)
     max_tokens: int | None = Field(None, ge=1)
     extra: dict[str, Any] = Field(default_factory=dict)  # merged over generation.extra
+
+    _extra_checked = field_validator("extra")(classmethod(lambda cls, v: check_extra(v)))
 
     def over(self, base: GenerationConfig) -> GenerationConfig:
         """``base`` with these overrides applied."""

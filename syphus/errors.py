@@ -24,7 +24,7 @@ from __future__ import annotations
 
 
 ENDPOINT_KINDS = frozenset({"connection", "timeout", "server_error", "rate_limited", "not_found", "malformed",
-                            "http_408", "http_409"})
+                            "http_408", "http_409", "refused"})  # refused: the endpoint's key (401/403, no quota)
 
 
 def is_settled_kind(kind: str | None) -> bool:

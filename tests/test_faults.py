@@ -28,7 +28,7 @@ from syphus.engine.pool import Member, Pool
 from syphus.engine.runner import Runner
 from syphus.engine.store import RunStore
 from tests.conftest import KEY, ROOT
-from tests.fakeserver import Gate, Reply, default_answer
+from tests.fakeserver import FakeOpenAI, Gate, Reply, default_answer
 from tests.helpers import lines, make_numbers, query_id, settled
 
 FAULTY = '''
@@ -701,3 +701,118 @@ def test_coldstart_promote_edit_of_a_missing_or_unreadable_file_is_one_line_nami
     assert code == 2, out
     assert out.startswith("error: answer.txt: the --edit file is UTF-16 text") and "Traceback" not in out
     assert (project / "prompts" / "example.json").read_bytes() == prompt  # nothing written
+
+
+@pytest.mark.parametrize("setting, env, flags, names", [
+    ("key with a line ending", {"OPENAI_API_KEY": KEY + "\r"}, [], "OPENAI_API_KEY"),
+    ("key with a control character", {"OPENAI_API_KEY": "sk-\x00abc12345"}, [], "OPENAI_API_KEY"),
+    ("URL without a scheme", {"OPENAI_API_KEY": KEY}, ["--base_url", "127.0.0.1:8000/v1"], "--base_url"),
+    ("port out of range", {"OPENAI_API_KEY": KEY}, ["--base_url", "http://127.0.0.1:99999/v1"], "--base_url"),
+    ("password and key both", {"OPENAI_API_KEY": KEY}, ["--base_url", "http://u:pw@127.0.0.1:9/v1"], "--base_url"),
+])
+def test_a_request_that_can_never_be_sent_is_never_charged_nor_settled(project, server, setting, env, flags, names):
+    """Configuration no request can be made with is one line (exit 2) naming the setting, before anything is
+    sent, charged or written; the same run with the setting fixed then sends every query once."""
+    out = io.StringIO()
+    args = ["--name", "Example.example", "--base_url", server.base_url, *flags]
+    code = main(args + ["--max_cost", "1", "--price_as", "gpt-4o", "--pricing", str(ROOT / "configs" / "pricing.yaml")],
+                env=env, stream=out)
+    text = out.getvalue()
+    assert code == 2, text
+    assert text.count("\n") == 1 and names in text, text
+    assert KEY not in text
+    assert server.request_count == 0
+    folder = project / "output" / "Example" / "v1"
+    assert not any((folder / f).exists() for f in ("pairs.jsonl", "invalid.jsonl", "errors.jsonl"))
+
+
+def test_n_above_one_is_refused_before_anything_is_paid(project, server, tmp_path):
+    """n > 1 pays for n replies and a run keeps one: refused up front, in the run's generation and in a pool's."""
+    for config in ({"generation": {"extra": {"n": 3}}},
+                   {"endpoints": [{"name": "a", "kind": "compatible", "base_url": server.base_url,
+                                   "generation": {"extra": {"n": 2}}}]}):
+        path = tmp_path / "n.yaml"
+        path.write_text(json.dumps(config))
+        out = io.StringIO()
+        code = main(["--name", "Example.example", "--base_url", server.base_url, "--config", str(path)],
+                    env={"OPENAI_API_KEY": KEY}, stream=out)
+        assert code == 2 and "n > 1 would pay for" in out.getvalue() and out.getvalue().count("\n") == 1, \
+            out.getvalue()
+    assert server.request_count == 0
+
+
+async def test_a_request_aiohttp_refuses_to_build_is_fatal_and_never_billed(server):
+    """Past the checks before the run (an endpoint built by hand): nothing leaves the machine, so the
+    error is the run's (fix and rerun), never a charge or a settled query."""
+    from syphus.config import GenerationConfig
+    from syphus.engine.client import ChatClient
+    from syphus.engine.endpoint import Endpoint
+    from syphus.errors import FatalError
+
+    endpoint = Endpoint("compatible", server.base_url + "/chat/completions", "m",
+                        {"Authorization": "Bearer sk-broken\r\nX-Injected: 1"})
+    async with ChatClient(endpoint, GenerationConfig()) as client:
+        with pytest.raises(FatalError) as info:
+            await client.complete([{"role": "user", "content": "hi"}])
+    assert "nothing was sent" in str(info.value)
+    assert server.request_count == 0
+
+
+def test_a_run_in_which_nothing_succeeded_is_not_a_success(project):
+    """However few the queries (8, under the 20-in-a-row breaker), a run the endpoint failed throughout exits 3
+    with one rule and one message: nothing settled, the same command sends them again."""
+    import socket
+    make_numbers(project, 8)
+    with socket.socket() as s:  # a port with nobody listening
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    code, out = run(["--name", "Numbers", "--base_url", f"http://127.0.0.1:{port}/v1", "--max_attempts", "1",
+                     "--num_threads", "2"])
+    assert code == 3, out
+    assert "all 8 queries failed at the endpoint" in out and "will be sent again" in out
+    assert "--retry_errors" not in out
+    store = RunStore(folder_of(project)).open()
+    assert len(store.failed) == 8 and len(store.settled_errors) == 0
+    store.close()
+
+
+def test_a_query_is_settled_only_by_its_own_answer(project, server):
+    """An endpoint that answers 401 is the endpoint's problem: the queries whose last attempt it refused are
+    not settled, and a rerun sends them; and pairs a plugin's own parser gives without an answer go to
+    invalid.jsonl with the reason instead of crashing export."""
+    make_numbers(project, 6)
+    with FakeOpenAI() as dead:
+        dead.responder = lambda body, n: Reply.status(401, body={"error": {"message": "bad key"}})
+        config = project / "pool.yaml"
+        config.write_text(json.dumps({"endpoints": [
+            {"name": "dead", "kind": "compatible", "base_url": dead.base_url, "weight": 100},
+            {"name": "live", "kind": "compatible", "base_url": server.base_url}]}))
+        server.responder = lambda body, n: Reply.ok(f"Question: What is {query_id(body)}?\nAnswer: A ball.")
+        code, out = run(["--name", "Numbers", "--config", str(config), "--max_attempts", "1", "--num_threads", "1",
+                         "--reply", "text"])
+    errors = lines(folder_of(project) / "errors.jsonl")
+    assert [e["kind"] for e in errors] == ["refused"], out  # its one attempt met the dead endpoint
+    store = RunStore(folder_of(project)).open()
+    assert len(store.settled_errors) == 0 and len(store.failed) == 1  # the endpoint's failure, not the query's
+    store.close()
+    before = server.request_count
+    code, out = run(["--name", "Numbers", "--base_url", server.base_url, "--reply", "text"], server=server)
+    assert code == 0, out
+    assert server.request_count == before + 1  # a plain rerun sends exactly that query
+    assert sorted(r["id"] for r in lines(folder_of(project) / "pairs.jsonl")) == [f"q{i:05d}" for i in range(6)]
+
+    # a plugin parser's pair without an answer: held to what JSON mode's pairs are held to
+    plugin = project / "datasets" / "numbers.py"
+    plugin.write_text(plugin.read_text() + '''
+    def parse_response(self, text, finish_reason):
+        from syphus.parse import ParseResult
+        return ParseResult(pairs=[{"instruction": "What is it?"}, {"instruction": "Where?", "answer": ""}])
+''')
+    from syphus import plugins
+    plugins._loaded.clear()  # the plugin file changed
+    code, out = run(["--name", "Numbers", "--base_url", server.base_url, "--reply", "text", "--repairs", "0",
+                     "--dataset_version", "v2"], server=server)
+    assert code == 0, out
+    bad = lines(project / "output" / "Numbers" / "v2" / "invalid.jsonl")
+    assert len(bad) == 6 and "pair 1: no string 'answer' (dropped)" in bad[0]["reason"]
+    assert main(["export", str(project / "output" / "Numbers" / "v2"), "--prefix", "NU"], stream=io.StringIO()) == 0

@@ -129,7 +129,15 @@ def _summary(result) -> str:
         lines.append(f"  invalid replies are in {result.folder / 'invalid.jsonl'} (raw text kept; fix the parser "
                      "and run with --reparse)")
     if t.get("errors"):
-        lines.append(f"  errors are in {result.folder / 'errors.jsonl'}; run again with --retry_errors to retry them")
+        resend = t.get("errors_to_resend", 0)
+        final = t["errors"] - resend
+        if final:
+            lines.append(f"  {final} errors are final for their query (in {result.folder / 'errors.jsonl'}); run "
+                         "again with --retry_errors to send those queries again")
+        if resend:
+            lines.append(f"  {resend} errors were the endpoint's, not their query's (in "
+                         f"{result.folder / 'errors.jsonl'}): they are not settled, and the same command sends them "
+                         "again")
     if result.budget is not None and result.budget.price is not None and (result.budget.spent or result.budget.limit):
         cap = f" of the ${result.budget.limit:g} cap" if result.budget.limit else ""
         lines.append(f"  cost so far ${result.budget.spent:.4f}{cap}")

@@ -371,6 +371,9 @@ class ChatClient:
         except aiohttp.ClientError as e:  # sent, then the reply was lost: the server may bill it
             raise TransientError(self._redact(f"connection failed: {type(e).__name__}: {e}"), kind="connection",
                                  maybe_billed=True) from None
+        except (ValueError, TypeError, UnicodeError) as e:  # aiohttp refused to build it: nothing left the machine
+            raise FatalError(self._redact(f"the request could not be built, so nothing was sent ({type(e).__name__}: "
+                                          f"{e}); fix the endpoint's URL, key or headers, then run again")) from None
         if self.on_headers is not None:
             self.on_headers(headers)
         if status != 200:

@@ -23,7 +23,7 @@ from urllib.parse import quote, urlsplit
 
 from syphus.config import EndpointConfig, GenerationConfig, PoolEndpoint, RunConfig
 from syphus.errors import UserError
-from syphus.redaction import Redactor, url_password
+from syphus.redaction import Redactor, redact_urls, url_password
 
 OPENAI_URL = "https://api.openai.com/v1"
 DEFAULT_MODEL = "gpt-4o-mini"
@@ -64,6 +64,51 @@ class Endpoint:
         """``text`` (a message, never stored data) with URL passwords and this endpoint's secrets of
         at least 8 characters replaced by ``***`` (``syphus.redaction``)."""
         return Redactor(self.secrets)(text)
+
+
+def check_sendable(endpoint: Endpoint, url_from: str, key_from: str | None = None) -> Endpoint:
+    """``endpoint`` if a request can be made with it; else one UserError naming the setting to fix.
+
+    Found before the first request, so a setting that can never send (a URL without a scheme, a
+    port out of range, a key with a line ending) costs nothing and settles nothing.
+    """
+    from yarl import URL  # aiohttp's own URL type: what it accepts, this accepts
+
+    try:
+        shown = endpoint.describe()["url"]
+    except ValueError:  # a port out of range: show the URL as given, less any password
+        shown = redact_urls(endpoint.url)
+    try:
+        url = URL(endpoint.url)
+        port = url.port
+    except ValueError as e:
+        raise UserError(f"{url_from}: the endpoint URL {shown!r} is not usable ({e}); give it as "
+                        "http(s)://host[:port]/v1 with a port from 1 to 65535") from None
+    if url.scheme not in ("http", "https") or not url.host:
+        raise UserError(f"{url_from}: the endpoint URL {shown!r} needs http:// or https:// and a host, "
+                        "e.g. http://127.0.0.1:8000/v1")
+    if not port:
+        raise UserError(f"{url_from}: the endpoint URL {shown!r} has port 0; give a port from 1 to 65535")
+    if url.user is not None and any(k.lower() == "authorization" for k in endpoint.headers):
+        raise UserError(f"{url_from}: the endpoint URL carries a user and password and a key is set as well "
+                        "(both would be the Authorization header); keep one of them")
+    for name, value in endpoint.headers.items():
+        bad = next((c for c in value if ord(c) < 32 or ord(c) == 127), None)
+        if bad is None:
+            try:
+                value.encode("latin-1")
+            except UnicodeEncodeError:
+                bad = next(c for c in value if ord(c) > 255)
+        if bad is not None:
+            where = key_from if name.lower() in ("authorization", "api-key") and key_from else f"the {name} header"
+            raise UserError(f"{where} holds a character no HTTP header can carry ({bad!r}, e.g. a line ending "
+                            "copied from a file); set it again without it")
+    return endpoint
+
+
+def _which(env: Mapping[str, str], *names: str) -> str | None:
+    """The name of the first of ``names`` set in ``env`` (what a message should tell the user to fix)."""
+    return next((n for n in names if env.get(n)), None)
 
 
 def _first(env: Mapping[str, str], *names: str) -> str | None:
@@ -119,8 +164,10 @@ def resolve_endpoint(cfg: EndpointConfig, env: Mapping[str, str], local_base_url
         if base.endswith("/openai"):
             base = base[: -len("/openai")]
         url = f"{base}/openai/deployments/{quote(deployment, safe='')}/chat/completions?api-version={quote(version)}"
-        return Endpoint("azure", url, deployment, {"api-key": key}, (key,) + _url_secrets(base),
-                        api_root=f"{base}/openai", api_query=f"?api-version={quote(version)}")
+        return check_sendable(Endpoint("azure", url, deployment, {"api-key": key}, (key,) + _url_secrets(base),
+                                       api_root=f"{base}/openai", api_query=f"?api-version={quote(version)}"),
+                              "--base_url" if cfg.base_url else _which(env, "AZURE_OPENAI_ENDPOINT", "OPENAI_API_BASE"),
+                              _which(env, "AZURE_OPENAI_API_KEY", "OPENAI_API_KEY"))
     if kind == "local":
         if not local_base_url:
             raise UserError("the local endpoint is not running; start it with syphus.engine.local.LocalServer")
@@ -138,7 +185,9 @@ def resolve_endpoint(cfg: EndpointConfig, env: Mapping[str, str], local_base_url
     if org:
         headers["OpenAI-Organization"] = org
     secrets = ((key,) if key else ()) + _url_secrets(base)
-    return Endpoint(kind, base.rstrip("/") + "/chat/completions", model, headers, secrets, api_root=base.rstrip("/"))
+    url_from = "--base_url" if cfg.base_url else _which(env, "OPENAI_BASE_URL", "OPENAI_API_BASE") or "the OpenAI URL"
+    return check_sendable(Endpoint(kind, base.rstrip("/") + "/chat/completions", model, headers, secrets,
+                                   api_root=base.rstrip("/")), url_from, "OPENAI_API_KEY")
 
 
 # --- a pool of endpoints ---------------------------------------------------------------------------

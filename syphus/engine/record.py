@@ -120,8 +120,9 @@ def parse_fields(dataset: Any, item: dict[str, Any], text: str | None, finish_re
     """``pairs``, ``problems``, ``truncated`` and (when there are no pairs) ``reason`` of one reply."""
     try:
         result = dataset.parse_reply(item, text or "", finish_reason, reply_format)
-        fields = {"pairs": result.pairs, "problems": result.problems, "truncated": result.truncated}
-        reason = result.reason
+        pairs, dropped = checked_pairs(result.pairs)
+        fields = {"pairs": pairs, "problems": list(result.problems) + dropped, "truncated": result.truncated}
+        reason = result.reason or ("; ".join(dropped) if dropped and not pairs else None)
     except Exception as e:
         fields = {"pairs": [], "problems": [], "truncated": finish_reason == "length"}
         where = "the reply model's to_pairs" if reply_format == "json" else "parse_response"
@@ -129,6 +130,28 @@ def parse_fields(dataset: Any, item: dict[str, Any], text: str | None, finish_re
     if not fields["pairs"]:
         fields["reason"] = reason
     return fields
+
+
+def checked_pairs(pairs: Any) -> tuple[list[dict[str, Any]], list[str]]:
+    """The pairs a parser gave that a release can hold (a dict with a non-empty string ``instruction`` and
+    ``answer``), and a problem for each one dropped: any parser's pairs are held to what JSON mode's are.
+
+    >>> checked_pairs([{"instruction": "Q?", "answer": "A."}, {"instruction": "Q?"}, "x"])[1]
+    ["pair 2: no string 'answer' (dropped)", 'pair 3: not a mapping (dropped)']
+    """
+    if not isinstance(pairs, list):
+        return [], [f"the parser gave {type(pairs).__name__}, not a list of pairs"]
+    kept, dropped = [], []
+    for i, pair in enumerate(pairs, 1):
+        if not isinstance(pair, Mapping):
+            dropped.append(f"pair {i}: not a mapping (dropped)")
+            continue
+        missing = [k for k in ("instruction", "answer") if not isinstance(pair.get(k), str) or not pair[k].strip()]
+        if missing:
+            dropped.append(f"pair {i}: no string {' or '.join(repr(k) for k in missing)} (dropped)")
+            continue
+        kept.append(pair)
+    return kept, dropped
 
 
 def query_meta(item: Mapping[str, Any]) -> dict[str, Any]:

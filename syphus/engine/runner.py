@@ -228,6 +228,8 @@ class Runner:
         self.stats = Stats(started=clock())
         self.max_endpoint_failures = max_endpoint_failures
         self._streak: tuple[str | None, int] = (None, 0)  # the same endpoint-level failure, how many in a row
+        self._endpoint_errors = 0  # queries this session ended by an endpoint-level failure (not settled)
+        self._last_failure = ""
         self.fatal: FatalError | None = None
         self.user_error: UserError | None = None
         self.crash: BaseException | None = None
@@ -273,6 +275,11 @@ class Runner:
         finally:
             if self._drain_timer is not None:
                 self._drain_timer.cancel()
+        if (self.fatal is None and self.user_error is None and self.crash is None and not self.stopping
+                and self.stats.answered == 0 and self._endpoint_errors and self._endpoint_errors == self.stats.errors):
+            # nothing came back but the endpoint's failures: not a complete run, however few the queries
+            self.fatal = self._endpoint_down(f"all {self._endpoint_errors} queries failed at the endpoint "
+                                             f"(the last: {self._last_failure})")
         if self.fatal is not None or self.user_error is not None or self.crash is not None:
             return RunStatus.FAILED
         if self.over_budget:
@@ -342,13 +349,18 @@ class Runner:
         last, n = self._streak
         n = n + 1 if kind == last else 1
         self._streak = (kind, n)
+        self._endpoint_errors += 1
+        self._last_failure = f"{kind}: {message}"
         if n >= self.max_endpoint_failures and self.fatal is None:
-            where = ", ".join(str(m.describe_endpoint.get("url") or m.name) for m in self.pool.members)
-            self.fatal = FatalError(
-                f"{n} queries in a row failed the same way ({kind}: {message}) and none succeeded: {where} "
-                "is not answering. Check --base_url, --model (or the Azure deployment) and that the server is up, "
-                "then run the same command again: these queries are not settled and will be sent again")
+            self.fatal = self._endpoint_down(f"{n} queries in a row failed the same way ({kind}: {message})")
             self.abort()
+
+    def _endpoint_down(self, what: str) -> FatalError:
+        """The one message of a run the endpoint failed: what happened, where, the fix, and that nothing is lost."""
+        where = ", ".join(str(m.describe_endpoint.get("url") or m.name) for m in self.pool.members)
+        return FatalError(f"{what} and none succeeded: {where} is not answering. Check --base_url, --model (or the "
+                          "Azure deployment) and that the server is up, then run the same command again: these "
+                          "queries are not settled and will be sent again")
 
     def _on_retry(self, state: Any) -> None:
         self.stats.retries += 1
