@@ -248,12 +248,12 @@ def test_batch_replies_without_usage_are_charged_at_their_worst_case(project, bs
     make_numbers(project, 6)
     bserver.responder = lambda body, n: Reply.ok("Question: a?\nAnswer: b.", usage={})
     flags = {"endpoint.model": "toy", "cost.pricing": "prices.yaml", "cost.max_cost": 10,
-             "generation.max_tokens": 20, "generation.extra": {"n": 2}}
+             "generation.max_tokens": 20, "generation.extra": {"max_completion_tokens": 40}}
     result = run(bserver, **flags)
     assert result.status == "complete"
-    assert uploaded_lines(bserver)[0][0]["body"]["n"] == 2
+    assert uploaded_lines(bserver)[0][0]["body"]["max_completion_tokens"] == 40
     records = lines(project / "output" / "Numbers" / "v1" / "pairs.jsonl")
-    assert all(r["estimated_usage"]["completion_tokens"] == 40 for r in records)  # max_tokens times n
+    assert all(r["estimated_usage"]["completion_tokens"] == 40 for r in records)  # the larger budget counts
     assert result.budget.estimated == pytest.approx(result.budget.spent) and result.budget.spent > 0
     again = make_budget(config(bserver, **flags), ENV, RunStore(project / "output" / "Numbers" / "v1").scan().totals)
     assert again.spent == pytest.approx(result.budget.spent)  # a restart still counts it

@@ -199,11 +199,13 @@ def test_describe_keeps_ipv6_brackets():
 
 
 def test_redact():
-    ep = resolve_endpoint(C(base_url="http://u:pw-secret@h:1/v1"), {"OPENAI_API_KEY": KEY})
+    ep = resolve_endpoint(C(base_url="http://h:1/v1"), {"OPENAI_API_KEY": KEY})
     text = f"sent {KEY} to http://u:pw-secret@h:1/v1 then {KEY} again"
     out = ep.redact(text)
     assert KEY not in out and "pw-secret" not in out
     assert out.count("***") == 3
+    with_password = resolve_endpoint(C(base_url="http://u:pw-secret@h:1/v1"), {})  # a key beside it is refused
+    assert "pw-secret" not in with_password.redact("to http://u:pw-secret@h:1/v1")
     assert ep.redact("nothing secret") == "nothing secret"
 
 

@@ -318,13 +318,11 @@ PRICES = "toy-model: {input: 1000.0, output: 1000.0}\n"  # $0.001 a token both w
 
 
 @pytest.mark.parametrize("fault", ["no_usage", "zero_usage", "timeout", "content_filter", "malformed",
-                                   "n_choices", "max_tokens_extra"])
+                                   "max_tokens_extra"])  # n > 1 is refused up front (test_n_above_one_...)
 def test_max_cost_is_a_hard_cap_whatever_the_replies_say(project, server, fault):
     (project / "prices.yaml").write_text(PRICES)
     make_numbers(project, 40)
     extra: dict = {}
-    if fault == "n_choices":
-        extra = {"n": 3}
     if fault == "max_tokens_extra":
         extra = {"max_tokens": 60}
     (project / "run.yaml").write_text(json.dumps({"generation": {"max_tokens": 20, "extra": extra},
@@ -350,7 +348,7 @@ def test_max_cost_is_a_hard_cap_whatever_the_replies_say(project, server, fault)
                      "prices.yaml", "--num_threads", "4", "--timeout", "0.2", "--max_attempts", "2",
                      "--max-cost", str(cap)], server)
     assert code == 4, out
-    worst_completion = {"n_choices": 60, "max_tokens_extra": 60}.get(fault, 20)
+    worst_completion = {"max_tokens_extra": 60}.get(fault, 20)
     prompts = [sum(len(m["content"]) for m in r.body["messages"]) for r in server.requests]
     # what the server could bill at most: every request sent, each at a generous prompt size and full completion
     could_bill = sum(p + worst_completion for p in prompts) * 0.001
