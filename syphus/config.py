@@ -191,7 +191,8 @@ class RunConfig(_Strict):
     query_inputs_path: str | None = None
     datasets_dir: str = "datasets"
     output_dir: str = "output"
-    drain_timeout: float = Field(60.0, ge=0)  # seconds in-flight requests get after Ctrl-C
+    # seconds in-flight requests get after Ctrl-C or a fatal error; None: the request timeout and 5 s more
+    drain_timeout: float | None = Field(None, ge=0)
     log_interval: float = Field(30.0, gt=0)  # seconds between progress lines when not on a terminal
     endpoint: EndpointConfig = Field(default_factory=EndpointConfig)
     endpoints: list[PoolEndpoint] = Field(default_factory=list)  # a pool; the run uses all, or those use_endpoints names

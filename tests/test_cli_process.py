@@ -8,6 +8,7 @@ A worker sends its next request only after writing the record of its last one, s
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -164,3 +165,36 @@ def test_progress_lines_when_not_on_a_terminal(project, server):
     assert re.match(r"progress: \d+/30 \d+\.\d% \| ETA .* \| session: .*errors 0", last), stderr  # a stream's total
     assert "\r" not in stderr
     assert "30 queries with 30 pairs" in stderr
+
+
+def test_a_stop_mid_run_then_resume_counts_every_request_the_server_billed(project, server):
+    """Ctrl-C with 8 slow requests on the wire and a drain shorter than they take: those 8 are cancelled, yet
+    the server received (and bills) them. The write-ahead log charges them on resume: requests the server
+    received = requests the run counts (in records' attempts, and as lost), exactly."""
+    make_numbers(project, 60)
+    gate = Gate()
+    server.responder = held_after(20, gate, Reply.ok("Question: a?\nAnswer: b.",
+                                                     usage={"prompt_tokens": 10, "completion_tokens": 5}))
+    folder = project / "output" / "Numbers" / "v1"
+    proc = start(project, server, "--num_threads", "8", "--drain_timeout", "0.2", "--reply", "text")
+    try:
+        all_held(server, 8, 20)
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=30)
+    finally:
+        gate.open()
+        proc.kill()
+    assert proc.returncode == 130, out
+    lost = lines(folder / "lost.jsonl")
+    assert lost == []  # charged when the next run opens the folder, from the write-ahead log
+    server.responder = lambda body, n: Reply.ok("Question: a?\nAnswer: b.",
+                                                usage={"prompt_tokens": 10, "completion_tokens": 5})
+    proc = start(project, server, "--num_threads", "8", "--reply", "text")
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0, out
+    lost = lines(folder / "lost.jsonl")
+    assert sum(r["requests"] for r in lost) == 8  # the 8 cancelled on the wire
+    counted = sum(r["attempts"] for r in lines(folder / "pairs.jsonl")) + sum(r["requests"] for r in lost)
+    assert counted == server.request_count == 68  # billed by the server = counted by the run
+    meta = json.loads((folder / "meta.json").read_text())
+    assert meta["counts"]["estimated_completion_tokens"] == 8 * 1024  # each lost request at its worst case

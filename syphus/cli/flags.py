@@ -200,7 +200,7 @@ def add_speed(g) -> None:
     _opt(g, "max_attempts", type=int, metavar="N", help="attempts a query before it is an error (default 8)")
     _opt(g, "max_retry_seconds", type=float, metavar="SECONDS", help="of retrying a query (default 600)")
     _opt(g, "drain_timeout", type=float, metavar="SECONDS", help="requests on the wire get after Ctrl-C "
-                                                                 "(default 60)")
+                                                                 "or a fatal error (default: the request timeout + 5)")
 
 
 def add_money(g, batch: bool = True) -> None:

@@ -479,7 +479,8 @@ async def _engine(cfg: RunConfig, loaded: LoadedDataset, targets: list[Target], 
         pool = Pool(members, cool_after=r.cool_after, cool_seconds=r.cool_seconds,
                     cool_max_seconds=r.cool_max_seconds, clock=clock, sleep=sleep)
         yield Runner(loaded.dataset, pool, store, num_threads=num_threads or cfg.num_threads, retry=cfg.retry,
-                     drain_timeout=cfg.drain_timeout, skip=skip, source=loaded.source, budget=budget,
+                     drain_timeout=cfg.drain_timeout if cfg.drain_timeout is not None else
+                     max(t.timeout or cfg.endpoint.timeout for t in targets) + 5.0, skip=skip, source=loaded.source, budget=budget,
                      structure=structure, attacher=attacher, max_endpoint_failures=r.max_endpoint_failures,
                      clock=clock, sleep=sleep, repairs=cfg.reply.repairs)
 

@@ -147,6 +147,7 @@ class _Repair:
 
     def __init__(self, plan: _Requests, fmt: str, raw: str | None, why: str):
         self.plan, self.fmt, self.raw, self.why = plan, fmt, raw, why
+        self.item = plan.item
         self._extra = estimate_tokens(repair_messages([], raw, why, fmt))
         self._built: dict[str, tuple[Request, int]] = {}
 
@@ -330,7 +331,7 @@ class Runner:
         except FatalError as e:
             if self.fatal is None:
                 self.fatal = e
-            self.abort()
+            self.request_stop()  # replies already on their way land (bounded by the drain timeout): paid for
 
     # --- one query ----------------------------------------------------------------
     def _error(self, qid: str, kind: str, message: str, status: int | None, q: _Query) -> None:
@@ -382,6 +383,7 @@ class Runner:
                 # ``prefer`` only for the first attempt: a retry after a failure there goes where it fits
                 member = await self.pool.take(tokens, avoid=failed_on, prefer=prefer if failed_on is None else None)
                 completion = member.completion_budget
+                hold: float | None = 0.0
                 try:
                     if self.stopping:
                         raise _Stopped
@@ -394,7 +396,11 @@ class Runner:
                     body = bodies.get((member.name, fmt))
                     if body is None:
                         body = bodies[(member.name, fmt)] = member.client.body(messages, req.fields)
+                    # write-ahead: on disk before the bytes leave, so a request no record settles is charged later
+                    self.store.reserve(plan.item["id"], prompt_tokens, completion)
                 except BaseException:
+                    if hold and self.budget is not None:  # reserved, then not sent: the hold goes back
+                        self.budget.settle(hold, None, billed=False)
                     self.pool.unsend(member)
                     raise
                 self._on_wire.add(task)

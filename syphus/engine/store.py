@@ -43,6 +43,7 @@ from syphus.redaction import redact_urls
 from syphus.engine.record import Tally, encode, encode_loose, now_iso, tally
 
 PAIRS, INVALID, ERRORS, META = "pairs.jsonl", "invalid.jsonl", "errors.jsonl", "meta.json"
+INFLIGHT, LOST = "inflight.jsonl", "lost.jsonl"  # requests reserved before they went out; those never settled
 REPAIRS = "repairs.jsonl"  # broken replies being repaired (syphus.engine.repair), so a crash pays for none twice
 LOCK, COMMIT, SWAP = "syphus.lock", "reparse.commit", ".reparse"
 
@@ -203,6 +204,8 @@ class RunStore:
         self.repaired: dict[str, int] = {}
         self.pending: dict[str, dict[str, Any]] = {}  # broken replies whose repair never ended, by query id
         self._pending_counted: set[str] = set()  # those of them counted in ``totals`` when the folder was read
+        self._reserved: dict[str, int] = {}  # query id -> requests reserved this session and not yet in a record
+        self.lost = 0  # requests an earlier session sent and never settled, charged at their worst case on open
         self.swap: str | None = None
         self._fds: dict[str, int] = {}
         self._stale_errors = False
@@ -234,9 +237,45 @@ class RunStore:
         self.scan()
         if self._stale_errors:
             self.compact_errors()
-        for name in (PAIRS, INVALID, ERRORS):
+        for name in (PAIRS, INVALID, ERRORS, LOST):
             self._fds[name] = os.open(self.folder / name, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        self._settle_inflight()
+        self._fds[INFLIGHT] = os.open(self.folder / INFLIGHT, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         return self
+
+    # --- the write-ahead reservations --------------------------------------------------
+    def _settle_inflight(self) -> None:
+        """Charge every request an earlier session put on the wire and never settled (Ctrl-C past the drain, a
+        fatal error, SIGKILL) at its worst case, in lost.jsonl, then start the reservation log afresh."""
+        path = self.folder / INFLIGHT
+        open_: dict[str, list[tuple[int, int]]] = {}
+        for _, rec in read_jsonl(path, skip_torn=True):
+            qid = str(rec["id"])
+            if rec.get("done"):
+                open_.pop(qid, None)
+            else:
+                open_.setdefault(qid, []).append((int(rec.get("prompt") or 0), int(rec.get("completion") or 0)))
+        if open_:
+            for qid, reserved in open_.items():
+                prompt, completion = sum(p for p, _ in reserved), sum(c for _, c in reserved)
+                rec = {"id": qid, "requests": len(reserved), "at": now_iso(),
+                       "estimated_usage": {"prompt_tokens": prompt, "completion_tokens": completion}}
+                self._append(LOST, encode(rec))
+                self._count_estimate(rec)
+                self.lost += len(reserved)
+            os.fsync(self._fds[LOST])  # charged for good before the log that proves it is dropped
+        if path.exists():
+            os.truncate(path, 0)
+
+    def reserve(self, qid: str, prompt: int, completion: int) -> None:
+        """Note a request before its bytes leave: if no record of ``qid`` follows, the next session charges it."""
+        self._append(INFLIGHT, encode({"id": qid, "prompt": prompt, "completion": completion}))
+        self._reserved[qid] = self._reserved.get(qid, 0) + 1
+
+    def _release(self, qid: str) -> None:
+        """``qid``'s record (or repair note) holds the cost of its requests so far: its reservations are closed."""
+        if self._reserved.pop(qid, 0) and INFLIGHT in self._fds:
+            self._append(INFLIGHT, encode({"id": qid, "done": True}))
 
     def _scan_pending(self, read_only: bool) -> None:
         """The broken replies whose repair never ended (no record since): counted as spent, resumed by the runner."""
@@ -260,6 +299,7 @@ class RunStore:
             self._fds[REPAIRS] = os.open(self.folder / REPAIRS, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         self._append(REPAIRS, encode(entry))
         self.pending[str(entry["id"])] = entry
+        self._release(str(entry["id"]))
 
     def scan(self, read_only: bool = False) -> RunStore:
         """Learn the settled ids and totals; with ``read_only`` nothing on disk is touched."""
@@ -280,6 +320,8 @@ class RunStore:
             else:
                 self._count_error(qid, rec)
         self._scan_pending(read_only)
+        for _, rec in read_jsonl(self.folder / LOST, skip_torn=read_only):
+            self._count_estimate(rec)  # requests sent and never settled: charged at their worst case, for good
         return self
 
     def _count(self, rec: dict[str, Any], name: str) -> None:
@@ -366,6 +408,7 @@ class RunStore:
         qid = str(record["id"])
         name = PAIRS if valid else INVALID
         self._append(name, encode(record))
+        self._release(qid)
         earlier = self.pending.pop(qid, None)
         if earlier is not None and qid in self._pending_counted:  # counted at open; the record's usage holds it now
             self._pending_counted.discard(qid)
@@ -391,6 +434,7 @@ class RunStore:
         except ItemError:
             data = encode_loose(record)
         self._append(ERRORS, data)
+        self._release(qid)
         self._count_estimate(record)
         if qid in self.failed:
             self._stale_errors = True  # counted once; the older line goes at close
