@@ -20,7 +20,7 @@ import pytest
 
 from tests.conftest import KEY, ROOT
 from tests.fakeserver import Gate, Reply
-from tests.helpers import Output, lines, make_numbers, query_id, settled
+from tests.helpers import Output, lines, make_numbers, query_id, settled, sigkill_when
 
 OK = Reply.ok("Question: a?\nAnswer: b.")
 
@@ -50,14 +50,9 @@ def test_sigkill_mid_run_then_resume_loses_and_repeats_nothing(project, server):
                                         else OK.after(gate))
     folder = project / "output" / "Numbers" / "v1"
     proc = start(project, server, "--num_threads", "8")
-    try:
-        all_held(server, 8, 38)  # 38 answered and on disk, 8 on the wire
-        proc.send_signal(signal.SIGKILL)
-        assert proc.wait(timeout=10) == -signal.SIGKILL
-    finally:
-        gate.open()
-        proc.kill()
-        proc.communicate()
+    # killed with 38 answered and on disk, 8 on the wire
+    sigkill_when(proc, lambda: server.wait_for(lambda: server.request_count == 46 and server.in_flight == 8), gate,
+                 f"the child never had 8 requests held after 38 answered ({server.stats()})")
     answered_before = set(settled(folder)["pairs"])
     assert len(answered_before) == 38
     sent_before = len(server.requests)

@@ -514,6 +514,40 @@ def under_load(i: int) -> str:
     return "invalid" if i % 5 == 1 else "errors" if i % 13 == 7 else "pairs"
 
 
+def kill_twice_then_resume(forks, project, server, args: list[str], tag: str, expected: dict[str, str]) -> tuple:
+    """SIGKILL the run of ``args`` at a random record write, twice, then resume it to the end; checks that every
+    id is settled once and nothing on disk at a kill is requested again. Returns (folder, seed, kills)."""
+    ids = sorted(expected)
+    seed = int(os.environ.get("CRASH_SEED") or random.randrange(1 << 30))
+    rng = random.Random(seed)
+    folder = project / "output" / "Numbers" / "v1"
+    total = Counter(expected.values())
+    kills = []
+    for _ in range(2):
+        left = total - Counter({name: len(recs) for name, recs in on_disk(folder).items()} if folder.exists() else {})
+        if not left:
+            break
+        name = rng.choice(sorted(left))
+        spec = f"write:{name}.jsonl:{rng.randint(1, left[name])}:{rng.choice(('before', 'after'))}"
+        kills.append(spec)
+        at_start = sent(server, tag)
+        done_at_start = {qid for recs in on_disk(folder).values() for qid in recs} if folder.exists() else set()
+        proc = forks.run(project, [spec], args)
+        assert proc.returncode == -signal.SIGKILL, f"seed {seed} {spec}: exit {proc.returncode}\n{proc.stderr}"
+        assert not torn_tails(folder), f"seed {seed} {spec}: torn line in {torn_tails(folder)}"
+        again = set(sent(server, tag) - at_start) & done_at_start
+        assert not again, f"seed {seed}, kills {kills}: PAID TWICE {sorted(again)}"
+    before = {qid for recs in on_disk(folder).values() for qid in recs}
+    at_kill = sent(server, tag)
+    code, out = run_here(args)
+    assert code == 0, f"seed {seed}, kills {kills}: {out}"
+    check_settled_once(folder, ids, expected)
+    resent = set(sent(server, tag) - at_kill)
+    assert not resent & before, f"seed {seed}, kills {kills}: PAID TWICE {sorted(resent & before)}"
+    assert resent == set(ids) - before, f"seed {seed}, kills {kills}"
+    return folder, seed, kills
+
+
 def test_kill_mid_run_under_load_then_resume_pays_nothing_twice(forks, project, server):
     """SIGKILL a run with 8 requests in flight at a random record write, kill its resume the same way,
     then resume to the end: every id once, and no id on disk at a kill requested again.
@@ -523,51 +557,20 @@ def test_kill_mid_run_under_load_then_resume_pays_nothing_twice(forks, project, 
     """
     n = 40
     make_numbers(project, n)
-    ids = [f"q{i:05d}" for i in range(n)]
     expected = {f"q{i:05d}": under_load(i) for i in range(n)}
-    seed = int(os.environ.get("CRASH_SEED") or random.randrange(1 << 30))
-    rng = random.Random(seed)
     server.responder = lambda body, k: {"pairs": Reply.ok(VALID, delay=0.02), "invalid": Reply.ok(REFUSAL, delay=0.02),
                                         "errors": BAD_REQUEST}[expected[query_id(body)]]
-    folder = project / "output" / "Numbers" / "v1"
-    args = cli_args(server, "v1", "--num_threads", "8")
-    total = Counter(expected.values())
-    kills = []
-    for _ in range(2):
-        left = total - Counter({name: len(recs) for name, recs in on_disk(folder).items()} if folder.exists() else {})
-        if not left:
-            break
-        name = rng.choice(sorted(left))
-        spec = f"write:{name}.jsonl:{rng.randint(1, left[name])}:{rng.choice(('before', 'after'))}"
-        kills.append(spec)
-        at_start = sent(server, "v1")
-        done_at_start = {qid for recs in on_disk(folder).values() for qid in recs} if folder.exists() else set()
-        proc = forks.run(project, [spec], args)
-        assert proc.returncode == -signal.SIGKILL, f"seed {seed} {spec}: exit {proc.returncode}\n{proc.stderr}"
-        assert not torn_tails(folder), f"seed {seed} {spec}: torn line in {torn_tails(folder)}"
-        again = set(sent(server, "v1") - at_start) & done_at_start
-        assert not again, f"seed {seed}, kills {kills}: PAID TWICE {sorted(again)}"
-    before = {qid for recs in on_disk(folder).values() for qid in recs}
-    at_kill = sent(server, "v1")
-    code, out = run_here(args)
-    assert code == 0, f"seed {seed}, kills {kills}: {out}"
-    check_settled_once(folder, ids, expected)
-    resent = set(sent(server, "v1") - at_kill)
-    assert not resent & before, f"seed {seed}, kills {kills}: PAID TWICE {sorted(resent & before)}"
-    assert resent == set(ids) - before, f"seed {seed}, kills {kills}"
+    kill_twice_then_resume(forks, project, server, cli_args(server, "v1", "--num_threads", "8"), "v1", expected)
 
 
 def test_kill_mid_run_with_a_pool_and_json_replies_pays_nothing_twice(forks, project, server):
-    """The kill under load, with two endpoints and JSON replies (the default): SIGKILL at a random record
-    write twice, then resume to the end. Every id once, nothing on disk at a kill requested again, and every
-    request the server received counted by the run (records' attempts and lost.jsonl, the write-ahead log's
-    charge), never less; more only by requests a kill caught reserved and not yet sent."""
+    """The kill under load, with two endpoints and JSON replies (the default): every id once, nothing on disk at
+    a kill requested again, and every request the server received counted by the run (records' attempts and
+    lost.jsonl, the write-ahead log's charge), never less; more only by requests a kill caught reserved and
+    not yet sent."""
     n = 40
     make_numbers(project, n)
-    ids = [f"q{i:05d}" for i in range(n)]
     expected = {f"q{i:05d}": under_load(i) for i in range(n)}
-    seed = int(os.environ.get("CRASH_SEED") or random.randrange(1 << 30))
-    rng = random.Random(seed)
     good = json.dumps({"pairs": [{"instruction": "What is on the table?", "answer": "A red ball."}]})
     server.responder = lambda body, k: {"pairs": Reply.ok(good, delay=0.02),
                                         "invalid": Reply.ok(json.dumps({"pairs": []}), delay=0.02),
@@ -576,31 +579,7 @@ def test_kill_mid_run_with_a_pool_and_json_replies_pays_nothing_twice(forks, pro
         {"name": "a", "kind": "compatible", "base_url": server.base_url, "model": "pool"},
         {"name": "b", "kind": "compatible", "base_url": server.base_url, "model": "pool", "weight": 2}]}))
     args = ["--name", "Numbers.numbers", "--config", "pool.yaml", "--quiet", "--num_threads", "8", "--repairs", "0"]
-    folder = project / "output" / "Numbers" / "v1"
-    total = Counter(expected.values())
-    kills = []
-    for _ in range(2):
-        left = total - Counter({name: len(recs) for name, recs in on_disk(folder).items()} if folder.exists() else {})
-        if not left:
-            break
-        name = rng.choice(sorted(left))
-        spec = f"write:{name}.jsonl:{rng.randint(1, left[name])}:{rng.choice(('before', 'after'))}"
-        kills.append(spec)
-        at_start = sent(server, "pool")
-        done_at_start = {qid for recs in on_disk(folder).values() for qid in recs} if folder.exists() else set()
-        proc = forks.run(project, [spec], args)
-        assert proc.returncode == -signal.SIGKILL, f"seed {seed} {spec}: exit {proc.returncode}\n{proc.stderr}"
-        assert not torn_tails(folder), f"seed {seed} {spec}: torn line in {torn_tails(folder)}"
-        again = set(sent(server, "pool") - at_start) & done_at_start
-        assert not again, f"seed {seed}, kills {kills}: PAID TWICE {sorted(again)}"
-    before = {qid for recs in on_disk(folder).values() for qid in recs}
-    at_kill = sent(server, "pool")
-    code, out = run_here(args)
-    assert code == 0, f"seed {seed}, kills {kills}: {out}"
-    check_settled_once(folder, ids, expected)
-    resent = set(sent(server, "pool") - at_kill)
-    assert not resent & before, f"seed {seed}, kills {kills}: PAID TWICE {sorted(resent & before)}"
-    assert resent == set(ids) - before, f"seed {seed}, kills {kills}"
+    folder, seed, kills = kill_twice_then_resume(forks, project, server, args, "pool", expected)
     records = [r for name in FILES for r in lines(folder / f"{name}.jsonl")]
     assert {r["endpoint"] for r in records if r.get("endpoint")} == {"a", "b"}  # both endpoints served
     assert all(r.get("reply_format") == "json" for r in lines(folder / "pairs.jsonl"))

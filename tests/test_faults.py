@@ -72,6 +72,14 @@ def run(argv, server=None, env=None):
     return code, out.getvalue()
 
 
+def dead_port() -> int:
+    """A loopback port with nobody listening (bound, then let go)."""
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def folder_of(project: Path, name: str = "Numbers") -> Path:
     return project / "output" / name / "v1"
 
@@ -389,11 +397,8 @@ def test_an_endpoint_wide_failure_stops_early_and_is_sent_again_after_the_fix(pr
 
 
 def test_no_connection_at_all_stops_with_exit_3(project):
-    import socket
     make_numbers(project, 100)
-    with socket.socket() as s:  # a port with nobody listening
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = dead_port()
     code, out = run(["--name", "Numbers", "--base_url", f"http://127.0.0.1:{port}/v1", "--max_attempts", "1",
                      "--num_threads", "2"])
     assert code == 3, out
@@ -759,11 +764,8 @@ async def test_a_request_aiohttp_refuses_to_build_is_fatal_and_never_billed(serv
 def test_a_run_in_which_nothing_succeeded_is_not_a_success(project):
     """However few the queries (8, under the 20-in-a-row breaker), a run the endpoint failed throughout exits 3
     with one rule and one message: nothing settled, the same command sends them again."""
-    import socket
     make_numbers(project, 8)
-    with socket.socket() as s:  # a port with nobody listening
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = dead_port()
     code, out = run(["--name", "Numbers", "--base_url", f"http://127.0.0.1:{port}/v1", "--max_attempts", "1",
                      "--num_threads", "2"])
     assert code == 3, out
