@@ -118,7 +118,7 @@ def _inputs_text(inputs: dict | None, folder: Path | None = None) -> list[str]:
 
 def _summary(result) -> str:
     t, s = result.totals, result.stats
-    lines = [f"{result.status}: {s.settled} queries settled this session in "
+    lines = [f"{result.status}: {s.settled} queries ended this session (answered or failed) in "
              f"{s.requests} requests ({s.retries} retries, {s.rate_limited} answered 429), "
              f"{s.skipped} skipped as already done",
              f"run folder {result.folder}: {t.get('queries_with_pairs', 0)} queries with {t.get('pairs', 0)} pairs, "
