@@ -176,14 +176,25 @@ def _export(argv: Sequence[str], stream: TextIO) -> int:
     p.add_argument("--min_score", "--min-score", type=float, metavar="SCORE",
                    help="keep only pairs whose mean judge score (syphus judge, 1-5) is at least SCORE, e.g. 4; "
                         "pairs never judged are left out too")
+    p.add_argument("--min_grounding", "--min-grounding", type=float, metavar="SHARE",
+                   help="keep only pairs whose grounding score (the share of the answer's objects, people, "
+                        "colours, counts and times its annotation supports; see syphus report) is at least SHARE")
+    p.add_argument("--drop_ungrounded", "--drop-ungrounded", action="store_true",
+                   help="keep only pairs with no unsupported term (the same as --min_grounding 1)")
     a = p.parse_args(argv)
+    if a.min_grounding is not None and not 0 <= a.min_grounding <= 1:
+        raise UserError(f"--min_grounding {a.min_grounding:g}: a share between 0 and 1 (e.g. 0.8)")
+    if a.drop_ungrounded:
+        if a.min_grounding is not None and a.min_grounding != 1:
+            raise UserError("--drop_ungrounded is --min_grounding 1; pass one of them")
+        a.min_grounding = 1.0
     if a.scene and a.scene not in SCENES + IMAGE_FAMILIES:
         raise UserError(f"--scene {a.scene}: not a MIMIC-IT scene ({', '.join(SCENES)}); for a dataset of your "
                         f"own pass --prefix {a.scene.upper()}")
     r = export_run(a.folder, scene=a.scene, out_dir=a.out, images=a.images, rel=a.rel, author=a.author,
                    train_mode=a.train_mode,
                    version=a.release_version, parquet=not a.no_parquet, prefix=a.prefix, dedup=a.dedup,
-                   min_score=a.min_score)
+                   min_score=a.min_score, min_grounding=a.min_grounding)
     stream.write(f"exported {r.instructions_count} instructions from {r.queries} queries:\n  {r.instructions}\n"
                  f"  {r.train}\n" + (f"  {r.parquet}\n" if r.parquet else ""))
     if r.dedup is not None:
@@ -193,6 +204,11 @@ def _export(argv: Sequence[str], stream: TextIO) -> int:
         j = r.judged
         stream.write(f"  dropped {j['below']} pairs scored below {j['min_score']:g} and {j['unjudged']} never judged "
                      f"(--min_score, verdicts from {j['file']}; rel_ins_ids and the train file left them out)\n")
+    if r.grounding is not None:
+        g = r.grounding
+        stream.write(f"  dropped {g['below']} pairs with a grounding score below {g['min_grounding']:g} and "
+                     f"{g['no_annotation']} whose annotation the plugin no longer gives (rel_ins_ids and the "
+                     "train file left them out)\n")
     if r.derived:
         stream.write(f"  image ids of {r.derived} queries taken from {a.images} by the scene's convention\n")
     if r.no_images_hint:

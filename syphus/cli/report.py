@@ -44,6 +44,13 @@ def summary(report: Report, html_path: object, json_path: object) -> str:
         e, n = d["exact_duplicates"], d["near_duplicates"]
         lines.append(f"{s['label']}: {head}; {e:,} exact repeat{'s' * (e != 1)} and {n:,} near duplicate{'s' * (n != 1)} "
                      f"besides (--dedup drops {d['dropped_by_dedup']:,}){money}")
+        g = s.get("grounding") or {}
+        if g.get("pairs"):
+            lines.append(f"  grounding: {g['grounded']:,} of {g['pairs']:,} pairs grounded ({g['grounded_share']:.1%}), "
+                         f"mean score {g['mean_score']:.3f}; most frequent unsupported: "
+                         + (", ".join(f"{t} ({n})" for t, n in g["top_unsupported"][:5]) or "none"))
+        elif g.get("unavailable"):
+            lines.append(f"  grounding not checked: {g['unavailable']}")
         lines += [f"  note: {n}" for n in s.get("notes") or []]
     dup = report.data["duplicates"]
     lines.append(f"near duplicates at {dup['threshold']}: {dup['clusters']:,} clusters holding {dup['in_clusters']:,} "
@@ -72,6 +79,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pricing", help="the pricing table (default: the run's, else configs/pricing.yaml)")
     p.add_argument("--viewer", help="a viewer folder (syphus view --out) to link pairs to (default: the one beside "
                                     "each input, when built)")
+    p.add_argument("--no_grounding", "--no-grounding", action="store_true",
+                   help="skip the grounding check (it reads each query's annotation again from the run's plugin)")
     p.add_argument("--clusters", type=int, default=CLUSTERS, help=f"largest clusters listed (default {CLUSTERS})")
     return p
 
@@ -84,6 +93,7 @@ def report_main(argv: list[str], stream: TextIO) -> int:
         minhash_module()
         out = a.out or default_folder(a.inputs[0])
         report = build_report(a.inputs, threshold=a.threshold, shingle=a.shingle, num_perm=a.num_perm,
+                              grounding=not a.no_grounding,
                               prompt=a.prompt, pricing=a.pricing, viewer=a.viewer, out=out, clusters=a.clusters)
         json_path, html_path = write_report(report, out)
     except UserError as e:

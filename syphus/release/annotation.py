@@ -47,24 +47,32 @@ class Annotations:
         dataset = plugins.instantiate(classes[class_name], plugin, ds.get("prompt_path"), ds.get("query_inputs_path"))
         self._dir = tempfile.TemporaryDirectory(prefix="syphus-annotations-")
         self._db = sqlite3.connect(Path(self._dir.name) / "annotations.sqlite")
-        self._db.execute("CREATE TABLE a (id TEXT PRIMARY KEY, sentences TEXT)")
-        batch: list[tuple[str, str]] = []
+        self._db.execute("CREATE TABLE a (id TEXT PRIMARY KEY, sentences TEXT, images INTEGER)")
+        batch: list[tuple[str, str, int | None]] = []
         for item in dataset.iter_query_inputs(f"{plugin} ({class_name})", unique=False):
             if item["id"] in wanted:
-                batch.append((item["id"], item["sentences"]))
+                image_ids = item.get("image_ids")
+                batch.append((item["id"], item["sentences"],
+                              len(image_ids) if isinstance(image_ids, list) and image_ids else None))
                 if len(batch) >= 4096:
                     self._store(batch)
         self._store(batch)
 
-    def _store(self, batch: list[tuple[str, str]]) -> None:
-        self._db.executemany("INSERT INTO a VALUES (?, ?) ON CONFLICT(id) DO UPDATE SET "
-                             "sentences = sentences || char(10) || excluded.sentences", batch)
+    def _store(self, batch: list[tuple[str, str, int | None]]) -> None:
+        self._db.executemany("INSERT INTO a VALUES (?, ?, ?) ON CONFLICT(id) DO UPDATE SET "
+                             "sentences = sentences || char(10) || excluded.sentences, "
+                             "images = max(coalesce(images, 0), coalesce(excluded.images, 0))", batch)
         self._db.commit()
         batch.clear()
 
     def get(self, qid: str) -> str | None:
         row = self._db.execute("SELECT sentences FROM a WHERE id = ?", (qid,)).fetchone()
         return row[0] if row else None
+
+    def images(self, qid: str) -> int | None:
+        """How many images the plugin gives the query (None: none named, or not known)."""
+        row = self._db.execute("SELECT images FROM a WHERE id = ?", (qid,)).fetchone()
+        return row[0] or None if row else None
 
     def close(self) -> None:
         self._db.close()

@@ -131,6 +131,7 @@ class ExportResult:
     dropped: int = 0  # near duplicates left out (dedup)
     dedup: dict[str, Any] | None = None  # the duplicate search's settings and counts
     judged: dict[str, Any] | None = None  # --min_score: the judge run read, and what it dropped
+    grounding: dict[str, Any] | None = None  # --min_grounding / --drop_ungrounded: what it dropped
 
 
 def _scene_from_meta(folder: Path) -> str | None:
@@ -418,12 +419,35 @@ def _low_scores(folder: Path, pairs_path: Path, index: _Index, min_score: float,
     return out
 
 
+def _ungrounded(folder: Path, pairs_path: Path, index: _Index, min_grounding: float, drop: Any,
+                result: ExportResult) -> list[bool]:
+    """``drop`` (a bool per pair in export order, or None) with every pair whose grounding score is below
+    ``min_grounding``, or whose query's annotation the plugin no longer gives, added; the counts go to
+    ``result.grounding``."""
+    from syphus.release.grounding import RunGrounding
+
+    out: list[bool] = []
+    low = unchecked = 0
+    with RunGrounding(folder) as grader, pairs_path.open("rb") as f:
+        for qid, offset in index.entries:
+            f.seek(offset)
+            pairs = json.loads(f.readline()).get("pairs") or []
+            for g in grader.grade(qid, pairs):
+                already = bool(drop is not None and drop[len(out)])
+                out.append(already or g is None or g.score < min_grounding)
+                if not already:
+                    low += g is not None and g.score < min_grounding
+                    unchecked += g is None
+    result.grounding = {"min_grounding": min_grounding, "below": low, "no_annotation": unchecked}
+    return out
+
+
 def export_run(folder: str | Path, scene: str | None = None, out_dir: str | Path | None = None,
                images: str | Path | None = None, rel: str = "same-input", author: str = "syphus",
                version: str = "0.0.1", parquet: bool = True,
                extra_meta: dict[str, Any] | None = None, prefix: str | None = None,
                dedup: float | None = None, min_score: float | None = None,
-               train_mode: str = "per_image") -> ExportResult:
+               train_mode: str = "per_image", min_grounding: float | None = None) -> ExportResult:
     """Write the release files of the run in ``folder`` (see the module docstring)."""
     folder = Path(folder)
     pairs_path = folder / PAIRS
@@ -439,12 +463,13 @@ def export_run(folder: str | Path, scene: str | None = None, out_dir: str | Path
     with Ledger.open(folder, code) as ledger:
         recover_release(out)
         return _export(folder, pairs_path, code, out, ledger, images, rel, author, version, parquet, extra_meta,
-                       dedup, min_score, train_mode)
+                       dedup, min_score, train_mode, min_grounding)
 
 
 def _export(folder: Path, pairs_path: Path, code: str, out: Path, ledger: Ledger, images: str | Path | None,
             rel: str, author: str, version: str, parquet: bool, extra_meta: dict[str, Any] | None,
-            dedup: float | None, min_score: float | None, train_mode: str) -> ExportResult:
+            dedup: float | None, min_score: float | None, train_mode: str,
+            min_grounding: float | None = None) -> ExportResult:
     images = Path(images) if images else None
     index = _index(pairs_path, code if images else None)
     frames, present = _scan_images(images, index.prefixes, index.need_present) if images else (_Frames(), None)
@@ -461,6 +486,9 @@ def _export(folder: Path, pairs_path: Path, code: str, out: Path, ledger: Ledger
     if min_score is not None:
         drop = _low_scores(folder, pairs_path, index, min_score, drop, result)
         meta["judge"] = result.judged
+    if min_grounding is not None:
+        drop = _ungrounded(folder, pairs_path, index, min_grounding, drop, result)
+        meta["grounding"] = result.grounding
     resolver = _Images(code, images, frames, present, result)
 
     table = None

@@ -625,7 +625,7 @@ def viewer_link(source: Source, pair_key: str, instruction: str, out: Path | Non
 def build_report(inputs: Sequence[str | Path], *, threshold: float = THRESHOLD, shingle: int = SHINGLE,
                  num_perm: int | None = None, prompt: str | Path | None = None, pricing: str | Path | None = None,
                  viewer: str | Path | None = None, out: str | Path | None = None,
-                 clusters: int = CLUSTERS) -> Report:
+                 clusters: int = CLUSTERS, grounding: bool = True) -> Report:
     """Read every input once (and the members of the largest clusters again) into a ``Report``."""
     if not inputs:
         raise UserError("no input given: syphus report <run folder | XX_instructions.json> [more ...]")
@@ -662,6 +662,7 @@ def build_report(inputs: Sequence[str | Path], *, threshold: float = THRESHOLD, 
         entry["cost"] = _cost(source, figures, pricing, by_language)
         entry["translation"] = translation_figure(source, figures, english)
         entry["judge"] = _judged(source)
+        entry["grounding"] = _grounding(source) if grounding else None
         entries.append(entry)
     listing = _cluster_listing(found, sources, starts, out_dir, clusters)
     data = {"generator": f"syphus {__version__}",
@@ -679,6 +680,19 @@ def _judged(source: Source) -> dict[str, Any] | None:
     from syphus.workflows.judge import judge_figure  # read only where a run was judged
 
     return judge_figure(source.path)
+
+
+def _grounding(source: Source) -> dict[str, Any] | None:
+    """The grounding check of a run folder's pairs against their annotations (``release/grounding``); a
+    release file has no annotations beside it, and a run whose plugin is gone says why it was not checked."""
+    if source.kind != "run":
+        return None
+    from syphus.release.grounding import grounding_figure
+
+    try:
+        return grounding_figure(source.path)
+    except UserError as e:
+        return {"unavailable": str(e)}
 
 
 def _cluster_listing(found: Any, sources: Sequence[Source], starts: Sequence[int], out: Path,

@@ -22,7 +22,7 @@ from typing import Any
 from syphus.errors import UserError
 
 PLOTS = ("outcomes", "why", "pairs_per_input", "lengths", "question_types", "imperative_verbs", "duplicates",
-         "signals", "cost", "translation", "judge")
+         "signals", "cost", "translation", "judge", "grounding")
 MARKER = "syphus-report"
 HINT = "pip install 'syphus[report]' (or: pip install -e '.[report]')"
 COLOURS = ("#4c72b0", "#dd8452", "#55a868", "#c44e52", "#8172b3", "#937860", "#da8bc3", "#8c8c8c", "#ccb974",
@@ -484,10 +484,45 @@ def judge_lowest(sources: list[dict[str, Any]]) -> str:
                                                       "the judge's reason"], rows, cls="text")
 
 
+def plot_grounding(data: dict[str, Any]) -> tuple[str, str]:
+    checked = [s for s in data["sources"] if (s.get("grounding") or {}).get("pairs")]
+    rows = [[s["label"], g["pairs"], g["grounded"], f"{100 * g['grounded_share']:.1f}%", g["mean_score"],
+             ", ".join(f"{t} ({n})" for t, n in g["top_unsupported"][:8])]
+            for s in checked for g in [s["grounding"]]]
+    table = _table(["input", "pairs checked", "grounded", "share", "mean score", "most frequent unsupported"], rows)
+    if not checked:
+        return _empty("grounding", "No run folder among the inputs whose plugin could be read (the check needs "
+                                   "each query's annotation)."), table
+    fig, (ax,) = _new(2.4)
+    width = 0.08 / len(checked)   # the bins are 0.1 wide
+    for k, s in enumerate(checked):
+        g = s["grounding"]
+        ax.bar([b + 0.01 + k * width for b in g["histogram"]["bins"]], g["histogram"]["counts"],
+               width=width, align="edge", label=s["label"], color=COLOURS[k % len(COLOURS)])
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("grounding score (share of the answer's terms its annotation supports)")
+    ax.set_ylabel("pairs")
+    _style(ax)
+    if len(checked) > 1:
+        _legend_above(ax, len(checked))
+    return _svg(fig, "grounding"), table
+
+
+def grounding_lowest(sources: list[dict[str, Any]]) -> str:
+    """The least grounded pairs of each input, with the terms their annotation does not support."""
+    rows = [[s["label"], e["id"], e["pair"], e["score"], ", ".join(e["unsupported"]), _short(e["instruction"], 120),
+             _short(e["answer"], 200)] for s in sources for e in (s.get("grounding") or {}).get("lowest") or []]
+    if not rows:
+        return ""
+    return "<h3>Least grounded pairs</h3>" + _table(["input", "query", "pair", "score", "unsupported", "instruction",
+                                                     "answer"], rows, cls="text")
+
+
 _PLOTTERS: dict[str, Callable[[dict[str, Any]], tuple[str, str]]] = {
     "outcomes": plot_outcomes, "why": plot_why, "pairs_per_input": plot_pairs_per_input, "lengths": plot_lengths,
     "question_types": plot_question_types, "imperative_verbs": plot_imperative_verbs, "duplicates": plot_duplicates,
-    "signals": plot_signals, "cost": plot_cost, "translation": plot_translation, "judge": plot_judge}
+    "signals": plot_signals, "cost": plot_cost, "translation": plot_translation, "judge": plot_judge,
+    "grounding": plot_grounding}
 
 _SECTIONS = (
     ("outcomes", "Queries, pairs, invalid replies and errors",
@@ -512,6 +547,11 @@ _SECTIONS = (
     ("judge", "The judge's scores", ("judge",),
      "For a run judged by syphus judge: how many pairs got each score (1-5) on each criterion of the rubric, "
      "and the lowest-scoring pairs with the judge's reasons."),
+    ("grounding", "Grounding in the annotation", ("grounding",),
+     "For a run folder: the share of each answer's objects, people, colours, counts, times and image references "
+     "that its query's own annotation (or the question) supports, with no model; a pair is grounded when "
+     "nothing is unsupported. It cannot see synonyms no caption uses or false claims made of the annotation's "
+     "own words."),
 )
 
 _CSS = """
@@ -619,6 +659,8 @@ def render_page(data: dict[str, Any]) -> str:
             parts.append(examples(sources))
         if sid == "judge":
             parts.append(judge_lowest(sources))
+        if sid == "grounding":
+            parts.append(grounding_lowest(sources))
         if sid == "outcomes":
             errors = [[s["label"], e["id"], e["kind"], _short(e["message"], 200)]
                       for s in sources for e in s["why"]["error_examples"]]

@@ -1,0 +1,415 @@
+"""Grounding: whether an answer asserts what its query's annotation never said, checked without a model.
+
+The answer's content terms (objects and people: nouns and names; colours; counts; moments in a clip;
+which image of a pair) are compared with the query's own annotation (its ``sentences``) and the
+question. A term is supported when one of its lemmas (``lemminflect``) occurs there; very common words
+(``wordfreq``: Zipf frequency 6 or more) and the words every answer uses (the image, the video, the
+scene) are not claims. A general word is supported by any of its instances (a person by a man, a
+vehicle by a van). A number is supported by the same number in the annotation or by the count of an
+object's boxes; a time (``at 95 seconds``, ``1:35``) by the clip's last annotated moment; ``the second
+image`` only where the query has two images.
+
+>>> support = Support.of("[0.0s - 9.4s] A woman in a green apron lays out flour.", images=8)
+>>> check("The woman wears a green apron.", "What is she wearing?", support).unsupported
+()
+>>> check("At 95 seconds a man brings a red umbrella.", "What happens?", support).unsupported
+('95s', 'man', 'red', 'umbrella')
+
+What it cannot see: synonyms no caption uses (a sofa where every caption says couch), paraphrased
+hallucinations made of words the annotation has (the dog is on the sofa, when the cat is), verbs and
+relations (who does what), and negation. Reasoning answers (LACR) score lower by design: they say more
+than the annotation.
+"""
+
+from __future__ import annotations
+
+import heapq
+import re
+from collections import Counter
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+COMMON_ZIPF = 6.0   # a word at least this frequent in English (wordfreq) is not a claim
+RARE_ZIPF = 5.0     # a word lemminflect does not know is a claim only when rarer than this (names, rare nouns)
+TIME_SLACK = 1.0    # seconds past the last annotated moment still taken as inside the clip
+
+# Words any answer about a picture or a clip uses; saying them claims nothing about the content.
+GENRE = frozenset("""
+image images picture pictures photo photos photograph video videos clip clips scene scenes frame frames
+footage shot shots view camera moment moments sequence setting background foreground detail details
+caption captions annotation description part parts side sides area areas middle center centre top bottom
+front back left right beginning end start point way thing things something someone somebody anyone
+individual individuals figure figures kind type lot number total couple pair group mark timestamp timestamps
+second seconds minute minutes instant
+""".split())
+
+# A general word is supported by any of its instances.
+GENERAL = {
+    "person": frozenset("""man men woman women boy girl child children kid kids teenager teenagers lady
+        ladies guy guys baby adult adults rider cyclist player players wearer owner people person couple
+        family friend friends mother father grandmother grandfather grandma grandpa husband wife worker
+        chef cook student teacher customer someone""".split()),
+    "vehicle": frozenset("car cars van truck bus suv bicycle bike motorcycle scooter train boat taxi".split()),
+    "animal": frozenset("dog dogs cat cats horse horses bird birds cow sheep elephant giraffe zebra bear".split()),
+    "fruit": frozenset("apple apples orange oranges banana bananas grape grapes pear lemon".split()),
+    "furniture": frozenset("chair chairs table tables couch sofa bed desk wardrobe shelf cabinet bench".split()),
+}
+_ALIASES = {"people": "person", "persons": "person", "grey": "gray", "colour": "color", "bike": "bike",
+            "kids": "kid", "children": "child", "tv": "television", "fridge": "fridge"}
+for _general, _members in GENERAL.items():
+    _ALIASES.update({f"{_general}s": _general})
+
+# Closed-class words (determiners, pronouns, prepositions, conjunctions): never claims, though a lemmatiser
+# may also list them as nouns (while, each, another, inside).
+FUNCTION = frozenset("""a an the this that these those his her hers their theirs its my mine your yours our ours
+some any each every either neither no none another other others such all both few many much more most several
+while whereas although though because since until unless whether if then than as so yet also too very just
+after before during behind beside besides between beyond inside outside within without near across along
+around among towards toward onto into upon over under above below through throughout about against via per
+i me he him she it they them we us you who whom whose which what whatever whoever where when how why here there
+itself himself herself themselves
+yourself yourselves myself ourselves up down out off away back forward forwards upward downward apart aside
+""".split())
+
+# A word before a noun-or-verb (rides, watches) that marks it as a noun (the watches, two rides).
+NOUN_CUES = frozenset("""a an the this that these those his her their its my your our some any each every no
+several many few more most other another of on in at with by from onto into near behind under over beside for
+""".split())
+
+# A word right after these is a predicate (is visible, looks calm), not an object: a noun there takes a
+# determiner (is a dog), which is looked at instead.
+PREDICATE_CUES = frozenset("is are was were be been being am seems seem seemed looks look looked appears appear "
+                           "appeared feels feel felt becomes become became remains remain not very quite too rather "
+                           "fairly really so".split())
+
+COLOURS = frozenset("""red orange yellow green blue purple pink brown black white gray grey silver gold
+golden beige tan navy maroon violet turquoise teal cyan magenta""".split())
+
+NUMBER_WORDS = {w: i for i, w in enumerate(
+    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
+    "seventeen eighteen nineteen twenty".split())}
+NUMBER_WORDS.update({"dozen": 12, "both": 2, "pair": 2, "couple": 2, "twice": 2, "once": 1, "single": 1})
+
+ORDINALS = {"first": 1, "second": 2, "third": 3, "fourth": 4, "fifth": 5, "1st": 1, "2nd": 2, "3rd": 3}
+
+_WORD = re.compile(r"[A-Za-z]+(?:['\u2019][A-Za-z]+)?|\d+(?:\.\d+)?")
+_BOX = re.compile(r"^\s*([A-Za-z][A-Za-z ]*?):\s*\[[-\d.,\s]+\]\s*$", re.M)
+_STAMP = re.compile(r"\[(\d+(?:\.\d+)?)s(?:\s*-\s*(\d+(?:\.\d+)?)s)?\]")
+_MINSEC = re.compile(r"\b(\d{1,2}):([0-5]\d)\b")
+_SECONDS = re.compile(r"\b(\d+(?:\.\d+)?)\s*(?:-\s*)?(?:s|sec|secs|second|seconds)\b", re.I)
+_MINUTES = re.compile(r"\b(\d+(?:\.\d+)?|" + "|".join(k for k in NUMBER_WORDS if NUMBER_WORDS[k] > 0) +
+                      r")\s*(?:-\s*)?(?:min|mins|minute|minutes)\b", re.I)
+_IMAGE_REF = re.compile(r"\b(first|second|third|fourth|fifth|1st|2nd|3rd|last|other|both|two|left|right)\s+"
+                        r"(image|images|picture|pictures|photo|photos)\b", re.I)
+
+
+def _words(text: str) -> list[str]:
+    """The words and numbers of ``text``; a clitic is taken off (office's -> office, they'll -> they) and a
+    negated auxiliary (don't) read as 'not'."""
+    out = []
+    for token in _WORD.findall(text):
+        base, _, clitic = token.replace("\u2019", "'").partition("'")
+        if clitic.lower() == "t" and base.lower().endswith("n"):
+            out.append("not")
+        else:
+            out.append(base if clitic else token)
+    return out
+
+
+@lru_cache(maxsize=1 << 16)
+def lemmas(word: str) -> frozenset[str]:
+    """Every lemma ``word`` may have (any part of speech), lower case, aliases applied."""
+    from lemminflect import getAllLemmas
+
+    w = word.lower()
+    out = {w, _ALIASES.get(w, w)}
+    for forms in getAllLemmas(w).values():
+        out.update(forms)
+    out.update(_ALIASES[x] for x in list(out) if x in _ALIASES)
+    return frozenset(out)
+
+
+@lru_cache(maxsize=1 << 16)
+def _kind(word: str) -> str | None:
+    """What an answer word claims: 'colour', 'number', 'term' (an object, a person, a name), or None."""
+    from lemminflect import getAllLemmas
+    from wordfreq import zipf_frequency
+
+    w = word.lower()
+    if w in COLOURS:
+        return "colour"
+    if w in NUMBER_WORDS or w[0].isdigit():
+        return "number"
+    if len(w) < 3 or w in GENRE or w in ORDINALS or w in FUNCTION:
+        return None
+    pos = getAllLemmas(w)
+    general = _ALIASES.get(w, w) in GENERAL or w in GENERAL
+    if not general and zipf_frequency(w, "en") >= COMMON_ZIPF:
+        return None
+    if pos:
+        if "NOUN" not in pos and "PROPN" not in pos:
+            return None
+        return "either" if ("VERB" in pos or "ADJ" in pos or "ADV" in pos) and not general else "term"
+    return "term" if zipf_frequency(w, "en") < RARE_ZIPF else None
+
+
+@lru_cache(maxsize=1 << 16)
+def _cues_noun(word: str, token: str) -> bool:
+    """Whether ``word`` just before the noun-or-verb ``token`` makes it a noun: a determiner, a number, a
+    colour or an adjective (the watch, two rides, a wooden counter); or a singular noun before a token with
+    no verb ending (a coffee table, but a giraffe walks, the cars move)."""
+    from lemminflect import getAllLemmas
+
+    w = word.lower()
+    if w in NOUN_CUES or w in NUMBER_WORDS or w in COLOURS or w[:1].isdigit():
+        return True
+    if w in FUNCTION:
+        return False
+    pos = getAllLemmas(w)
+    if "VERB" in pos or not pos:
+        return False
+    if "NOUN" not in pos:
+        return "ADJ" in pos
+    singular = w in pos["NOUN"]
+    return singular and not token.lower().endswith(("s", "ed"))
+
+
+@lru_cache(maxsize=1 << 16)
+def _modifies(word: str) -> bool:
+    """Whether ``word`` may stand between a determiner and its noun (a rolling pin, the parked car)."""
+    from lemminflect import getAllLemmas
+
+    w = word.lower()
+    return w.endswith(("ing", "ed")) or "ADJ" in getAllLemmas(w) or w in COLOURS
+
+
+def _number(token: str) -> float | None:
+    t = token.lower()
+    if t in NUMBER_WORDS:
+        return float(NUMBER_WORDS[t])
+    try:
+        return float(t)
+    except ValueError:
+        return None
+
+
+@dataclass(frozen=True)
+class Support:
+    """What one query's annotation (and nothing else) supports."""
+
+    words: frozenset[str]       # every lemma of every annotation word
+    numbers: frozenset[float]   # numbers said in the text, and each object's box count
+    last_time: float | None     # the clip's last annotated moment, when the annotation has times
+    images: int | None          # how many images the query sends (None: not known)
+
+    @classmethod
+    def of(cls, annotation: str, images: int | None = None) -> Support:
+        boxes: dict[str, int] = {}
+        for m in _BOX.finditer(annotation):
+            boxes[m.group(1).lower()] = boxes.get(m.group(1).lower(), 0) + 1
+        times = [float(t) for m in _STAMP.finditer(annotation) for t in m.groups() if t is not None]
+        text = _STAMP.sub(" ", _BOX.sub(lambda m: m.group(1), annotation))
+        words: set[str] = set()
+        numbers: set[float] = {1.0, *map(float, boxes.values())}
+        for token in _words(text):
+            words.update(lemmas(token))
+            value = _number(token)
+            if value is not None:
+                numbers.add(value)
+        for name in boxes:
+            for token in name.split():
+                words.update(lemmas(token))
+        words.update(general for general, members in GENERAL.items() if members & words)
+        return cls(frozenset(words), frozenset(numbers), max(times) if times else None, images)
+
+    def with_question(self, question: str) -> Support:
+        """This support plus what the question itself says (an answer may repeat its question)."""
+        extra = Support.of(question)
+        return Support(self.words | extra.words, self.numbers | extra.numbers, self.last_time, self.images)
+
+
+@dataclass(frozen=True)
+class Grounding:
+    """One answer checked: the share of its content terms the annotation supports, and the rest."""
+
+    score: float                  # supported / content terms; 1.0 with no content terms
+    terms: int                    # content terms found in the answer
+    unsupported: tuple[str, ...]  # sorted, each once (times as '95s', images as 'second image')
+
+    @property
+    def grounded(self) -> bool:
+        return not self.unsupported
+
+
+def _times(answer: str) -> tuple[list[float], str]:
+    """The moments an answer names, in seconds, and the answer with them blanked out."""
+    found: list[float] = []
+
+    def take(value: float):
+        found.append(value)
+        return " "
+
+    text = _MINSEC.sub(lambda m: take(int(m.group(1)) * 60 + int(m.group(2))), answer)
+    text = _MINUTES.sub(lambda m: take(60 * (_number(m.group(1)) or 0)), text)
+    text = _SECONDS.sub(lambda m: take(float(m.group(1))), text)
+    return found, text
+
+
+def check(answer: str, question: str, support: Support) -> Grounding:
+    """``answer`` checked against ``support`` (one query's annotation) and its ``question``."""
+    if question:
+        support = support.with_question(question)
+    unsupported: set[str] = set()
+    terms = bad = 0
+    times, text = _times(answer)
+    if support.last_time is not None:
+        for t in times:
+            terms += 1
+            if t > support.last_time + TIME_SLACK:
+                bad += 1
+                unsupported.add(f"{t:g}s")
+    if support.images is not None:
+        for m in _IMAGE_REF.finditer(text):
+            which = m.group(1).lower()
+            need = 2 if which in ("other", "both", "two", "left", "right", "last") else ORDINALS[which]
+            terms += 1
+            if need > support.images:
+                bad += 1
+                unsupported.add(f"{which} {m.group(2).lower()}")
+        text = _IMAGE_REF.sub(" ", text)
+    before, previous, noun_before = "", "", False
+    for token in _words(text):
+        kind = _kind(token)
+        if kind == "either":   # a noun-or-verb: a noun after a cue, or after 'and' that follows a noun
+            if previous.lower() in ("and", "or"):
+                cued = noun_before
+            else:
+                cued = _cues_noun(previous, token) or (before.lower() in NOUN_CUES and _modifies(previous))
+            kind = "term" if cued else None
+        elif kind == "term" and previous.lower() in PREDICATE_CUES and token[:1].islower():
+            kind = None
+        if token.lower() not in ("and", "or"):
+            noun_before = kind == "term"
+        before, previous = previous, token
+        if kind is None:
+            continue
+        if kind == "number":
+            value = _number(token)
+            if value is None or value == 1.0:
+                continue
+            terms += 1
+            if value not in support.numbers:
+                bad += 1
+                unsupported.add(token.lower())
+            continue
+        terms += 1
+        if not (lemmas(token) & support.words):
+            bad += 1
+            unsupported.add(_ALIASES.get(token.lower(), token.lower()))
+    score = 1.0 if terms == 0 else (terms - bad) / terms
+    return Grounding(round(max(score, 0.0), 4), terms, tuple(sorted(unsupported)))
+
+
+def kind_of(term: str) -> str:
+    """Which kind of claim an unsupported term is: 'time', 'image', 'count', 'colour' or 'object'
+    (objects, people and names)."""
+    if term.endswith("s") and term[:-1].replace(".", "", 1).isdigit():
+        return "time"
+    if " " in term:
+        return "image"
+    if term in NUMBER_WORDS or term[:1].isdigit():
+        return "count"
+    return "colour" if term in COLOURS else "object"
+
+
+class RunGrounding:
+    """The pairs of one run folder checked against the annotation their query was made from.
+
+    The annotation is read again from the plugin that made the run (``release/annotation``), so a run
+    whose plugin or data is gone cannot be checked; an id the plugin no longer gives checks as None.
+    """
+
+    def __init__(self, run: Path):
+        from syphus.engine.store import PAIRS, read_jsonl
+        from syphus.idset import IdSet
+        from syphus.release.annotation import Annotations
+
+        self.run = Path(run)
+        wanted = IdSet()
+        for _, rec in read_jsonl(self.run / PAIRS, skip_torn=True):
+            if rec.get("pairs"):
+                wanted.add(str(rec["id"]))
+        self._notes = Annotations(self.run, wanted)
+        self._last: tuple[str, Support | None] | None = None
+
+    def support(self, qid: str) -> Support | None:
+        if self._last is None or self._last[0] != qid:
+            text = self._notes.get(qid)
+            self._last = (qid, None if text is None else Support.of(text, self._notes.images(qid)))
+        return self._last[1]
+
+    def grade(self, qid: str, pairs: list[Any]) -> list[Grounding | None]:
+        """Each pair of query ``qid`` checked (None for all when the annotation is not known)."""
+        support = self.support(qid)
+        return [None if support is None or not isinstance(p, dict) else
+                check(str(p.get("answer") or ""), str(p.get("instruction") or ""), support) for p in pairs]
+
+    def close(self) -> None:
+        self._notes.close()
+
+    def __enter__(self) -> RunGrounding:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+BINS = 10
+
+
+def grounding_figure(run: Path, lowest: int = 20, top: int = 30) -> dict[str, Any]:
+    """What the grounding check says of a run folder's pairs, in one streaming pass: how many are grounded
+    (no unsupported term), the score distribution (``BINS`` bins of 0.1, the last holding 1.0), the
+    unsupported terms by kind and the most frequent ones, and the ``lowest`` pairs by score."""
+    from syphus.engine.store import PAIRS, read_jsonl
+
+    hist = [0] * BINS
+    kinds: Counter[str] = Counter()
+    terms: Counter[str] = Counter()
+    worst: list[tuple[float, int, dict[str, Any]]] = []
+    checked = grounded = unknown = 0
+    total = 0.0
+    with RunGrounding(run) as grader:
+        for _, rec in read_jsonl(Path(run) / PAIRS, skip_torn=True):
+            pairs = rec.get("pairs") or []
+            qid = str(rec.get("id"))
+            for i, (pair, g) in enumerate(zip(pairs, grader.grade(qid, pairs))):
+                if g is None:
+                    unknown += 1
+                    continue
+                checked += 1
+                grounded += g.grounded
+                total += g.score
+                hist[min(int(g.score * BINS), BINS - 1)] += 1
+                for term in g.unsupported:
+                    terms[term] += 1
+                    kinds[kind_of(term)] += 1
+                if not g.grounded:
+                    entry = (-g.score, -checked, {"id": qid, "pair": i, "score": g.score,
+                                                 "unsupported": list(g.unsupported),
+                                                 "instruction": str(pair.get("instruction") or "")[:300],
+                                                 "answer": str(pair.get("answer") or "")[:500]})
+                    if len(worst) < lowest:
+                        heapq.heappush(worst, entry)
+                    elif entry[:2] > worst[0][:2]:
+                        heapq.heapreplace(worst, entry)
+    return {"pairs": checked, "grounded": grounded,
+            "grounded_share": round(grounded / checked, 4) if checked else None,
+            "mean_score": round(total / checked, 4) if checked else None,
+            "histogram": {"bins": [round(i / BINS, 1) for i in range(BINS)], "counts": hist},
+            "unsupported_by_kind": dict(kinds.most_common()),
+            "top_unsupported": [[t, n] for t, n in terms.most_common(top)],
+            "lowest": [e[2] for e in sorted(worst, key=lambda e: (e[0], e[1]), reverse=True)],
+            "no_annotation": unknown}

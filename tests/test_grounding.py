@@ -1,0 +1,196 @@
+"""The grounding check: what an answer asserts against its own query's annotation, with no model."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import shutil
+
+import pytest
+
+from syphus.cli import main
+from syphus.release.grounding import Support, check, grounding_figure, kind_of
+from tests.conftest import KEY
+from tests.fakeserver import Reply, requested_schema
+from tests.helpers import lines
+
+ENV = {"OPENAI_API_KEY": KEY}
+
+# The annotation of one ActivityNet Captions video as the DC plugin renders it
+DC = ("[0.0s - 9.4s] A woman in a green apron lays out flour, eggs and a bowl on a wooden counter.\n"
+      "[8.7s - 31.2s] She cracks the eggs into the flour and kneads the mixture into a smooth dough.\n"
+      "[29.9s - 48.6s] She rolls the dough flat, cuts it into thin strips and hangs them over a broom handle.")
+# One COCO image as the LA plugins render it: five captions and the instance boxes
+COCO = ("A man in a red jacket rides a bicycle down a wet city street.\n"
+        "A cyclist pedals past parked cars on a rainy day.\n"
+        "Person riding a bike on a road with cars parked along the curb.\n"
+        "person: [212.48, 120.3, 140.12, 290.55]\nbicycle: [198, 250.75, 180.5, 170.25]\n"
+        "car: [0, 260.4, 150.33, 120]\ncar: [430.1, 255.9, 209.9, 130.62]")
+
+
+def unsupported(answer: str, annotation: str, question: str = "", images: int | None = None) -> tuple[str, ...]:
+    return check(answer, question, Support.of(annotation, images)).unsupported
+
+
+def test_a_paraphrase_in_other_forms_of_the_same_words_is_grounded():
+    answer = ("The woman cracked an egg into the flour, kneaded it into dough, then rolled it flat and cut it "
+              "into strips she hung over the handle of a broom.")
+    g = check(answer, "What does she do?", Support.of(DC, 8))
+    assert g.unsupported == () and g.grounded and g.score == 1.0 and g.terms >= 6
+
+
+def test_objects_people_and_names_the_annotation_never_mentions_are_unsupported():
+    assert unsupported("She rolls the dough with a rolling pin while her husband watches.", DC) == ("husband", "pin")
+    assert unsupported("A man rides his bike past two parked cars and an umbrella.", COCO) == ("umbrella",)
+    tvc = "[3.2s - 14.9s] Monica sets a tray of cookies on the coffee table."
+    assert unsupported("Monica puts the cookies down while Rachel watches.", tvc) == ("rachel",)
+
+
+def test_a_general_word_is_supported_by_any_of_its_instances():
+    assert unsupported("A person rides a vehicle; people are on the street.", COCO) == ()
+    assert unsupported("An animal sleeps on the couch.", "A man reads a book on the couch.") == ("animal",)
+
+
+def test_colours_must_be_the_annotations_own():
+    assert unsupported("The man wears a red jacket.", COCO) == ()
+    assert unsupported("The man wears a blue jacket.", COCO) == ("blue",)
+    assert unsupported("A grey cat sleeps.", "A gray cat sleeps on a couch.") == ()  # one colour, two spellings
+
+
+def test_a_count_is_supported_by_the_same_number_or_by_the_boxes_of_an_object():
+    assert unsupported("There are two cars parked along the curb.", COCO) == ()  # two car boxes
+    assert unsupported("There are 2 cars parked along the curb.", COCO) == ()
+    assert unsupported("There are three cars parked along the curb.", COCO) == ("three",)
+    assert unsupported("Two teenagers carry surfboards.", "Two teenagers carry surfboards to the water.") == ()
+    assert unsupported("One of the cars is parked.", COCO) == ()  # 'one' is no count claim
+
+
+def test_a_time_beyond_the_last_annotated_moment_is_unsupported():
+    assert unsupported("At 40 seconds she rolls the dough.", DC) == ()
+    assert unsupported("Around the 30-second mark she kneads the dough.", DC) == ()
+    assert unsupported("At 95 seconds she rolls the dough.", DC) == ("95s",)
+    assert unsupported("At 1:10 she rolls the dough.", DC) == ("70s",)
+    assert unsupported("After two minutes she rolls the dough.", DC) == ("120s",)
+    assert unsupported("At 95 seconds he rides the bike.", COCO) == ()  # no times in the annotation: no check
+    e4d = "[3.21s] The camera wearer opens the fridge\n[12.47s] The camera wearer places the eggs on the counter"
+    assert unsupported("At 20 seconds the camera wearer opens the fridge.", e4d) == ("20s",)
+    assert kind_of("95s") == "time" and kind_of("70s") == "time"
+
+
+def test_the_second_image_only_where_the_query_has_two():
+    sd = "the white van parked by the gate is gone\na man is now standing near the fence"
+    assert unsupported("In the second image the van by the gate is gone.", sd, images=2) == ()
+    assert unsupported("In the second image a man rides a bicycle.", COCO, images=1) == ("second image",)
+    assert unsupported("Both images show a man on a bicycle.", COCO, images=1) == ("both images",)
+    assert unsupported("In the third image the van is gone.", sd, images=2) == ("third image",)
+    assert kind_of("second image") == "image"
+
+
+def test_the_question_supports_what_the_answer_repeats_and_genre_words_claim_nothing():
+    assert unsupported("The helmet is not visible in the image.", COCO) == ("helmet",)
+    assert unsupported("The helmet is not visible in the image.", COCO, "Is the man wearing a helmet?") == ()
+    g = check("Yes, it is.", "Is it raining?", Support.of(COCO))
+    assert g.terms == 0 and g.score == 1.0
+
+
+def test_clitics_and_pronouns_are_no_claims():
+    assert unsupported("They'll keep riding; the cyclist's bike itself isn't new.", COCO) == ()
+    assert unsupported("The street's cars don't move.", COCO) == ()
+
+
+def test_score_is_the_share_of_terms_supported():
+    g = check("A man in a blue jacket rides a bicycle past a dog.", "", Support.of(COCO))
+    assert g.unsupported == ("blue", "dog") and g.terms == 5 and g.score == pytest.approx(3 / 5)
+
+
+# ---------------------------------------------------------------- a run of the DC scene, checked
+
+def grounded_then_invented(body: dict, n: int) -> Reply:
+    """Four pairs per video (the prompt asks for four to six): three say the annotation's events again, the
+    fourth adds a giraffe and a moment past the clip."""
+    texts = [m["content"] for m in body["messages"] if m.get("role") == "user" and isinstance(m["content"], str)]
+    events = re.findall(r"\[[\d.]+s - [\d.]+s\] ([^\n]+)", texts[-1])
+    first, last = events[0], events[-1]
+    pairs = [{"instruction": "What happens first?", "answer": first},
+             {"instruction": "What happens at the end?", "answer": last},
+             {"instruction": "Describe the video.", "answer": f"{first} {last}"},
+             {"instruction": "What happens next?", "answer": f"{first} At 500 seconds a giraffe walks by."}]
+    if requested_schema(body) is not None:
+        return Reply.ok(json.dumps({"pairs": pairs}))
+    return Reply.ok("".join(f"Question: {p['instruction']}\nAnswer: {p['answer']}\n\n" for p in pairs))
+
+
+@pytest.fixture
+def dc_run(scenes, server):
+    server.responder = grounded_then_invented
+    out = io.StringIO()
+    assert main(["--name", "dc.DC", "--base_url", server.base_url, "-q"], env=ENV, stream=out) == 0, out.getvalue()
+    return scenes / "output" / "DC" / "v1"
+
+
+def test_report_shows_the_distribution_and_the_most_frequent_unsupported_terms(dc_run):
+    from syphus.release.report import build_report
+    from syphus.release.reportpage import render_page
+
+    queries = len(lines(dc_run / "pairs.jsonl"))
+    g = grounding_figure(dc_run)
+    assert g["pairs"] == 4 * queries and g["grounded"] == 3 * queries and g["grounded_share"] == 0.75
+    assert g["histogram"]["counts"][-1] == 3 * queries and sum(g["histogram"]["counts"]) == 4 * queries
+    assert dict(g["top_unsupported"]) == {"giraffe": queries, "500s": queries}
+    assert g["unsupported_by_kind"] == {"object": queries, "time": queries}
+    assert len(g["lowest"]) == queries and all("giraffe" in e["answer"] for e in g["lowest"])
+    report = build_report([dc_run], out=dc_run / "report")
+    assert report.data["sources"][0]["grounding"]["grounded"] == 3 * queries
+    page = render_page(report.data)
+    assert 'data-plot="grounding"' in page and "Least grounded pairs" in page and "giraffe" in page
+    out = io.StringIO()
+    assert main(["report", str(dc_run)], stream=out) == 0
+    assert f"grounding: {3 * queries} of {4 * queries} pairs grounded (75.0%)" in out.getvalue()
+    assert main(["report", str(dc_run), "--no_grounding"], stream=io.StringIO()) == 0
+    assert json.loads((dc_run / "report" / "report.json").read_text())["sources"][0]["grounding"] is None
+
+
+def test_export_drop_ungrounded_keeps_the_release_consistent(dc_run):
+    import pyarrow.parquet as pq
+
+    from syphus.release.validate import validate_files
+
+    queries = len(lines(dc_run / "pairs.jsonl"))
+    out = io.StringIO()
+    assert main(["export", str(dc_run), "--drop_ungrounded"], stream=out) == 0, out.getvalue()
+    assert f"dropped {queries} pairs with a grounding score below 1" in out.getvalue()
+    release = dc_run / "export"
+    data = json.loads((release / "DC_instructions.json").read_text())
+    kept = data["data"]
+    assert len(kept) == 3 * queries and not any("giraffe" in e["answer"] for e in kept.values())
+    assert all(len(e["rel_ins_ids"]) == 2 and set(e["rel_ins_ids"]) <= set(kept) for e in kept.values())
+    assert data["meta"]["grounding"] == {"min_grounding": 1.0, "below": queries, "no_annotation": 0}
+    assert set(pq.read_table(release / "DC_instructions.parquet").column("id").to_pylist()) == set(kept)
+    train = json.loads((release / "DC_train.json").read_text())
+    assert {i for ids in train.values() for i in [*ids]} | set(train) <= set(kept)
+    checked = validate_files(release / "DC_instructions.json", train=release / "DC_train.json",
+                             allow_no_images=True)
+    assert checked.ok, checked.render()
+    # a threshold below the invented pairs' score keeps everything, with the same ids as before
+    ids_before = set(kept)
+    assert main(["export", str(dc_run), "--min_grounding", "0.3"], stream=io.StringIO()) == 0
+    again = json.loads((release / "DC_instructions.json").read_text())["data"]
+    assert len(again) == 4 * queries and ids_before <= set(again)
+
+
+def test_export_flags_are_checked_and_a_missing_plugin_is_one_line(dc_run, scenes):
+    out = io.StringIO()
+    assert main(["export", str(dc_run), "--min_grounding", "2"], stream=out) == 2
+    assert "between 0 and 1" in out.getvalue()
+    out = io.StringIO()
+    assert main(["export", str(dc_run), "--min_grounding", "0.5", "--drop_ungrounded"], stream=out) == 2
+    assert "pass one of them" in out.getvalue()
+    shutil.move(scenes / "datasets" / "dc.py", scenes / "dc.py.bak")
+    out = io.StringIO()
+    assert main(["export", str(dc_run), "--drop_ungrounded"], stream=out) == 2
+    assert "dc.py" in out.getvalue() and len(out.getvalue().strip().splitlines()) == 1
+    assert not (dc_run / "export" / "DC_instructions.json").exists()  # nothing half written
+    out = io.StringIO()
+    assert main(["report", str(dc_run)], stream=out) == 0  # the report says why, and goes on
+    assert "grounding not checked" in out.getvalue() and "dc.py" in out.getvalue()
