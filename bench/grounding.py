@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -103,11 +102,11 @@ class BenchGrounding(AbstractDataset):
 '''
 
 
-def build_run(folder: Path, pairs: int) -> Path:
+def build_run(folder: Path, pairs: int, labels: Path = LABELS) -> Path:
     """A project folder with a plugin of ``pairs // 4`` queries (the sample annotations cycled) and a run
     folder holding four answers per query (the labelled answers of the same annotation, cycled)."""
     notes = sample_annotations()
-    rows = [json.loads(line) for line in LABELS.read_text(encoding="utf-8").splitlines() if line.strip()]
+    rows = [json.loads(line) for line in labels.read_text(encoding="utf-8").splitlines() if line.strip()]
     by_note: dict[tuple[str, str], list[dict]] = defaultdict(list)
     for row in rows:
         by_note[(row["dataset"], row["id"])].append({"instruction": row["question"], "answer": row["answer"]})
@@ -133,12 +132,12 @@ def build_run(folder: Path, pairs: int) -> Path:
     return run
 
 
-def scale(pairs: int) -> dict:
+def scale(pairs: int, labels: Path = LABELS) -> dict:
     """Time and peak memory of the report's grounding pass over a run folder of ``pairs`` pairs, in a fresh
     process (so the peak is this pass's own)."""
     with tempfile.TemporaryDirectory(prefix="syphus-bench-grounding-") as tmp:
         t0 = time.perf_counter()
-        run = build_run(Path(tmp), pairs)
+        build_run(Path(tmp), pairs, labels)
         built = time.perf_counter() - t0
         code = ("import json, resource, sys, time; sys.path.insert(0, %r)\n"
                 "from syphus.release.grounding import grounding_figure\n"
@@ -158,7 +157,7 @@ def main() -> None:
     a = p.parse_args()
     if a.pairs:
         for n in a.pairs:
-            print(json.dumps({"pairs_asked": n, **scale(n)}))
+            print(json.dumps({"pairs_asked": n, **scale(n, a.labels)}))
         return
     print(json.dumps(measure(a.labels, a.show), indent=1))
 

@@ -101,6 +101,8 @@ _MINSEC = re.compile(r"\b(\d{1,2}):([0-5]\d)\b")
 _SECONDS = re.compile(r"\b(\d+(?:\.\d+)?)\s*(?:-\s*)?(?:s|sec|secs|second|seconds)\b", re.I)
 _MINUTES = re.compile(r"\b(\d+(?:\.\d+)?|" + "|".join(k for k in NUMBER_WORDS if NUMBER_WORDS[k] > 0) +
                       r")\s*(?:-\s*)?(?:min|mins|minute|minutes)\b", re.I)
+_ANY_DIGIT = re.compile(r"\d")
+_IMAGE_HINT = re.compile(r"imag|pictur|photo", re.I)
 _IMAGE_REF = re.compile(r"\b(first|second|third|fourth|fifth|1st|2nd|3rd|last|other|both|two|left|right)\s+"
                         r"(image|images|picture|pictures|photo|photos)\b", re.I)
 
@@ -108,8 +110,11 @@ _IMAGE_REF = re.compile(r"\b(first|second|third|fourth|fifth|1st|2nd|3rd|last|ot
 def _words(text: str) -> list[str]:
     """The words and numbers of ``text``; a clitic is taken off (office's -> office, they'll -> they) and a
     negated auxiliary (don't) read as 'not'."""
+    tokens = _WORD.findall(text)
+    if "'" not in text and "\u2019" not in text:
+        return tokens
     out = []
-    for token in _WORD.findall(text):
+    for token in tokens:
         base, _, clitic = token.replace("\u2019", "'").partition("'")
         if clitic.lower() == "t" and base.lower().endswith("n"):
             out.append("not")
@@ -186,13 +191,10 @@ def _modifies(word: str) -> bool:
 
 
 def _number(token: str) -> float | None:
+    if token[0].isdigit():
+        return float(token)  # a digit token of _WORD: digits with at most one point
     t = token.lower()
-    if t in NUMBER_WORDS:
-        return float(NUMBER_WORDS[t])
-    try:
-        return float(t)
-    except ValueError:
-        return None
+    return float(NUMBER_WORDS[t]) if t in NUMBER_WORDS else None
 
 
 @dataclass(frozen=True)
@@ -207,10 +209,13 @@ class Support:
     @classmethod
     def of(cls, annotation: str, images: int | None = None) -> Support:
         boxes: dict[str, int] = {}
-        for m in _BOX.finditer(annotation):
-            boxes[m.group(1).lower()] = boxes.get(m.group(1).lower(), 0) + 1
-        times = [float(t) for m in _STAMP.finditer(annotation) for t in m.groups() if t is not None]
-        text = _STAMP.sub(" ", _BOX.sub(lambda m: m.group(1), annotation))
+        times: list[float] = []
+        text = annotation
+        if "[" in annotation:  # object boxes and timestamps
+            for m in _BOX.finditer(annotation):
+                boxes[m.group(1).lower()] = boxes.get(m.group(1).lower(), 0) + 1
+            times = [float(t) for m in _STAMP.finditer(annotation) for t in m.groups() if t is not None]
+            text = _STAMP.sub(" ", _BOX.sub(lambda m: m.group(1), annotation))
         words: set[str] = set()
         numbers: set[float] = {1.0, *map(float, boxes.values())}
         for token in _words(text):
@@ -223,11 +228,6 @@ class Support:
                 words.update(lemmas(token))
         words.update(general for general, members in GENERAL.items() if members & words)
         return cls(frozenset(words), frozenset(numbers), max(times) if times else None, images)
-
-    def with_question(self, question: str) -> Support:
-        """This support plus what the question itself says (an answer may repeat its question)."""
-        extra = Support.of(question)
-        return Support(self.words | extra.words, self.numbers | extra.numbers, self.last_time, self.images)
 
 
 @dataclass(frozen=True)
@@ -246,6 +246,8 @@ class Grounding:
 def _times(answer: str) -> tuple[list[float], str]:
     """The moments an answer names, in seconds, and the answer with them blanked out."""
     found: list[float] = []
+    if not _ANY_DIGIT.search(answer) and "min" not in answer.lower():
+        return found, answer
 
     def take(value: float):
         found.append(value)
@@ -259,8 +261,7 @@ def _times(answer: str) -> tuple[list[float], str]:
 
 def check(answer: str, question: str, support: Support) -> Grounding:
     """``answer`` checked against ``support`` (one query's annotation) and its ``question``."""
-    if question:
-        support = support.with_question(question)
+    asked = Support.of(question) if question else None  # an answer may repeat what its question says
     unsupported: set[str] = set()
     terms = bad = 0
     times, text = _times(answer)
@@ -270,7 +271,7 @@ def check(answer: str, question: str, support: Support) -> Grounding:
             if t > support.last_time + TIME_SLACK:
                 bad += 1
                 unsupported.add(f"{t:g}s")
-    if support.images is not None:
+    if support.images is not None and _IMAGE_HINT.search(text):
         for m in _IMAGE_REF.finditer(text):
             which = m.group(1).lower()
             need = 2 if which in ("other", "both", "two", "left", "right", "last") else ORDINALS[which]
@@ -300,12 +301,13 @@ def check(answer: str, question: str, support: Support) -> Grounding:
             if value is None or value == 1.0:
                 continue
             terms += 1
-            if value not in support.numbers:
+            if value not in support.numbers and (asked is None or value not in asked.numbers):
                 bad += 1
                 unsupported.add(token.lower())
             continue
         terms += 1
-        if not (lemmas(token) & support.words):
+        forms = lemmas(token)
+        if not (forms & support.words) and (asked is None or not (forms & asked.words)):
             bad += 1
             unsupported.add(_ALIASES.get(token.lower(), token.lower()))
     score = 1.0 if terms == 0 else (terms - bad) / terms
