@@ -142,6 +142,10 @@ def test_report_shows_the_distribution_and_the_most_frequent_unsupported_terms(d
     assert len(g["lowest"]) == queries and all("giraffe" in e["answer"] for e in g["lowest"])
     report = build_report([dc_run], out=dc_run / "report")
     assert report.data["sources"][0]["grounding"]["grounded"] == 3 * queries
+    listing = lines(dc_run / "report" / "grounding-1.jsonl")  # every pair's score and unsupported terms
+    assert len(listing) == 4 * queries and [e["pair"] for e in listing[:4]] == [0, 1, 2, 3]
+    assert [sorted(e["unsupported"]) for e in listing[:4]] == [[], [], [], ["500s", "giraffe"]]
+    assert not list((dc_run / "report").glob("*.tmp"))
     page = render_page(report.data)
     assert 'data-plot="grounding"' in page and "Least grounded pairs" in page and "giraffe" in page
     out = io.StringIO()

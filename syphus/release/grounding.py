@@ -24,8 +24,10 @@ than the annotation.
 from __future__ import annotations
 
 import heapq
+import json
 import re
 from collections import Counter
+from contextlib import ExitStack
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -371,10 +373,11 @@ class RunGrounding:
 BINS = 10
 
 
-def grounding_figure(run: Path, lowest: int = 20, top: int = 30) -> dict[str, Any]:
+def grounding_figure(run: Path, lowest: int = 20, top: int = 30, listing: Path | None = None) -> dict[str, Any]:
     """What the grounding check says of a run folder's pairs, in one streaming pass: how many are grounded
     (no unsupported term), the score distribution (``BINS`` bins of 0.1, the last holding 1.0), the
-    unsupported terms by kind and the most frequent ones, and the ``lowest`` pairs by score."""
+    unsupported terms by kind and the most frequent ones, and the ``lowest`` pairs by score. With
+    ``listing``, every pair's score and unsupported terms are written there, one JSON line a pair."""
     from syphus.engine.store import PAIRS, read_jsonl
 
     hist = [0] * BINS
@@ -383,7 +386,12 @@ def grounding_figure(run: Path, lowest: int = 20, top: int = 30) -> dict[str, An
     worst: list[tuple[float, int, dict[str, Any]]] = []
     checked = grounded = unknown = 0
     total = 0.0
-    with RunGrounding(run) as grader:
+    with RunGrounding(run) as grader, ExitStack() as stack:
+        if listing is not None:
+            listing.parent.mkdir(parents=True, exist_ok=True)
+            swap = listing.with_name(listing.name + ".tmp")
+            lines = stack.enter_context(swap.open("w", encoding="utf-8"))
+            stack.callback(lambda: swap.unlink(missing_ok=True))  # a pass that raises leaves no half file
         for _, rec in read_jsonl(Path(run) / PAIRS, skip_torn=True):
             pairs = rec.get("pairs") or []
             qid = str(rec.get("id"))
@@ -391,6 +399,9 @@ def grounding_figure(run: Path, lowest: int = 20, top: int = 30) -> dict[str, An
                 if g is None:
                     unknown += 1
                     continue
+                if listing is not None:
+                    lines.write(json.dumps({"id": qid, "pair": i, "score": g.score, "terms": g.terms,
+                                            "unsupported": list(g.unsupported)}) + "\n")
                 checked += 1
                 grounded += g.grounded
                 total += g.score
@@ -407,6 +418,9 @@ def grounding_figure(run: Path, lowest: int = 20, top: int = 30) -> dict[str, An
                         heapq.heappush(worst, entry)
                     elif entry[:2] > worst[0][:2]:
                         heapq.heapreplace(worst, entry)
+        if listing is not None:
+            lines.close()
+            swap.replace(listing)
     return {"pairs": checked, "grounded": grounded,
             "grounded_share": round(grounded / checked, 4) if checked else None,
             "mean_score": round(total / checked, 4) if checked else None,
@@ -414,4 +428,4 @@ def grounding_figure(run: Path, lowest: int = 20, top: int = 30) -> dict[str, An
             "unsupported_by_kind": dict(kinds.most_common()),
             "top_unsupported": [[t, n] for t, n in terms.most_common(top)],
             "lowest": [e[2] for e in sorted(worst, key=lambda e: (e[0], e[1]), reverse=True)],
-            "no_annotation": unknown}
+            "no_annotation": unknown, "listing": str(listing) if listing is not None else None}

@@ -662,7 +662,7 @@ def build_report(inputs: Sequence[str | Path], *, threshold: float = THRESHOLD, 
         entry["cost"] = _cost(source, figures, pricing, by_language)
         entry["translation"] = translation_figure(source, figures, english)
         entry["judge"] = _judged(source)
-        entry["grounding"] = _grounding(source) if grounding else None
+        entry["grounding"] = _grounding(source, out_dir / f"grounding-{i + 1}.jsonl") if grounding else None
         entries.append(entry)
     listing = _cluster_listing(found, sources, starts, out_dir, clusters)
     data = {"generator": f"syphus {__version__}",
@@ -682,15 +682,16 @@ def _judged(source: Source) -> dict[str, Any] | None:
     return judge_figure(source.path)
 
 
-def _grounding(source: Source) -> dict[str, Any] | None:
-    """The grounding check of a run folder's pairs against their annotations (``release/grounding``); a
-    release file has no annotations beside it, and a run whose plugin is gone says why it was not checked."""
+def _grounding(source: Source, listing: Path) -> dict[str, Any] | None:
+    """The grounding check of a run folder's pairs against their annotations (``release/grounding``), each
+    pair's score and unsupported terms in ``listing``; a release file has no annotations beside it, and a
+    run whose plugin is gone says why it was not checked."""
     if source.kind != "run":
         return None
     from syphus.release.grounding import grounding_figure
 
     try:
-        return grounding_figure(source.path)
+        return grounding_figure(source.path, listing=listing)
     except UserError as e:
         return {"unavailable": str(e)}
 
