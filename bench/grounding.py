@@ -141,7 +141,7 @@ def scale(pairs: int, labels: Path = LABELS) -> dict:
         built = time.perf_counter() - t0
         code = ("import json, resource, sys, time; sys.path.insert(0, %r)\n"
                 "from syphus.release.grounding import grounding_figure\n"
-                "t = time.perf_counter(); g = grounding_figure(__import__('pathlib').Path('output/BenchGrounding/v1'))\n"
+                "t = time.perf_counter(); g = grounding_figure(__import__('pathlib').Path('output/BenchGrounding/v1'), listing=__import__('pathlib').Path('grounding.jsonl'))\n"
                 "print(json.dumps({'seconds': round(time.perf_counter() - t, 1), 'pairs': g['pairs'], "
                 "'grounded_share': g['grounded_share'], "
                 "'peak_rss_mib': round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}))" % str(ROOT))

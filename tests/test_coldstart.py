@@ -56,6 +56,11 @@ def test_candidates_are_ranked_by_quality(candidates, server):
     assert by["leaky"]["leaks"] == 12 and by["leaky"]["repeated"] == 4
     assert by["zero-shot"]["parsed"] == 0 and by["zero-shot"]["refusals"] == 4
     assert len(report["sample"]) == 4 and len(server.requests) == 12
+    # the grounding check: GOOD gives every scene the same three answers; only the cyclist's scene (in this
+    # sample) has a bakery and a yellow jacket, and no scene has a green light
+    assert "scene_0001" in report["sample"]
+    assert by["current"]["grounded"] == round(2 / 12, 4) and by["zero-shot"]["grounded"] is None
+    assert "grounded" in out.splitlines()[0] and " 17% " in out.splitlines()[2]
 
 
 def test_the_sample_is_seeded_and_a_rerun_sends_nothing(candidates, server):

@@ -71,6 +71,7 @@ class Score:
     completion_tokens: float = 0.0
     cost_per_query: float | None = None
     score: float = 0.0
+    grounded: float | None = None  # the share of its pairs with nothing their annotation does not support
     judge: float | None = None  # the judge's mean score of the candidate's pairs (1-5), when judged
     judged: int = 0  # how many pairs the judge scored
 
@@ -117,9 +118,29 @@ def score_folder(candidate: str, folder: Path, system_message: str, price: Any =
             s.cost_per_query = price.cost(s.prompt_tokens, s.completion_tokens)
     s.answer_words = answer_words / answers if answers else 0.0
     per_pair = max(1, s.pairs)
+    s.grounded = _grounded_share(folder)
     s.score = round(s.parse_rate - 0.5 * min(1.0, s.off_count) - s.repeated / per_pair - s.leaks / per_pair
-                    - (s.refusals / s.queries if s.queries else 0.0), 4)
+                    - (s.refusals / s.queries if s.queries else 0.0)
+                    - (1.0 - s.grounded if s.grounded is not None else 0.0), 4)
     return s
+
+
+def _grounded_share(folder: Path) -> float | None:
+    """The share of a candidate's pairs that the grounding check finds grounded (``release/grounding``);
+    None when it has no pairs or its annotations cannot be read."""
+    from syphus.release.grounding import RunGrounding
+
+    checked = grounded = 0
+    try:
+        with RunGrounding(folder) as grader:
+            for _, rec in read_jsonl(folder / PAIRS, skip_torn=True):
+                for g in grader.grade(str(rec.get("id")), rec.get("pairs") or []):
+                    if g is not None:
+                        checked += 1
+                        grounded += g.grounded
+    except UserError:
+        return None
+    return round(grounded / checked, 4) if checked else None
 
 
 def candidates_path(prompt_path: str | Path) -> Path | None:
@@ -258,16 +279,18 @@ def render(scores: list[Score]) -> str:
     """The side-by-side table, best first (with the judge's mean score first when the candidates were judged)."""
     if any(s.judge is not None for s in scores):
         return _with_judge(scores)
-    head = (f"{'candidate':<18} {'score':>6} {'parsed':>7} {'pairs/q':>7} {'asked':>5} {'repeated':>8} "
-            f"{'forbidden':>9} {'refusals':>8} {'ans words':>9} {'tok in/out':>13} {'$/query':>9}")
+    head = (f"{'candidate':<18} {'score':>6} {'parsed':>7} {'pairs/q':>7} {'asked':>5} {'grounded':>8} "
+            f"{'repeated':>8} {'forbidden':>9} {'refusals':>8} {'ans words':>9} {'tok in/out':>13} {'$/query':>9}")
     rows = [head, "-" * len(head)]
-    legend = ("repeated: questions asked twice in a query; forbidden: answers using a word the system message "
+    legend = ("grounded: pairs whose answer says nothing its annotation does not (syphus report explains); "
+              "repeated: questions asked twice in a query; forbidden: answers using a word the system message "
               "forbids; refusals: answers that refuse")
     for s in scores:
         ppq = s.pairs / max(1, s.parsed + s.invalid)
         cost = f"{s.cost_per_query:.5f}" if s.cost_per_query is not None else "-"
+        grounded = f"{100 * s.grounded:.0f}%" if s.grounded is not None else "-"
         rows.append(f"{s.candidate:<18} {s.score:>6.2f} {s.parsed:>3}/{s.queries:<3} {ppq:>7.1f} "
-                    f"{s.requested or '-':>5} {s.repeated:>8} {s.leaks:>9} {s.refusals:>8} {s.answer_words:>9.1f} "
+                    f"{s.requested or '-':>5} {grounded:>8} {s.repeated:>8} {s.leaks:>9} {s.refusals:>8} {s.answer_words:>9.1f} "
                     f"{s.prompt_tokens:>6.0f}/{s.completion_tokens:<6.0f} {cost:>9}")
     return "\n".join(rows + [legend])
 
