@@ -9,13 +9,14 @@ Each candidate runs on the same sample through the ordinary engine, in its own r
 (``output/<dataset>/coldstart-<candidate>-seed<seed>-n<size>``), so trying the same
 candidate on the same sample again sends nothing. The candidates are then scored on
 simple signals: parse success, pairs per query against what the system message asks
-for, repeated questions, words the system message forbids, refusals, tokens (the signals
-are ``syphus.signals``, shared with the dataset report).
+for, the share of pairs grounded in their annotation (``release/grounding``, no model), repeated
+questions, words the system message forbids, refusals, tokens (the other signals are
+``syphus.signals``, shared with the dataset report).
 
 With ``judge`` (``syphus coldstart --judge``, or ``--judge_endpoint NAME`` for an endpoint of the
 config's pool) every candidate's pairs are also judged against their annotations
 (``syphus.workflows.judge``, the rubric of ``prompts/judge.yaml``), and the judge's mean score is the
-first criterion of the ranking; the form signals break ties.
+first criterion of the ranking; the signals above break ties.
 
 >>> requested_pairs("Write three questions a person might ask about the image.")
 3
