@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -85,6 +86,100 @@ def measure(labels: Path, show: bool = False) -> dict:
     return result
 
 
+# ---------------------------------------------------------------- a set generated from the annotations
+
+_BOX_LINE = re.compile(r"^\s*([A-Za-z][A-Za-z ]*?):\s*\[[-\d.,\s]+\]\s*$")
+_STAMP = re.compile(r"\[[\d.]+s(?:\s*-\s*[\d.]+s)?\]\s*")
+_HEAD = re.compile(r"^(?:image [ab]:|Album:.*|Description:\s*|Story \d+:\s*|Candidate activities:.*)", re.I)
+NUMBERS = "two three four five six seven eight nine".split()
+COLOURS = "red blue green yellow black white gray brown orange purple pink silver".split()
+TIMED = {"dc.DC", "tvc.TVC", "e4d.E4D"}
+
+
+def _sentences(text: str) -> list[str]:
+    out = []
+    for line in text.splitlines():
+        if _BOX_LINE.match(line):
+            continue
+        line = _HEAD.sub("", _STAMP.sub("", line)).strip()
+        for part in re.split(r"(?<=[.!?])\s+| \. ", line):
+            part = part.strip(" .")
+            if len(part.split()) >= 4:
+                out.append(part[0].upper() + part[1:] + ".")
+    return out
+
+
+def _absent(words: str, text: str) -> bool:
+    low = text.lower()
+    return all(w not in low for w in words.lower().split())
+
+
+def generated(seed: int = 0) -> list[dict]:
+    """Labelled answers built from the sample annotations themselves: grounded ones say an annotation's own
+    sentences again (one, or two joined); ungrounded ones add one claim taken from another record: a COCO
+    object or a TV character it never mentions, a changed count, a colour it never states, a moment past
+    the clip, or 'the second image' of a single image. The absence of each added word is checked on the
+    raw text (any substring), not by the checker's rules."""
+    import random
+
+    rng = random.Random(seed)
+    notes = sample_annotations()
+    seen_la: set[str] = set()
+    keys = []
+    for dataset, qid in sorted(notes):
+        if dataset in ("sn.SN", "example.Example") or (dataset.startswith("la.") and qid in seen_la):
+            continue
+        seen_la.add(qid) if dataset.startswith("la.") else None
+        keys.append((dataset, qid))
+    # COCO's 'person' is left out: a person is supported by any man or woman the annotation has
+    objects = sorted({m.group(1).lower() for text, _ in notes.values() for line in text.splitlines()
+                      if (m := _BOX_LINE.match(line))} - {"person"})
+    names = sorted({w for (d, _), (text, _) in notes.items() if d == "tvc.TVC"
+                    for w in re.findall(r"\] ([A-Z][a-z]+) ", text)})
+    rows = []
+    for dataset, qid in keys:
+        text, images = notes[(dataset, qid)]
+        said = _sentences(text)
+        if not said:
+            continue
+        times = [float(t) for t in re.findall(r"([\d.]+)s[\]\s-]", text)]
+
+        def row(answer: str, label: str, kind: str, note: str = "") -> None:
+            rows.append({"dataset": dataset, "id": qid, "question": "What can you tell about it?", "answer": answer,
+                         "label": label, "kind": kind, "note": note})
+
+        one = rng.choice(said)
+        row(one, "grounded", "paraphrase")
+        if len(said) > 1:
+            a, b = rng.sample(said, 2)
+            row(f"{a} {b}", "grounded", "paraphrase")
+        lead = "In the video, " if dataset in TIMED else "In the image, "
+        row(lead + one[0].lower() + one[1:], "grounded", "paraphrase")
+        obj = rng.choice([o for o in objects if _absent(o, text)])
+        row(f"{one} There is also a {obj} nearby.", "ungrounded", "object", obj)
+        if dataset == "tvc.TVC":
+            name = rng.choice([n for n in names if _absent(n, text)])
+            row(f"{one} {name} watches from the doorway.", "ungrounded", "person", name)
+        found = [n for n in NUMBERS if re.search(rf"\b{n}\b", one, re.I)]
+        if found:
+            plain = " ".join(said)
+            boxes = Counter(m.group(1) for line in text.splitlines() if (m := _BOX_LINE.match(line)))
+            taken = {n for n in NUMBERS if re.search(rf"\b({n}|{NUMBERS.index(n) + 2})\b", plain, re.I)
+                     or NUMBERS.index(n) + 2 in boxes.values()}
+            other = rng.choice([n for n in NUMBERS if n not in taken])
+            row(re.sub(rf"\b{found[0]}\b", other, one, count=1, flags=re.I), "ungrounded", "count", other)
+        colour = [c for c in COLOURS if re.search(rf"\b{c}\b", one, re.I)]
+        if colour:
+            other = rng.choice([c for c in COLOURS if _absent(c, text)])
+            row(re.sub(rf"\b{colour[0]}\b", other, one, count=1, flags=re.I), "ungrounded", "colour", other)
+        if dataset in TIMED and times:
+            at = round(max(times) + rng.randint(15, 120))
+            row(f"At {at} seconds, {one[0].lower()}{one[1:]}", "ungrounded", "time", f"{at} seconds")
+        if images == 1:
+            row(f"In the second image, {one[0].lower()}{one[1:]}", "ungrounded", "image", "second image")
+    return rows
+
+
 PLUGIN = '''
 import json
 from abstract_dataset import AbstractDataset
@@ -153,12 +248,17 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--labels", type=Path, default=LABELS)
     p.add_argument("--show", action="store_true", help="list every miss and false flag")
+    p.add_argument("--generated", type=Path, metavar="OUT",
+                   help="write the set generated from the sample annotations to OUT (then measure it)")
     p.add_argument("--pairs", type=int, nargs="*", help="time a run folder of this many pairs (e.g. 100000 1000000)")
     a = p.parse_args()
     if a.pairs:
         for n in a.pairs:
             print(json.dumps({"pairs_asked": n, **scale(n, a.labels)}))
         return
+    if a.generated:
+        a.generated.write_text("".join(json.dumps(r) + "\n" for r in generated()), encoding="utf-8")
+        a.labels = a.generated
     print(json.dumps(measure(a.labels, a.show), indent=1))
 
 

@@ -198,3 +198,20 @@ def test_export_flags_are_checked_and_a_missing_plugin_is_one_line(dc_run, scene
     out = io.StringIO()
     assert main(["report", str(dc_run)], stream=out) == 0  # the report says why, and goes on
     assert "grounding not checked" in out.getvalue() and "dc.py" in out.getvalue()
+
+
+# ---------------------------------------------------------------- the labelled sets (bench/grounding.py measures)
+
+@pytest.mark.parametrize("name", ["grounding_dev.jsonl", "grounding_generated.jsonl", "grounding_labels.jsonl"])
+def test_precision_and_recall_on_the_labelled_sets_meet_the_targets(name, monkeypatch):
+    from bench.grounding import measure
+    from tests.conftest import ROOT
+
+    path = ROOT / "tests" / "data" / name
+    if not path.exists():
+        pytest.skip(f"{path} not written yet")
+    monkeypatch.chdir(ROOT)
+    result = measure(path)
+    assert result["ungrounded"] >= 20 and result["grounded"] >= 15  # a set big enough to mean something
+    assert result["recall"] >= 0.90, result  # at least 90% of ungrounded answers flagged
+    assert result["false_flag_rate"] <= 0.10, result  # at most 10% of grounded answers flagged

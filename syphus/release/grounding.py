@@ -149,8 +149,10 @@ def _kind(word: str) -> str | None:
         return "colour"
     if w in NUMBER_WORDS or w[0].isdigit():
         return "number"
-    if len(w) < 3 or w in GENRE or w in ORDINALS or w in FUNCTION:
+    if (len(w) < 3 and w not in _ALIASES) or w in GENRE or w in ORDINALS or w in FUNCTION:
         return None
+    if w in _ALIASES:
+        return "term"  # the nouns given another spelling (tv, fridge, people)
     pos = getAllLemmas(w)
     general = _ALIASES.get(w, w) in GENERAL or w in GENERAL
     if not general and zipf_frequency(w, "en") >= COMMON_ZIPF:
