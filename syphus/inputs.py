@@ -51,6 +51,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from syphus.dataset import AbstractDataset, NotUTF8, check_container, empty_input_error, first_undecodable_line
+from syphus.durable import atomic_file
 from syphus.errors import SyphusError, UserError
 from syphus.idset import IdCounts, IdSet
 from syphus.seen import SeenIds
@@ -322,10 +323,8 @@ class InputCheck:
 
     def write_blank_ids(self, path: Path) -> None:
         """Write the blank items' ids to ``path``, one a line (replacing it whole)."""
-        tmp = path.with_name(path.name + ".tmp")
-        with tmp.open("w", encoding="utf-8") as out:
+        with atomic_file(path, sync=False) as out:
             self.blank_ids.copy_to(out)
-        tmp.replace(path)
 
     def close(self) -> None:
         self.blank_ids.close()

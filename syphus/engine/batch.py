@@ -44,6 +44,7 @@ from syphus.engine.client import (classify, classify_batch_line, classify_sdk_er
                                   content_filtered, parse_completion, request_template)
 from syphus.config import RunConfig
 from syphus.engine.cost import Budget, has_usage
+from syphus.durable import atomic_file, sync_dir, sync_file, write_all
 from syphus.dataset import AbstractDataset
 from syphus.engine.endpoint import Endpoint
 from syphus.errors import FatalError, ItemError, TransientError, UserError
@@ -179,43 +180,15 @@ class BatchAPI:
 
     async def download(self, file_id: str, dest: Path) -> None:
         """Save a file's content at ``dest``, durably and whole (or not at all)."""
-        tmp = dest.with_name(dest.name + ".tmp")
         with self._mapped(f"downloading file {file_id}"):
             async with self.client.files.with_streaming_response.content(file_id, extra_headers=self._extra) as resp:
-                with tmp.open("wb") as f:
+                with atomic_file(dest, "wb") as f:
                     async for chunk in resp.iter_bytes():
                         f.write(chunk)
-                    f.flush()
-                    os.fsync(f.fileno())
-        os.replace(tmp, dest)
 
 
 def _meta_path(chunk_path: Path) -> Path:
     return chunk_path.with_name(chunk_path.stem + ".meta.jsonl")
-
-
-def write_all(fd: int, data: bytes) -> None:
-    """Write every byte of ``data`` to ``fd``, going on after short writes."""
-    view = memoryview(data)
-    while view:
-        n = os.write(fd, view)
-        if n <= 0:
-            raise OSError(f"os.write wrote nothing ({len(view)} bytes left); check the disk the run folder is on")
-        view = view[n:]
-
-
-def sync_dir(folder: Path) -> None:
-    """Make the names of files just created in ``folder`` durable (a no-op where directories cannot be synced)."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 # --- the state --------------------------------------------------------------------
@@ -452,8 +425,7 @@ class BatchRunner:
                 tokens += cost
                 reserved += hold
             for handle in (f, side):
-                handle.flush()
-                os.fsync(handle.fileno())
+                sync_file(handle)
         if not requests:
             path.unlink()
             _meta_path(path).unlink()

@@ -37,6 +37,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from syphus.durable import atomic_file, commit_swaps, recover_swaps, sync_file, write_all, write_atomic
 from syphus.errors import ItemError, StoreError, UserError, is_settled_kind
 from syphus.idset import IdSet
 from syphus.redaction import redact_urls
@@ -97,38 +98,8 @@ def _holder(fd: int) -> dict[str, Any]:
 
 def recover_swap(folder: Path) -> str | None:
     """Finish (commit marker present) or undo (absent) a ``rewrite`` a crash interrupted."""
-    marker = folder / COMMIT
-    half_marker = folder / (COMMIT + ".tmp")  # killed while the marker itself was being written
-    if half_marker.exists():
-        half_marker.unlink()
     leftovers = [folder / (name + SWAP) for name in (PAIRS, INVALID) if (folder / (name + SWAP)).exists()]
-    if marker.exists():
-        for tmp in leftovers:
-            os.replace(tmp, folder / tmp.name[:-len(SWAP)])
-        _fsync_dir(folder)
-        marker.unlink()
-        return "finished"
-    for tmp in leftovers:
-        tmp.unlink()
-    return "undone" if leftovers else None
-
-
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Replace ``path`` with ``text`` so that a reader sees the old file or the new one, never half."""
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    return recover_swaps(folder, COMMIT, leftovers, SWAP)
 
 
 def read_jsonl(path: Path, skip_torn: bool = False) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -364,16 +335,11 @@ class RunStore:
                 continue
             kept.append(line if line.endswith(b"\n") else line + b"\n")
         kept.reverse()
-        tmp = path.with_name(ERRORS + ".tmp")
-        with tmp.open("wb") as f:
+        with atomic_file(path, "wb") as f:
             f.writelines(kept)
-            f.flush()
-            os.fsync(f.fileno())
         fd = self._fds.pop(ERRORS, None)
-        if fd is not None:
+        if fd is not None:  # it points at the file just replaced
             os.close(fd)
-        os.replace(tmp, path)
-        if fd is not None:
             self._fds[ERRORS] = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         self.failed, self.settled_errors = IdSet(), IdSet()
         self.totals["errors"] = self.totals["errors_to_resend"] = 0
@@ -385,14 +351,8 @@ class RunStore:
     # --- writing ------------------------------------------------------------------
     def _append(self, name: str, data: bytes) -> None:
         """Write one whole line; a failure is a StoreError that stops the run (resumable)."""
-        fd = self._fds[name]
-        view = memoryview(data)
         try:
-            while view:
-                n = self._write(fd, view)
-                if n <= 0:
-                    raise OSError(f"os.write wrote {n} bytes")
-                view = view[n:]
+            write_all(self._fds[name], data, self._write)
         except OSError as e:
             raise StoreError(f"{self.folder / name}: cannot write ({e}); free disk space or fix the folder's "
                              "permissions, then run the same command again to resume (a torn line is set aside; "
@@ -515,11 +475,7 @@ def rewrite_answers(folder: str | Path,
                 (good if valid else bad).write(data)
                 counts["valid" if valid else "invalid"] += 1
         for f in (good, bad):
-            f.flush()
-            os.fsync(f.fileno())
-    write_atomic(folder / COMMIT, "swap pairs.jsonl.reparse and invalid.jsonl.reparse into place\n")
-    os.replace(tmp[PAIRS], folder / PAIRS)
-    os.replace(tmp[INVALID], folder / INVALID)
-    _fsync_dir(folder)
-    (folder / COMMIT).unlink()
+            sync_file(f)
+    commit_swaps(folder, COMMIT, [folder / PAIRS, folder / INVALID], SWAP,
+                 "swap pairs.jsonl.reparse and invalid.jsonl.reparse into place\n")
     return counts

@@ -45,7 +45,6 @@ from start to commit).
 from __future__ import annotations
 
 import json
-import os
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -53,6 +52,7 @@ from pathlib import Path
 from typing import Any
 
 from syphus import __version__
+from syphus.durable import commit_swaps, recover_swaps, sync_path
 from syphus.errors import UserError
 from syphus.idset import IdSet
 from syphus.release import parquet as parquet_file
@@ -70,48 +70,20 @@ ROW_GROUP = 50_000  # instructions per Parquet row group
 SWAP, COMMIT = ".swap", "export.commit"  # release files being written; the marker that they are all complete
 
 
-def _fsync_path(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def recover_release(out: str | Path) -> str | None:
     """Finish (commit marker present) or undo (absent) the swap of release files a crash interrupted."""
     out = Path(out)
     if not out.is_dir():
         return None
-    (out / (COMMIT + ".tmp")).unlink(missing_ok=True)  # killed while the marker itself was being written
-    leftovers = sorted(out.glob("*" + SWAP))
-    if (out / COMMIT).exists():
-        for tmp in leftovers:
-            os.replace(tmp, out / tmp.name[:-len(SWAP)])
-        _fsync_path(out)
-        (out / COMMIT).unlink()
-        return "finished"
-    for tmp in [*leftovers, *out.glob("*" + SWAP + ".tmp")]:
-        tmp.unlink()
-    return "undone" if leftovers else None
+    return recover_swaps(out, COMMIT, sorted(out.glob("*" + SWAP)), SWAP,
+                         debris=list(out.glob("*" + SWAP + ".tmp")))  # swap files killed while being written
 
 
 def _commit(out: Path, finals: list[Path]) -> None:
     """Swap the complete ``<name>.swap`` files of ``finals`` in, under the commit marker."""
     for final in finals:
-        _fsync_path(final.with_name(final.name + SWAP))
-    marker = out / COMMIT
-    half = out / (COMMIT + ".tmp")
-    with half.open("w", encoding="utf-8") as f:
-        f.write(json.dumps([p.name for p in finals]) + "\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(half, marker)
-    _fsync_path(out)
-    for final in finals:
-        os.replace(final.with_name(final.name + SWAP), final)
-    _fsync_path(out)
-    marker.unlink()
+        sync_path(final.with_name(final.name + SWAP))
+    commit_swaps(out, COMMIT, finals, SWAP, json.dumps([p.name for p in finals]) + "\n")
 
 
 @dataclass

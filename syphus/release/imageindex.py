@@ -44,6 +44,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from syphus.durable import swap_in
 from syphus.errors import ItemError, UserError
 from syphus.release import parquet
 from syphus.release.images import image_bytes
@@ -360,7 +361,7 @@ def _build(index_path: Path, stamp: dict[str, str], entries: Iterator[tuple[str,
         tmp.unlink(missing_ok=True)
         raise
     db.close()
-    os.replace(tmp, index_path)
+    swap_in(tmp, index_path)
 
 
 class _JsonValues:

@@ -14,11 +14,11 @@ memory, and names the file, line and column when the text is not JSON;
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
+from syphus.durable import AtomicFile
 from syphus.errors import UserError
 
 _CHUNK = 1 << 20
@@ -168,8 +168,9 @@ class ObjectWriter:
     """
 
     def __init__(self, path: Path, meta: dict[str, Any] | None):
-        self.path, self.tmp = path, path.with_name(path.name + ".tmp")
-        self.f = self.tmp.open("w", encoding="utf-8")
+        self.path = path
+        self._out = AtomicFile(path, sync=False)  # synced under export's commit marker
+        self.f = self._out.file
         self.first = True
         self.wrapped = meta is not None
         if self.wrapped:
@@ -183,5 +184,4 @@ class ObjectWriter:
 
     def close(self) -> None:
         self.f.write("\n}}\n" if self.wrapped else "\n}\n")
-        self.f.close()
-        os.replace(self.tmp, self.path)
+        self._out.commit()

@@ -35,6 +35,7 @@ import os
 from array import array
 from pathlib import Path
 
+from syphus.durable import sync_file
 from syphus.errors import UserError
 from syphus.release.scenes import instruction_id
 
@@ -82,7 +83,7 @@ class Ledger:
         if end < len(data):  # a line torn by a crash: its ids were never used
             with self.path.open("r+b") as f:
                 f.truncate(end)
-                os.fsync(f.fileno())
+                sync_file(f)
         for n, line in enumerate(data[:end].splitlines(), 1):
             if not line.strip():
                 continue
@@ -135,8 +136,7 @@ class Ledger:
     def sync(self) -> None:
         """Put every id given so far on disk (export calls it before its release files are complete)."""
         if self._out is not None and self._unsynced:
-            self._out.flush()
-            os.fsync(self._out.fileno())
+            sync_file(self._out)
         self._unsynced = 0
 
     def close(self) -> None:

@@ -26,12 +26,12 @@ whose ids are not its index. pyarrow is imported only when a file is read or wri
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from syphus import __version__
+from syphus.durable import swap_in, tmp_path
 from syphus.errors import UserError
 
 INSTALL = "pip install 'syphus[parquet]'"
@@ -178,7 +178,7 @@ class RowGroupWriter:
     def __init__(self, path: Path, schema, rows: int, max_bytes: int | None = None, index: str | None = None):
         pa, pq = modules("writing Parquet")
         self._pa, self.schema = pa, with_index(schema, index) if index else schema
-        self.path, self.tmp = Path(path), Path(path).with_name(Path(path).name + ".tmp")
+        self.path, self.tmp = Path(path), tmp_path(Path(path))
         self.rows, self.max_bytes = rows, max_bytes
         self._writer = pq.ParquetWriter(str(self.tmp), self.schema)
         self._columns: list[list[Any]] = [[] for _ in schema.names]
@@ -206,7 +206,7 @@ class RowGroupWriter:
         if self._columns[0] or not self.groups:
             self._flush()
         self._writer.close()
-        os.replace(self.tmp, self.path)
+        swap_in(self.tmp, self.path)
 
     def abort(self) -> None:
         """Drop the unfinished table; ``path`` is left as it was."""

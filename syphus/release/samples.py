@@ -21,10 +21,10 @@ video, ``{"video", "path", "asked", "written", "repeated"}``. ``--images`` label
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from syphus.durable import atomic_file
 from syphus.idset import IdSet
 
 PARTS_NAME = "frames.jsonl"  # the workers' record lines, in the parts folder
@@ -70,8 +70,7 @@ def finish(parts_lines: Path, record: Path) -> list[Video]:
     if not parts_lines.exists() or parts_lines.stat().st_size == 0:
         return []
     seen, videos = IdSet(), {}
-    tmp = record.with_name(record.name + ".tmp")
-    with parts_lines.open("r", encoding="utf-8") as src, tmp.open("w", encoding="utf-8") as out:
+    with parts_lines.open("r", encoding="utf-8") as src, atomic_file(record, sync=False) as out:
         for line in src:
             try:
                 s = json.loads(line)
@@ -86,7 +85,6 @@ def finish(parts_lines: Path, record: Path) -> list[Video]:
         for v in videos.values():
             v.asked = v.asked or v.written
             out.write(json.dumps(asdict(v)) + "\n")
-    os.replace(tmp, record)
     return list(videos.values())
 
 

@@ -39,13 +39,14 @@ from typing import Any
 import yaml
 
 from syphus.config import RunConfig
+from syphus.durable import write_atomic
 from syphus.engine.cost import price_for, pricing_if_any
 from syphus.errors import UserError
 from syphus.engine.job import LoadedDataset, load_dataset, pricing_model, run_folder, run_job
 from syphus.engine.record import tally
 from syphus.engine.stats import RunStatus
 from syphus.prompt import Prompt, check_prompt, read_prompt_file
-from syphus.engine.store import ERRORS, INVALID, PAIRS, read_jsonl, write_atomic
+from syphus.engine.store import ERRORS, INVALID, PAIRS, read_jsonl
 from syphus.textfile import read_text
 from syphus.signals import Forbidden, forbidden_words, is_refusal, repeated_questions, requested_pairs, words
 
