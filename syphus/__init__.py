@@ -58,6 +58,7 @@ The plugin contract and shared pieces
 - ``view``       a static offline viewer (its page is ``viewer/index.html``, css and js)
 - ``dedup``      exact and near-duplicate texts (MinHash, LSH, exact Jaccard) in compact memory
 - ``annotation`` each query's annotation read again from the plugin that made a run (judge, viewer)
+- ``verdicts``   the judge's verdicts read back: those that still apply, the report's figure, export's scores
 - ``grounding``  what an answer asserts that its own annotation never said (objects, people, colours, counts,
                  times, which image), with no model; for the report and export --min_grounding
 - ``report``     what a run or release holds, as figures, in one streaming pass (``syphus report``)

@@ -1,5 +1,6 @@
 """The package's shape, checked so it cannot drift: the map names every module, only the CLI speaks,
-no module imports another's private names, batch does not reach into the online runner."""
+no module imports another's private names, batch does not reach into the online runner, and every
+import goes to the module's own floor or below (root < plugin layer < engine < release < workflows < cli)."""
 
 from __future__ import annotations
 
@@ -65,3 +66,75 @@ def test_docstrings_do_not_keep_import_lists_by_hand():
     stale = [str(p.relative_to(PACKAGE)) for p in modules() if re.search(r"^Imports:", ast.get_docstring(tree(p)) or "",
                                                                          re.M)]
     assert not stale, f"drop the hand-kept 'Imports:' lines from {stale}"
+
+
+# --- import floors ------------------------------------------------------------------------------
+# Lowest first; a module imports only from its own floor or below (workflows may import release,
+# not the other way). A new top-level module must be put on a floor here.
+ROOT = {"errors", "textfile", "redaction", "idset", "seen", "signals", "config", "durable"}
+PLUGIN_LAYER = {"dataset", "inputs", "plugins", "prompt", "parse", "reply", "frames"}
+FLOORS = {**dict.fromkeys(ROOT, 0), **dict.fromkeys(PLUGIN_LAYER, 1), "engine": 2, "release": 3, "workflows": 4,
+          "cli": 5, "__main__": 5}
+NAMES = {0: "root", 1: "plugin layer", 2: "engine", 3: "release", 4: "workflows", 5: "cli"}
+# Imports that still go up, each to be removed (the image code moving into the engine); the test fails
+# when one is gone and still listed here, so this list only shrinks.
+KNOWN_UPWARD = {
+    ("engine/attachment.py", "syphus.release.imageindex"),
+    ("engine/attachment.py", "syphus.release.samples"),
+    ("engine/attachment.py", "syphus.release.scenes"),
+    ("frames.py", "syphus.engine.imagetokens"),
+    ("frames.py", "syphus.release.view"),
+}
+
+
+def floor(dotted: str) -> int:
+    """The floor of module ``syphus.x.y`` (``syphus`` itself, the version, is the root)."""
+    parts = dotted.split(".")
+    if len(parts) == 1:
+        return 0
+    assert parts[1] in FLOORS, f"syphus.{parts[1]} is on no floor: add it to FLOORS in tests/test_layout.py"
+    return FLOORS[parts[1]]
+
+
+def imported(node: ast.AST) -> list[str]:
+    """The syphus modules an import statement reads (``from syphus.release import parquet`` reads
+    ``syphus.release.parquet``)."""
+    if isinstance(node, ast.Import):
+        return [a.name for a in node.names if a.name.split(".")[0] == "syphus"]
+    if isinstance(node, ast.ImportFrom) and node.level == 0 and (node.module or "").split(".")[0] == "syphus":
+        out = []
+        for a in node.names:
+            sub = f"{node.module}.{a.name}"
+            is_module = (PACKAGE.parent / sub.replace(".", "/")).with_suffix(".py").exists() or \
+                (PACKAGE.parent / sub.replace(".", "/")).is_dir()
+            out.append(sub if is_module else node.module)
+        return out
+    return []
+
+
+def upward_imports() -> set[tuple[str, str]]:
+    found = set()
+    for path in modules():
+        rel = path.relative_to(PACKAGE)
+        own = floor(".".join(("syphus", *rel.with_suffix("").parts)).removesuffix(".__init__"))
+        for node in ast.walk(tree(path)):  # imports inside functions count too
+            for target in imported(node):
+                if floor(target) > own:
+                    found.add((rel.as_posix(), target))
+    return found
+
+
+def test_every_module_imports_only_from_its_own_floor_or_below():
+    found = upward_imports()
+    up = sorted(found - KNOWN_UPWARD)
+    assert not up, "imports that go up a floor (" + " < ".join(NAMES.values()) + "): " + ", ".join(
+        f"{m} ({NAMES[floor('syphus.' + m[:-3].replace('/', '.'))]}) imports {t} ({NAMES[floor(t)]})" for m, t in up)
+    gone = sorted(KNOWN_UPWARD - found)
+    assert not gone, f"these imports no longer go up: drop them from KNOWN_UPWARD in tests/test_layout.py: {gone}"
+
+
+def test_the_floor_check_sees_an_import_that_goes_up(tmp_path):
+    node = ast.parse("def f():\n    from syphus.release import parquet\n")
+    assert imported(node.body[0].body[0]) == ["syphus.release.parquet"]
+    assert floor("syphus.release.parquet") > floor("syphus.engine.store") > floor("syphus.dataset") > floor("syphus")
+    assert imported(ast.parse("from syphus.engine.store import PAIRS").body[0]) == ["syphus.engine.store"]

@@ -368,7 +368,7 @@ def _low_scores(folder: Path, pairs_path: Path, index: _Index, min_score: float,
                 result: ExportResult) -> list[bool]:
     """``drop`` (a bool per pair in export order, or None) with every pair whose judge score is below
     ``min_score``, or that was never judged, added; the counts go to ``result.judged``."""
-    from syphus.workflows.judge import Scores  # the verdicts of syphus judge, beside the run
+    from syphus.release.verdicts import Scores  # the verdicts of syphus judge, beside the run
 
     scores = Scores(folder)
     out: list[bool] = []

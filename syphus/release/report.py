@@ -677,7 +677,7 @@ def _judged(source: Source) -> dict[str, Any] | None:
     """The judge's verdicts on a run folder's pairs (``syphus judge``), when it was judged."""
     if source.kind != "run":
         return None
-    from syphus.workflows.judge import judge_figure  # read only where a run was judged
+    from syphus.release.verdicts import judge_figure  # read only where a run was judged
 
     return judge_figure(source.path)
 
