@@ -72,7 +72,7 @@ The plugin contract and shared pieces
 ``cli/``: the command line
 - ``main``       subcommands, messages, exit codes of a run
 - ``flags``      every flag in named groups, each subcommand with its own; "did you mean" for a typo
-- ``exits``      the one table of exit codes
+- ``exits``      the one table of exit codes, and the one guard from the error tree to them
 - ``progress``   the live status line
 - ``convert``, ``view``, ``report``  their subcommands' arguments and output
 """

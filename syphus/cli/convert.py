@@ -21,6 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TextIO
 
+from syphus.cli.exits import guard
 from syphus.errors import UserError
 from syphus.release.convert import (SCENES, Event, Interrupted, Progress, Repeated, Settings, Skipped, Started,
                                     convert, rewrite)
@@ -111,6 +112,15 @@ def _rewrite(args: argparse.Namespace, printer: Printer) -> int:
 def convert_main(argv: list[str], stream: TextIO, clock: Callable[[], float] = time.monotonic) -> int:
     """``syphus convert ...``: 0 ok, 1 if some inputs were skipped, 2 on a user error, 130 if interrupted."""
     printer = Printer(stream, clock=clock)
+    return guard(lambda: _convert(argv, printer), printer.say)
+
+
+def run(argv: list[str], stream: TextIO) -> int:
+    """``convert_main`` without the guard: a UserError is raised, for the caller's guard."""
+    return _convert(argv, Printer(stream))
+
+
+def _convert(argv: list[str], printer: Printer) -> int:
     try:
         args = _parser().parse_args(argv)
         if args.rewrite is not None:
@@ -122,9 +132,6 @@ def convert_main(argv: list[str], stream: TextIO, clock: Callable[[], float] = t
                          fps=None if args.frames is not None else args.fps, frames=args.frames,
                          settings=Settings(args.size, args.format, args.keep_aspect),
                          workers=args.workers, on_event=printer)
-    except UserError as e:
-        printer.say(f"error: {e}")
-        return 2
     except Interrupted as e:
         printer.say(f"convert: interrupted ({printer.line(e.progress).removeprefix('convert: ')}); "
                     f"run the same command again to resume from {e.parts}")

@@ -11,7 +11,8 @@ parser that answers a mistyped flag or command with "did you mean".
 
 Abbreviations are refused (``allow_abbrev=False``): ``--num_thread 4`` is an error that names
 ``--num_threads``, not a silent match. Every group is one function adding its flags, so the run,
-``coldstart``, ``translate`` and ``judge`` share one definition of each flag.
+``coldstart``, ``translate`` and ``judge`` share one definition of each flag; the three subcommands
+describe their own flags and list the engine's by name (``_engine``), so their ``--help`` fits a screen.
 """
 
 from __future__ import annotations
@@ -240,6 +241,29 @@ def _grouped(p: argparse.ArgumentParser, groups: Sequence[tuple[str, Callable]])
     return p
 
 
+class _Taken:
+    """An argument group whose flags are taken, not described: a subcommand's engine flags are the run's,
+    described once in ``syphus --help``; its own help lists their names only, so it fits a screen."""
+
+    def __init__(self, group):
+        self.group, self.names = group, []
+
+    def add_argument(self, *names: str, **kw):
+        kw["help"] = argparse.SUPPRESS
+        self.names.append(names[0])
+        return self.group.add_argument(*names, **kw)
+
+
+def _engine(p: argparse.ArgumentParser, adds: Sequence[Callable]) -> argparse.ArgumentParser:
+    """The run's engine flags (endpoint, generation, limits, money, ...) on a subcommand, by name in its help."""
+    g = p.add_argument_group("engine flags (as for a run; see syphus --help)")
+    taken = _Taken(g)
+    for add in adds:
+        add(taken)
+    g.description = " ".join(taken.names)
+    return p
+
+
 RUN_EXAMPLES = """\
 examples:
   syphus --name Example.example          # bundled model: no key, no network
@@ -289,7 +313,8 @@ def run_parser() -> argparse.ArgumentParser:
     ])
 
 
-ENGINE_NOTE = "Engine flags (endpoint, generation, limits, money) are those of the run: see syphus --help."
+# what a run on the engine needs besides its own flags: every subcommand that sends takes these
+ENGINE = (add_endpoint, add_generation, add_speed, add_money, add_display)
 
 
 def coldstart_parser() -> argparse.ArgumentParser:
@@ -298,8 +323,7 @@ def coldstart_parser() -> argparse.ArgumentParser:
                            "<prompt>.candidates.json on one seeded sample, side by side; or promote a sampled "
                            "answer into the prompt file.\n\nexamples:\n"
                            "  syphus coldstart --name DC --sample 20 --seed 0 --view\n"
-                           "  syphus coldstart --name DC --promote v_Qk7rT2mXwLs",
-               epilog=ENGINE_NOTE)
+                           "  syphus coldstart --name DC --promote v_Qk7rT2mXwLs")
 
     def own(g) -> None:
         g.add_argument("--sample", type=int, default=20, metavar="N", help="queries to sample (default 20)")
@@ -317,15 +341,14 @@ def coldstart_parser() -> argparse.ArgumentParser:
                        help="judge with this endpoint of the config's pool (implies --judge)")
         _opt(g, "seed", type=int, metavar="N", help="the sample's seed (default 0)")
 
-    return _grouped(p, [
+    _grouped(p, [
         ("cold start", own),
         ("dataset", [add_config, add_dataset, lambda g: _opt(g, "on_duplicate",
                                                              choices=["error", "suffix", "merge", "skip"],
                                                              help="an id given twice (see syphus --help)")]),
-        ("endpoint", add_endpoint), ("generation", add_generation), ("speed, limits and retries", add_speed),
-        ("money", lambda g: add_money(g, batch=False)), ("images to the model", add_images),
-        ("display", add_display),
     ])
+    return _engine(p, [add_endpoint, add_generation, add_speed, lambda g: add_money(g, batch=False), add_images,
+                       add_display])
 
 
 def translate_parser(default_langs: str) -> argparse.ArgumentParser:
@@ -334,8 +357,7 @@ def translate_parser(default_langs: str) -> argparse.ArgumentParser:
                            "languages: an ordinary run with limits, retries, resume, --dry-run, --max-cost.\n\n"
                            "examples:\n"
                            "  syphus translate output/DC/v1/export/DC_instructions.json\n"
-                           "  syphus translate DC_instructions.json --langs de,ja --per-language",
-               epilog=ENGINE_NOTE)
+                           "  syphus translate DC_instructions.json --langs de,ja --per-language")
 
     def own(g) -> None:
         g.add_argument("source", help="XX_instructions.json, or a run folder such as output/DC/v1")
@@ -346,7 +368,7 @@ def translate_parser(default_langs: str) -> argparse.ArgumentParser:
         add_dry_run(g)
         add_retry_errors(g)
 
-    return _grouped(p, [
+    _grouped(p, [
         ("translate", own),
         ("which queries", [lambda g: _opt(g, "slice_start", type=int, metavar="N", help="first to translate "
                                                                                           "(default 0)"),
@@ -356,9 +378,8 @@ def translate_parser(default_langs: str) -> argparse.ArgumentParser:
                                                    help="where run folders go (default output)"),
                         lambda g: _opt(g, "dataset_version", metavar="LABEL",
                                        help="the translation run's version label (default v1)")]),
-        ("endpoint", add_endpoint), ("generation", add_generation), ("speed, limits and retries", add_speed),
-        ("money", add_money), ("display", add_display),
     ])
+    return _engine(p, ENGINE)
 
 
 def judge_parser(prompt: str, criteria: Sequence[str]) -> argparse.ArgumentParser:
@@ -367,8 +388,7 @@ def judge_parser(prompt: str, criteria: Sequence[str]) -> argparse.ArgumentParse
                            f"judge model and the rubric of {prompt} ({', '.join(criteria)}: 1-5 each, and a "
                            "reason); verdicts go to <run>/judge/<version>/.\n\nexamples:\n"
                            "  syphus judge output/DC/v1 --dry-run\n"
-                           "  syphus judge output/DC/v1 --endpoint judge-4o --judge_version gpt4o",
-               epilog=ENGINE_NOTE)
+                           "  syphus judge output/DC/v1 --endpoint judge-4o --judge_version gpt4o")
 
     def own(g) -> None:
         g.add_argument("run", help="the run folder to judge, e.g. output/DC/v1")
@@ -379,11 +399,10 @@ def judge_parser(prompt: str, criteria: Sequence[str]) -> argparse.ArgumentParse
         add_dry_run(g)
         add_retry_errors(g)
 
-    return _grouped(p, [
+    _grouped(p, [
         ("judge", own), ("config", add_config),
         ("which queries", [lambda g: _opt(g, "slice_start", type=int, metavar="N", help="first to judge (default 0)"),
                            lambda g: _opt(g, "slice_end", type=int, metavar="N", help="stop before this one "
                                                                                         "(default -1: the end)")]),
-        ("endpoint", add_endpoint), ("generation", add_generation), ("speed, limits and retries", add_speed),
-        ("money", add_money), ("display", add_display),
     ])
+    return _engine(p, ENGINE)

@@ -21,18 +21,18 @@ import asyncio
 import logging
 import os
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TextIO
 
 from syphus.cli.flags import (COMMANDS, CONFIG_KEYS, Parser, coldstart_parser, judge_parser, run_parser, suggest,
                               translate_parser)
 from syphus.cli.progress import display
-from syphus.errors import FatalError, UserError
+from syphus.errors import UserError
 from syphus.redaction import Redactor, url_password
 
 from syphus.cli.exits import (EXIT_BUDGET, EXIT_FAILED, EXIT_FATAL, EXIT_INTERRUPTED, EXIT_OK,  # noqa: F401
-                               EXIT_USER, Exit)
+                               EXIT_USER, Exit, ended, guard)
 
 _KINDS = ("auto", "openai", "azure", "compatible", "local")
 
@@ -253,18 +253,18 @@ def _checksum(argv: Sequence[str], stream: TextIO) -> int:
 
 
 def _convert(argv: Sequence[str], stream: TextIO) -> int:
-    from syphus.cli.convert import convert_main
-    return convert_main(list(argv), stream)
+    from syphus.cli import convert
+    return convert.run(list(argv), stream)
 
 
 def _view(argv: Sequence[str], stream: TextIO) -> int:
-    from syphus.cli.view import view_main
-    return view_main(list(argv), stream)
+    from syphus.cli import view
+    return view.run(list(argv), stream)
 
 
 def _report(argv: Sequence[str], stream: TextIO) -> int:
-    from syphus.cli.report import report_main
-    return report_main(list(argv), stream)
+    from syphus.cli import report
+    return report.run(list(argv), stream)
 
 
 SUBCOMMANDS = {"export": _export, "validate": _validate, "checksum": _checksum, "view": _view,
@@ -320,10 +320,7 @@ def _translate(argv: Sequence[str], env: Mapping[str, str], stream: TextIO, secr
     stream.write(f"translations written to {summary['out']}: {counts}; {summary['failures']} (id, language) "
                  f"failures in translation_failures.jsonl\n")
     last = summary["results"][-1]
-    if last.error is not None:
-        stream.write(f"stopped: {secrets(str(last.error))}\n")
-        return EXIT_USER if isinstance(last.error, UserError) else EXIT_FATAL
-    return Exit.for_status(last.status)
+    return ended(last.error, last.status, lambda text: stream.write(secrets(text) + "\n"))
 
 
 def _judge(argv: Sequence[str], env: Mapping[str, str], stream: TextIO, secrets: Redactor) -> int:
@@ -346,10 +343,10 @@ def _judge(argv: Sequence[str], env: Mapping[str, str], stream: TextIO, secrets:
         low = sum(m < 3 for m in judged)
         stream.write(f"verdicts on {len(judged)} pairs in {judging.folder}: mean score "
                      f"{sum(judged) / len(judged):.2f}, {low} below 3 (syphus report {judging.run} shows them)\n")
-    if result.error is not None:
-        stream.write(f"stopped: {secrets(str(result.error))}\n")
-        return EXIT_USER if isinstance(result.error, UserError) else EXIT_FATAL
-    return Exit.for_status(result.status)
+    return ended(result.error, result.status, lambda text: stream.write(secrets(text) + "\n"))
+
+
+RUNS = {"translate": _translate, "coldstart": _coldstart, "judge": _judge}  # runs on the engine, with their flags
 
 
 def _pairs_asked_text(count: list[int] | None) -> str:
@@ -410,77 +407,55 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
 
     env = os.environ if env is None else env
     argv = list(sys.argv[1:] if argv is None else argv)
+    err = stream or sys.stderr
+    secrets = _redactor(env)  # the command's one redactor; a run adds the pool's keys once it reads the config
+
+    def say(text: str) -> None:
+        err.write(secrets(text) + "\n")
+        err.flush()
+
     if argv and not argv[0].startswith("-") and argv[0] not in COMMANDS:
         near = suggest(argv[0], COMMANDS)
-        (stream or sys.stderr).write(f"error: {argv[0]!r} is not a syphus command"
-                                     + (f"; did you mean 'syphus {near}'?" if near else "")
-                                     + f" (commands: {', '.join(COMMANDS)}; see syphus --help)\n")
+        say(f"error: {argv[0]!r} is not a syphus command" + (f"; did you mean 'syphus {near}'?" if near else "")
+            + f" (commands: {', '.join(COMMANDS)}; see syphus --help)")
         return EXIT_USER
-    if argv and argv[0] in ("translate", "coldstart", "judge"):
-        command = {"translate": _translate, "coldstart": _coldstart, "judge": _judge}[argv[0]]
-        secrets = _redactor(env)  # the command adds the pool's keys once it reads the config
-        try:
-            return command(argv[1:], env, stream or sys.stderr, secrets)
-        except UserError as e:
-            (stream or sys.stderr).write(f"error: {secrets(str(e))}\n")
-            return EXIT_USER
-        except FatalError as e:
-            (stream or sys.stderr).write(f"stopped: {secrets(str(e))}\n")
-            return EXIT_FATAL
+    if argv and argv[0] in RUNS:
+        return guard(lambda: RUNS[argv[0]](argv[1:], env, err, secrets), say)
     if argv and argv[0] in SUBCOMMANDS:  # their reports go to stdout, to be piped or saved
-        out = stream or sys.stdout
-        try:
-            return SUBCOMMANDS[argv[0]](argv[1:], out)
-        except UserError as e:
-            (stream or sys.stderr).write(f"error: {_redactor(env)(str(e))}\n")
-            return EXIT_USER
+        return guard(lambda: SUBCOMMANDS[argv[0]](argv[1:], stream or sys.stdout), say)
+    if argv and argv[0] == "run":
+        argv = argv[1:]
+    args = build_parser().parse_args(argv)
+    _setup_logging(err, args.verbose, secrets)
+    return guard(lambda: _run(args, env, err, secrets, say), say)
+
+
+def _run(args: argparse.Namespace, env: Mapping[str, str], stream: TextIO, secrets: Redactor,
+         say: Callable[[str], None]) -> int:
+    """A run (``syphus --name ...``), or what its flags ask instead: --list, --dry-run, --status, --reparse."""
     # the engine (aiohttp, pydantic) is imported only for the commands that run it: convert and view stay light
     from syphus import plugins
     from syphus.engine.job import batch_status, dry_run, reparse, run_job
 
-    stream = stream or sys.stderr
-    if argv and argv[0] == "run":
-        argv = argv[1:]
-    args = build_parser().parse_args(argv)
-    secrets = _redactor(env)
-    _setup_logging(stream, args.verbose, secrets)
-
-    def say(text: str) -> None:
-        stream.write(secrets(text) + "\n")
-        stream.flush()
-
-    try:
-        cfg = _config(args, env, secrets)
-        if args.list:
-            for name in plugins.available(cfg.datasets_dir):
-                print(name)
-            return EXIT_OK
-        if args.dry_run:
-            say(_dry_run_text(dry_run(cfg, env)))
-            return EXIT_OK
-        if args.status:
-            for row in asyncio.run(batch_status(cfg, env)):
-                say(row)
-            return EXIT_OK
-        if args.reparse:
-            folder, counts = reparse(cfg)
-            say(f"re-parsed {folder}: {counts['valid']} with pairs, {counts['invalid']} invalid (no request sent)")
-            return EXIT_OK
-        result = asyncio.run(run_job(cfg, env, retry_errors=args.retry_errors,
-                                     display=display(stream, not args.quiet, cfg.log_interval)))
-    except UserError as e:
-        say(f"error: {e}")
-        return EXIT_USER
-    except FatalError as e:
-        say(f"stopped: {e}")
-        return EXIT_FATAL
+    cfg = _config(args, env, secrets)
+    if args.list:
+        for name in plugins.available(cfg.datasets_dir):
+            print(name)
+        return EXIT_OK
+    if args.dry_run:
+        say(_dry_run_text(dry_run(cfg, env)))
+        return EXIT_OK
+    if args.status:
+        for row in asyncio.run(batch_status(cfg, env)):
+            say(row)
+        return EXIT_OK
+    if args.reparse:
+        folder, counts = reparse(cfg)
+        say(f"re-parsed {folder}: {counts['valid']} with pairs, {counts['invalid']} invalid (no request sent)")
+        return EXIT_OK
+    result = asyncio.run(run_job(cfg, env, retry_errors=args.retry_errors,
+                                 display=display(stream, not args.quiet, cfg.log_interval)))
     say(_summary(result))
-    if isinstance(result.error, UserError):
-        say(f"error: {result.error}")
-        return EXIT_USER
-    if result.error is not None:
-        say(f"stopped: {result.error}")
-        return EXIT_FATAL
-    return Exit.for_status(result.status)
+    return ended(result.error, result.status, say)
 
 

@@ -24,9 +24,8 @@ from __future__ import annotations
 import argparse
 from typing import TextIO
 
-from syphus.cli.exits import Exit
+from syphus.cli.exits import Exit, guard
 from syphus.cli.flags import Parser
-from syphus.errors import UserError
 from syphus.release.dedup import SHINGLE, THRESHOLD, minhash_module
 from syphus.release.report import CLUSTERS, Report, build_report, default_folder, write_report
 from syphus.release.reportpage import plotting
@@ -87,17 +86,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 def report_main(argv: list[str], stream: TextIO) -> int:
     """``syphus report ...``: 0 done, 2 on a user error (printed as ``error: ...``)."""
+    return guard(lambda: run(argv, stream), lambda text: stream.write(text + "\n"))
+
+
+def run(argv: list[str], stream: TextIO) -> int:
+    """Build the report and write its page and JSON; where they are goes to ``stream``. A UserError is
+    raised, for the caller's guard."""
     a = build_parser().parse_args(argv)
-    try:
-        plotting()  # both optional libraries, checked before a long read
-        minhash_module()
-        out = a.out or default_folder(a.inputs[0])
-        report = build_report(a.inputs, threshold=a.threshold, shingle=a.shingle, num_perm=a.num_perm,
-                              grounding=not a.no_grounding,
-                              prompt=a.prompt, pricing=a.pricing, viewer=a.viewer, out=out, clusters=a.clusters)
-        json_path, html_path = write_report(report, out)
-    except UserError as e:
-        stream.write(f"error: {e}\n")
-        return Exit.USER
+    plotting()  # both optional libraries, checked before a long read
+    minhash_module()
+    out = a.out or default_folder(a.inputs[0])
+    report = build_report(a.inputs, threshold=a.threshold, shingle=a.shingle, num_perm=a.num_perm,
+                          grounding=not a.no_grounding,
+                          prompt=a.prompt, pricing=a.pricing, viewer=a.viewer, out=out, clusters=a.clusters)
+    json_path, html_path = write_report(report, out)
     stream.write(summary(report, html_path, json_path) + "\n")
     return Exit.OK

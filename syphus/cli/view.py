@@ -23,9 +23,8 @@ from __future__ import annotations
 import argparse
 from typing import TextIO
 
-from syphus.cli.exits import Exit
+from syphus.cli.exits import Exit, guard
 from syphus.cli.flags import Parser
-from syphus.errors import UserError
 from syphus.release.view import CHUNK_SIZE, PER_PAGE, ViewResult, build_view, make_server
 
 
@@ -71,24 +70,26 @@ def build_parser() -> argparse.ArgumentParser:
 
 def view_main(argv: list[str], stream: TextIO) -> int:
     """``syphus view ...``: 0 done, 2 on a user error (printed as ``error: ...``)."""
+    return guard(lambda: run(argv, stream), lambda text: stream.write(text + "\n"))
+
+
+def run(argv: list[str], stream: TextIO) -> int:
+    """Build the viewer folder (and serve it with ``--serve``); what was written goes to ``stream``.
+    A UserError is raised, for the caller's guard."""
     a = build_parser().parse_args(argv)
-    try:
-        r = build_view(a.instructions, a.translations, a.images, a.out, chunk_size=a.chunk_size,
-                       per_page=a.per_page)
-        stream.write(summary(r) + "\n")
+    r = build_view(a.instructions, a.translations, a.images, a.out, chunk_size=a.chunk_size,
+                   per_page=a.per_page)
+    stream.write(summary(r) + "\n")
+    stream.flush()
+    if a.serve:
+        server = make_server(r.out, a.port)
+        host, port = server.server_address[:2]
+        stream.write(f"serving {r.out} at http://{host}:{port}/ (Ctrl-C to stop)\n")
         stream.flush()
-        if a.serve:
-            server = make_server(r.out, a.port)
-            host, port = server.server_address[:2]
-            stream.write(f"serving {r.out} at http://{host}:{port}/ (Ctrl-C to stop)\n")
-            stream.flush()
-            try:
-                server.serve_forever()
-            except KeyboardInterrupt:
-                stream.write("stopped\n")
-            finally:
-                server.server_close()
-    except UserError as e:
-        stream.write(f"error: {e}\n")
-        return Exit.USER
+        try:
+            server.serve_forever()
+        except KeyboardInterrupt:
+            stream.write("stopped\n")
+        finally:
+            server.server_close()
     return Exit.OK
