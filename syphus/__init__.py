@@ -29,6 +29,7 @@ The plugin contract and shared pieces
 - ``retry``      the one retry policy (tenacity)
 - ``structure``  whether requests carry the reply schema, in which endpoint's form; the fallback to text
 - ``runner``     the asyncio worker pool
+- ``query``      what one query sends (its requests per endpoint and format, its repair) and has cost
 - ``pool``       the endpoints a run sends to: routing by capacity, cool-down, removal, per-endpoint figures
 - ``repair``     a broken reply asked again on the same conversation, saying what was wrong (--repairs)
 - ``record``     the JSON line a settled query leaves: built, parsed, tallied, strictly encoded
@@ -39,7 +40,9 @@ The plugin contract and shared pieces
 - ``attachment`` --images: each query's images found by id, chosen, counted and placed in its messages
 - ``local``      the bundled llama.cpp server (optional extra ``local``)
 - ``job``        one run wired end to end; ``reparse``, ``dry_run``
-- ``batch``      --mode batch: the Batch API through the openai SDK, a crash-safe state log
+- ``batch``      --mode batch: request files planned, batches submitted, polled and settled
+- ``batchapi``   the Files and Batches routes through the openai SDK (its retries off, errors mapped)
+- ``batchstate`` a batch run's chunks, rebuilt from and recorded to the crash-safe ``batch/state.jsonl``
 
 ``release/``: the MIMIC-IT release format
 - ``scenes``     scene names and every image-id rule

@@ -15,10 +15,9 @@ batch is never settled twice, and an event torn by a crash mid-write is moved to
 the answers to ids that failed before (``--retry_errors``, or an earlier run's
 batch still open): what was paid for is kept.
 
-The Files and Batches routes are called through the official ``openai`` SDK on
-aiohttp, with the SDK's own retries off (``syphus.engine.retry`` is the one retry
-layer) and its failures mapped by ``syphus.engine.client`` like those of chat
-completions; the chat completions of online mode do not go through the SDK.
+The Files and Batches routes are ``engine/batchapi`` (the ``openai`` SDK on aiohttp, its own retries
+off); the chat completions of online mode do not go through the SDK. The state log is
+``engine/batchstate``.
 
 >>> runner = BatchRunner(dataset, api, store, cfg, budget)   # doctest: +SKIP
 >>> status = await runner.run(items)                         # doctest: +SKIP
@@ -27,306 +26,33 @@ completions; the chat completions of online mode do not go through the SDK.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
-import os
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl
 
-import openai
-
-from syphus.engine.client import (classify, classify_batch_line, classify_sdk_error, completion_budget,
+from syphus.engine.client import (classify, classify_batch_line, completion_budget,
                                   content_filtered, parse_completion, request_template)
 from syphus.config import RunConfig
+from syphus.engine.batchapi import BatchAPI
+from syphus.engine.batchstate import BatchState, Chunk, meta_path  # noqa: F401  (BatchState: imported from here)
 from syphus.engine.cost import Budget, has_usage
-from syphus.durable import atomic_file, sync_dir, sync_file, write_all
+from syphus.durable import sync_dir, sync_file
 from syphus.dataset import AbstractDataset
-from syphus.engine.endpoint import Endpoint
 from syphus.errors import FatalError, ItemError, TransientError, UserError
 from syphus.idset import IdSet
 from syphus.engine.limits import estimate_tokens
 from syphus.engine.structure import Structure, field_tokens
 from syphus.engine.retry import retry_policy
-from syphus.engine.record import answer_record, error_record, now_iso, query_meta
+from syphus.engine.record import answer_record, error_record, query_meta
 from syphus.engine.repair import add_usage, repair_messages, why_repair
 from syphus.engine.stats import Stats
-from syphus.engine.store import RunStore, repair_torn_tail
-from syphus.redaction import Redactor
+from syphus.engine.store import RunStore
 
 log = logging.getLogger("syphus")
-
-ACTIVE = ("validating", "in_progress", "finalizing", "cancelling")
-FINISHED = ("completed", "expired", "failed", "cancelled")
-STATE = "state.jsonl"
-
-
-# --- the API ----------------------------------------------------------------------
-def sdk_client(endpoint: Endpoint, timeout: float) -> tuple[openai.AsyncOpenAI, dict[str, Any]]:
-    """The SDK client for the Files and Batches routes of ``endpoint``, and the headers each call adds.
-
-    It runs on aiohttp (``DefaultAioHttpClient``), takes proxies from the environment like the
-    online session (``HTTP(S)_PROXY``, ``ALL_PROXY``, ``NO_PROXY``), never retries by itself
-    (``max_retries=0``), and signs requests with the endpoint's own headers: what the SDK
-    would add from the process environment (``OPENAI_ORG_ID``, ``OPENAI_PROJECT_ID``) is left
-    out unless the endpoint sends it too.
-    """
-    query = dict(parse_qsl(endpoint.api_query.lstrip("?")))
-    headers = {"OpenAI-Organization": openai.omit, "OpenAI-Project": openai.omit, **endpoint.headers}
-    common: dict[str, Any] = {
-        "base_url": endpoint.api_root, "timeout": timeout, "max_retries": 0, "default_headers": headers,
-        "http_client": openai.DefaultAioHttpClient(timeout=timeout, trust_env=True)}
-    if endpoint.kind == "azure":
-        version = query.pop("api-version", None)
-        client = openai.AsyncAzureOpenAI(api_key=endpoint.headers.get("api-key"), api_version=version,
-                                         default_query=query or None, **common)
-        return client, {}
-    auth = endpoint.headers.get("Authorization", "")
-    key = auth[len("Bearer "):] if auth.startswith("Bearer ") else ""
-    # a server without keys: the SDK wants one all the same, and is told per call to send none
-    client = openai.AsyncOpenAI(api_key=key or "no-key", default_query=query or None, **common)
-    return client, {} if key else {"Authorization": openai.omit}
-
-
-class BatchAPI:
-    """The Files and Batches routes of an endpoint; failures map to the same error tree as chat."""
-
-    page_size = 100  # batches per page of a listing (the SDK reads every page)
-
-    def __init__(self, endpoint: Endpoint, timeout: float = 600.0):
-        self.endpoint = endpoint
-        self.timeout = timeout
-        self.redact = Redactor(endpoint.secrets)  # what the server says may echo the key: never shown
-        self._client: openai.AsyncOpenAI | None = None
-        self._extra: dict[str, Any] = {}
-
-    async def __aenter__(self) -> BatchAPI:
-        self._client, self._extra = sdk_client(self.endpoint, self.timeout)
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        if self._client is not None:
-            await self._client.close()
-            self._client = None
-
-    @property
-    def client(self) -> openai.AsyncOpenAI:
-        assert self._client is not None, "use 'async with BatchAPI(...)'"
-        return self._client
-
-    @contextlib.contextmanager
-    def _mapped(self, what: str) -> Iterator[None]:
-        """Raise SDK and transport failures inside as the error tree's (``classify_sdk_error``)."""
-        try:
-            yield
-        except Exception as e:
-            mapped = classify_sdk_error(e, what, self.timeout)
-            if mapped is None:
-                raise
-            raise self.redact.exception(mapped) from None
-
-    def _object(self, what: str, result: Any) -> dict[str, Any]:
-        """A file or batch object as the JSON it came as; TransientError ``malformed`` if it is not one."""
-        data = result.to_dict(mode="json") if isinstance(result, openai.BaseModel) else None
-        if not isinstance(data, dict) or not isinstance(data.get("id"), str):
-            raise TransientError(f"{what}: malformed response body", kind="malformed")
-        return data
-
-    async def upload(self, path: Path, filename: str) -> dict[str, Any]:
-        what = f"uploading {filename}"
-        with self._mapped(what):
-            f = await self.client.files.create(file=(filename, path.read_bytes(), "application/jsonl"),
-                                               purpose="batch", extra_headers=self._extra)
-        return self._object(what, f)
-
-    async def files(self) -> list[dict[str, Any]]:
-        """Every file of the account uploaded for batches (all pages)."""
-        what = "listing files"
-        with self._mapped(what):
-            return [self._object(what, f)
-                    async for f in self.client.files.list(purpose="batch", extra_headers=self._extra)]
-
-    async def create(self, input_file_id: str, url: str, window: str, metadata: dict[str, str]) -> dict[str, Any]:
-        what = f"creating the batch of {input_file_id}"
-        with self._mapped(what):
-            b = await self.client.batches.create(input_file_id=input_file_id, endpoint=url,  # type: ignore[arg-type]
-                                                 completion_window=window,  # type: ignore[arg-type]
-                                                 metadata=metadata, extra_headers=self._extra)
-        return self._object(what, b)
-
-    async def retrieve(self, batch_id: str) -> dict[str, Any]:
-        what = f"polling batch {batch_id}"
-        with self._mapped(what):
-            b = await self.client.batches.retrieve(batch_id, extra_headers=self._extra)
-        return self._object(what, b)
-
-    async def cancel(self, batch_id: str) -> dict[str, Any]:
-        what = f"cancelling batch {batch_id}"
-        with self._mapped(what):
-            b = await self.client.batches.cancel(batch_id, extra_headers=self._extra)
-        return self._object(what, b)
-
-    async def batches(self) -> Iterator[dict[str, Any]]:
-        """Every batch of the account, newest first (all pages)."""
-        what = "listing batches"
-        with self._mapped(what):
-            found = [self._object(what, b)
-                     async for b in self.client.batches.list(limit=self.page_size, extra_headers=self._extra)]
-        return iter(found)
-
-    async def download(self, file_id: str, dest: Path) -> None:
-        """Save a file's content at ``dest``, durably and whole (or not at all)."""
-        with self._mapped(f"downloading file {file_id}"):
-            async with self.client.files.with_streaming_response.content(file_id, extra_headers=self._extra) as resp:
-                with atomic_file(dest, "wb") as f:
-                    async for chunk in resp.iter_bytes():
-                        f.write(chunk)
-
-
-def _meta_path(chunk_path: Path) -> Path:
-    return chunk_path.with_name(chunk_path.stem + ".meta.jsonl")
-
-
-# --- the state --------------------------------------------------------------------
-@dataclass
-class Chunk:
-    """One request file and the batch made of it."""
-
-    n: int
-    round: int
-    filename: str
-    requests: int
-    tokens: int
-    reserved: float = 0.0
-    parent: int | None = None
-    file_id: str | None = None
-    batch_id: str | None = None
-    status: str | None = None
-    counts: dict[str, int] = field(default_factory=dict)
-    output_file_id: str | None = None
-    error_file_id: str | None = None
-    errors: Any = None
-    collected: bool = False
-    lost_cost: float = 0.0  # the worst case of requests billed whose output file was gone (404)
-    reply_format: str = "text"  # what its request lines asked for: "json" (a schema) or "text"
-
-    @property
-    def submitted(self) -> bool:
-        return self.batch_id is not None
-
-    @property
-    def finished(self) -> bool:
-        return self.status in FINISHED
-
-
-class BatchState:
-    """The chunks of a run, rebuilt from (and recorded to) ``batch/state.jsonl``.
-
-    On open, a torn last event (the process died while writing it, so the step it
-    described was never taken) is moved to ``state.jsonl.torn``; ``read_only``
-    (for a look at a run that may be live) passes over it instead and records nothing.
-    """
-
-    def __init__(self, folder: Path, read_only: bool = False):
-        self.folder = folder
-        self.path = folder / STATE
-        self.chunks: dict[int, Chunk] = {}
-        self.run_token = ""
-        self.repaired = 0
-        if not read_only:
-            self.folder.mkdir(parents=True, exist_ok=True)
-            self.repaired = repair_torn_tail(self.path)
-            if self.repaired:
-                log.warning("%s: moved a torn last event (%d bytes) to %s.torn", self.path, self.repaired, STATE)
-        for n, ev in self._events(skip_torn=read_only):
-            try:
-                self._apply(ev)
-            except (KeyError, TypeError) as e:
-                raise self._unreadable(n, f"an event that does not fit the ones before it ({e!r})") from e
-        if not self.run_token and not read_only:
-            self.run_token = os.urandom(4).hex()
-            self.record({"event": "run", "token": self.run_token})
-            sync_dir(self.folder)
-
-    def _events(self, skip_torn: bool) -> Iterator[tuple[int, dict[str, Any]]]:
-        """``(line number, event)`` of every whole event on disk."""
-        if not self.path.exists():
-            return
-        with self.path.open("rb") as f:
-            for n, line in enumerate(f, 1):
-                if not line.strip() or (skip_torn and not line.endswith(b"\n")):
-                    continue
-                try:
-                    ev = json.loads(line)
-                except ValueError as e:
-                    raise self._unreadable(n, f"not a JSON line ({getattr(e, 'msg', e)})") from e
-                if not isinstance(ev, dict):
-                    raise self._unreadable(n, "not a JSON object")
-                yield n, ev
-
-    def _unreadable(self, n: int, why: str) -> UserError:
-        return UserError(f"{self.path}:{n}: unreadable batch state: {why}; it is append-only, so restore it "
-                         f"from a backup, or move {self.folder} away to start the batches over (answers already "
-                         "in pairs.jsonl / invalid.jsonl are kept and not requested again)")
-
-    def _apply(self, ev: dict[str, Any]) -> None:
-        kind = ev["event"]
-        if kind == "run":
-            self.run_token = ev["token"]
-        elif kind == "chunk":
-            self.chunks[ev["n"]] = Chunk(ev["n"], ev["round"], ev["filename"], ev["requests"], ev["tokens"],
-                                         ev.get("reserved", 0.0), ev.get("parent"),
-                                         reply_format=ev.get("reply_format", "text"))
-        else:
-            c = self.chunks[ev["n"]]
-            if kind == "uploaded":
-                c.file_id = ev["file_id"]
-            elif kind == "created":
-                c.batch_id = ev["batch_id"]
-                c.status = ev.get("status", "validating")
-            elif kind == "polled":
-                c.status, c.counts = ev["status"], ev.get("counts") or {}
-                c.output_file_id, c.error_file_id = ev.get("output_file_id"), ev.get("error_file_id")
-                c.errors = ev.get("errors")
-            elif kind == "collected":
-                c.collected = True
-                c.lost_cost = ev.get("lost_cost", 0.0)
-
-    def record(self, ev: dict[str, Any]) -> None:
-        """Append one event whole and fsync it (so it is on disk before the next step is taken), then apply it.
-
-        A crash part-way leaves an unterminated last line, which the next open moves aside.
-        """
-        ev = {**ev, "at": now_iso()}
-        data = (json.dumps(ev) + "\n").encode("utf-8")
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        try:
-            write_all(fd, data)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        if ev["event"] != "run":
-            self._apply(ev)
-
-    def next_n(self) -> int:
-        return max(self.chunks, default=0) + 1
-
-    def open_chunks(self) -> list[Chunk]:
-        return [c for c in self.chunks.values() if not c.collected]
-
-    def describe(self) -> list[str]:
-        rows = []
-        for c in sorted(self.chunks.values(), key=lambda c: c.n):
-            counts = c.counts or {}
-            state = "collected" if c.collected else c.status or ("uploaded" if c.file_id else "written")
-            rows.append(f"chunk {c.n:04d} round {c.round} {state:<11} batch {c.batch_id or '-':<24} "
-                        f"{counts.get('completed', 0)}/{c.requests} done, {counts.get('failed', 0)} failed, "
-                        f"~{c.tokens} tokens")
-        return rows
 
 
 # --- the runner -------------------------------------------------------------------
@@ -415,7 +141,7 @@ class BatchRunner:
         path = self.state.folder / filename
         requests = tokens = 0
         reserved = 0.0
-        with path.open("w", encoding="utf-8") as f, _meta_path(path).open("w", encoding="utf-8") as side:
+        with path.open("w", encoding="utf-8") as f, meta_path(path).open("w", encoding="utf-8") as side:
             for qid, line, cost, hold in lines:
                 f.write(line)
                 extras = self._extras.pop(qid, None)
@@ -428,7 +154,7 @@ class BatchRunner:
                 sync_file(handle)
         if not requests:
             path.unlink()
-            _meta_path(path).unlink()
+            meta_path(path).unlink()
             return None
         sync_dir(self.state.folder)  # the state is about to name the file: it must outlive a power loss
         fmt = self.state.chunks[parent].reply_format if parent is not None else self.reply_format
@@ -790,7 +516,7 @@ class BatchRunner:
 
     def _chunk_meta(self, c: Chunk) -> dict[str, dict[str, Any]]:
         """The sidecar meta of a chunk (at most one chunk's worth of entries)."""
-        path = _meta_path(self.state.folder / c.filename)
+        path = meta_path(self.state.folder / c.filename)
         if not path.exists():
             return {}
         with path.open(encoding="utf-8") as f:

@@ -28,22 +28,21 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from typing import Any
 
 from syphus.config import RetryConfig
 from syphus.engine.cost import Budget, has_usage
 from syphus.dataset import AbstractDataset
 from syphus.errors import ENDPOINT_KINDS, FatalError, ItemError, RateLimited, TransientError, UserError
-from syphus.engine.attachment import Attached, Attacher
-from syphus.engine.limits import estimate_tokens
+from syphus.engine.attachment import Attacher
 from syphus.engine.pool import CIRCUIT_KINDS, Member, Pool
-from syphus.engine.record import answer_record, error_record, now_iso, query_meta, usage_tokens
-from syphus.engine.repair import add_usage, repair_messages, why_repair
+from syphus.engine.query import Query, RepairRequests, Requests, resumed
+from syphus.engine.record import answer_record, error_record, query_meta, usage_tokens
+from syphus.engine.repair import add_usage, why_repair
 from syphus.engine.stats import RunStatus, Stats
 from syphus.engine.retry import capped_hint, retry_policy
 from syphus.engine.store import RunStore
-from syphus.engine.structure import Request, Structure, Structures
+from syphus.engine.structure import Structure, Structures
 
 __all__ = ["Runner", "Stats"]
 
@@ -56,147 +55,6 @@ class _Stopped(Exception):
 
 class _OverBudget(_Stopped):
     """Sending this query could pass --max-cost: stop dispatching."""
-
-
-@dataclass
-class _Query:
-    """What one query has cost so far: requests sent, and tokens charged at their worst case."""
-
-    sent: int = 0
-    estimated_prompt: int = 0
-    estimated_completion: int = 0
-    raw: str | None = None
-    endpoint: str | None = None  # the pool member the last request went to
-    member: Member | None = None  # the same member
-    fmt: str = "text"  # the format the last request was sent in
-
-    def estimated(self) -> dict[str, int] | None:
-        if not (self.estimated_prompt or self.estimated_completion):
-            return None
-        return {"prompt_tokens": self.estimated_prompt, "completion_tokens": self.estimated_completion}
-
-
-class _Requests:
-    """One query's requests, built once per format and schema form, and counted as each endpoint counts them.
-
-    The text, the schema (in the endpoint's form, if it takes JSON) and the images (as the endpoint's
-    model counts them) all come from the endpoint that takes the request: its limiter, the budget's
-    reservation and the worst case charged are in its own terms.
-    """
-
-    def __init__(self, runner: Runner, item: dict[str, Any], attached: Attached | None):
-        self.runner = runner
-        self.item = item
-        self.attached = attached
-        self._built: dict[tuple[str, str], tuple[Request, int]] = {}  # (format, form): request, text + schema tokens
-        self._images: dict[str | None, int] = {}  # model: the images' tokens
-
-    def seed(self, fmt: str, form: str, req: Request) -> None:
-        """The request ``_handle`` built first (its images placed and checked for size)."""
-        self._built[(fmt, form if fmt == "json" else "")] = (req, estimate_tokens(req.messages) + req.schema_tokens)
-
-    def format_for(self, member: Member, asked: str) -> str:
-        """What ``member`` is sent: text when text is asked or it refused the schema, else JSON."""
-        return "text" if asked == "text" else self.runner.structure[member.name].current()
-
-    def request(self, member: Member, fmt: str) -> tuple[Request, int]:
-        """The request ``member`` is sent in ``fmt`` and its prompt tokens as ``member`` counts them."""
-        structure = self.runner.structure[member.name]
-        key = (fmt, structure.form if fmt == "json" else "")
-        built = self._built.get(key)
-        if built is None:
-            req = structure.request(self.runner.dataset, self.item, fmt)
-            if self.attached is not None and self.attached.frames:
-                req = req._replace(messages=self.runner.dataset.attach_images(self.item, req.messages,
-                                                                              self.attached.frames))
-            built = self._built[key] = (req, estimate_tokens(req.messages) + req.schema_tokens)
-        return built[0], built[1] + self.image_tokens(member)
-
-    def image_tokens(self, member: Member | None) -> int:
-        """The images' tokens as ``member``'s model counts them."""
-        if self.attached is None or not self.attached.frames:
-            return 0
-        model = member.model if member is not None else None
-        count = self._images.get(model)
-        if count is None:
-            count = self._images[model] = self.runner.attacher.tokens_as(model, self.attached.frames)
-        return count
-
-    def tokens(self, asked: str) -> int | Callable[[Member], int]:
-        """Each member's prompt tokens for this query (the pool chooses and waits with them); a number for one."""
-        members = self.runner.pool.members
-        if len(members) == 1:  # the common case, on the hot path: one count
-            return self.request(members[0], self.format_for(members[0], asked))[1]
-        return lambda member: self.request(member, self.format_for(member, asked))[1]
-
-    def shape(self, fmt: str) -> str:
-        """The request's shape as the limiter calibrates it: its reply format, with or without images."""
-        return fmt + ("+images" if self.attached is not None and self.attached.frames else "")
-
-    def paced(self, asked: str) -> Callable[[Member], int]:
-        """Each member's prompt tokens as its limiter paces them (calibrated by what its server counted)."""
-        def paced(member: Member) -> int:
-            fmt = self.format_for(member, asked)
-            return member.limiter.paced(self.shape(fmt), self.request(member, fmt)[1], member.completion_budget)
-        return paced
-
-
-class _Repair:
-    """A repair's requests: each endpoint's request for the query, in the broken reply's format, followed by
-    that reply and a user turn saying what was wrong (``syphus.engine.repair``)."""
-
-    def __init__(self, plan: _Requests, fmt: str, raw: str | None, why: str):
-        self.plan, self.fmt, self.raw, self.why = plan, fmt, raw, why
-        self.item = plan.item
-        self._extra = estimate_tokens(repair_messages([], raw, why, fmt))
-        self._built: dict[str, tuple[Request, int]] = {}
-
-    def format_for(self, member: Member, asked: str) -> str:
-        return self.fmt
-
-    def request(self, member: Member, fmt: str) -> tuple[Request, int]:
-        req, tokens = self.plan.request(member, self.fmt)
-        built = self._built.get(member.name)
-        if built is None or built[0].fields is not req.fields:
-            built = self._built[member.name] = (
-                req._replace(messages=repair_messages(req.messages, self.raw, self.why, self.fmt)), tokens + self._extra)
-        return built
-
-    def shape(self, fmt: str) -> str:
-        return self.plan.shape(fmt)
-
-    def paced(self, asked: str) -> Callable[[Member], int]:
-        def paced(member: Member) -> int:
-            return member.limiter.paced(self.shape(self.fmt), self.request(member, self.fmt)[1],
-                                        member.completion_budget)
-        return paced
-
-    def tokens(self, asked: str) -> int | Callable[[Member], int]:
-        base = self.plan.tokens(self.fmt)
-        if isinstance(base, int):
-            return base + self._extra
-        return lambda member: base(member) + self._extra
-
-
-@dataclass
-class _Stored:
-    """A reply read back from the run folder (a broken reply whose repair a crash cut short)."""
-
-    text: str | None
-    finish_reason: str | None
-    usage: Any
-    model: str | None
-    latency: float = 0.0
-
-
-def _resumed(entry: dict[str, Any], q: _Query) -> _Stored:
-    """The broken reply of ``entry`` as if just received; ``q`` takes over its attempts, estimates and format."""
-    q.sent = int(entry.get("attempts") or 0)
-    q.endpoint = entry.get("endpoint")
-    q.fmt = entry.get("reply_format") or "text"
-    est = entry.get("estimated_usage") or {}
-    q.estimated_prompt, q.estimated_completion = usage_tokens(est)
-    return _Stored(entry.get("raw"), entry.get("finish_reason"), entry.get("usage"), entry.get("model"))
 
 
 class Runner:
@@ -334,7 +192,7 @@ class Runner:
             self.request_stop()  # replies already on their way land (bounded by the drain timeout): paid for
 
     # --- one query ----------------------------------------------------------------
-    def _error(self, qid: str, kind: str, message: str, status: int | None, q: _Query) -> None:
+    def _error(self, qid: str, kind: str, message: str, status: int | None, q: Query) -> None:
         record = error_record(qid, kind, message, status, q.sent, raw=q.raw, estimated=q.estimated())
         if q.endpoint is not None:
             record["endpoint"] = q.endpoint
@@ -368,7 +226,7 @@ class Runner:
         exc = state.outcome.exception() if state.outcome else None
         log.debug("retrying after %s (attempt %d)", exc, state.attempt_number)
 
-    async def _send(self, plan: _Requests, q: _Query, asked: str = "json", prefer: Member | None = None) -> Any:
+    async def _send(self, plan: Requests, q: Query, asked: str = "json", prefer: Member | None = None) -> Any:
         """Send the query (in ``asked`` format, or text where the endpoint refused the schema) under the retry
         policy; its reply. ``q.member`` and ``q.fmt`` say where the last request went and in what format."""
         bodies: dict[tuple[str, str], bytes] = {}  # encoded once per endpoint and format (each its own settings)
@@ -453,7 +311,7 @@ class Runner:
     async def _process(self, item: dict[str, Any]) -> None:
         """Handle one query; whatever goes wrong ends in a record for its id (or a stopped run)."""
         qid = item["id"]
-        q = _Query()
+        q = Query()
         try:
             await self._handle(item, q)
         except (_Stopped, FatalError, asyncio.CancelledError):
@@ -464,7 +322,7 @@ class Runner:
             self._error(qid, "internal", f"{type(e).__name__}: {e} (a bug: please report it; "
                         "--retry_errors sends this query again)", None, q)
 
-    async def _as_text(self, plan: _Requests, q: _Query, refusal: ItemError, member: Member) -> Any:
+    async def _as_text(self, plan: Requests, q: Query, refusal: ItemError, member: Member) -> Any:
         """A JSON request ``member`` refused with a 400 before it took JSON, sent again as text to learn why.
 
         It goes to the same endpoint when that one can take it. Taken as text there, the schema was what
@@ -482,7 +340,7 @@ class Runner:
             structure.refused(str(refusal))
         return reply
 
-    async def _handle(self, item: dict[str, Any], q: _Query) -> None:
+    async def _handle(self, item: dict[str, Any], q: Query) -> None:
         qid = item["id"]
         fmt = self.structure.current()  # JSON while any endpoint may take it
         first = next((m for m in self.pool.members if self.structure[m.name].current() == fmt), self.pool.members[0])
@@ -505,14 +363,14 @@ class Runner:
                 self._error(qid, "plugin", f"attach_images raised {type(e).__name__}: {e}", None, q)
                 return
             req = req._replace(messages=attached.messages)
-        plan = _Requests(self, item, attached)
+        plan = Requests(self, item, attached)
         plan.seed(fmt, self.structure[first.name].form, req)
         earlier = self.store.pending.get(qid) if self.repairs else None
         try:
             self.pool.check(plan.tokens(fmt))
             try:
                 if earlier is not None:  # a repair a crash cut short: what was paid for goes on from there
-                    reply = _resumed(earlier, q)
+                    reply = resumed(earlier, q)
                 else:
                     reply = await self._send(plan, q, fmt)
             except ItemError as e:
@@ -569,8 +427,8 @@ class Runner:
         elif not isinstance(stop, _Stopped):
             raise stop
 
-    async def _repair(self, item: dict[str, Any], plan: _Requests, reply: Any, record: dict[str, Any], valid: bool,
-                      q: _Query, earlier: list[dict[str, Any]]) -> tuple[dict[str, Any], bool, Any, BaseException | None]:
+    async def _repair(self, item: dict[str, Any], plan: Requests, reply: Any, record: dict[str, Any], valid: bool,
+                      q: Query, earlier: list[dict[str, Any]]) -> tuple[dict[str, Any], bool, Any, BaseException | None]:
         """Ask again for a broken reply, up to ``repairs`` times; the record to write, and any stop that came.
 
         The repair goes to the endpoint that gave the broken reply when it can take it, in the same
@@ -593,7 +451,7 @@ class Runner:
                                       "repairs": earlier, **({"estimated_usage": q.estimated()} if q.estimated()
                                                              else {})})
             try:
-                again = await self._send(_Repair(plan, fmt, reply.text, why), q, fmt, prefer=q.member)
+                again = await self._send(RepairRequests(plan, fmt, reply.text, why), q, fmt, prefer=q.member)
             except (_Stopped, asyncio.CancelledError, FatalError) as e:
                 pending = e
                 break
