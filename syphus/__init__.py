@@ -5,7 +5,11 @@ Map of the package (each module owns one thing; only ``cli`` prints or exits;
 
 The plugin contract and shared pieces
 - ``dataset``    ``AbstractDataset``, the plugin contract (one required method)
-- ``inputs``     every input checked before the first request; --on_duplicate; blank items skipped
+- ``items``      each query input checked as the plugin gives it (a dict, an id, sentences; ids unique)
+- ``jsonfile``   the annotation-file readers for plugins (``load_json``, ``iter_jsonl``; also in ``dataset``)
+- ``inputs``     every input checked before the first request; blank items counted and listed
+- ``repeats``    repeated ids of a stream found exactly in flat memory (hash buckets on disk)
+- ``onduplicate`` the run's read: blank items out, repeated ids suffixed, skipped or merged (--on_duplicate)
 - ``plugins``    finds ``datasets/*.py`` by path and resolves ``--name``
 - ``prompt``     system message + in-context examples -> chat messages
 - ``parse``      reply text -> instruction-response pairs

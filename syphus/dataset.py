@@ -49,18 +49,18 @@ from __future__ import annotations
 
 import abc
 import inspect
-import json
 import re
 from collections.abc import Iterator, Sized
 from contextvars import ContextVar
 from typing import Any
 
 from syphus.errors import SyphusError, UserError
+from syphus.items import check_container, empty_input_error, validate_items  # noqa: F401  (imported from here too)
+from syphus.jsonfile import NotUTF8, first_undecodable_line, iter_jsonl, load_json  # noqa: F401  (for plugins)
 from syphus.parse import ParseResult, parse_pairs
 from syphus.prompt import Prompt, check_prompt, load_prompt, render_content
 from syphus.reply import NotJSON, Reply, example_json, pairs_model, parse_reply
 from syphus.signals import requested_count
-from syphus.seen import SeenIds
 
 # Paths given with --prompt_path / --query_inputs_path. The base constructor
 # applies them, so they work whatever a subclass names its own parameters.
@@ -299,7 +299,6 @@ class AbstractDataset(abc.ABC):
         return len(self.query_inputs) if isinstance(self.query_inputs, Sized) else None
 
 
-_FIX = "each item needs 'id' (a string) and 'sentences' (a string)"
 _TRAILING_NUMBER = re.compile(r"(\d+)$")
 
 
@@ -315,15 +314,6 @@ def frame_second(image_id: str, frame_seconds: float | None) -> float | None:
     return int(m.group(1)) * frame_seconds if m else None
 
 
-def empty_input_error(source: str, path: Any) -> UserError:
-    """The error for a plugin whose ``_load_query_inputs`` gave no items at all."""
-    if path is None:
-        return UserError(f"{source}: _load_query_inputs gave no query inputs, and query_inputs_path is None; "
-                         "pass one to super().__init__ or use --query_inputs_path")
-    return UserError(f"{source}: _load_query_inputs gave no query inputs from {path}; "
-                     "check the path and the file's format")
-
-
 def _prepend(first: dict[str, Any], rest: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
     """``first``, then ``rest``; closing this closes ``rest``."""
     yield first
@@ -334,176 +324,3 @@ def _failing(error: Exception) -> Iterator[dict[str, Any]]:
     """A stream whose first read raises ``error``."""
     raise error
     yield  # unreachable: makes this a generator
-
-
-def check_container(items: Any, source: str) -> Any:
-    """``items`` if it can hold query inputs; a UserError naming ``source`` for None, a string or a dict."""
-    if items is None:
-        raise UserError(f"{source}: _load_query_inputs returned None; return or yield items ({_FIX})")
-    if isinstance(items, (str, bytes, dict)):
-        raise UserError(f"{source}: _load_query_inputs returned a {type(items).__name__}; "
-                        f"return a list or yield items ({_FIX})")
-    return items
-
-
-def validate_items(items: Any, source: str, unique: bool = True) -> Iterator[dict[str, Any]]:
-    """Yield ``items``, raising a UserError at the first malformed one (numbered from 1, as lines are).
-
-    With ``unique`` (the default) a repeated id is an error too; without, repeats pass through (for
-    ``--on_duplicate``, which deals with them after the check before the run).
-    """
-    check_container(items, source)
-    if not unique:
-        return _checked(items, source, None)
-    return _unique_checked(items, source)
-
-
-def _unique_checked(items: Any, source: str) -> Iterator[dict[str, Any]]:
-    seen = SeenIds()
-    try:
-        yield from _checked(items, source, seen)
-    finally:
-        seen.close()
-
-
-def _checked(items: Any, source: str, seen: SeenIds | None) -> Iterator[dict[str, Any]]:
-    """Yield each item once checked; messages call the first one ``item 1``."""
-    for n, item in enumerate(items, 1):
-        if not isinstance(item, dict):
-            raise UserError(f"{source}: item {n} is a {type(item).__name__}, not a dict; {_FIX}")
-        if "id" not in item:
-            raise UserError(f"{source}: item {n} has no 'id'; {_FIX}")
-        qid = item["id"]
-        if isinstance(qid, int) and not isinstance(qid, bool):
-            item["id"] = qid = str(qid)
-        if not isinstance(qid, str) or not qid:
-            raise UserError(f"{source}: item {n} has id {qid!r}; ids must be non-empty strings ({_FIX})")
-        if not isinstance(item.get("sentences"), str):
-            got = "no 'sentences'" if "sentences" not in item else f"'sentences' of type {type(item['sentences']).__name__}"
-            raise UserError(f"{source}: item {n} (id {qid!r}) has {got}; {_FIX}")
-        if seen is not None and not seen.add(qid):
-            raise UserError(f"{source}: item {n} repeats id {qid!r}; ids must be unique (make them so in _load_query_inputs)")
-        yield item
-
-
-# --- helpers for plugins: reading annotation files -----------------------------------------------
-
-_KINDS = {dict: "a JSON object", list: "a JSON list"}
-
-
-class NotUTF8(UserError):
-    """An annotation file that is not UTF-8 text, with where: ``path`` and, when known, ``line`` (from 1).
-
-    ``iter_jsonl`` raises it naming the line; the check before a run counts it as a non-UTF-8 input.
-    """
-
-    def __init__(self, message: str, path: Any = None, line: int | None = None):
-        super().__init__(message)
-        self.path, self.line = path, line
-
-
-def _unreadable(path: Any, what: str, e: OSError | UnicodeDecodeError,
-                at: tuple[int, int] | None = None) -> UserError:
-    """The UserError for a file that cannot be read; ``at`` is (line, byte in the line) of a decoding error."""
-    if isinstance(e, UnicodeDecodeError):
-        where = f"{path}:{at[0]}" if at else f"{path}"
-        byte = f" at byte {at[1]} of the line" if at else ""
-        return NotUTF8(f"{where}: cannot read the {what} (not UTF-8 text: {e.reason}{byte}); save it as UTF-8, "
-                       "or check query_inputs_path or pass -in", path, at[0] if at else None)
-    return UserError(f"{path}: cannot read the {what} ({e.strerror or str(e)}); check query_inputs_path or pass -in")
-
-
-def load_json(path: Any, what: str = "annotation file", expect: type | None = None) -> Any:
-    """Read the whole JSON document at ``path``; any problem becomes a UserError naming the file.
-
-    ``what`` names the file in messages; ``expect`` (``dict`` or ``list``), when given, is the type the
-    top-level value must have. For use in ``_load_query_inputs``::
-
-        from syphus.dataset import AbstractDataset, load_json
-
-        def _load_query_inputs(self, path):
-            videos = load_json(path, "captions file", expect=dict)  # {video id: [caption, ...]}
-            for video_id, captions in videos.items():
-                yield {"id": video_id, "sentences": "\\n".join(captions)}
-
-    A missing file gives ``<path>: cannot read the captions file (No such file or directory); ...``,
-    a syntax error ``<path>:<line>:<column>: the captions file is not valid JSON (<why>)``.
-    """
-    try:
-        with open(path, encoding="utf-8") as f:
-            value = json.load(f)
-    except OSError as e:
-        raise _unreadable(path, what, e) from None
-    except UnicodeDecodeError as e:
-        raise _unreadable(path, what, e, first_undecodable_line(path)) from None
-    except json.JSONDecodeError as e:
-        raise UserError(f"{path}:{e.lineno}:{e.colno}: the {what} is not valid JSON ({e.msg})") from None
-    if expect is not None and not isinstance(value, expect):
-        kind = _KINDS.get(expect, f"a {expect.__name__}")
-        raise UserError(f"{path}: expected {kind} in the {what}, found {type(value).__name__}")
-    return value
-
-
-def iter_jsonl(path: Any, what: str = "annotation file") -> Iterator[tuple[int, Any]]:
-    """Yield ``(line number, value)`` for each non-blank line of the JSON-lines file at ``path``.
-
-    Lines are read one at a time (the file never sits in memory whole) and numbered from 1, blank
-    lines skipped; errors are UserErrors as in ``load_json``, a bad line named ``<path>:<line>:<column>``
-    (a line that is not UTF-8 too: ``NotUTF8``, with ``path`` and ``line``).
-    Use the line number in your own messages about a record::
-
-        from syphus.dataset import AbstractDataset, iter_jsonl
-        from syphus.errors import UserError
-
-        def _load_query_inputs(self, path):
-            for n, row in iter_jsonl(path, "captions file"):
-                if not isinstance(row, dict) or "video_id" not in row:
-                    raise UserError(f"{path}: line {n} has no 'video_id'")
-                yield {"id": row["video_id"], "sentences": "\\n".join(row["captions"])}
-    """
-    for n, line in _utf8_lines(path, what):
-        if not line.strip():
-            continue
-        try:
-            value = json.loads(line.rstrip("\r\n"))  # without the newline, so a column stays on its line
-        except json.JSONDecodeError as e:
-            raise UserError(f"{path}:{n}:{e.colno}: the {what} is not valid JSON ({e.msg})") from None
-        yield n, value
-
-
-def _utf8_lines(path: Any, what: str) -> Iterator[tuple[int, str]]:
-    """``(line number, text)`` for each line of the file at ``path``, each decoded alone so a bad one is named."""
-    try:
-        f = open(path, "rb")
-    except OSError as e:
-        raise _unreadable(path, what, e) from None
-    with f:
-        numbered = enumerate(f, 1)
-        while True:
-            try:
-                n, raw = next(numbered)
-            except StopIteration:
-                return
-            except OSError as e:
-                raise _unreadable(path, what, e) from None
-            try:
-                yield n, raw.decode("utf-8")
-            except UnicodeDecodeError as e:
-                raise _unreadable(path, what, e, (n, e.start + 1)) from None
-
-
-def first_undecodable_line(path: Any) -> tuple[int, int] | None:
-    """``(line, byte)`` (both from 1) of the first line of the file at ``path`` that is not UTF-8, or None.
-
-    Used to say where a plugin's bare ``UnicodeDecodeError`` came from when ``path`` is a file.
-    """
-    try:
-        with open(path, "rb") as f:
-            for n, raw in enumerate(f, 1):
-                try:
-                    raw.decode("utf-8")
-                except UnicodeDecodeError as e:
-                    return n, e.start + 1
-    except (OSError, TypeError, ValueError):
-        return None
-    return None

@@ -10,7 +10,8 @@ line's total and ETA) and the blank items (sentences empty or whitespace only: n
 are skipped and their ids listed in ``skipped_empty.txt``). Every problem goes into one UserError:
 counts by kind, the first offending items by number (from 1) and id, the plugin file and the fix.
 
-The second read, ``run_stream``, drops the blank items and applies the duplicate policy:
+The second read, ``run_stream`` (``syphus.onduplicate``), drops the blank items and applies the
+duplicate policy:
 
 - ``error`` (the default): a repeated id is a problem, reported with the flag that accepts it;
 - ``suffix``: later occurrences become ``id#2``, ``id#3``... in stream order (a name another
@@ -19,10 +20,7 @@ The second read, ``run_stream``, drops the blank items and applies the duplicate
   where the id occurs last; items of repeated ids wait meanwhile (on disk past ``HeldItems.limit``);
 - ``skip``: the first item of each id is kept.
 
-Repeated ids are found exactly without keeping every id in memory: each id goes, with its
-item number, into one of 256 buckets by hash, written to a temporary file in blocks; at the
-end each bucket's ids are compared as strings (a ``set`` a bucket, built in C). Only the
-repeated ids stay in memory (``IdCounts``).
+Repeated ids are found exactly without keeping every id in memory (``syphus.repeats``).
 
 >>> from syphus.dataset import AbstractDataset
 >>> class Pairs(AbstractDataset):
@@ -38,14 +36,9 @@ repeated ids stay in memory (``IdCounts``).
 
 from __future__ import annotations
 
-import heapq
 import json
-import pickle
-import sqlite3
 import tempfile
-from array import array
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -53,11 +46,10 @@ from typing import IO, Any
 from syphus.dataset import AbstractDataset, NotUTF8, check_container, empty_input_error, first_undecodable_line
 from syphus.durable import atomic_file
 from syphus.errors import SyphusError, UserError
-from syphus.idset import IdCounts, IdSet
-from syphus.seen import SeenIds
+from syphus.onduplicate import HeldItems, merge_one, run_stream  # noqa: F401  (imported from here)
+from syphus.repeats import EXAMPLES, DuplicateFinder, Offence, Repeats  # noqa: F401
 
 POLICIES = ("error", "suffix", "merge", "skip")
-EXAMPLES = 5  # offending items shown in the report
 SKIPPED_EMPTY = "skipped_empty.txt"  # in the run folder: the ids of blank items, one a line
 
 KINDS = {  # kind -> how the report counts it: "2 items without 'id'"
@@ -82,155 +74,6 @@ _JSON_FIX = "correct the file at the line named above"
 _DUPLICATE_FIX = ("make ids unique in _load_query_inputs, or say what to do with them: --on_duplicate suffix "
                   "(id, id#2, id#3 in order), merge (one query per id, the plugin's merge_items) or skip "
                   "(keep the first); on_duplicate in a --config file")
-
-
-@dataclass(order=True)
-class Offence:
-    """One offending item: its number (from 1), its kind (a key of KINDS) and the sentence that says it."""
-
-    item: int
-    kind: str = field(compare=False)
-    text: str = field(compare=False)
-
-
-# --- repeated ids, found exactly in flat memory ----------------------------------------------------
-
-@dataclass
-class _Block:
-    offset: int
-    positions: int  # bytes of item numbers (array 'q')
-    ids: int  # bytes of ids
-    as_json: bool  # ids written as a JSON list (one of them holds a line break), else joined by "\n"
-    has_hash: bool  # one of the ids holds '#' (what --on_duplicate suffix must not collide with)
-
-
-class DuplicateFinder:
-    """Every ``(id, item number)`` of a stream, spread over hash buckets on disk; ``finish`` finds the repeats.
-
-    ``ids[b]`` and ``positions[b]`` are the open block of bucket ``b`` (the check appends to them
-    directly, it is the hot loop); ``flush(b)`` writes it once it holds ``block`` ids.
-    """
-
-    buckets = 256
-    mask = buckets - 1
-    block = 512
-
-    def __init__(self) -> None:
-        self.ids: list[list[str]] = [[] for _ in range(self.buckets)]
-        self.positions: list[array] = [array("q") for _ in range(self.buckets)]
-        self._blocks: list[list[_Block]] = [[] for _ in range(self.buckets)]
-        self._file: IO[bytes] = tempfile.TemporaryFile()
-        self.disk_bytes = 0
-
-    def add(self, qid: str, n: int) -> None:
-        """Note that item ``n`` has id ``qid`` (what the hot loop does inline)."""
-        b = hash(qid) & self.mask
-        ids = self.ids[b]
-        ids.append(qid)
-        self.positions[b].append(n)
-        if len(ids) >= self.block:
-            self.flush(b)
-
-    def flush(self, b: int) -> None:
-        """Write bucket ``b``'s open block to the temporary file."""
-        ids, positions = self.ids[b], self.positions[b]
-        if not ids:
-            return
-        text = "\n".join(ids)
-        as_json = text.count("\n") != len(ids) - 1
-        data = json.dumps(ids).encode() if as_json else text.encode("utf-8", "surrogatepass")
-        numbers = positions.tobytes()
-        self._file.seek(0, 2)
-        offset = self._file.tell()
-        self._file.write(numbers)
-        self._file.write(data)
-        self._blocks[b].append(_Block(offset, len(numbers), len(data), as_json, "#" in text))
-        self.disk_bytes += len(numbers) + len(data)
-        ids.clear()
-        del positions[:]
-
-    def _read(self, block: _Block) -> tuple[list[str], array]:
-        self._file.seek(block.offset)
-        numbers = array("q")
-        numbers.frombytes(self._file.read(block.positions))
-        data = self._file.read(block.ids)
-        ids = json.loads(data) if block.as_json else data.decode("utf-8", "surrogatepass").split("\n")
-        return ids, numbers
-
-    def _bucket(self, b: int) -> tuple[list[str], array]:
-        ids: list[str] = []
-        numbers = array("q")
-        for block in self._blocks[b]:
-            more, at = self._read(block)
-            ids += more
-            numbers += at
-        return ids, numbers
-
-    def finish(self, suffix_names: bool = False) -> Repeats:
-        """The repeated ids, how often each occurs, and the first repeats by item number.
-
-        With ``suffix_names``, also the ids of the stream that ``id#k`` suffixes of repeated ids
-        would collide with (``Repeats.taken``).
-        """
-        for b in range(self.buckets):
-            self.flush(b)
-        found = Repeats()
-        for b in range(self.buckets):
-            ids, numbers = self._bucket(b)
-            if len(set(ids)) != len(ids):
-                found.note_bucket(ids, numbers)
-        if suffix_names and len(found.counts):
-            found.taken = self._taken(found.counts)
-        return found
-
-    def _taken(self, counts: IdCounts) -> set[str]:
-        """Ids of the stream shaped ``<repeated id>#<k>``, k >= 2: names a suffix must pass over."""
-        taken = set()
-        for blocks in self._blocks:
-            for block in blocks:
-                if not block.has_hash:
-                    continue
-                for qid in self._read(block)[0]:
-                    base, _, k = qid.rpartition("#")
-                    if base and k.isascii() and k.isdigit() and int(k) >= 2 and base in counts:
-                        taken.add(qid)
-        return taken
-
-    def close(self) -> None:
-        self._file.close()
-
-
-@dataclass
-class Repeats:
-    """The repeated ids of a stream: ``counts`` (id -> occurrences), ``extra`` (items repeating an
-    earlier id), ``examples`` (the first of those by item number) and ``taken`` (see ``DuplicateFinder``)."""
-
-    counts: IdCounts = field(default_factory=IdCounts)
-    extra: int = 0
-    taken: set[str] = field(default_factory=set)
-    _earliest: list[tuple[int, str, int]] = field(default_factory=list)  # a heap of (-item, id, first item)
-
-    def note_bucket(self, ids: list[str], numbers: array) -> None:
-        """Count the repeats among one bucket's ids (in stream order)."""
-        first: dict[str, int] = {}
-        counts, earliest = self.counts, self._earliest
-        for qid, n in zip(ids, numbers):
-            at = first.setdefault(qid, n)
-            if at == n:
-                continue
-            self.extra += 1
-            seen = counts.get(qid)
-            counts.set(qid, seen + 1 if seen else 2)
-            if len(earliest) < EXAMPLES:
-                heapq.heappush(earliest, (-n, qid, at))
-            elif n < -earliest[0][0]:
-                heapq.heapreplace(earliest, (-n, qid, at))
-
-    @property
-    def examples(self) -> list[Offence]:
-        """The first repeats by item number."""
-        return sorted(Offence(-m, "duplicate", f"item {-m} repeats id {qid!r} (first at item {at})")
-                      for m, qid, at in self._earliest)
 
 
 # --- the check --------------------------------------------------------------------------------------
@@ -543,168 +386,3 @@ def _raise_if_bad(check: InputCheck, dataset: AbstractDataset) -> None:
     if error is not None:
         check.close()
         raise error
-
-
-# --- the run's read: blank items out, the duplicate policy applied ------------------------------------
-
-def run_stream(dataset: AbstractDataset, check: InputCheck, source: str) -> Iterator[dict[str, Any]]:
-    """The query inputs to send, read again: checked, blank ones left out, repeats as ``check.policy`` says.
-
-    Ids are unique in what comes out; a repeat here means the plugin gave other items than at the
-    check (plugins must be deterministic), a UserError. Nothing is read before the first item is asked for.
-    """
-    items = _non_blank(dataset.iter_query_inputs(source, unique=False))
-    if check.duplicates:
-        items = _POLICIES[check.policy](items, check, dataset, source)
-    yield from _once(items, source)
-
-
-def _non_blank(items: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
-    for item in items:
-        text = item["sentences"]
-        if text and not text.isspace():
-            yield item
-
-
-def _once(items: Iterator[dict[str, Any]], source: str) -> Iterator[dict[str, Any]]:
-    seen = SeenIds()
-    try:
-        for item in items:
-            if not seen.add(item["id"]):
-                raise UserError(f"{source}: id {item['id']!r} came twice when the inputs were read for the run, "
-                                "though the check before the run found no such repeat: the plugin gave other items "
-                                "the second time. Plugins must give the same items on every read (see AbstractDataset)")
-            yield item
-    finally:
-        seen.close()
-
-
-def _suffixed(items, check: InputCheck, dataset, source) -> Iterator[dict[str, Any]]:
-    """``--on_duplicate suffix``: the k-th occurrence of a repeated id is ``id#k`` (passing over taken names)."""
-    counts, taken = check.repeats.counts, check.repeats.taken
-    last = IdCounts()  # repeated id -> the k of its latest name (1: the id itself)
-    for item in items:
-        qid = item["id"]
-        if qid in counts:
-            k = last.get(qid)
-            if k:
-                k += 1
-                while f"{qid}#{k}" in taken:
-                    k += 1
-                item["id"] = f"{qid}#{k}"
-            last.set(qid, k or 1)
-        yield item
-
-
-def _first_only(items, check: InputCheck, dataset, source) -> Iterator[dict[str, Any]]:
-    """``--on_duplicate skip``: the first item of each id."""
-    counts, kept = check.repeats.counts, IdSet()
-    for item in items:
-        qid = item["id"]
-        if qid in counts and not kept.add(qid):
-            continue
-        yield item
-
-
-def _merged(items, check: InputCheck, dataset: AbstractDataset, source: str) -> Iterator[dict[str, Any]]:
-    """``--on_duplicate merge``: one item per repeated id, from ``merge_items``, where the id occurs last."""
-    left = check.repeats.counts.copy()  # repeated id -> occurrences still to come
-    held = HeldItems()
-    try:
-        for item in items:
-            qid = item["id"]
-            n = left.get(qid)
-            if not n:
-                yield item
-                continue
-            held.add(qid, item)
-            left.set(qid, n - 1)
-            if n == 1:
-                yield merge_one(dataset, held.take(qid), qid, source)
-        if len(held):
-            raise UserError(f"{source}: {len(held)} item(s) of repeated ids were still waiting for the rest of their "
-                            "id at the end of the inputs: the plugin gave other items than at the check before the "
-                            "run. Plugins must give the same items on every read (see AbstractDataset)")
-    finally:
-        held.close()
-
-
-_POLICIES = {"suffix": _suffixed, "skip": _first_only, "merge": _merged}
-
-
-def merge_one(dataset: AbstractDataset, items: list[dict[str, Any]], qid: str, source: str) -> dict[str, Any]:
-    """``dataset.merge_items(items)``, checked: a dict with id ``qid`` and string sentences."""
-    try:
-        merged = dataset.merge_items(items)
-    except SyphusError:
-        raise
-    except Exception as e:
-        raise UserError(f"{source}: merge_items failed for id {qid!r} ({len(items)} items): "
-                        f"{type(e).__name__}: {e}") from e
-    if not isinstance(merged, dict) or not isinstance(merged.get("sentences"), str):
-        got = "a dict without string 'sentences'" if isinstance(merged, dict) else f"a {type(merged).__name__}"
-        raise UserError(f"{source}: merge_items for id {qid!r} returned {got}; return one item "
-                        "{'id': ..., 'sentences': str, ...}")
-    if merged.get("id") != qid:
-        merged = {**merged, "id": qid}
-    return merged
-
-
-class HeldItems:
-    """Items waiting for the rest of their id (``--on_duplicate merge``): in memory up to ``limit``, then on disk.
-
-    The disk part is a private SQLite file (deleted when closed), items pickled; ``take(id)``
-    returns an id's items in the order they were added.
-    """
-
-    limit = 10_000
-
-    def __init__(self, limit: int | None = None):
-        self.limit = self.limit if limit is None else limit
-        self._memory: dict[str, list[tuple[int, dict[str, Any]]]] = {}
-        self._in_memory = 0
-        self._on_disk = 0
-        self._order = 0
-        self._db: sqlite3.Connection | None = None
-
-    def __len__(self) -> int:
-        return self._in_memory + self._on_disk
-
-    def add(self, qid: str, item: dict[str, Any]) -> None:
-        self._order += 1
-        if self._in_memory < self.limit:
-            self._memory.setdefault(qid, []).append((self._order, item))
-            self._in_memory += 1
-            return
-        try:
-            data = pickle.dumps(item, protocol=pickle.HIGHEST_PROTOCOL)
-        except Exception as e:
-            raise UserError(f"id {qid!r}: an item to merge could not be set aside on disk ({type(e).__name__}: {e}); "
-                            "keep items to plain values (str, numbers, lists, dicts)") from e
-        self._disk().execute("INSERT INTO held VALUES (?, ?, ?)", (qid, self._order, data))
-        self._on_disk += 1
-
-    def take(self, qid: str) -> list[dict[str, Any]]:
-        """Every item held for ``qid``, in order; they are no longer held."""
-        found = self._memory.pop(qid, [])
-        self._in_memory -= len(found)
-        if self._on_disk:
-            db = self._disk()
-            rows = db.execute("SELECT n, item FROM held WHERE id = ?", (qid,)).fetchall()
-            if rows:
-                db.execute("DELETE FROM held WHERE id = ?", (qid,))
-                self._on_disk -= len(rows)
-                found += [(n, pickle.loads(data)) for n, data in rows]
-        return [item for _, item in sorted(found, key=lambda x: x[0])]
-
-    def _disk(self) -> sqlite3.Connection:
-        if self._db is None:
-            self._db = sqlite3.connect("")  # "": a private temporary file, deleted on close
-            self._db.execute("CREATE TABLE held (id TEXT, n INTEGER, item BLOB)")
-            self._db.execute("CREATE INDEX held_id ON held (id)")
-        return self._db
-
-    def close(self) -> None:
-        if self._db is not None:
-            self._db.close()
-            self._db = None
