@@ -299,9 +299,9 @@ def format_duration(seconds: float) -> str:
 class _Bucket:
     """A token bucket that starts full and refills continuously."""
 
-    def __init__(self, capacity: float, per_second: float) -> None:
+    def __init__(self, capacity: float, per_second: float, now: float) -> None:
         self.capacity, self.rate, self.level = capacity, per_second, capacity
-        self.stamp = time.monotonic()
+        self.stamp = now
 
     def refill(self, now: float) -> None:
         self.level = min(self.capacity, self.level + (now - self.stamp) * self.rate)
@@ -323,7 +323,8 @@ class FakeOpenAI:
     def __init__(self, rpm: float | None = None, tpm: float | None = None, enforce: str = "minute",
                  latency: float = 0.0, record_bodies: bool = True, host: str = "127.0.0.1",
                  port: int = 0, schema_forms: tuple[str, ...] = ("openai", "llamacpp", "vllm"),
-                 props: dict | None = None, count_schema: bool = False) -> None:
+                 props: dict | None = None, count_schema: bool = False,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         if enforce not in ("minute", "second"):
             raise ValueError("enforce must be 'minute' or 'second'")
         self.rpm, self.tpm, self.enforce = rpm, tpm, enforce
@@ -332,6 +333,7 @@ class FakeOpenAI:
         self.schema_forms = schema_forms  # the reply-schema forms it takes; others get a 400 like a real server
         self.count_schema = count_schema  # the reply schema counts in the prompt's tokens (limits and usage)
         self.host, self.port = host, port
+        self.clock = clock  # what the rate-limit buckets refill by (a test's clock makes them exact)
         self.responder: Callable[[dict, int], Reply] | None = None
         self._lock = threading.RLock()
         self._changed = threading.Condition(self._lock)  # notified when a request arrives or ends
@@ -345,8 +347,8 @@ class FakeOpenAI:
         self._limits: dict[str, tuple[_Bucket, _Bucket]] = {}
         for name, limit in (("requests", rpm), ("tokens", tpm)):
             if limit:
-                enforcing = _Bucket(limit / div, limit / 60.0)
-                report = _Bucket(limit, limit / 60.0) if div > 1 else enforcing
+                enforcing = _Bucket(limit / div, limit / 60.0, clock())
+                report = _Bucket(limit, limit / 60.0, clock()) if div > 1 else enforcing
                 self._limits[name] = (enforcing, report)
         self._runner: web.ServerRunner | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -620,7 +622,7 @@ class FakeOpenAI:
             return None, {}
         costs = {"requests": 1, "tokens": cost}
         with self._lock:
-            now = time.monotonic()
+            now = self.clock()
             for enforcing, report in self._limits.values():
                 enforcing.refill(now)
                 report.refill(now)

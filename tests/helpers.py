@@ -108,13 +108,18 @@ class ManualClock:
 
     A sleeper waits until ``advance`` takes the time to its deadline; ``asleep(n)`` waits
     (on the loop) until ``n`` coroutines sleep on the clock at once, so a test can look at
-    a paused engine and then let it go. After ``run_free()`` every sleep returns at once,
-    moving the time by its delay (the clock of ``test_limits.FakeTime``).
+    a paused engine and then let it go. Free-running (``free=True``, or after ``run_free()``)
+    every sleep returns at once, moving the time by its delay and ``overshoot`` (a real sleep
+    always overshoots a little); more than ``max_sleeps`` sleeps is an AssertionError (the code
+    under test would hang). The suite's one fake clock: ``clock=`` for anything that reads time.
     """
 
-    def __init__(self, start: float = 1000.0):
+    def __init__(self, start: float = 1000.0, *, free: bool = False, overshoot: float = 0.0,
+                 max_sleeps: int | None = None):
         self.now = start
-        self.free = False
+        self.free = free
+        self.overshoot = overshoot
+        self.max_sleeps = max_sleeps
         self.slept: list[float] = []  # every delay asked for, in order
         self._sleepers: list[tuple[float, asyncio.Future]] = []
         self._changed = asyncio.Event()
@@ -122,10 +127,17 @@ class ManualClock:
     def clock(self) -> float:
         return self.now
 
+    @property
+    def total(self) -> float:
+        """Every delay asked for, added up."""
+        return sum(self.slept)
+
     async def sleep(self, delay: float) -> None:
         self.slept.append(delay)
+        if self.max_sleeps is not None and len(self.slept) > self.max_sleeps:
+            raise AssertionError("it keeps sleeping: it would hang")
         if self.free or delay <= 0:
-            self.now += max(0.0, delay)
+            self.now += max(0.0, delay) + (self.overshoot if delay > 0 else 0.0)
             await asyncio.sleep(0)
             return
         entry = (self.now + delay, asyncio.get_running_loop().create_future())

@@ -560,7 +560,9 @@ def test_kill_mid_run_under_load_then_resume_pays_nothing_twice(forks, project, 
     expected = {f"q{i:05d}": under_load(i) for i in range(n)}
     server.responder = lambda body, k: {"pairs": Reply.ok(VALID, delay=0.02), "invalid": Reply.ok(REFUSAL, delay=0.02),
                                         "errors": BAD_REQUEST}[expected[query_id(body)]]
-    kill_twice_then_resume(forks, project, server, cli_args(server, "v1", "--num_threads", "8"), "v1", expected)
+    folder, seed, kills = kill_twice_then_resume(forks, project, server, cli_args(server, "v1", "--num_threads", "8"),
+                                                 "v1", expected)
+    assert {qid for recs in on_disk(folder).values() for qid in recs} == set(expected), f"seed {seed}, kills {kills}"
 
 
 def test_kill_mid_run_with_a_pool_and_json_replies_pays_nothing_twice(forks, project, server):

@@ -29,7 +29,7 @@ from syphus.engine.runner import Runner
 from syphus.engine.store import RunStore
 from tests.conftest import KEY, ROOT
 from tests.fakeserver import FakeOpenAI, Gate, Reply, default_answer
-from tests.helpers import lines, make_numbers, query_id, settled
+from tests.helpers import ManualClock, lines, make_numbers, query_id, settled
 
 FAULTY = '''
 from abstract_dataset import AbstractDataset
@@ -228,22 +228,6 @@ def test_disk_full_mid_run_exits_3_and_the_rerun_completes(project, server, monk
 # --- 3. Retry-After cannot stall a run ------------------------------------------------------------
 
 
-class FakeTime:
-    """A loop-independent clock that moves only when something sleeps on it."""
-
-    def __init__(self):
-        self.now = 1000.0
-        self.slept = 0.0
-
-    def clock(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        self.now += seconds
-        self.slept += seconds
-        await asyncio.sleep(0)
-
-
 @pytest.mark.parametrize("hint", ["86400", "inf", "1e308", "Fri, 31 Dec 2999 23:59:59 GMT", "garbage", "nan"])
 @pytest.mark.parametrize("status", [429, 503])
 async def test_a_huge_retry_after_waits_the_cap_then_retries(project, server, hint, status):
@@ -252,7 +236,7 @@ async def test_a_huge_retry_after_waits_the_cap_then_retries(project, server, hi
 
     make_numbers(project, 3)
     server.enqueue(Reply.status(status, headers={"retry-after": hint}))
-    t = FakeTime()
+    t = ManualClock(free=True)
     cfg = load_config(None, {"name": "Numbers", "endpoint": {"base_url": server.base_url}, "num_threads": 1,
                              "retry": {"max_seconds": 30.0, "initial_wait": 0.5, "max_wait": 2.0}})
     result = await asyncio.wait_for(run_job(cfg, {"OPENAI_API_KEY": KEY},
@@ -260,21 +244,9 @@ async def test_a_huge_retry_after_waits_the_cap_then_retries(project, server, hi
     assert result.status == "complete"
     assert sorted(settled(result.folder)["pairs"]) == ["q00000", "q00001", "q00002"]
     assert len(server.requests) == 4  # the refused one was tried again, not given up
-    assert t.slept <= 30.0 + 1e-6  # the limiter's pause and the retry sleep together stay under the cap
+    assert t.total <= 30.0 + 1e-6  # the limiter's pause and the retry sleep together stay under the cap
     if hint in ("garbage", "nan"):
-        assert t.slept <= 2.0 + 1e-6  # no usable hint: the ordinary backoff
-
-
-class LongestSleep(FakeTime):
-    """A FakeTime that also records the longest single wait."""
-
-    def __init__(self):
-        super().__init__()
-        self.longest = 0.0
-
-    async def sleep(self, seconds: float) -> None:
-        self.longest = max(self.longest, seconds)
-        await super().sleep(seconds)
+        assert t.total <= 2.0 + 1e-6  # no usable hint: the ordinary backoff
 
 
 HOSTILE_RATE_HEADERS = [
@@ -296,15 +268,15 @@ async def test_rate_limit_headers_cannot_stall_a_run(project, server, headers):
 
     make_numbers(project, 4)
     server.responder = lambda body, n: Reply.ok(default_answer(body), headers=headers)
-    t = LongestSleep()
+    t = ManualClock(free=True)
     cfg = load_config(None, {"name": "Numbers", "endpoint": {"base_url": server.base_url}, "num_threads": 1,
                              "retry": {"max_seconds": 30.0}})
     result = await asyncio.wait_for(run_job(cfg, {"OPENAI_API_KEY": KEY},
                                             install_signals=False, clock=t.clock, sleep=t.sleep), timeout=30)
     assert result.status == "complete"
     assert sorted(settled(result.folder)["pairs"]) == [f"q{i:05d}" for i in range(4)]
-    assert t.longest <= 30.0 + 1e-6  # -5000000 tokens left would be 25 minutes at 200k a minute
-    assert t.slept <= 3 * 30.0 + 1e-6  # three requests after the first answer, each waiting the cap at most
+    assert max(t.slept, default=0.0) <= 30.0 + 1e-6  # -5000000 tokens left would be 25 minutes at 200k a minute
+    assert t.total <= 3 * 30.0 + 1e-6  # three requests after the first answer, each waiting the cap at most
     limits = json.loads((result.folder / "meta.json").read_text())["limits"]
     assert limits["max_wait_seconds"] == 30.0
 

@@ -139,3 +139,29 @@ def test_the_floor_check_sees_an_import_that_goes_up(tmp_path):
     assert imported(node.body[0].body[0]) == ["syphus.release.parquet"]
     assert floor("syphus.release.parquet") > floor("syphus.engine.store") > floor("syphus.dataset") > floor("syphus")
     assert imported(ast.parse("from syphus.engine.store import PAIRS").body[0]) == ["syphus.engine.store"]
+
+
+# --- the suite's own shape --------------------------------------------------------------------------
+def checks_something(fn: ast.AST) -> bool:
+    """A test function that asserts, expects a raise (``pytest.raises``/``warns``/``fail``) or calls an
+    ``assert_*``/``check_*`` helper: one that can fail on a wrong result, not only on a crash."""
+    for node in ast.walk(fn):
+        if isinstance(node, ast.Assert):
+            return True
+        if isinstance(node, ast.Attribute) and node.attr in ("raises", "warns", "fail"):
+            return True
+        if isinstance(node, ast.Call):
+            name = getattr(node.func, "id", None) or getattr(node.func, "attr", "")
+            if name.startswith(("assert", "check_")):
+                return True
+    return False
+
+
+def test_every_test_checks_something():
+    tests = Path(__file__).parent
+    silent = [f"{p.name}:{node.lineno} {node.name}" for p in sorted(tests.glob("test_*.py"))
+              for node in ast.walk(tree(p))
+              if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name.startswith("test_")
+              and not checks_something(node)]
+    assert not silent, f"tests that assert nothing (a test that cannot fail is a defect): {silent}"
+    assert not checks_something(ast.parse("def test_x():\n    run()\n").body[0])  # the check itself can fail

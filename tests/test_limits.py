@@ -12,35 +12,23 @@ import pytest
 
 from syphus.errors import ItemError
 from syphus.engine.limits import RateLimiter, estimate_tokens, parse_duration
+from tests.helpers import ManualClock
 
 
-class FakeTime:
-    """A clock that only moves when ``sleep`` is awaited; every requested delay is recorded.
+class FakeTime(ManualClock):
+    """The suite's clock (``tests.helpers.ManualClock``) free-running: it moves only when ``sleep`` is awaited.
 
     A real sleep always overshoots a little; ``overshoot`` (1 µs by default) models that.
-    With ``overshoot=0`` the clock moves by exactly the requested delay.
+    With ``overshoot=0`` the clock moves by exactly the requested delay. A limiter never sleeps
+    for a non-positive delay.
     """
 
     def __init__(self, start: float = 1000.0, max_sleeps: int = 10_000, overshoot: float = 1e-6):
-        self.now = start
-        self.sleeps: list[float] = []
-        self.max_sleeps = max_sleeps
-        self.overshoot = overshoot
-
-    def clock(self) -> float:
-        return self.now
+        super().__init__(start, free=True, overshoot=overshoot, max_sleeps=max_sleeps)
 
     async def sleep(self, delay: float) -> None:
         assert delay > 0, f"slept for a non-positive delay {delay}"
-        self.sleeps.append(delay)
-        if len(self.sleeps) > self.max_sleeps:
-            raise AssertionError("the limiter keeps sleeping: it would hang")
-        self.now += delay + self.overshoot
-        await asyncio.sleep(0)  # let other tasks run, as a real sleep would
-
-    @property
-    def slept(self) -> float:
-        return sum(self.sleeps)
+        await super().sleep(delay)
 
 
 def approx(seconds: float):
@@ -104,11 +92,11 @@ async def test_rpm_60_bursts_one_then_one_per_second():
     t = FakeTime()
     lim = limiter(t, rpm=60)
     await lim.acquire(1)
-    assert t.sleeps == []  # one second's worth (1 request) goes at once
+    assert t.slept == []  # one second's worth (1 request) goes at once
     for _ in range(9):
         await lim.acquire(1)
-    assert t.slept == approx(9.0)
-    assert all(s == approx(1.0) for s in t.sleeps)
+    assert t.total == approx(9.0)
+    assert all(s == approx(1.0) for s in t.slept)
 
 
 @pytest.mark.parametrize("n", [1, 10, 11, 50])
@@ -117,7 +105,7 @@ async def test_rpm_600_total_wait_for_n_requests(n):
     lim = limiter(t, rpm=600)  # 10 per second, 10 may go at once
     for _ in range(n):
         await lim.acquire(1)
-    assert t.slept == approx(max(0, n - 10) / 10)
+    assert t.total == approx(max(0, n - 10) / 10)
 
 
 async def test_idle_time_refills_but_only_up_to_the_burst():
@@ -128,7 +116,7 @@ async def test_idle_time_refills_but_only_up_to_the_burst():
     t.now += 3600  # an hour idle: still only one second's worth may burst
     for _ in range(15):
         await lim.acquire(1)
-    assert t.slept == approx(0.5)
+    assert t.total == approx(0.5)
 
 
 async def test_burst_seconds_widens_the_burst():
@@ -136,9 +124,9 @@ async def test_burst_seconds_widens_the_burst():
     lim = limiter(t, rpm=600, burst_seconds=3.0)
     for _ in range(30):
         await lim.acquire(1)
-    assert t.sleeps == []
+    assert t.slept == []
     await lim.acquire(1)
-    assert t.slept == approx(0.1)
+    assert t.total == approx(0.1)
 
 
 async def test_no_limits_never_waits():
@@ -146,7 +134,7 @@ async def test_no_limits_never_waits():
     lim = limiter(t)
     for _ in range(1000):
         await lim.acquire(10_000_000)
-    assert t.sleeps == []
+    assert t.slept == []
 
 
 # --- token budget -----------------------------------------------------------------------
@@ -156,13 +144,13 @@ async def test_tpm_waits_depend_on_cost():
     t = FakeTime()
     lim = limiter(t, tpm=6000)  # 100 tokens per second, 100 may go at once
     await lim.acquire(100)
-    assert t.sleeps == []
+    assert t.slept == []
     await lim.acquire(50)
-    assert t.slept == approx(0.5)
+    assert t.total == approx(0.5)
     await lim.acquire(20)
-    assert t.slept == approx(0.7)
+    assert t.total == approx(0.7)
     await lim.acquire(100)
-    assert t.slept == approx(1.7)
+    assert t.total == approx(1.7)
 
 
 async def test_rpm_and_tpm_the_tighter_one_wins():
@@ -170,7 +158,7 @@ async def test_rpm_and_tpm_the_tighter_one_wins():
     lim = limiter(t, rpm=6000, tpm=6000)  # 100 req/s but only 100 tok/s
     for _ in range(5):
         await lim.acquire(100)
-    assert t.slept == approx(4.0)
+    assert t.total == approx(4.0)
 
 
 def test_check_raises_too_large_above_tpm():
@@ -189,20 +177,22 @@ async def test_acquire_raises_too_large_without_waiting():
     with pytest.raises(ItemError) as e:
         await lim.acquire(5000)
     assert e.value.kind == "too_large"
-    assert t.sleeps == []
+    assert t.slept == []
 
 
 def test_check_without_tpm_never_raises():
-    limiter(FakeTime(), rpm=10).check(10**9)
+    t = FakeTime()
+    lim = limiter(t, rpm=10)
+    assert lim.check(10**9) is None and t.slept == []  # no raise, and checking never waits
 
 
 async def test_cost_above_the_one_second_bucket_waits_rather_than_hangs():
     t = FakeTime(max_sleeps=50)
     lim = limiter(t, tpm=600)  # 10 tokens per second; the bucket holds 10
     await lim.acquire(100)  # 10x the bucket, well under the minute's budget
-    assert t.slept == approx(9.0)
+    assert t.total == approx(9.0)
     await lim.acquire(600)  # the whole minute's budget
-    assert t.slept == approx(9.0 + 60.0)
+    assert t.total == approx(9.0 + 60.0)
 
 
 # --- pause (429) ---------------------------------------------------------------------------
@@ -217,7 +207,7 @@ async def test_pause_delays_the_next_acquire():
     start = t.now
     await lim.acquire(1)
     assert t.now - start >= 5.0
-    assert t.slept == approx(5.1)  # the pause, then one request's refill: buckets start empty after it
+    assert t.total == approx(5.1)  # the pause, then one request's refill: buckets start empty after it
 
 
 async def test_pause_without_any_budget_still_pauses():
@@ -225,7 +215,7 @@ async def test_pause_without_any_budget_still_pauses():
     lim = limiter(t)
     lim.pause(5)
     await lim.acquire(1)
-    assert t.slept == approx(5.0)
+    assert t.total == approx(5.0)
 
 
 async def test_pause_empties_the_buckets_at_once():
@@ -233,7 +223,7 @@ async def test_pause_empties_the_buckets_at_once():
     lim = limiter(t, rpm=600, tpm=60_000)
     lim.pause(0)
     await lim.acquire(1)
-    assert t.slept == approx(0.1)  # the full bucket was emptied: wait for one request's refill
+    assert t.total == approx(0.1)  # the full bucket was emptied: wait for one request's refill
 
 
 async def test_buckets_start_empty_after_a_pause():
@@ -243,7 +233,7 @@ async def test_buckets_start_empty_after_a_pause():
     for _ in range(11):
         await lim.acquire(1)
     # 2 s of pause, then the buckets start empty: 11 requests at 0.1 s each
-    assert t.slept == approx(2.0 + 1.1)
+    assert t.total == approx(2.0 + 1.1)
 
 
 async def test_a_shorter_pause_does_not_shorten_a_longer_one():
@@ -252,7 +242,7 @@ async def test_a_shorter_pause_does_not_shorten_a_longer_one():
     lim.pause(10)
     lim.pause(1)
     await lim.acquire(1)
-    assert t.slept == approx(10.0)
+    assert t.total == approx(10.0)
     assert lim.pauses == 2
 
 
@@ -261,7 +251,7 @@ async def test_negative_pause_is_ignored():
     lim = limiter(t)
     lim.pause(-3)
     await lim.acquire(1)
-    assert t.sleeps == []
+    assert t.slept == []
 
 
 # --- observe (x-ratelimit-* headers) ---------------------------------------------------------
@@ -277,7 +267,7 @@ async def test_observe_learns_limits_when_none_configured():
     lim.check(60001)  # a learnt limit never rejects: the server's own answer decides
     for _ in range(20):
         await lim.acquire(1)
-    assert t.slept == approx(1.0)  # learned: 10 per second after a 10-request burst
+    assert t.total == approx(1.0)  # learned: 10 per second after a 10-request burst
 
 
 async def test_learned_limits_cannot_poison_a_run():
@@ -287,9 +277,9 @@ async def test_learned_limits_cannot_poison_a_run():
     lim.observe({"x-ratelimit-limit-tokens": "600", "x-ratelimit-remaining-tokens": "600"})
     lim.check(5000)
     await lim.acquire(5000)  # waits for at most a full bucket, then goes
-    assert t.slept == approx(59.0)  # from the 1 s burst (10 tokens) up to a full 600
+    assert t.total == approx(59.0)  # from the 1 s burst (10 tokens) up to a full 600
     await lim.acquire(5000)
-    assert t.slept == approx(559.0)  # then the 5000-token debt is paid back at 10 a second
+    assert t.total == approx(559.0)  # then the 5000-token debt is paid back at 10 a second
 
 
 def test_a_configured_token_limit_still_rejects_what_can_never_fit():
@@ -320,7 +310,7 @@ async def test_observe_remaining_pulls_the_level_down():
     lim = limiter(t, rpm=600)
     lim.observe({"x-ratelimit-remaining-requests": "0"})
     await lim.acquire(1)
-    assert t.slept == approx(0.1)
+    assert t.total == approx(0.1)
 
 
 async def test_observe_remaining_tokens():
@@ -328,7 +318,7 @@ async def test_observe_remaining_tokens():
     lim = limiter(t, tpm=6000)
     lim.observe({"x-ratelimit-limit-tokens": "6000", "x-ratelimit-remaining-tokens": "40"})
     await lim.acquire(100)
-    assert t.slept == approx(0.6)
+    assert t.total == approx(0.6)
 
 
 async def test_observe_remaining_never_raises_the_level():
@@ -338,7 +328,7 @@ async def test_observe_remaining_never_raises_the_level():
         await lim.acquire(1)
     lim.observe({"x-ratelimit-remaining-requests": "599"})
     await lim.acquire(1)
-    assert t.slept == approx(0.1)
+    assert t.total == approx(0.1)
 
 
 @pytest.mark.parametrize("headers", [
@@ -373,7 +363,7 @@ async def test_concurrent_acquirers_are_served_fifo():
     tasks = [asyncio.create_task(worker(i)) for i in range(50)]
     await asyncio.gather(*tasks)
     assert order == list(range(50))
-    assert t.slept == approx(49.0)
+    assert t.total == approx(49.0)
 
 
 async def test_a_cheap_request_does_not_overtake_an_expensive_one():
@@ -390,7 +380,7 @@ async def test_a_cheap_request_does_not_overtake_an_expensive_one():
     assert [i for i, _ in served] == list(range(len(costs)))
     times = [when for _, when in served]
     assert times == sorted(times)
-    assert t.slept == approx((sum(costs) - 100) / 100)
+    assert t.total == approx((sum(costs) - 100) / 100)
 
 
 # --- exact waits -------------------------------------------------------------------------------
@@ -401,8 +391,8 @@ async def test_sleeping_exactly_the_computed_delay_is_enough():
     lim = limiter(t, rpm=600)
     for _ in range(50):
         await lim.acquire(1)
-    assert len(t.sleeps) == 40  # one sleep per request past the burst, none for rounding residue
-    assert all(s >= 1e-6 for s in t.sleeps)
+    assert len(t.slept) == 40  # one sleep per request past the burst, none for rounding residue
+    assert all(s >= 1e-6 for s in t.slept)
 
 
 # --- probing the burst (slow start on x-ratelimit-remaining-*) ----------------------------------
@@ -472,8 +462,8 @@ class SimTime(FakeTime):
 
     async def sleep(self, delay: float) -> None:
         assert delay > 0, f"slept for a non-positive delay {delay}"
-        self.sleeps.append(delay)
-        assert len(self.sleeps) <= self.max_sleeps, "the limiter keeps sleeping: it would hang"
+        self.slept.append(delay)
+        assert len(self.slept) <= self.max_sleeps, "the limiter keeps sleeping: it would hang"
         self.run_until(self.now + delay + self.overshoot)
         await asyncio.sleep(0)
 
@@ -518,12 +508,12 @@ async def test_a_widening_never_passes_what_remains_less_what_is_on_the_wire():
         lim.observe({"x-ratelimit-limit-requests": "600", "x-ratelimit-remaining-requests": "7"})
     # the server holds at least 7 - 2 on the wire = 5 requests: the window widens by 0.5 s, not 1 s
     assert lim.window == pytest.approx(1.5)
-    slept = t.slept
+    slept = t.total
     for _ in range(5):
         await lim.acquire(1)
-    assert t.slept == approx(slept)
+    assert t.total == approx(slept)
     await lim.acquire(1)
-    assert t.slept == approx(slept + 0.1)
+    assert t.total == approx(slept + 0.1)
 
 
 async def test_the_first_429_falls_back_to_one_second_for_the_rest_of_the_run():
@@ -579,7 +569,7 @@ async def test_a_token_budget_widens_on_the_tokens_answered():
     lim.observe({"x-ratelimit-limit-tokens": "6000", "x-ratelimit-remaining-tokens": "5900"})
     assert lim.window == 2
     await lim.acquire(100)  # the widening's room, at once
-    assert t.sleeps == []
+    assert t.slept == []
     lim.observe({"x-ratelimit-limit-tokens": "6000", "x-ratelimit-remaining-tokens": "5800"})
     assert lim.window == 2  # 100 tokens answered since: not yet a (2 s) window's worth
 
@@ -612,7 +602,7 @@ async def test_headers_are_clamped_to_sane_ranges(headers):
     assert lim.tokens.limit <= 200_000 and math.isfinite(lim.tokens.level)
     assert lim.tokens.level >= 0  # at worst empty: never a debt the header made up
     await lim.acquire(1000)
-    assert t.slept <= 1000 / (200_000 / 60) + 1e-3  # one request's refill at most
+    assert t.total <= 1000 / (200_000 / 60) + 1e-3  # one request's refill at most
 
 
 async def test_a_negative_remaining_empties_the_bucket_and_no_more():
@@ -627,10 +617,10 @@ async def test_no_wait_outlasts_max_wait():
     lim = limiter(t, tpm=600, max_wait=30.0)  # 10 tokens a second
     await lim.acquire(600)  # 59 s of refill needed: it goes after 30
     await lim.acquire(600)  # 89 s needed: it goes after 30
-    assert t.sleeps == [approx(30.0), approx(30.0)]
+    assert t.slept == [approx(30.0), approx(30.0)]
     lim.pause(1e9)
     await lim.acquire(1)
-    assert max(t.sleeps) <= 30.0 + 1e-6
+    assert max(t.slept) <= 30.0 + 1e-6
 
 
 # --- calibration by what the server counted ----------------------------------------------------

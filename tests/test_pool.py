@@ -20,22 +20,10 @@ from syphus.engine.limits import RateLimiter
 from syphus.engine.pool import COOLING, Member, Pool
 from tests.fakebatch import FakeBatchAPI
 from tests.fakeserver import FakeOpenAI, Gate, Reply
-from tests.helpers import lines, make_numbers, query_id, settled
+from tests.helpers import ManualClock, lines, make_numbers, query_id, settled
 
 SECRET_A, SECRET_B = "sk-pool-secret-aaaa-1111", "sk-pool-secret-bbbb-2222"
 ENV = {"KEY_A": SECRET_A, "KEY_B": SECRET_B}
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def clock(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        self.now += max(0.0, seconds)
-        await asyncio.sleep(0)
 
 
 def write_pool(project, *servers, extra: dict | None = None, **entry_extra) -> str:
@@ -73,7 +61,7 @@ def meta(folder) -> dict:
 # --- routing and the circuit, on a fake clock ----------------------------------------------------------
 
 def test_queries_go_where_they_fit_soonest_in_proportion_to_capacity():
-    clock = FakeClock()
+    clock = ManualClock(0.0, free=True)
     fast = Member("fast", None, RateLimiter(rpm=600, clock=clock.clock, sleep=clock.sleep))
     slow = Member("slow", None, RateLimiter(rpm=60, clock=clock.clock, sleep=clock.sleep))
     pool = Pool([fast, slow], clock=clock.clock, sleep=clock.sleep)
@@ -104,7 +92,7 @@ def test_ties_go_by_weight_then_by_what_is_in_flight():
 
 
 def test_a_429_pauses_only_its_endpoint():
-    clock = FakeClock()
+    clock = ManualClock(0.0, free=True)
     a = Member("a", None, RateLimiter(rpm=600, clock=clock.clock, sleep=clock.sleep))
     b = Member("b", None, RateLimiter(rpm=600, clock=clock.clock, sleep=clock.sleep))
     pool = Pool([a, b], clock=clock.clock, sleep=clock.sleep)
@@ -115,7 +103,7 @@ def test_a_429_pauses_only_its_endpoint():
 
 
 def test_an_endpoint_that_keeps_failing_cools_down_then_comes_back():
-    clock = FakeClock()
+    clock = ManualClock(0.0, free=True)
     a = Member("a", None, RateLimiter(clock=clock.clock, sleep=clock.sleep))
     b = Member("b", None, RateLimiter(clock=clock.clock, sleep=clock.sleep))
     pool = Pool([a, b], cool_after=3, cool_seconds=10, cool_max_seconds=40, clock=clock.clock, sleep=clock.sleep)
