@@ -47,6 +47,7 @@ The plugin contract and shared pieces
 - ``batch``      --mode batch: request files planned, batches submitted, polled and settled
 - ``batchapi``   the Files and Batches routes through the openai SDK (its retries off, errors mapped)
 - ``batchstate`` a batch run's chunks, rebuilt from and recorded to the crash-safe ``batch/state.jsonl``
+- ``collect``    a finished batch settled: answers parsed and charged, repairs and failures sent again
 
 ``release/``: the MIMIC-IT release format
 - ``scenes``     scene names and every image-id rule
