@@ -38,7 +38,8 @@ The plugin contract and shared pieces
 - ``repair``     a broken reply asked again on the same conversation, saying what was wrong (--repairs)
 - ``record``     the JSON line a settled query leaves: built, parsed, tallied, strictly encoded
 - ``stats``      how a run ended (``RunStatus``) and this session's counters
-- ``store``      the run folder: JSONL outputs, resume, meta.json, one writer (flock)
+- ``store``      the run folder: JSONL outputs, resume, meta.json
+- ``folderlock`` one writer a run folder (an exclusive flock naming who holds it)
 - ``cost``       prices, the --max-cost budget (worst case when usage is not reported)
 - ``imagetokens`` what an image costs in tokens per model (``configs/image_tokens.yaml``); sizes from headers
 - ``attachment`` --images: each query's images found by id, chosen, counted and placed in its messages

@@ -28,11 +28,8 @@ True
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
-import socket
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -40,60 +37,13 @@ from typing import Any
 from syphus.durable import atomic_file, commit_swaps, recover_swaps, sync_file, write_all, write_atomic
 from syphus.errors import ItemError, StoreError, UserError, is_settled_kind
 from syphus.idset import IdSet
-from syphus.redaction import redact_urls
+from syphus.engine.folderlock import FolderLock
 from syphus.engine.record import Tally, encode, encode_loose, now_iso, tally
 
 PAIRS, INVALID, ERRORS, META = "pairs.jsonl", "invalid.jsonl", "errors.jsonl", "meta.json"
 INFLIGHT, LOST = "inflight.jsonl", "lost.jsonl"  # requests reserved before they went out; those never settled
 REPAIRS = "repairs.jsonl"  # broken replies being repaired (syphus.engine.repair), so a crash pays for none twice
-LOCK, COMMIT, SWAP = "syphus.lock", "reparse.commit", ".reparse"
-
-
-class FolderBusy(UserError):
-    """Another process holds the run folder's lock."""
-
-
-class FolderLock:
-    """An exclusive ``flock`` on ``<folder>/syphus.lock``, holding who took it."""
-
-    def __init__(self, folder: Path):
-        self.path = folder / LOCK
-        self.fd: int | None = None
-
-    def acquire(self) -> None:
-        if self.fd is not None:
-            return
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = _holder(fd)
-            os.close(fd)
-            pid = holder.get("pid", "?")
-            raise FolderBusy(
-                f"{self.path.parent}: another Syphus process is writing here (pid {pid} on "
-                f"{holder.get('host', '?')}, since {holder.get('since', '?')}: "
-                f"{redact_urls(str(holder.get('command', '?')))}); "
-                f"wait for it to finish, or stop it (kill -INT {pid}) and run again to resume") from None
-        info = json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "since": now_iso(),
-                           "command": redact_urls(" ".join(sys.argv))[:500]})
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, info.encode("utf-8", "backslashreplace"), 0)
-        self.fd = fd
-
-    def release(self) -> None:
-        if self.fd is not None:
-            fcntl.flock(self.fd, fcntl.LOCK_UN)
-            os.close(self.fd)
-            self.fd = None
-
-
-def _holder(fd: int) -> dict[str, Any]:
-    try:
-        data = json.loads(os.pread(fd, 4096, 0) or b"{}")
-    except ValueError:
-        return {}
-    return data if isinstance(data, dict) else {}
+COMMIT, SWAP = "reparse.commit", ".reparse"
 
 
 def recover_swap(folder: Path) -> str | None:
