@@ -31,7 +31,7 @@ you may change). An example item::
 
 ScanNet frames are not in the annotation, so ``image_ids`` is empty: export takes the frames that
 start with ``image_prefix`` from the image file. The model writes conversations (FORMATS.md §3), parsed
-by ``syphus.parse.parse_conversations`` into one pair per round; in JSON mode (``--reply``) the reply model
+by ``parse_conversations`` (``datasets/_conversations.py``) into one pair per round; in JSON mode (``--reply``) the reply model
 ``Conversations`` (one per candidate activity, each with its rounds) gives the same pairs.
 Run it with ``python main.py --name SN`` (``-in`` a ScanRefer file or a ``scan_info.json``).
 """
@@ -46,8 +46,9 @@ from pydantic import BaseModel, ConfigDict, Field, create_model
 from syphus.dataset import AbstractDataset, load_json
 from syphus.reply import Reply
 from syphus.errors import UserError
-from syphus.parse import parse_conversations
 from syphus.release.scenes import frame_prefix
+
+from _conversations import parse_conversations  # beside this file (plugins may import their helpers)
 
 ACTIVITIES = (
     "making coffee", "cooking dinner", "washing the dishes", "doing homework", "reading a book",

@@ -15,11 +15,11 @@ import pytest
 from syphus import plugins
 from syphus.cli import main
 from syphus.errors import UserError
-from syphus.parse import parse_conversations
 from tests.fakeserver import Reply, default_answer
 from tests.helpers import lines
 
 ROOT = Path(__file__).resolve().parent.parent
+parse_conversations = plugins.load_module(ROOT / "datasets" / "_conversations.py").parse_conversations  # beside sn.py
 
 
 def load(name: str, query_inputs_path: str | Path | None = None):
