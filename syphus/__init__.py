@@ -65,6 +65,8 @@ The plugin contract and shared pieces
 - ``convert``    images, COCO, pairs and videos -> release image files (a package: sources,
                  frames, encode, worker, pool, parts, writers, tally)
 - ``view``       a static offline viewer (its page is ``viewer/index.html``, css and js)
+- ``origins``    what each pair of a release was made from (its query's annotation, read back from its run)
+- ``viewserver`` the viewer's loopback server (``--serve``), refusing other sites' Host names
 - ``dedup``      exact and near-duplicate texts (MinHash, LSH, exact Jaccard) in compact memory
 - ``annotation`` each query's annotation read again from the plugin that made a run (judge, viewer)
 - ``verdicts``   the judge's verdicts read back: those that still apply, the report's figure, export's scores

@@ -42,7 +42,6 @@ import binascii
 import functools
 import hashlib
 import html
-import http.server
 import json
 import logging
 import re
@@ -52,12 +51,13 @@ from importlib.resources import files
 from pathlib import Path
 from typing import IO, Any
 
-from syphus.engine.store import PAIRS, read_jsonl
 from syphus.errors import UserError
 from syphus.idset import IdSet
 from syphus.release.images import image_items
 from syphus.release.jsonstream import iter_members, read_first
+from syphus.release.origins import Origins, pair_text
 from syphus.release.scenes import scene_of_instruction
+from syphus.release.viewserver import make_server  # noqa: F401  (imported from here by the CLI and tests)
 
 log = logging.getLogger("syphus")
 
@@ -120,12 +120,6 @@ def _scene_of_file(p: Path) -> str:
     return m["scene"] if m else "?"
 
 
-def _text(value: Any) -> str:
-    if value is None:
-        return ""
-    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
-
-
 def iter_pairs(path: str | Path, language: str, origins: Origins | None = None,
                english: bool = True) -> Iterator[dict[str, Any]]:
     """The pairs of one instructions file as viewer entries, streamed (with ``origins``: each pair's
@@ -142,87 +136,12 @@ def iter_pairs(path: str | Path, language: str, origins: Origins | None = None,
         if not isinstance(image_ids, list):
             image_ids = [image_ids]
         out = {"id": str(ins_id), "scene": scene_of_instruction(str(ins_id)) or fallback, "language": language,
-               "instruction": _text(entry.get("instruction")), "answer": _text(entry.get("answer")),
+               "instruction": pair_text(entry.get("instruction")), "answer": pair_text(entry.get("answer")),
                "image_ids": [str(i) for i in image_ids]}
         origin = origins.of(p, str(ins_id), entry, english) if origins is not None else None
         if origin:
             out["source"] = origin
         yield out
-
-
-# ---------------------------------------------------------------- what each pair was made from
-
-def run_of(path: Path) -> Path | None:
-    """The run folder a release file was exported into (``<run>/export/XX_instructions.json``), if it is one."""
-    run = path.parent.parent
-    if path.parent.name == "export" and (run / "meta.json").is_file() and (run / PAIRS).is_file():
-        return run
-    return None
-
-
-def _pair_key(instruction: Any, answer: Any) -> str:
-    return hashlib.blake2b(f"{_text(instruction)}\0{_text(answer)}".encode("utf-8", "surrogatepass"),
-                           digest_size=12).hexdigest()
-
-
-class Origins:
-    """The query and annotation each pair of a release file came from.
-
-    A release file exported into a run folder finds its pairs in the run's records (by their text),
-    and their queries' annotations through the plugin that made the run (``Annotations``); a
-    translation has the English file's ids. An entry that carries its own ``annotation`` (or
-    ``sentences``) field shows that. Holds one short key per pair.
-    """
-
-    def __init__(self) -> None:
-        self.by_id: dict[str, dict[str, str]] = {}  # instruction id -> {"query", "annotation"}
-        self.notes: list[str] = []
-        self._runs: dict[Path, tuple[dict[str, str], Any]] = {}
-
-    def _run(self, run: Path) -> tuple[dict[str, str], Any]:
-        if run not in self._runs:
-            from syphus.release.annotation import Annotations
-            queries: dict[str, str] = {}
-            wanted = IdSet()
-            for _, rec in read_jsonl(run / PAIRS, skip_torn=True):
-                qid = str(rec.get("id"))
-                for pair in rec.get("pairs") or []:
-                    if isinstance(pair, dict):
-                        queries.setdefault(_pair_key(pair.get("instruction"), pair.get("answer")), qid)
-                wanted.add(qid)
-            try:
-                notes = Annotations(run, wanted)
-                self.notes.append(f"annotations from the plugin that made {run}")
-            except UserError as e:
-                notes = None
-                self.notes.append(f"no annotations for {run}: {e}")
-            self._runs[run] = (queries, notes)
-        return self._runs[run]
-
-    def of(self, path: Path, ins_id: str, entry: dict[str, Any], english: bool) -> dict[str, str] | None:
-        own = entry.get("annotation") if isinstance(entry.get("annotation"), str) else entry.get("sentences")
-        if isinstance(own, str) and own.strip():
-            return {"annotation": own}
-        if not english:
-            return self.by_id.get(ins_id)
-        run = run_of(path)
-        if run is None:
-            return None
-        queries, notes = self._run(run)
-        qid = queries.get(_pair_key(entry.get("instruction"), entry.get("answer")))
-        if qid is None:
-            return None
-        origin = {"query": qid}
-        text = notes.get(qid) if notes is not None else None
-        if text is not None:
-            origin["annotation"] = text
-        self.by_id[ins_id] = origin
-        return origin
-
-    def close(self) -> None:
-        for _, notes in self._runs.values():
-            if notes is not None:
-                notes.close()
 
 
 # ---------------------------------------------------------------- chunks
@@ -506,56 +425,3 @@ def render_index(config: dict[str, Any]) -> str:
     values = {"TITLE": html.escape(title), "CONFIG": _js(config), "MARKER": MARKER,
               "STYLE": page["viewer.css"], "SCRIPT": page["viewer.js"]}
     return _SLOT.sub(lambda m: values[m[1]], page["index.html"])
-
-
-# ---------------------------------------------------------------- serving
-
-def allowed_hosts(host: str, port: int) -> frozenset[str]:
-    """The ``Host:`` values a server bound to ``host:port`` answers: the loopback names and the bound address,
-    each with the port (bare only on port 80, where a browser leaves the port out).
-
-    A page of another site that a DNS rebinding points at 127.0.0.1 sends its own name as ``Host``,
-    so answering only these keeps the release's pairs and images from being read across sites.
-
-    >>> sorted(allowed_hosts("127.0.0.1", 8000))
-    ['127.0.0.1:8000', '[::1]:8000', 'localhost:8000']
-    """
-    names = {"localhost", "127.0.0.1", "[::1]", f"[{host}]" if ":" in host else host}
-    return frozenset(n.lower() for name in names for n in ((f"{name}:{port}", name) if port == 80
-                                                          else (f"{name}:{port}",)))
-
-
-class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    """Serves the folder to requests whose ``Host:`` names this server (else 403: DNS rebinding);
-    its request log goes to the ``syphus`` logger at DEBUG, not to stderr."""
-
-    allowed: frozenset[str] = frozenset()
-
-    def parse_request(self) -> bool:
-        if not super().parse_request():
-            return False
-        host = (self.headers.get("Host") or "").strip().lower()
-        if host not in self.allowed:
-            self.send_error(403, "Host not allowed", "this viewer answers only requests made to "
-                                                     "localhost, 127.0.0.1 or [::1]")
-            return False
-        return True
-
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
-        log.debug("view server: %s " + format, self.address_string(), *args)
-
-
-def make_server(folder: str | Path, port: int = 0, host: str = "127.0.0.1") -> http.server.ThreadingHTTPServer:
-    """An HTTP server for ``folder`` on ``host:port`` (0: a free port); call ``serve_forever()``.
-
-    It answers only requests whose ``Host:`` is ``localhost``, ``127.0.0.1``, ``[::1]`` or the bound
-    address (with its port); any other gets 403.
-    """
-    handler = type("_Handler", (_QuietHandler,), {})
-    try:
-        server = http.server.ThreadingHTTPServer((host, port), functools.partial(handler, directory=str(folder)))
-        handler.allowed = allowed_hosts(str(server.server_address[0]), int(server.server_address[1]))
-        return server
-    except OSError as e:
-        raise UserError(f"cannot listen on {host}:{port} ({e.strerror}); choose another --port, or 0 for a free one") \
-            from None
