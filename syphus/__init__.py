@@ -56,6 +56,7 @@ The plugin contract and shared pieces
 - ``parquet``    the one Parquet reader and row-group writer
 - ``images``     release image files (JSON or Parquet), streamed
 - ``imageindex`` single images by id from a release image file of many GB, in flat memory (an SQLite index)
+- ``imagescan``  where each image of a JSON image file is (byte offset and length), no value decoded
 - ``samples``    the record of which video frames convert took (``XX.frames.jsonl``: times, counts, repeats)
 - ``diskjoin``   joins ids on disk buckets (flat memory)
 - ``export``     a run folder -> XX_instructions.json, XX_train.json, Parquet

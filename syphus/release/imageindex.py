@@ -35,7 +35,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 import sqlite3
 import tempfile
 import threading
@@ -48,6 +47,7 @@ from syphus.durable import swap_in
 from syphus.errors import ItemError, UserError
 from syphus.release import parquet
 from syphus.release.images import image_bytes
+from syphus.release.imagescan import WS, json_entries
 
 INDEX_VERSION = "2"  # 2: ids counts the copies of each id (n)
 SUFFIX = ".index.sqlite"
@@ -86,162 +86,6 @@ def read_row_group(pf, group: int, columns: list[str]):
     return pf.read_row_group(group, columns=columns, use_threads=False)
 
 
-_WS = b" \t\r\n"
-_STRUCT = re.compile(rb'[\[\]{}"]')
-_SCALAR_END = re.compile(rb"[,}\]\s]")
-
-
-class _Scan:
-    """A file's bytes a chunk at a time; what is before ``pos`` is dropped on the next read."""
-
-    def __init__(self, f, name: str, chunk: int):
-        self.f, self.name, self.chunk = f, name, chunk
-        self.buf, self.base, self.pos, self.eof = b"", 0, 0, False
-
-    def offset(self) -> int:
-        return self.base + self.pos
-
-    def more(self) -> bool:
-        if self.eof:
-            return False
-        data = self.f.read(self.chunk)
-        if not data:
-            self.eof = True
-            return False
-        self.base += self.pos
-        self.buf, self.pos = self.buf[self.pos:] + data, 0
-        return True
-
-    def fail(self, what: str) -> UserError:
-        return UserError(f"{self.name}: not a JSON object of image id -> base64: {what} at byte {self.offset()}; "
-                         "the file may be cut short or not an image file")
-
-    def peek(self) -> int | None:
-        """The next byte that is not white space (not consumed), None at the end of the file."""
-        while True:
-            buf, p = self.buf, self.pos
-            while p < len(buf) and buf[p] in _WS:
-                p += 1
-            self.pos = p
-            if p < len(buf):
-                return buf[p]
-            if not self.more():
-                return None
-
-    def string(self, keep: bool) -> bytes | None:
-        """Consume the JSON string at ``pos``; the raw bytes between its quotes when ``keep``."""
-        pieces: list[bytes] = []
-        self.pos += 1
-        seg = self.pos
-        while True:
-            buf = self.buf
-            quote = buf.find(b'"', self.pos)
-            slash = buf.find(b"\\", self.pos, len(buf) if quote < 0 else quote)
-            if slash >= 0:
-                if slash + 1 < len(buf):
-                    self.pos = slash + 2  # an escape: its next byte is never the closing quote
-                    continue
-                stop = slash  # the escaped byte is in the next chunk
-            elif quote >= 0:
-                self.pos = quote + 1
-                return b"".join(pieces) + buf[seg:quote] if keep else None
-            else:
-                stop = len(buf)
-            if keep:
-                pieces.append(buf[seg:stop])
-            self.pos = stop
-            if not self.more():
-                raise self.fail("a string that never ends")
-            seg = self.pos
-
-    def nested(self) -> None:
-        """Consume the object or array at ``pos`` (strings in it may hold brackets)."""
-        depth = 0
-        while True:
-            m = _STRUCT.search(self.buf, self.pos)
-            if m is None:
-                self.pos = len(self.buf)
-                if not self.more():
-                    raise self.fail("an object or array that never ends")
-                continue
-            self.pos = m.start()
-            ch = self.buf[self.pos]
-            if ch == 0x22:
-                self.string(False)
-                continue
-            self.pos += 1
-            depth += 1 if ch in b"{[" else -1
-            if depth == 0:
-                return
-
-    def scalar(self) -> None:
-        """Consume a number, true, false or null, checked as JSON."""
-        pieces = []
-        while True:
-            m = _SCALAR_END.search(self.buf, self.pos)
-            stop = m.start() if m else len(self.buf)
-            pieces.append(self.buf[self.pos:stop])
-            self.pos = stop
-            if m or not self.more():
-                break
-        try:
-            json.loads(b"".join(pieces))
-        except ValueError:
-            raise self.fail("a value that is not JSON") from None
-
-    def value(self) -> tuple[int, int]:
-        """Consume one JSON value; (file offset, length) of its text."""
-        c = self.peek()
-        start = self.offset()
-        if c == 0x22:
-            self.string(False)
-        elif c is not None and c in b"{[":
-            self.nested()
-        elif c is None or c in b",}":
-            raise self.fail("a value is missing")
-        else:
-            self.scalar()
-        return start, self.offset() - start
-
-
-def _json_entries(path: Path) -> Iterator[tuple[str, int, int]]:
-    """(image id, offset, length of its value's JSON text) for each member of a ``{id: base64}`` file."""
-    with path.open("rb") as f:
-        s = _Scan(f, str(path), CHUNK)
-        s.more()
-        if s.buf.startswith(b"\xef\xbb\xbf"):
-            s.pos = 3
-        if s.peek() != 0x7B:
-            raise s.fail("expected '{'")
-        s.pos += 1
-        c = s.peek()
-        while c != 0x7D:
-            if c != 0x22:
-                raise s.fail("expected a quoted image id")
-            raw = s.string(True)
-            try:
-                key = json.loads(b'"' + raw + b'"')
-                key.encode("utf-8")  # a lone surrogate escape is valid JSON but no text
-            except ValueError:  # UnicodeError is one
-                raise s.fail(f"an image id that is not a valid JSON string ({raw[:60]!r})") from None
-            if s.peek() != 0x3A:
-                raise s.fail(f"expected ':' after the image id {key!r}")
-            s.pos += 1
-            start, length = s.value()
-            yield key, start, length
-            c = s.peek()
-            if c == 0x2C:
-                s.pos += 1
-                c = s.peek()
-                if c == 0x7D:
-                    raise s.fail("a trailing comma")
-            elif c != 0x7D:
-                raise s.fail(f"expected ',' or '}}' after the image {key!r}")
-        s.pos += 1
-        if s.peek() is not None:
-            raise s.fail("more text after the closing '}'")
-
-
 def _columns(path: Path, schema) -> tuple[str, str]:
     """(id column, image column) of a Parquet image file, as ``syphus.release.parquet`` reads them."""
     names = schema.names
@@ -275,7 +119,7 @@ def _kind(path: Path) -> str:
         raise UserError(f"{path}: cannot read the image file ({e.strerror or e})") from None
     if head.startswith(b"PAR1"):
         return "parquet"
-    if head.removeprefix(b"\xef\xbb\xbf").lstrip(_WS).startswith(b"{"):
+    if head.removeprefix(b"\xef\xbb\xbf").lstrip(WS).startswith(b"{"):
         return "json"
     what = "an empty file" if not head.strip() else f"a file starting {head[:12]!r}"
     raise UserError(f"{path}: {what}, neither a JSON object of image id -> base64 (XX.json) nor Parquet "
@@ -466,7 +310,7 @@ class ImageIndex:
         if built:
             index_path = _writable(paths)
             if kind == "json":
-                entries = _json_entries(p)
+                entries = json_entries(p, CHUNK)
             else:
                 entries = _parquet_entries(pf, columns[0], reader)
             _build(index_path, stamp, entries)
