@@ -78,6 +78,8 @@ The plugin contract and shared pieces
 
 ``workflows/``: built on the engine
 - ``translate``  a release into other languages, one id per (instruction, language)
+- ``language``   whether a translated field is in the language asked for: its script, its language
+                 identified (py3langid, offline), not a copy, a plausible length
 - ``coldstart``  candidate in-context examples tried on a sample and ranked
 - ``judge``      every pair scored against its annotation by a judge model (a rubric prompt), once per pair
 

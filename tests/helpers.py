@@ -1,5 +1,6 @@
 """Test helpers: a small plugin written into a temp project, readers for run folders, a child's output
-read as it comes, and a clock that moves only when the test moves it."""
+read as it comes, a clock that moves only when the test moves it, and a fake translator whose output
+a language identifier takes for the language asked."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import asyncio
 import json
 import re
 import threading
+import zlib
 from pathlib import Path
 from typing import IO
 
@@ -188,3 +190,37 @@ def sigkill_when(proc, ready, gate, why: str = "") -> None:
         gate.open()
         proc.kill()
         proc.communicate()
+
+
+# Words of each language a fake translation is made of: English words map to them one by one (by a
+# stable hash), so a "translation" is a word salad that reads as its language to an identifier.
+_WORDS = {
+    "de": "der die das und ist nicht mit dem den ein eine einen auf für sich auch noch nach wird über "
+          "unter zwischen Hund Mann Frau Straße schön sehr hält zwei drei Regenschirm fährt steht".split(),
+    "es": "el la los las que de en un una por con para está están hay perro hombre mujer calle muy "
+          "tiene lleva sobre entre junto dos tres paraguas rojo verde".split(),
+    "fr": "le la les des une un est sont dans avec pour sur chien homme femme rue très tient porte "
+          "entre près deux trois parapluie rouge vert il elle qui".split(),
+    "it": "il lo gli della che sono nella con per sulla cane uomo donna strada molto tiene porta "
+          "vicino due tre ombrello rosso verde".split(),
+    "zh": list("的是在有人这个们中来上大为和地到以说时要就出会可也你对生能而子那得于着下自之年过"),
+    "ja": "は が を に の です ます して いる 男性 女性 犬 赤い 傘 持って 公園 写真 何 あります ください".split(),
+    "ko": "그는 있습니다 무엇을 남자가 빨간 우산을 들고 공원에서 사람들이 개가 하고 있나요 여자가 거리를".split(),
+    "ar": "الرجل يحمل مظلة حمراء في على من هناك الكلب يركض الحديقة ماذا المرأة الشارع إنه".split(),
+}
+_GLUE = {"zh": "", "ja": ""}  # written without spaces
+
+
+def fake_translation(lang: str, text: str) -> str:
+    """A stand-in translation of ``text`` into ``lang`` (de, es, fr, it, zh, ja, ko, ar): the same number of
+    words, each a word of that language chosen by the English word, numbers and the closing mark kept;
+    any other language gets ``[lang] text``."""
+    words = _WORDS.get(lang)
+    if words is None:
+        return f"[{lang}] {text}"
+    stripped = text.strip()
+    end = stripped[-1] if stripped and stripped[-1] in ".?!" else ""
+    out = []
+    for w in re.findall(r"[\w'-]+", stripped):
+        out.append(w if w.isdigit() else words[zlib.crc32(w.lower().encode("utf-8")) % len(words)])
+    return _GLUE.get(lang, " ").join(out) + end

@@ -24,7 +24,7 @@ from syphus.signals import requested_count
 from tests.conftest import KEY, ROOT
 from tests.fakebatch import FakeBatchAPI
 from tests.fakeserver import FakeOpenAI, Reply
-from tests.helpers import lines, make_numbers, query_id, settled
+from tests.helpers import fake_translation, lines, make_numbers, query_id, settled
 
 EXAMPLE = [f"scene_{i:04d}" for i in range(1, 9)]
 
@@ -294,11 +294,6 @@ def test_sn_conversations_as_a_reply_model(scenes, server):
 
 
 # --- a structured run downstream: export, validate, translate, view, reparse, dry run, batch ---------------
-
-def fake_translation(lang: str, text: str) -> str:
-    n = max(3, len(text) // 3)
-    return {"zh": "中" * n, "ja": "これは" + "日" * n, "ko": "한" * n, "ar": "ع" * n}.get(lang, f"[{lang}] {text}")
-
 
 def translator(body, n):
     """Answers a translation request in the JSON its schema asks for."""

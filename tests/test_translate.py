@@ -14,6 +14,7 @@ from syphus.cli import main
 from syphus.workflows.translate import check_translation, parse_translation
 from tests.conftest import KEY, ROOT
 from tests.fakeserver import Gate, Reply
+from tests.helpers import fake_translation
 
 LANGS = ["zh", "es", "ja", "de", "fr", "ko", "ar"]
 ENGLISH = {
@@ -24,9 +25,7 @@ ENGLISH = {
 }
 
 
-def fake(lang: str, text: str) -> str:
-    n = max(3, len(text) // 3)
-    return {"zh": "中" * n, "ja": "これは" + "日" * n, "ko": "한" * n, "ar": "ع" * n}.get(lang, f"[{lang}] {text}")
+fake = fake_translation  # reads as the language asked (tests.helpers), so the language check passes it
 
 
 @pytest.fixture
@@ -42,6 +41,11 @@ def release(tmp_path, monkeypatch):
     return tmp_path
 
 
+def in_language(lang: str, text: str) -> str:
+    """``text`` written in ``lang``: English comes back reworded (a copy would be caught as one)."""
+    return f"Well, {text[0].lower()}{text[1:]}" if lang == "en" else fake(lang, text)
+
+
 class Translator:
     """A responder that translates with ``fake`` and can be told to misbehave per (id text, round)."""
 
@@ -52,6 +56,9 @@ class Translator:
         self.wrong_script: set[str] = set()  # instruction texts whose zh comes back in Latin letters, always
         self.garbled: set[str] = set()  # instruction texts whose all-language reply is not JSON
         self.refused: set[str] = set()  # instruction texts every request for which gets a 400, always
+        # instruction text -> {language asked: language written}: in all-language replies only, or always
+        self.wrong_language: dict[str, dict[str, str]] = {}
+        self.wrong_language_always: dict[str, dict[str, str]] = {}
 
     def __call__(self, body, n):
         system = body["messages"][0]["content"]
@@ -66,11 +73,15 @@ class Translator:
             lang = langs[0]
             if lang == "zh" and a in self.wrong_script:
                 return Reply.ok(json.dumps({"a": "Zhe shi shenme", "b": "Ta na zhe yusan"}))
-            return Reply.ok(json.dumps({"a": fake(lang, a), "b": fake(lang, b)}, ensure_ascii=False))
+            written = self.wrong_language_always.get(a, {}).get(lang, lang)
+            return Reply.ok(json.dumps({"a": in_language(written, a), "b": in_language(written, b)},
+                                       ensure_ascii=False))
         if a in self.garbled:
             return Reply.ok("Here you go: {a: zh: ...")
         keep = [x for x in langs if x not in self.drop.get(a, set())]
-        reply = {"a": {x: fake(x, a) for x in keep}, "b": {x: fake(x, b) for x in keep}}
+        written = {x: {**self.wrong_language.get(a, {}), **self.wrong_language_always.get(a, {})}.get(x, x)
+                   for x in keep}
+        reply = {"a": {x: in_language(written[x], a) for x in keep}, "b": {x: in_language(written[x], b) for x in keep}}
         if a in self.wrong_script:
             reply["a"]["zh"], reply["b"]["zh"] = "Zhe shi", "Ta na zhe"
         return Reply.ok("```json\n" + json.dumps(reply, ensure_ascii=False, indent=1) + "\n```")
@@ -148,6 +159,29 @@ def test_wrong_script_is_recorded_per_id_and_language(release, server):
     assert "DC_INS_00003" in load(export / "DC_instructions_ja.json")
     failures = [json.loads(x) for x in (export / "translation_failures.jsonl").read_text().splitlines()]
     assert failures == [{"id": "DC_INS_00003", "lang": "zh", "reason": "zh: not in the zh script"}]
+
+
+def test_a_translation_in_the_wrong_language_fails_that_language_and_is_asked_again(release, server):
+    t = Translator()
+    en = ENGLISH["DC_INS_00002"][0]
+    t.wrong_language[en] = {"de": "en", "es": "en", "fr": "en"}  # English "translations"
+    t.wrong_language_always[ENGLISH["DC_INS_00001"][0]] = {"es": "fr"}  # French when Spanish is asked, always
+    server.responder = t
+    code, out = translate(server)
+    assert code == 0, out
+    assert sorted(asked(t.requests[4:])) == [("DC_INS_00001", "es"), ("DC_INS_00002", "de"),
+                                             ("DC_INS_00002", "es"), ("DC_INS_00002", "fr")]
+    export = release / "output" / "DC_translate" / "v1" / "export"
+    for lang in ("de", "es", "fr"):  # asked alone, they came back right
+        assert load(export / f"DC_instructions_{lang}.json")["DC_INS_00002"]["instruction"] == fake(lang, en)
+    assert "DC_INS_00001" not in load(export / "DC_instructions_es.json")
+    assert "DC_INS_00001" in load(export / "DC_instructions_fr.json")  # French asked as French passes
+    failures = [json.loads(x) for x in (export / "translation_failures.jsonl").read_text().splitlines()]
+    assert failures == [{"id": "DC_INS_00001", "lang": "es", "reason": "es: in French, not Spanish (es)"}]
+    problems = [p for line in (release / "output" / "DC_translate" / "v1" / "pairs.jsonl").read_text().splitlines()
+                for p in json.loads(line).get("problems") or []]
+    assert sorted(problems) == ["de: in English, not German (de)", "es: in English, not Spanish (es)",
+                                "es: in French, not Spanish (es)", "fr: in English, not French (fr)"]
 
 
 def test_malformed_json_is_asked_again_language_by_language(release, server):
@@ -328,6 +362,27 @@ def test_translation_checks():
     assert "another script" in check_translation("fr", "狗正在穿过一片宽阔的绿色田野。", en)
 
 
+@pytest.mark.parametrize("lang,text,problem", [
+    ("de", "The dog runs quickly across the green field.", "in English, not German (de)"),
+    ("es", "The dog runs quickly across the green field.", "in English, not Spanish (es)"),
+    ("fr", "The dog runs quickly across the green field.", "in English, not French (fr)"),
+    ("es", "Le chien court à travers un grand champ vert.", "in French, not Spanish (es)"),
+    ("fr", "El perro corre por un campo verde muy grande.", "in Spanish, not French (fr)"),
+    ("es", "Il cane corre attraverso un grande campo verde.", "in Italian, not Spanish (es)"),
+    ("de", "De hond rent door een groot groen veld.", "in Dutch, not German (de)"),
+    ("de", "Der Hund rennt über eine weite grüne Wiese.", None),
+    ("es", "El perro corre por un campo verde muy grande.", None),
+    ("fr", "Le chien court à travers un grand champ vert.", None),
+    ("ja", "犬が広い緑の野原を走っています。", None),
+    ("de", "Ja.", None),  # too short to identify: never failed for its language
+    ("fr", "Paris", None),
+    ("es", "42", None),
+])
+def test_the_language_of_a_translation_is_identified(lang, text, problem):
+    en = "The dog is running across a wide green field." if len(text) > 10 else "Yes, it is."
+    assert check_translation(lang, text, en) == problem
+
+
 def test_a_run_folder_is_exported_then_translated(project, server):
     from syphus import plugins
     from tests.helpers import make_numbers
@@ -348,7 +403,7 @@ def test_a_run_folder_is_exported_then_translated(project, server):
     assert code == 0, out.getvalue()
     data = load(project / "output" / "SD_translate" / "v1" / "export" / "SD_instructions_es.json")
     assert sorted(data) == ["SD_INS_00001", "SD_INS_00002"]
-    assert data["SD_INS_00001"]["instruction"] == "[es] What is on the table?"
+    assert data["SD_INS_00001"]["instruction"] == fake("es", "What is on the table?")
     plugins._loaded.clear()
 
 

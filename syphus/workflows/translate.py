@@ -2,7 +2,8 @@
 
 ``syphus translate DC_instructions.json`` asks the model for every pair in all target
 languages at once (cheapest), checks each translation (not empty, the right script
-for zh/ja/ko/ar, not a copy of the English, a plausible length), and asks again, one
+for zh/ja/ko/ar, not a copy of the English, a plausible length, and in the language asked for:
+``syphus.workflows.language``), and asks again, one
 language at a time, only for the languages that failed. The result is one
 ``XX_instructions_<lang>.json`` per language with the English file's ids, image_ids and
 rel_ins_ids, plus ``XX_train.json`` unchanged and ``translation_failures.jsonl``.
@@ -42,7 +43,6 @@ import hashlib
 import json
 import re
 import shutil
-import unicodedata
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -55,55 +55,15 @@ from syphus.idset import IdSet
 from syphus.release.jsonstream import iter_members, read_first
 from syphus.parse import ParseResult
 from syphus.reply import Reply
+from syphus.workflows.language import check_translation
 from syphus.engine.store import ERRORS, INVALID, PAIRS, read_jsonl
 from syphus.engine.stats import RunStatus
 
 DEFAULT_LANGS = ("zh", "es", "ja", "de", "fr", "ko", "ar")
 PROMPT = "prompts/translate.json"
 
-_SCRIPTS = {  # languages whose script is checked: the character ranges that count
-    "zh": ((0x4E00, 0x9FFF), (0x3400, 0x4DBF)),
-    "ja": ((0x3040, 0x30FF), (0x4E00, 0x9FFF), (0x31F0, 0x31FF)),
-    "ko": ((0xAC00, 0xD7AF), (0x1100, 0x11FF), (0x3130, 0x318F)),
-    "ar": ((0x0600, 0x06FF), (0x0750, 0x077F), (0xFB50, 0xFDFF), (0xFE70, 0xFEFF)),
-}
-_KANA = ((0x3040, 0x30FF),)
-_WIDE = {"zh", "ja", "ko"}  # a character carries a word's worth: lengths shrink
 _TRAILING_COMMA = re.compile(r",\s*([}\]])")
 _FENCE = re.compile(r"```(?:json)?")
-
-
-def _share(text: str, ranges: tuple[tuple[int, int], ...]) -> float:
-    letters = [c for c in text if c.isalpha()]
-    if not letters:
-        return 0.0
-    return sum(any(lo <= ord(c) <= hi for lo, hi in ranges) for c in letters) / len(letters)
-
-
-def _plain(text: str) -> str:
-    return "".join(c for c in unicodedata.normalize("NFKC", text).casefold() if c.isalnum())
-
-
-def check_translation(lang: str, text: str, english: str) -> str | None:
-    """Why ``text`` is not an acceptable ``lang`` translation of ``english`` (None if it is)."""
-    if not isinstance(text, str) or not text.strip():
-        return "empty"
-    if lang in _SCRIPTS:
-        if _share(text, _SCRIPTS[lang]) < 0.5:
-            return f"not in the {lang} script"
-        if lang == "ja" and _share(text, _KANA) == 0 and len(text) > 12:
-            return "no kana: looks like Chinese, not Japanese"
-    elif any(_share(text, r) > 0.3 for r in _SCRIPTS.values()) and not any(_share(english, r) > 0.3
-                                                                         for r in _SCRIPTS.values()):
-        return f"written in another script than {lang}'s"
-    if len(_plain(english)) >= 4 and _plain(text) == _plain(english):
-        return "an untranslated copy of the English"
-    if len(english) >= 20:
-        ratio = len(text) / len(english)
-        low, high = (0.08, 3.0) if lang in _WIDE else (0.3, 3.5)
-        if not low <= ratio <= high:
-            return f"implausible length ({len(text)} characters for {len(english)} in English)"
-    return None
 
 
 def extract_json(text: str) -> Any:
