@@ -73,8 +73,19 @@ The plugin contract and shared pieces
 - ``verdicts``   the judge's verdicts read back: those that still apply, the report's figure, export's scores
 - ``grounding``  what an answer asserts that its own annotation never said (objects, people, colours, counts,
                  times, which image), with no model; for the report and export --min_grounding
-- ``report``     what a run or release holds, as figures, in one streaming pass (``syphus report``)
-- ``reportpage`` the report as one offline HTML page of plots (matplotlib SVG) and tables
+- ``report``     what a run or release holds, as figures, in one streaming pass (``syphus report``):
+                 the registry of its sections
+- ``reportsection`` a section of the report (one class: fed the pair stream, gives its figures); judge,
+                 grounding
+- ``reportinput`` what each input is (run folder or release file) and its pairs, streamed
+- ``reportcount`` the report's flat-memory counters (histograms, top keys) and text measures
+- ``reportform`` the form sections: outcomes and why, lengths, question types, signals
+- ``reportdups`` the duplicates section: exact and near-duplicate instructions across inputs
+- ``reportcost`` the money and translation sections: cost, coverage, the language checks' pass rates
+- ``reportpage`` the report as one offline HTML page of plots (matplotlib SVG) and tables, section by section
+- ``reportdraw`` what the page's plots are made of (figures, SVG, tables)
+- ``reportplots`` the page's plots of form (outcomes, lengths, questions, duplicates, signals)
+- ``reportquality`` the page's plots of money and checks (cost, translation, judge, grounding)
 
 ``workflows/``: built on the engine
 - ``translate``  a release into other languages, one id per (instruction, language)

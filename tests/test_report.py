@@ -296,3 +296,33 @@ def test_export_dedup_keeps_the_release_valid(run, tmp_path):
     out = io.StringIO()
     assert main(["export", str(run), "--out", str(tmp_path / "y"), "--no-parquet"], env={}, stream=out) == 0
     assert len(json.loads((tmp_path / "y" / "DC_instructions.json").read_text())["data"]) == 7
+
+
+def test_a_section_is_one_small_class(run, tmp_path):
+    """A new figure is a Section subclass and one more entry in the registry; the others stay as they were."""
+    from syphus.release.report import SECTIONS
+    from syphus.release.reportsection import Section
+
+    class Questions(Section):
+        name = "questions_asked"
+
+        def start(self, inp):
+            inp.state[self.name] = 0
+
+        def pair(self, inp, pair):
+            inp.state[self.name] += pair.instruction.rstrip().endswith("?")
+
+        def figures(self, inp):
+            return {"questions_asked": inp.state[self.name]}
+
+        def overall(self, inputs):
+            return {"questions_asked": sum(i.state[self.name] for i in inputs)}
+
+    plain = build_report([run], out=tmp_path / "a", grounding=False).data
+    more = build_report([run], out=tmp_path / "b", grounding=False, sections=SECTIONS + (Questions,)).data
+    asked = sum(p["instruction"].rstrip().endswith("?") for line in (run / "pairs.jsonl").read_text().splitlines()
+                for p in json.loads(line)["pairs"])
+    assert asked and more["sources"][0]["questions_asked"] == asked and more["questions_asked"] == asked
+    entry = more["sources"][0]
+    entry.pop("questions_asked")
+    assert entry == plain["sources"][0]

@@ -443,3 +443,31 @@ def test_sigkill_mid_translation_then_resume(release, server):
     assert not again & {many[i.rsplit("~", 1)[0]][0] for i in done}  # nothing settled before the kill was asked again
     zh = load(release / "output" / "DC_translate" / "v1" / "export" / "DC_instructions_zh.json")
     assert sorted(zh) == sorted(many)
+
+
+def test_report_shows_the_pass_rate_per_language(release, server):
+    from syphus.release.report import build_report
+    from syphus.release.reportpage import render_page
+
+    t = Translator()
+    t.wrong_language[ENGLISH["DC_INS_00002"][0]] = {"de": "en", "fr": "en"}
+    t.wrong_language_always[ENGLISH["DC_INS_00001"][0]] = {"es": "fr"}
+    server.responder = t
+    assert translate(server)[0] == 0
+    run = release / "output" / "DC_translate" / "v1"
+    es_file = run / "export" / "DC_instructions_es.json"
+    report = build_report([run, es_file], out=release / "report", grounding=False)
+    checks = report.data["sources"][0]["language_checks"]
+    assert sorted(checks) == sorted(LANGS)
+    # de: 4 pairs in the all-languages replies, one in English, asked again alone and passed
+    assert {k: checks["de"][k] for k in ("checked", "passed", "failed", "wrong_language", "asked", "asked_again")} \
+        == {"checked": 5, "passed": 4, "failed": 1, "wrong_language": 1, "asked": 5, "asked_again": 1}
+    assert checks["de"]["pass_rate"] == 0.8 and checks["de"]["reasons"]["top"] == [["in English, not German (de)", 1]]
+    # es: DC_INS_00001 came back French every time (the all-languages query and its one retry)
+    assert (checks["es"]["checked"], checks["es"]["passed"], checks["es"]["asked_again"]) == (5, 3, 1)
+    assert checks["zh"] == {**checks["zh"], "checked": 4, "passed": 4, "pass_rate": 1.0, "asked_again": 0}
+    # the Spanish file exported from the run: its language only
+    assert list(report.data["sources"][1]["language_checks"]) == ["es"]
+    assert report.data["sources"][1]["language_checks"]["es"]["pass_rate"] == 0.6
+    page = render_page(report.data)
+    assert 'data-plot="language_checks"' in page and "in French, not Spanish (es)" in page

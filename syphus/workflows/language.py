@@ -13,11 +13,12 @@ identifier is right often enough (``bench/langid.py`` measures it). For the same
 fewer than ``MIN_WORDS`` words may equal its English ("Anna", "Coca-Cola", "3.5 km"), and a field
 with no letters (a number) has no script to check.
 
->>> check_translation("de", "The cat is sleeping next to the warm fireplace.", "The cat is asleep by the fire.")
+>>> en = "The cat sleeps on a cushion by the fire."
+>>> check_translation("de", "The cat is sleeping next to the warm fireplace.", en)
 'in English, not German (de)'
->>> check_translation("es", "Le chat dort sur un coussin à côté de la cheminée.", "The cat sleeps on a cushion by the fire.")
+>>> check_translation("es", "Le chat dort sur un coussin à côté de la cheminée.", en)
 'in French, not Spanish (es)'
->>> check_translation("fr", "Le chat dort sur un coussin à côté de la cheminée.", "The cat sleeps on a cushion by the fire.") is None
+>>> check_translation("fr", "Le chat dort sur un coussin à côté de la cheminée.", en) is None
 True
 >>> check_translation("de", "Ja.", "Yes.") is None  # too short to tell: not failed
 True
