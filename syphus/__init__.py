@@ -69,6 +69,8 @@ The plugin contract and shared pieces
 - ``origins``    what each pair of a release was made from (its query's annotation, read back from its run)
 - ``viewserver`` the viewer's loopback server (``--serve``), refusing other sites' Host names
 - ``dedup``      exact and near-duplicate texts (MinHash, LSH, exact Jaccard) in compact memory
+- ``diversity``  instructions at ROUGE-L 0.7+ to an earlier one (MinHash candidates, bit-parallel LCS),
+                 and the spread of counts (entropy, effective number)
 - ``annotation`` each query's annotation read again from the plugin that made a run (judge, viewer)
 - ``verdicts``   the judge's verdicts read back: those that still apply, the report's figure, export's scores
 - ``grounding``  what an answer asserts that its own annotation never said (objects, people, colours, counts,
@@ -79,12 +81,12 @@ The plugin contract and shared pieces
                  grounding
 - ``reportinput`` what each input is (run folder or release file) and its pairs, streamed
 - ``reportcount`` the report's flat-memory counters (histograms, top keys) and text measures
-- ``reportform`` the form sections: outcomes and why, lengths, question types, signals
+- ``reportform`` the form sections: outcomes and why, lengths, question types, signals, diversity
 - ``reportdups`` the duplicates section: exact and near-duplicate instructions across inputs
 - ``reportcost`` the money and translation sections: cost, coverage, the language checks' pass rates
 - ``reportpage`` the report as one offline HTML page of plots (matplotlib SVG) and tables, section by section
 - ``reportdraw`` what the page's plots are made of (figures, SVG, tables)
-- ``reportplots`` the page's plots of form (outcomes, lengths, questions, duplicates, signals)
+- ``reportplots`` the page's plots of form (outcomes, lengths, questions, duplicates, signals, diversity)
 - ``reportquality`` the page's plots of money and checks (cost, translation, judge, grounding)
 
 ``workflows/``: built on the engine

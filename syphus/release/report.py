@@ -19,6 +19,9 @@ several go side by side (scenes, languages). ``build_report`` gathers, per input
   translations failed and how many were asked again;
 - for a run judged by ``syphus judge``, the scores per criterion and the lowest-scoring pairs with reasons;
 - for a run folder, the grounding check of every answer against its query's annotation;
+- diversity (English): the share of instructions whose ROUGE-L to an earlier instruction of the same
+  input is 0.7 or more, found among MinHash candidates in near-linear time, and the spread of the
+  instructions' first words, openings and imperative verbs (entropy, effective number);
 
 and, over all inputs together, exact and near-duplicate instructions (``syphus.release.dedup``),
 with the largest clusters listed. ``write_report`` puts ``report.json`` (every figure's numbers)
@@ -29,8 +32,8 @@ the inputs are read once, every pair handed to every section, and each section g
 each input's entry and of the report's top level. Adding a figure is one small class and one line
 in ``SECTIONS``.
 
-Memory stays flat in everything but the duplicate search (about 80 bytes an instruction): lengths
-are counted exactly up to ``HIST_LIMIT`` words or tokens, reasons and words in counters that keep
+Memory stays flat in everything but the duplicate search (about 80 bytes an instruction) and the
+diversity index (about 4 bytes a word of an instruction, plus 9): lengths are counted exactly up to ``HIST_LIMIT`` words or tokens, reasons and words in counters that keep
 at most ``TopCounter.cap`` keys, and examples a few at a time. Cluster members are found again by
 a second, partial read.
 
@@ -53,7 +56,7 @@ from syphus.errors import UserError
 from syphus.release.dedup import SHINGLE, THRESHOLD
 from syphus.release.reportcost import Cost, LanguageChecks, Translation
 from syphus.release.reportdups import Duplicates
-from syphus.release.reportform import Lengths, Outcomes, Questions, Signals
+from syphus.release.reportform import Diversity, Lengths, Outcomes, Questions, Signals
 from syphus.release.reportinput import Source, default_folder, iter_source, resolve
 from syphus.release.reportsection import Dispatch, Grounding, Input, Judge, Options, Section
 from syphus.signals import question_type, words
@@ -64,7 +67,7 @@ CLUSTERS = 20  # largest clusters listed
 # The report's sections, in the order of their keys in each input's entry (outcomes: counts, why,
 # pairs_per_input). One line a section.
 SECTIONS: tuple[type[Section], ...] = (Outcomes, Lengths, Questions, Signals, Duplicates, Cost, Translation, Judge,
-                                       Grounding, LanguageChecks)
+                                       Grounding, LanguageChecks, Diversity)
 
 
 @dataclass

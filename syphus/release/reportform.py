@@ -6,7 +6,10 @@
 - ``Lengths``: instruction and answer lengths in words and in tokens (the run's own estimator);
 - ``Questions``: the leading wh-word or auxiliary, and the leading verbs of imperatives (English);
 - ``Signals``: answers that repeat their instruction, refusals and words the system message forbids
-  (``syphus.signals``), with a few examples each linked to the viewer.
+  (``syphus.signals``), with a few examples each linked to the viewer;
+- ``Diversity``: the share of English instructions whose ROUGE-L to an earlier instruction of the same
+  input is 0.7 or more (``syphus.release.diversity``), and the spread of their openings (top words
+  with shares, entropy, effective number).
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 from syphus.idset import IdSet
+from syphus.release.diversity import EarlierSimilar, spread
 from syphus.release.reportcount import Histogram, TopCounter, reason_key, text_tokens
 from syphus.release.reportinput import Pair, viewer_link
 from syphus.release.reportsection import Input, Section
@@ -198,3 +202,57 @@ class Signals(Section):
                                       "examples": s.examples[name]} for name, n in s.counts.items()},
                             "forbidden_words": s.forbidden.words,
                             "forbidden_counts": s.forbidden_counts.to_json()}}
+
+
+class _Diversity:
+    def __init__(self) -> None:
+        self.index = EarlierSimilar()
+        self.first_words = TopCounter()
+        self.openings = TopCounter()
+        self.verbs = TopCounter()
+        self.kinds = TopCounter(100)
+        self.similar: Any = None
+
+
+def _spread(counter: TopCounter) -> dict[str, Any]:
+    figure = spread(counter.counts, total=counter.total)
+    return {**figure, "approximate": True} if counter.pruned else figure
+
+
+class Diversity(Section):
+    """How much English instructions repeat earlier ones (ROUGE-L, ``syphus.release.diversity``) and how
+    spread their openings are: first words, leading question word or verb, imperative verbs, kinds."""
+
+    name = "diversity"
+
+    def start(self, inp: Input) -> None:
+        inp.state[self.name] = _Diversity() if inp.english else None
+
+    def pair(self, inp: Input, pair: Pair) -> None:
+        d: _Diversity | None = inp.state[self.name]
+        if d is None:
+            return
+        d.index.add(pair.iw)
+        d.first_words.add(pair.iw[0] if pair.iw else "(empty)")
+        kind, word = pair.question or ("other", None)
+        d.kinds.add(kind)
+        d.openings.add(word if kind in ("wh", "aux", "imperative") and word else f"({kind})")
+        if kind == "imperative":
+            d.verbs.add(word or "")
+
+    def finish(self, inputs: list[Input]) -> None:
+        for inp in inputs:
+            d: _Diversity | None = inp.state[self.name]
+            if d is not None:
+                d.similar = d.index.similar()
+
+    def figures(self, inp: Input) -> dict[str, Any]:
+        d: _Diversity | None = inp.state[self.name]
+        if d is None:
+            return {"diversity": None}
+        n, similar = len(d.similar), int(d.similar.sum())
+        return {"diversity": {
+            "rouge_l": {"instructions": n, "similar_to_earlier": similar, "share": round(similar / n, 4) if n else 0.0,
+                        **d.index.settings()},
+            "first_words": _spread(d.first_words), "openings": _spread(d.openings),
+            "imperative_verbs": _spread(d.verbs), "question_kinds": _spread(d.kinds)}}

@@ -19,9 +19,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from syphus.release.reportdraw import html_table, plotting, shorten
-from syphus.release.reportplots import (cluster_tables, examples, plot_duplicates, plot_imperative_verbs,
-                                        plot_lengths, plot_outcomes, plot_pairs_per_input, plot_question_types,
-                                        plot_signals, plot_why)
+from syphus.release.reportplots import (cluster_tables, examples, plot_diversity, plot_duplicates,
+                                        plot_imperative_verbs, plot_lengths, plot_outcomes, plot_pairs_per_input,
+                                        plot_question_types, plot_signals, plot_why)
 from syphus.release.reportquality import (grounding_lowest, judge_lowest, plot_cost, plot_grounding, plot_judge,
                                           plot_language_checks, plot_translation)
 
@@ -33,7 +33,8 @@ _PLOTTERS: dict[str, Callable[[dict[str, Any]], tuple[str, str]]] = {
     "outcomes": plot_outcomes, "why": plot_why, "pairs_per_input": plot_pairs_per_input, "lengths": plot_lengths,
     "question_types": plot_question_types, "imperative_verbs": plot_imperative_verbs, "duplicates": plot_duplicates,
     "signals": plot_signals, "cost": plot_cost, "translation": plot_translation,
-    "language_checks": plot_language_checks, "judge": plot_judge, "grounding": plot_grounding}
+    "language_checks": plot_language_checks, "judge": plot_judge, "grounding": plot_grounding,
+    "diversity": plot_diversity}
 PLOTS = tuple(_PLOTTERS)
 
 
@@ -79,6 +80,12 @@ _SECTIONS = (
     PageSection("duplicates", "Duplicate instructions", ("duplicates",),
                 "Exact repeats (same text but for case and spacing) and near duplicates (Jaccard similarity of word "
                 "shingles at or above the threshold), across all inputs together.", _duplicate_settings),
+    PageSection("diversity", "Diversity", ("diversity",),
+                "English instructions whose ROUGE-L (longest common word subsequence, F-measure) to an earlier "
+                "instruction of the same input is 0.7 or more, Self-Instruct's threshold for dropping one; "
+                "candidates from a MinHash index of word sets, each checked exactly. And how many openings the "
+                "instructions effectively use (2 to the entropy of their leading question word or verb): "
+                "10 openings used equally give 10."),
     PageSection("signals", "Answers that repeat, refuse or use forbidden words", ("signals",),
                 "The cold start's signals, on every pair.", lambda data: examples(data.get("sources") or [])),
     PageSection("cost", "Tokens and cost", ("cost", "translation", "language_checks"),

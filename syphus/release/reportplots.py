@@ -270,3 +270,35 @@ def examples(sources: list[dict[str, Any]]) -> str:
             head = ["input", "id", "instruction", "answer"] + (["words"] if key == "forbidden" else [])
             out.append(f"<h3>Examples: {html.escape(title)}</h3>" + html_table(head, rows, "clusters"))
     return "".join(out)
+
+
+def plot_diversity(data: dict[str, Any]) -> tuple[str, str]:
+    """Per English input: the share of instructions close to an earlier one, and how many openings it
+    effectively uses."""
+    sources = [s for s in data["sources"] if s.get("diversity") and s["diversity"]["rouge_l"]["instructions"]]
+    rows = []
+    for s in sources:
+        d = s["diversity"]
+        r = d["rouge_l"]
+        rows.append([s["label"], r["instructions"], Html(f"{r['similar_to_earlier']:,} ({pct(r['share'])})"),
+                     d["first_words"]["effective_number"], d["openings"]["effective_number"],
+                     ", ".join(f"{k} {pct(share)}" for k, _, share in d["openings"]["top"][:6]),
+                     d["imperative_verbs"]["effective_number"], r["compared_pairs"]])
+    threshold = sources[0]["diversity"]["rouge_l"]["threshold"] if sources else 0.7
+    table = html_table(["input", "instructions", f"ROUGE-L ≥ {threshold} to an earlier one", "effective first words", "effective openings", "top openings",
+                        "effective imperative verbs", "pairs compared"], rows)
+    if not sources:
+        return empty_plot("diversity", "No English instructions in the inputs (diversity is read in English)."), table
+    fig, (left, right) = new_figure(max(1.8, 0.7 + 0.4 * len(sources)), cols=2)
+    labels = [s["label"] for s in sources]
+    left.barh(labels, [100 * s["diversity"]["rouge_l"]["share"] for s in sources], color="#c44e52")
+    left.set_xlim(0, 100)
+    left.invert_yaxis()
+    left.set_xlabel("% close to an earlier instruction (ROUGE-L)")
+    style(left)
+    right.barh(labels, [s["diversity"]["openings"]["effective_number"] for s in sources], color="#4c72b0")
+    right.invert_yaxis()
+    right.set_yticks(range(len(labels)), [""] * len(labels))
+    right.set_xlabel("effective number of openings (2^entropy)")
+    style(right)
+    return to_svg(fig, "diversity"), table
