@@ -88,6 +88,13 @@ def test_the_report_section_on_a_hand_counted_run(tmp_path):
     assert d["openings"]["effective_number"] == pytest.approx(6.26, abs=0.01)
     assert dict((k, n) for k, n, _ in d["imperative_verbs"]["top"]) == {"describe": 1, "list": 1}
     assert d["first_words"]["top"][:2] == [["what's", 2, 0.2], ["which", 2, 0.2]]
+    import io
+
+    from syphus.cli import main
+    out = io.StringIO()
+    assert main(["report", str(run), "--out", str(tmp_path / "r2")], env={}, stream=out) == 0
+    assert "diversity: 2 of 10 instructions (20.0%) at ROUGE-L >= 0.7 to an earlier one; 6.26 effective openings" \
+        in out.getvalue()
 
 
 def test_a_translation_has_no_diversity_figure(tmp_path):

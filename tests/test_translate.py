@@ -471,3 +471,6 @@ def test_report_shows_the_pass_rate_per_language(release, server):
     assert report.data["sources"][1]["language_checks"]["es"]["pass_rate"] == 0.6
     page = render_page(report.data)
     assert 'data-plot="language_checks"' in page and "in French, not Spanish (es)" in page
+    out = io.StringIO()
+    assert main(["report", str(run), "--out", str(release / "report2")], env={}, stream=out) == 0
+    assert "de: 4 of 5 translations passed the checks (80.0%), 1 in the wrong language; 1 asked again" in out.getvalue()

@@ -50,6 +50,16 @@ def summary(report: Report, html_path: object, json_path: object) -> str:
                          + (", ".join(f"{t} ({n})" for t, n in g["top_unsupported"][:5]) or "none"))
         elif g.get("unavailable"):
             lines.append(f"  grounding not checked: {g['unavailable']}")
+        v = s.get("diversity")
+        if v and v["rouge_l"]["instructions"]:
+            r = v["rouge_l"]
+            lines.append(f"  diversity: {r['similar_to_earlier']:,} of {r['instructions']:,} instructions "
+                         f"({r['share']:.1%}) at ROUGE-L >= {r['threshold']} to an earlier one; "
+                         f"{v['openings']['effective_number']} effective openings")
+        for lang, c in (s.get("language_checks") or {}).items():
+            lines.append(f"  {lang}: {c['passed']:,} of {c['checked']:,} translations passed the checks"
+                         + (f" ({c['pass_rate']:.1%})" if c["pass_rate"] is not None else "")
+                         + f", {c['wrong_language']:,} in the wrong language; {c['asked_again']:,} asked again")
         lines += [f"  note: {n}" for n in s.get("notes") or []]
     dup = report.data["duplicates"]
     lines.append(f"near duplicates at {dup['threshold']}: {dup['clusters']:,} clusters holding {dup['in_clusters']:,} "
