@@ -33,6 +33,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from syphus.durable import atomic_file
+
 COMMON_ZIPF = 6.0   # a word at least this frequent in English (wordfreq) is not a claim
 RARE_ZIPF = 5.0     # a word lemminflect does not know is a claim only when rarer than this (names, rare nouns)
 TIME_SLACK = 1.0    # seconds past the last annotated moment still taken as inside the clip
@@ -389,11 +391,9 @@ def grounding_figure(run: Path, lowest: int = 20, top: int = 30, listing: Path |
     checked = grounded = unknown = 0
     total = 0.0
     with RunGrounding(run) as grader, ExitStack() as stack:
-        if listing is not None:
+        if listing is not None:  # written whole or not at all: a pass that raises leaves no half file
             listing.parent.mkdir(parents=True, exist_ok=True)
-            swap = listing.with_name(listing.name + ".tmp")
-            lines = stack.enter_context(swap.open("w", encoding="utf-8"))
-            stack.callback(lambda: swap.unlink(missing_ok=True))  # a pass that raises leaves no half file
+            lines = stack.enter_context(atomic_file(listing, sync=False))
         for _, rec in read_jsonl(Path(run) / PAIRS, skip_torn=True):
             pairs = rec.get("pairs") or []
             qid = str(rec.get("id"))
@@ -420,9 +420,6 @@ def grounding_figure(run: Path, lowest: int = 20, top: int = 30, listing: Path |
                         heapq.heappush(worst, entry)
                     elif entry[:2] > worst[0][:2]:
                         heapq.heapreplace(worst, entry)
-        if listing is not None:
-            lines.close()
-            swap.replace(listing)
     return {"pairs": checked, "grounded": grounded,
             "grounded_share": round(grounded / checked, 4) if checked else None,
             "mean_score": round(total / checked, 4) if checked else None,

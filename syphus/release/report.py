@@ -57,7 +57,7 @@ from syphus.release.dedup import SHINGLE, THRESHOLD
 from syphus.release.reportcost import Cost, LanguageChecks, Translation
 from syphus.release.reportdups import Duplicates
 from syphus.release.reportform import Diversity, Lengths, Outcomes, Questions, Signals
-from syphus.release.reportinput import Source, default_folder, iter_source, resolve
+from syphus.release.reportinput import Source, default_folder, iter_source, resolve, unique_labels
 from syphus.release.reportsection import Dispatch, Grounding, Input, Judge, Options, Section
 from syphus.signals import question_type, words
 
@@ -78,14 +78,6 @@ class Report:
     sources: list[Source]
 
 
-def _unique_labels(sources: Sequence[Source]) -> None:
-    seen: dict[str, int] = {}
-    for s in sources:
-        n = seen[s.label] = seen.get(s.label, 0) + 1
-        if n > 1:
-            s.label = f"{s.label} #{n}"
-
-
 def build_report(inputs: Sequence[str | Path], *, threshold: float = THRESHOLD, shingle: int = SHINGLE,
                  num_perm: int | None = None, prompt: str | Path | None = None, pricing: str | Path | None = None,
                  viewer: str | Path | None = None, out: str | Path | None = None,
@@ -95,7 +87,7 @@ def build_report(inputs: Sequence[str | Path], *, threshold: float = THRESHOLD, 
     if not inputs:
         raise UserError("no input given: syphus report <run folder | XX_instructions.json> [more ...]")
     sources = [resolve(p, prompt, viewer) for p in inputs]
-    _unique_labels(sources)
+    unique_labels(sources)
     out_dir = Path(out) if out is not None else default_folder(inputs[0])
     options = Options(threshold, shingle, num_perm, pricing, clusters, grounding)
     parts = [cls(options) for cls in sections]

@@ -119,7 +119,7 @@ def resolve(path: str | Path, prompt: str | Path | None = None, viewer: str | Pa
     return source
 
 
-def _unique_labels(sources: Sequence[Source]) -> None:
+def unique_labels(sources: Sequence[Source]) -> None:
     seen: dict[str, int] = {}
     for s in sources:
         n = seen[s.label] = seen.get(s.label, 0) + 1
