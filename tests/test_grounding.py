@@ -87,6 +87,40 @@ def test_the_second_image_only_where_the_query_has_two():
     assert kind_of("second image") == "image"
 
 
+def test_a_verb_after_an_image_reference_or_a_pronoun_ordinal_is_no_claim():
+    pair = "image a:\nA man holds a kite on a beach.\nimage b:\nA man flies a kite over the sea."
+    assert unsupported("The first image shows a man holding a kite.", pair, images=2) == ()
+    assert unsupported("The second one shows him flying it; the first shows the beach.", pair, images=2) == ()
+    assert unsupported("The second image shows a dog.", pair, images=2) == ("dog",)  # the noun still checks
+
+
+def test_a_range_of_seconds_is_two_moments_not_a_count():
+    assert unsupported("She kneads the dough from 10 to 30 seconds.", DC) == ()
+    assert unsupported("She kneads the dough between 10 and 30 seconds.", DC) == ()
+    assert unsupported("She rolls it out from 40 to 90 seconds.", DC) == ("90s",)
+    assert unsupported("She rolls it out at 40-90 seconds.", DC) == ("90s",)
+
+
+def test_a_count_of_an_object_the_annotation_counts_must_be_its_count():
+    assert unsupported("Two bicycles pass two parked cars.", COCO) == ("two",)  # one bicycle box, two cars
+    assert unsupported("There are 2 parked cars and one bicycle.", COCO) == ()
+    pair = ("image a:\nA woman walks a dog.\nperson: [1, 2, 3, 4]\ndog: [5, 6, 7, 8]\n"
+            "image b:\nTwo people walk their dogs.\nperson: [1, 2, 3, 4]\nperson: [5, 6, 7, 8]\n"
+            "dog: [1, 2, 3, 4]\ndog: [5, 6, 7, 8]")
+    assert unsupported("In the second image two people walk two dogs.", pair, images=2) == ()
+    # three person boxes in all, but each image's boxes count apart
+    assert unsupported("In the second image three people walk their dogs.", pair, images=2) == ("three",)
+    assert unsupported("Three teenagers wait.", "Two teenagers carry surfboards; three boards.") == ("three",)
+
+
+def test_vist_placeholders_support_the_people_they_stand_for_and_position_words_claim_nothing():
+    vist = "Story 1: [male] caught a fish . [female] cooked it at the [location] ."
+    assert unsupported("A man caught a fish and a woman cooked it.", vist) == ()
+    assert unsupported("A boy caught a fish while everyone watched.", vist) == ()
+    assert unsupported("A man caught a fish.", "Story 1: [female] caught a fish .") == ("man",)
+    assert unsupported("In the last part an extra car passes.", COCO) == ()
+
+
 def test_the_question_supports_what_the_answer_repeats_and_genre_words_claim_nothing():
     assert unsupported("The helmet is not visible in the image.", COCO) == ("helmet",)
     assert unsupported("The helmet is not visible in the image.", COCO, "Is the man wearing a helmet?") == ()
@@ -205,7 +239,6 @@ def test_export_flags_are_checked_and_a_missing_plugin_is_one_line(dc_run, scene
 # the held-out set (written blind to the checker) misses the 10% target: 12.0% of its grounded answers are
 # flagged (a 'the second image shows' read as a noun, the first number of '20 to 33 seconds', 'last');
 # its bound holds the measured figure until those are fixed
-FALSE_FLAG_BOUND = {"grounding_labels.jsonl": 0.125}
 
 
 @pytest.mark.parametrize("name", ["grounding_dev.jsonl", "grounding_generated.jsonl", "grounding_labels.jsonl"])
@@ -218,4 +251,4 @@ def test_precision_and_recall_on_the_labelled_sets_meet_the_targets(name, monkey
     result = measure(path)
     assert result["ungrounded"] >= 20 and result["grounded"] >= 15  # a set big enough to mean something
     assert result["recall"] >= 0.90, result  # at least 90% of ungrounded answers flagged
-    assert result["false_flag_rate"] <= FALSE_FLAG_BOUND.get(name, 0.10), result  # target: at most 10%
+    assert result["false_flag_rate"] <= 0.10, result  # at most 10% of grounded answers flagged

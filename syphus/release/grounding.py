@@ -23,12 +23,13 @@ than the annotation.
 
 from __future__ import annotations
 
+import bisect
 import heapq
 import json
 import re
 from collections import Counter
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -73,7 +74,8 @@ while whereas although though because since until unless whether if then than as
 after before during behind beside besides between beyond inside outside within without near across along
 around among towards toward onto into upon over under above below through throughout about against via per
 i me he him she it they them we us you who whom whose which what whatever whoever where when how why here there
-itself himself herself themselves
+itself himself herself themselves everyone everybody everything anybody anything nobody nothing somebody
+last next previous final former latter extra additional same different whole entire rest remaining various certain
 yourself yourselves myself ourselves up down out off away back forward forwards upward downward apart aside
 """.split())
 
@@ -96,13 +98,20 @@ NUMBER_WORDS = {w: i for i, w in enumerate(
     "seventeen eighteen nineteen twenty".split())}
 NUMBER_WORDS.update({"dozen": 12, "both": 2, "pair": 2, "couple": 2, "twice": 2, "once": 1, "single": 1})
 
+# Placeholders VIST puts where a story named someone or somewhere: each supports the words that stand for it.
+PLACEHOLDERS = {"[male]": "man boy guy gentleman he", "[female]": "woman girl lady she",
+                "[location]": "place location", "[organization]": "organization group team company"}
+
 ORDINALS = {"first": 1, "second": 2, "third": 3, "fourth": 4, "fifth": 5, "1st": 1, "2nd": 2, "3rd": 3}
 
 _WORD = re.compile(r"[A-Za-z]+(?:['\u2019][A-Za-z]+)?|\d+(?:\.\d+)?")
 _BOX = re.compile(r"^\s*([A-Za-z][A-Za-z ]*?):\s*\[[-\d.,\s]+\]\s*$", re.M)
+_SECTION = re.compile(r"^image \w+:\s*$", re.M | re.I)  # 'image a:' opens one image of a pair (CGD)
 _STAMP = re.compile(r"\[(\d+(?:\.\d+)?)s(?:\s*-\s*(\d+(?:\.\d+)?)s)?\]")
 _MINSEC = re.compile(r"\b(\d{1,2}):([0-5]\d)\b")
-_SECONDS = re.compile(r"\b(\d+(?:\.\d+)?)\s*(?:-\s*)?(?:s|sec|secs|second|seconds)\b", re.I)
+_UNIT_S = r"(?:s|sec|secs|second|seconds)\b"
+_RANGE_S = re.compile(r"\b(\d+(?:\.\d+)?)\s*(?:-|\u2013|to|and|until|till)\s*(\d+(?:\.\d+)?)\s*" + _UNIT_S, re.I)
+_SECONDS = re.compile(r"\b(\d+(?:\.\d+)?)\s*(?:-\s*)?" + _UNIT_S, re.I)
 _MINUTES = re.compile(r"\b(\d+(?:\.\d+)?|" + "|".join(k for k in NUMBER_WORDS if NUMBER_WORDS[k] > 0) +
                       r")\s*(?:-\s*)?(?:min|mins|minute|minutes)\b", re.I)
 _ANY_DIGIT = re.compile(r"\d")
@@ -196,6 +205,17 @@ def _modifies(word: str) -> bool:
     return w.endswith(("ing", "ed")) or "ADJ" in getAllLemmas(w) or w in COLOURS
 
 
+def _head(tokens: list[str], i: int) -> int | None:
+    """The index of the noun the number ``tokens[i]`` counts (two cars, 3 parked red cars), or None (two of
+    them, at 20): up to three modifiers may stand between."""
+    for j in range(i + 1, min(i + 5, len(tokens))):
+        token = tokens[j]
+        if _modifies(token) and j < i + 4:
+            continue
+        return j if _kind(token) in ("term", "either") else None
+    return None
+
+
 def _number(token: str) -> float | None:
     if token[0].isdigit():
         return float(token)  # a digit token of _WORD: digits with at most one point
@@ -211,29 +231,43 @@ class Support:
     numbers: frozenset[float]   # numbers said in the text, and each object's box count
     last_time: float | None     # the clip's last annotated moment, when the annotation has times
     images: int | None          # how many images the query sends (None: not known)
+    counts: dict[str, frozenset[float]] = field(default_factory=dict)  # lemma: the numbers said of it, box counts
 
     @classmethod
     def of(cls, annotation: str, images: int | None = None) -> Support:
-        boxes: dict[str, int] = {}
+        boxes: Counter[tuple[int, str]] = Counter()  # (section, object): boxes; a pair's images count apart
         times: list[float] = []
         text = annotation
         if "[" in annotation:  # object boxes and timestamps
+            starts = [m.start() for m in _SECTION.finditer(annotation)]
             for m in _BOX.finditer(annotation):
-                boxes[m.group(1).lower()] = boxes.get(m.group(1).lower(), 0) + 1
+                boxes[(bisect.bisect(starts, m.start()), m.group(1).lower())] += 1
             times = [float(t) for m in _STAMP.finditer(annotation) for t in m.groups() if t is not None]
             text = _STAMP.sub(" ", _BOX.sub(lambda m: m.group(1), annotation))
         words: set[str] = set()
         numbers: set[float] = {1.0, *map(float, boxes.values())}
-        for token in _words(text):
+        counts: dict[str, set[float]] = {}
+        tokens = _words(text)
+        for i, token in enumerate(tokens):
             words.update(lemmas(token))
             value = _number(token)
             if value is not None:
                 numbers.add(value)
-        for name in boxes:
+                head = _head(tokens, i)
+                for form in lemmas(tokens[head]) if head is not None else ():
+                    counts.setdefault(form, set()).add(value)
+        for (_, name), n in boxes.items():
             for token in name.split():
                 words.update(lemmas(token))
+            for form in lemmas(name.split()[-1]):
+                counts.setdefault(form, set()).add(float(n))
+        if "[" in annotation:
+            for mark, stands_for in PLACEHOLDERS.items():
+                if mark in annotation:
+                    words.update(stands_for.split())
         words.update(general for general, members in GENERAL.items() if members & words)
-        return cls(frozenset(words), frozenset(numbers), max(times) if times else None, images)
+        return cls(frozenset(words), frozenset(numbers), max(times) if times else None, images,
+                   {form: frozenset(values) for form, values in counts.items()})
 
 
 @dataclass(frozen=True)
@@ -261,6 +295,7 @@ def _times(answer: str) -> tuple[list[float], str]:
 
     text = _MINSEC.sub(lambda m: take(int(m.group(1)) * 60 + int(m.group(2))), answer)
     text = _MINUTES.sub(lambda m: take(60 * (_number(m.group(1)) or 0)), text)
+    text = _RANGE_S.sub(lambda m: take(float(m.group(1))) + take(float(m.group(2))), text)
     text = _SECONDS.sub(lambda m: take(float(m.group(1))), text)
     return found, text
 
@@ -285,15 +320,17 @@ def check(answer: str, question: str, support: Support) -> Grounding:
             if need > support.images:
                 bad += 1
                 unsupported.add(f"{which} {m.group(2).lower()}")
-        text = _IMAGE_REF.sub(" ", text)
+        text = _IMAGE_REF.sub(lambda m: m.group(2), text)  # 'the second image shows': 'shows' follows a noun
     before, previous, noun_before = "", "", False
-    for token in _words(text):
+    tokens = _words(text)
+    for i, token in enumerate(tokens):
         kind = _kind(token)
         if kind == "either":   # a noun-or-verb: a noun after a cue, or after 'and' that follows a noun
             if previous.lower() in ("and", "or"):
                 cued = noun_before
             else:
-                cued = _cues_noun(previous, token) or (before.lower() in NOUN_CUES and _modifies(previous))
+                cued = not _stands_for_noun(before, previous, token) and (
+                    _cues_noun(previous, token) or (before.lower() in NOUN_CUES and _modifies(previous)))
             kind = "term" if cued else None
         elif kind == "term" and previous.lower() in PREDICATE_CUES and token[:1].islower():
             kind = None
@@ -307,7 +344,7 @@ def check(answer: str, question: str, support: Support) -> Grounding:
             if value is None or value == 1.0:
                 continue
             terms += 1
-            if value not in support.numbers and (asked is None or value not in asked.numbers):
+            if not _counted(value, tokens, i, support) and (asked is None or value not in asked.numbers):
                 bad += 1
                 unsupported.add(token.lower())
             continue
@@ -318,6 +355,31 @@ def check(answer: str, question: str, support: Support) -> Grounding:
             unsupported.add(_ALIASES.get(token.lower(), token.lower()))
     score = 1.0 if terms == 0 else (terms - bad) / terms
     return Grounding(round(max(score, 0.0), 4), terms, tuple(sorted(unsupported)))
+
+
+def _stands_for_noun(before: str, previous: str, token: str) -> bool:
+    """Whether ``previous`` stands for a noun, so that ``token`` is its verb: 'one' after a determiner or an
+    ordinal (the second one shows, each one holds), or an ordinal after 'the' before a verb's -s (the second
+    shows)."""
+    p, b = previous.lower(), before.lower()
+    if p == "one":
+        return b in ORDINALS or b in ONE_PRONOUN
+    return p in ORDINALS and b == "the" and token.endswith("s") and not token.endswith("ss")
+
+
+ONE_PRONOUN = frozenset("the this that each every another other which last next".split())
+
+
+def _counted(value: float, tokens: list[str], i: int, support: Support) -> bool:
+    """Whether the number ``tokens[i]`` (``value``) is supported: when it counts a noun the annotation
+    counts (a number said of it, or its boxes), by one of those counts; otherwise by the same number said
+    anywhere in the annotation."""
+    head = _head(tokens, i)
+    if head is not None:
+        said = [support.counts[form] for form in lemmas(tokens[head]) if form in support.counts]
+        if said:
+            return any(value in values for values in said)
+    return value in support.numbers
 
 
 def kind_of(term: str) -> str:
