@@ -5,8 +5,9 @@ which image of a pair) are compared with the query's own annotation (its ``sente
 question. A term is supported when one of its lemmas (``lemminflect``) occurs there; very common words
 (``wordfreq``: Zipf frequency 6 or more) and the words every answer uses (the image, the video, the
 scene) are not claims. A general word is supported by any of its instances (a person by a man, a
-vehicle by a van). A number is supported by the same number in the annotation or by the count of an
-object's boxes; a time (``at 95 seconds``, ``1:35``) by the clip's last annotated moment; ``the second
+vehicle by a van). A count of an object the annotation counts must be one of its counts (a number said
+of it, or its boxes, each image of a pair apart); any other number needs the same number in the
+annotation. A time (``at 95 seconds``, ``1:35``) by the clip's last annotated moment; ``the second
 image`` only where the query has two images.
 
 >>> support = Support.of("[0.0s - 9.4s] A woman in a green apron lays out flour.", images=8)
