@@ -7,7 +7,7 @@ question. A term is supported when one of its lemmas (``lemminflect``) occurs th
 scene) are not claims. A general word is supported by any of its instances (a person by a man, a
 vehicle by a van). A count of an object the annotation counts must be one of its counts (a number said
 of it, or its boxes, each image of a pair apart); any other number needs the same number in the
-annotation. A time (``at 95 seconds``, ``1:35``) by the clip's last annotated moment; ``the second
+annotation. A time (``at 95 seconds``, ``1:35``) is checked against the clip's last annotated moment; ``the second
 image`` only where the query has two images.
 
 >>> support = Support.of("[0.0s - 9.4s] A woman in a green apron lays out flour.", images=8)
