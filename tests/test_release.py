@@ -5,16 +5,18 @@ from __future__ import annotations
 import base64
 import io
 import json
+import threading
 
 import pytest
 
 from syphus.cli import main
+from syphus.engine.store import RunStore
 from syphus.errors import UserError
 from syphus.release.export import export_run
 from syphus.release.images import image_ids, image_items
 from syphus.release.validate import validate_files
 from tests.conftest import KEY
-from tests.fakeserver import Reply
+from tests.fakeserver import Gate, Reply
 
 VIDEOS = {f"v_video{i}": 3 + i for i in range(6)}  # video id -> duration in seconds
 
@@ -115,15 +117,44 @@ def test_export_without_image_file_uses_the_annotation(clips, server):
     assert r.parquet is None and r.instructions.parent.name == "export"
 
 
-def test_ids_do_not_depend_on_completion_order(clips, server):
+def test_ids_do_not_depend_on_completion_order(clips, server, monkeypatch):
     def video_of(body):
         return body["messages"][-1]["content"].split(">>")[0][2:]
 
+    written = threading.Semaphore(0)  # one release per answer on disk (a spy: the real write runs first)
+    write_answer = RunStore.write_answer
+
+    def spy(self, record, valid):
+        write_answer(self, record, valid)
+        written.release()
+
+    monkeypatch.setattr(RunStore, "write_answer", spy)
+
+    def finish_in(order, gates, problems):
+        """Once all six are held in flight, let one reply go at a time, each after the last is written."""
+        try:
+            if not server.wait_for(lambda: server.in_flight == len(VIDEOS), timeout=30):
+                problems.append(f"only {server.in_flight} requests in flight at once")
+                return
+            for vid in order:
+                gates[vid].open()
+                if not written.acquire(timeout=30):
+                    problems.append(f"the answer for {vid} was never written")
+                    return
+        finally:
+            for gate in gates.values():  # a failure above must not leave the run hanging
+                gate.open()
+
     orders = []
-    for version, sign in (("a", 1), ("b", -1)):  # replies finish in video order, then in reverse
-        server.responder = lambda body, n, sign=sign: Reply.ok(
-            reply_for(body), delay=0.6 + sign * 0.1 * int(video_of(body)[-1]))  # 100 ms apart: load-proof
+    for version, order in (("a", list(VIDEOS)), ("b", list(reversed(VIDEOS)))):  # video order, then reverse
+        gates = {vid: Gate(timeout=60) for vid in VIDEOS}
+        server.responder = lambda body, n, gates=gates: Reply.ok(reply_for(body)).after(gates[video_of(body)])
+        problems: list[str] = []
+        releaser = threading.Thread(target=finish_in, args=(order, gates, problems))
+        releaser.start()
         run(server, "--dataset_version", version, "--num_threads", "6")
+        releaser.join()
+        assert problems == []
         lines = (clips / "output" / "Clips" / version / "pairs.jsonl").read_text().splitlines()
         orders.append([json.loads(line)["id"] for line in lines])
     assert orders[0] == list(VIDEOS) and orders[1] == list(reversed(VIDEOS))
