@@ -25,6 +25,7 @@ The plugin contract and shared pieces
 - ``signals``    what a pair's text says of its quality (requested pairs, forbidden words, repeats,
                  refusals, question types), for the cold start and the report
 - ``frames``     which of a query's frames to send (``spread``), each as an OpenAI chat image part; ``resize``
+- ``image``      an image's bytes: format from its magic, size from its header alone, a stored value decoded
 
 ``engine/``: one query from plugin to record
 - ``endpoint``   OpenAI / Azure / compatible / local endpoint from config and env

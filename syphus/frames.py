@@ -19,11 +19,11 @@ import base64
 from collections.abc import Sequence
 from typing import Any, TypeVar
 
-from syphus.engine.imagetokens import DETAILS, image_size
 from syphus.errors import ItemError, UserError
-from syphus.release.view import sniff_extension
+from syphus.image import image_size, sniff_extension
 
 T = TypeVar("T")
+DETAILS = ("low", "high", "auto")
 MIME = {"png": "image/png", "jpg": "image/jpeg", "gif": "image/gif", "webp": "image/webp", "bmp": "image/bmp"}
 INSTALL = "pip install '.[images]' (opencv-python-headless)"
 # what cv2.imencode writes for each input format (it writes no GIF animation; BMP is not sent to OpenAI)

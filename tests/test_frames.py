@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-from syphus.engine.imagetokens import image_size
+from syphus.image import image_size
 from syphus.errors import ItemError, UserError
 from syphus.frames import image_part, mime_type, resize, spread
 

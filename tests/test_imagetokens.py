@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from syphus.engine.imagetokens import ImageRule, ImageTable, image_size, load_image_table
+from syphus.engine.imagetokens import ImageRule, ImageTable, load_image_table
+from syphus.image import image_size
 from syphus.errors import UserError
 
 ROOT = Path(__file__).resolve().parent.parent

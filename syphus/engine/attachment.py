@@ -33,9 +33,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from syphus.config import ImagesConfig
-from syphus.engine.imagetokens import ImageTable, image_size, load_image_table
+from syphus.engine.imagetokens import ImageTable, load_image_table
 from syphus.errors import ItemError, UserError
 from syphus.frames import image_part, resize, spread
+from syphus.image import image_size
 from syphus.release.imageindex import ImageIndex
 from syphus.release.samples import frame_times
 from syphus.release.scenes import query_images

@@ -5,8 +5,8 @@ comments): ``tiles`` (GPT-4o family: a base plus a price per 512 px tile after t
 in 2048 px and its short side brought to 768 px), ``patches`` (gpt-4.1-mini/nano, o4-mini: 32 px
 patches capped at 1536 with the published downscale, times a model multiplier) and ``fixed``
 (local servers that resize every image to one size). ``detail="auto"`` counts as ``high``: the
-server may choose high, and a rate limit or budget must not undercount. ``image_size`` reads
-the width and height from a PNG, JPEG, GIF, WebP or BMP header without decoding the image.
+server may choose high, and a rate limit or budget must not undercount. Sizes come from the
+image's header (``syphus.image.image_size``), never from decoding it.
 
 >>> table = ImageTable.from_mapping({
 ...     "gpt-4o": {"method": "tiles", "base": 85, "tile": 170},
@@ -16,8 +16,6 @@ the width and height from a PNG, JPEG, GIF, WebP or BMP header without decoding 
 (765, 85)
 >>> table.tokens("gpt-4.1-mini", 1024, 1024, "auto"), table.tokens("llava-7b", 224, 224, "high")
 (1659, 1000)
->>> image_size(b"GIF89a\\x10\\x00\\x08\\x00" + bytes(20))
-(16, 8)
 """
 
 from __future__ import annotations
@@ -32,9 +30,9 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError,
 
 from syphus.config import read_yaml
 from syphus.errors import UserError
+from syphus.frames import DETAILS
 
 DEFAULT_IMAGE_TOKENS = "configs/image_tokens.yaml"
-DETAILS = ("low", "high", "auto")
 DEFAULT_ROW = "default"
 
 
@@ -153,69 +151,3 @@ def load_image_table(path: str | Path = DEFAULT_IMAGE_TOKENS) -> ImageTable:
         raise UserError(f"{p}: no image token table here (see configs/image_tokens.yaml)")
     data = read_yaml(p)  # errors name the file and line
     return ImageTable.from_mapping(data, str(p))
-
-
-_SOF = frozenset({0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF})
-
-
-def _jpeg_size(data: bytes) -> tuple[int, int] | None:
-    i = 2
-    while i + 4 <= len(data):
-        if data[i] != 0xFF:
-            return None
-        marker = data[i + 1]
-        if marker == 0xFF:  # fill byte
-            i += 1
-            continue
-        if marker == 0x01 or 0xD0 <= marker <= 0xD8:  # markers without a length
-            i += 2
-            continue
-        if marker in _SOF:
-            if i + 9 > len(data):
-                return None
-            return int.from_bytes(data[i + 7:i + 9], "big"), int.from_bytes(data[i + 5:i + 7], "big")
-        if marker in (0xD9, 0xDA):  # end of image, or scan data before any frame header
-            return None
-        i += 2 + int.from_bytes(data[i + 2:i + 4], "big")
-    return None
-
-
-def _webp_size(data: bytes) -> tuple[int, int] | None:
-    chunk = data[12:16]
-    if chunk == b"VP8 " and len(data) >= 30 and data[23:26] == b"\x9d\x01\x2a":
-        return int.from_bytes(data[26:28], "little") & 0x3FFF, int.from_bytes(data[28:30], "little") & 0x3FFF
-    if chunk == b"VP8L" and len(data) >= 25 and data[20] == 0x2F:
-        bits = int.from_bytes(data[21:25], "little")
-        return (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1
-    if chunk == b"VP8X" and len(data) >= 30:
-        return int.from_bytes(data[24:27], "little") + 1, int.from_bytes(data[27:30], "little") + 1
-    return None
-
-
-def _size(data: bytes) -> tuple[int, int] | None:
-    if data.startswith(b"\x89PNG\r\n\x1a\n"):
-        return (int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")) \
-            if data[12:16] == b"IHDR" and len(data) >= 24 else None
-    if data.startswith(b"\xff\xd8\xff"):
-        return _jpeg_size(data)
-    if data.startswith((b"GIF87a", b"GIF89a")):
-        return (int.from_bytes(data[6:8], "little"), int.from_bytes(data[8:10], "little")) if len(data) >= 10 else None
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return _webp_size(data)
-    if data.startswith(b"BM") and len(data) >= 26:
-        if int.from_bytes(data[14:18], "little") == 12:  # OS/2 header: 16-bit sides
-            return int.from_bytes(data[18:20], "little"), int.from_bytes(data[20:22], "little")
-        return (abs(int.from_bytes(data[18:22], "little", signed=True)),
-                abs(int.from_bytes(data[22:26], "little", signed=True)))  # height < 0: stored top-down
-    return None
-
-
-def image_size(data: bytes) -> tuple[int, int] | None:
-    """(width, height) from the header of a PNG, JPEG, GIF, WebP or BMP image; None for anything
-    else, or a header cut short. Nothing is decoded (a JPEG's EXIF rotation is not applied).
-
-    >>> image_size(b"\\x89PNG\\r\\n\\x1a\\n\\x00\\x00\\x00\\rIHDR\\x00\\x00\\x00\\xe0\\x00\\x00\\x00\\xe0"), image_size(b"text")
-    ((224, 224), None)
-    """
-    size = _size(bytes(data))
-    return size if size and size[0] > 0 and size[1] > 0 else None

@@ -45,8 +45,8 @@ from typing import Any
 
 from syphus.durable import swap_in
 from syphus.errors import ItemError, UserError
+from syphus.image import image_bytes
 from syphus.release import parquet
-from syphus.release.images import image_bytes
 from syphus.release.imagescan import WS, json_entries
 
 INDEX_VERSION = "2"  # 2: ids counts the copies of each id (n)

@@ -31,7 +31,8 @@ from syphus.release.diskjoin import DiskJoin
 from syphus.errors import UserError
 from syphus.idset import IdSet
 from syphus.release.imageindex import ImageIndex
-from syphus.release.images import image_bytes, image_items
+from syphus.image import image_bytes
+from syphus.release.images import image_items
 from syphus.release.jsonstream import iter_members, read_first
 from syphus.release.scenes import (IMAGE_FAMILIES, SCENES, image_family, image_id_fixes, image_id_problem,
                                    scene_of_instruction)

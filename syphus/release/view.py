@@ -37,8 +37,6 @@ holds no more than one entry and the set of referenced image ids (16 bytes an id
 
 from __future__ import annotations
 
-import base64
-import binascii
 import functools
 import hashlib
 import html
@@ -53,6 +51,7 @@ from typing import IO, Any
 
 from syphus.errors import UserError
 from syphus.idset import IdSet
+from syphus.image import image_bytes, sniff_extension
 from syphus.release.images import image_items
 from syphus.release.jsonstream import iter_members, read_first
 from syphus.release.origins import Origins, pair_text
@@ -68,7 +67,6 @@ MARKER = "syphus-view"
 _LANG_IN_NAME = re.compile(r"_instructions_(?P<lang>[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{2,8})?)$")
 _SCENE_IN_NAME = re.compile(r"(?P<scene>[A-Za-z0-9]+)_instructions(?:_|$)")
 _SAFE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,150}")
-_DATA_URI = re.compile(r"^data:[\w/+.-]*;base64,")
 
 
 @dataclass
@@ -206,42 +204,6 @@ class ChunkWriter:
 
 # ---------------------------------------------------------------- images
 
-def sniff_extension(data: bytes) -> str | None:
-    """The file extension an image's bytes call for, or None if they are no known image.
-
-    >>> [sniff_extension(b) for b in (b"\\x89PNG\\r\\n\\x1a\\n...", b"\\xff\\xd8\\xff\\xe0", b"GIF89a", b"text")]
-    ['png', 'jpg', 'gif', None]
-    """
-    if data.startswith(b"\x89PNG\r\n\x1a\n"):
-        return "png"
-    if data.startswith(b"\xff\xd8\xff"):
-        return "jpg"
-    if data.startswith((b"GIF87a", b"GIF89a")):
-        return "gif"
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "webp"
-    if data.startswith(b"BM"):
-        return "bmp"
-    return None
-
-
-def decode_image(value: Any) -> bytes | None:
-    """The bytes of one image value of a release image file (base64 text, raw bytes, {"bytes": ...})."""
-    if isinstance(value, dict):
-        value = value.get("bytes") or value.get("base64")
-    if isinstance(value, (bytes, bytearray)):
-        if sniff_extension(bytes(value)):
-            return bytes(value)
-        value = bytes(value).decode("ascii", "replace")
-    if not isinstance(value, str):
-        return None
-    value = _DATA_URI.sub("", value.strip(), count=1)
-    try:
-        return base64.b64decode(value, validate=False)
-    except (binascii.Error, ValueError):
-        return None
-
-
 def iter_image_file(path: str | Path) -> Iterator[tuple[str, Any]]:
     """``(image id, encoded image)`` for each image of ``XX.json`` or ``XX.parquet``, one at a time."""
     p = Path(path)
@@ -270,7 +232,10 @@ def extract_images(image_files: Sequence[str | Path], wanted: IdSet, folder: Pat
         for image_id, value in iter_image_file(path):
             if image_id not in wanted or image_id in written:
                 continue
-            data = decode_image(value)
+            try:
+                data = image_bytes(value)
+            except ValueError:
+                data = None
             ext = sniff_extension(data) if data else None
             if data is None or ext is None:
                 if len(result.images_bad) < 20:
