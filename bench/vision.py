@@ -1,4 +1,4 @@
-"""Benchmark of ``syphus.release.imageindex``: the frames of 10^4 vs 10^5 queries looked up in a
+"""Benchmark of ``syphus.engine.imageindex``: the frames of 10^4 vs 10^5 queries looked up in a
 Parquet image file of 10^5 small images; peak RSS (flat?) and lookup rate.
 
     .venv/bin/python bench/vision.py                                  # 10^5 images; 10^4 and 10^5 queries
@@ -55,7 +55,7 @@ def child_generate(path: Path, n: int, side: int, json_path: Path | None) -> Non
     import cv2
     import numpy as np
 
-    from syphus.release import parquet
+    from syphus.engine import parquet
     from syphus.release.convert.writers import ROW_GROUP_BYTES, ROW_GROUP_ROWS
     from syphus.release.jsonstream import ObjectWriter
 
@@ -76,7 +76,7 @@ def child_generate(path: Path, n: int, side: int, json_path: Path | None) -> Non
 
 
 def child_index(path: Path) -> dict:
-    from syphus.release.imageindex import ImageIndex
+    from syphus.engine.imageindex import ImageIndex
     t0 = time.perf_counter()
     with ImageIndex.open(path) as index:
         seconds = time.perf_counter() - t0
@@ -93,7 +93,7 @@ def child_lookup(path: Path, images: int, queries: int, seed: int) -> dict:
     import random
 
     from syphus.frames import spread
-    from syphus.release.imageindex import ImageIndex
+    from syphus.engine.imageindex import ImageIndex
     after_import = vm("VmRSS")
     rng = random.Random(seed)
     clips = images // CLIP

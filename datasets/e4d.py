@@ -53,7 +53,7 @@ import re
 from syphus.dataset import AbstractDataset, load_json
 from syphus.errors import UserError
 from syphus.release.jsonstream import iter_members
-from syphus.release.scenes import frame_id, frame_prefix
+from syphus.engine.scenes import frame_id, frame_prefix
 
 WHAT = "Ego4D narrations file"
 _PASS = re.compile(r"narration_pass_(\d+)")

@@ -27,7 +27,7 @@ MIMIC-IT used this same file, so there is no other format to accept. Run it with
 
 from syphus.dataset import AbstractDataset, load_json
 from syphus.errors import UserError
-from syphus.release.scenes import pair_image_id
+from syphus.engine.scenes import pair_image_id
 
 
 class SD(AbstractDataset):

@@ -46,7 +46,7 @@ from pydantic import BaseModel, ConfigDict, Field, create_model
 from syphus.dataset import AbstractDataset, load_json
 from syphus.reply import Reply
 from syphus.errors import UserError
-from syphus.release.scenes import frame_prefix
+from syphus.engine.scenes import frame_prefix
 
 from _conversations import parse_conversations  # beside this file (plugins may import their helpers)
 

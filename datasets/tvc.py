@@ -25,7 +25,7 @@ Every clip has 16 evenly spaced frames, numbered 0000 to 0015. Run it with ``pyt
 
 from syphus.dataset import AbstractDataset, iter_jsonl
 from syphus.errors import UserError
-from syphus.release.scenes import frame_id, frame_prefix
+from syphus.engine.scenes import frame_id, frame_prefix
 
 FRAMES = 16
 TEST_RELEASE = "tvc_test_public_release.jsonl"

@@ -44,6 +44,11 @@ The plugin contract and shared pieces
 - ``cost``       prices, the --max-cost budget (worst case when usage is not reported)
 - ``imagetokens`` what an image costs in tokens per model (``configs/image_tokens.yaml``); sizes from headers
 - ``attachment`` --images: each query's images found by id, chosen, counted and placed in its messages
+- ``scenes``     scene names and every image-id rule
+- ``parquet``    the one Parquet reader and row-group writer
+- ``imageindex`` single images by id from a release image file of many GB, in flat memory (an SQLite index)
+- ``imagescan``  where each image of a JSON image file is (byte offset and length), no value decoded
+- ``samples``    the record of which video frames convert took (``XX.frames.jsonl``: times, counts, repeats)
 - ``local``      the bundled llama.cpp server (optional extra ``local``)
 - ``job``        one run wired end to end; ``reparse``, ``dry_run``
 - ``batch``      --mode batch: request files planned, batches submitted, polled and settled
@@ -52,13 +57,8 @@ The plugin contract and shared pieces
 - ``collect``    a finished batch settled: answers parsed and charged, repairs and failures sent again
 
 ``release/``: the MIMIC-IT release format
-- ``scenes``     scene names and every image-id rule
 - ``jsonstream`` streaming reads of large JSON objects; ``ObjectWriter``
-- ``parquet``    the one Parquet reader and row-group writer
 - ``images``     release image files (JSON or Parquet), streamed
-- ``imageindex`` single images by id from a release image file of many GB, in flat memory (an SQLite index)
-- ``imagescan``  where each image of a JSON image file is (byte offset and length), no value decoded
-- ``samples``    the record of which video frames convert took (``XX.frames.jsonl``: times, counts, repeats)
 - ``diskjoin``   joins ids on disk buckets (flat memory)
 - ``export``     a run folder -> XX_instructions.json, XX_train.json, Parquet
 - ``ledger``     instruction ids given once per pair and kept (``instruction_ids.jsonl``, flock)

@@ -386,7 +386,7 @@ def test_public_frame_layouts(tmp_path):
     assert rc == 0, log
     ids = sorted(json.loads((tmp_path / "TVC.json").read_text()))
     assert ids == [f"TVC_IMG_friends_s01e01_seg02_clip_0{c}_000{k}" for c in (0, 1) for k in (1, 2)]
-    from syphus.release.scenes import image_id_problem
+    from syphus.engine.scenes import image_id_problem
     assert all(image_id_problem(i, "TVC") is None for i in ids)
 
 
@@ -444,7 +444,7 @@ def test_the_record_gives_each_frame_its_real_time(tmp_path):
     write_video(tmp_path / "v" / "v1.avi", n=36)  # 10 fps, 3.6 s
     rc, _ = run("--scene", "DC", "--videos", tmp_path / "v", "--fps", "0.5", "--parquet", tmp_path / "DC.parquet")
     assert rc == 0
-    from syphus.release.samples import frame_times
+    from syphus.engine.samples import frame_times
     assert frame_times(tmp_path / "DC.parquet") == {"DC_IMG_v1_0000": 0.0, "DC_IMG_v1_0001": 2.0}
 
 

@@ -17,7 +17,7 @@ import pytest
 
 from syphus.cli import main
 from syphus.errors import ItemError, UserError
-from syphus.release.imageindex import BadImage, ImageIndex
+from syphus.engine.imageindex import BadImage, ImageIndex
 
 TWICE, BROKEN, FINE = "SD_IMG_00012_1", "SD_IMG_00012_2", "SD_IMG_00013_1"
 

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from syphus.errors import UserError
-from syphus.release import imageindex, parquet
-from syphus.release.imageindex import ImageIndex, read_row_group
+from syphus.engine import imageindex, parquet
+from syphus.engine.imageindex import ImageIndex, read_row_group
 
 pa, pq = parquet.modules("these tests")
 

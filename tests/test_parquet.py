@@ -1,11 +1,11 @@
-"""release/parquet: the one row-group writer (the id as the pandas index, groups by rows or bytes,
+"""engine/parquet: the one row-group writer (the id as the pandas index, groups by rows or bytes,
 all or nothing) and the one reader (that shape and older ones)."""
 
 from __future__ import annotations
 
 import pytest
 
-from syphus.release.parquet import RowGroupWriter, ids, index_problem, items, modules
+from syphus.engine.parquet import RowGroupWriter, ids, index_problem, items, modules
 
 pa, pq = modules("the Parquet tests")
 SCHEMA = pa.schema([("id", pa.string()), ("base64", pa.string())])

@@ -215,7 +215,7 @@ def test_every_scene_sends_its_images_in_order(scenes, server, name):
 
 def test_frames_are_labelled_by_the_time_convert_recorded(scenes, server):
     """A file converted at --fps 0.5: frame k shows second 2k, and its label says so (the record beside it)."""
-    from syphus.release.samples import PARTS_NAME, Sample, finish, record_path
+    from syphus.engine.samples import PARTS_NAME, Sample, finish, record_path
     [item] = items_of("DC")[:1]
     ids = item["image_ids"]
     image_file(scenes / "DC.json", ids)

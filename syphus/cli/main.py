@@ -150,7 +150,7 @@ def _summary(result) -> str:
 
 def _export(argv: Sequence[str], stream: TextIO) -> int:
     from syphus.release.export import REL_CHOICES, TRAIN_CHOICES, export_run
-    from syphus.release.scenes import IMAGE_FAMILIES, SCENES
+    from syphus.engine.scenes import IMAGE_FAMILIES, SCENES
 
     p = Parser(prog="syphus export", description="A run folder -> MIMIC-IT release files.")
     p.add_argument("folder", help="the run folder, e.g. output/DC/v1")

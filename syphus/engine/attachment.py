@@ -1,11 +1,11 @@
 """Attachment: a query's images, found by id in a release image file and put in its messages.
 
 With ``--images XX.json|XX.parquet`` (what ``syphus convert`` writes) each query's image ids are
-looked up in the file (``syphus.release.imageindex``: an on-disk index, one value or one row group
+looked up in the file (``syphus.engine.imageindex``: an on-disk index, one value or one row group
 read per lookup, so memory stays flat for files of many GB) and sent as ``image_url`` parts
 (data URLs) after the text annotations, which stay. The ids are the query's ``image_ids`` when the
 plugin attached them; else the frames that start with its ``image_prefix``; else what the scene's
-convention derives from the query id (``syphus.release.scenes.query_images``, as export does).
+convention derives from the query id (``syphus.engine.scenes.query_images``, as export does).
 
 ``--max_images N`` keeps N evenly spaced (deterministic), never more than the endpoint takes in one
 request (``images.max_per_request``); ``--image_max_side`` resizes first; ``--image_detail`` is
@@ -23,7 +23,7 @@ A request over the endpoint's size limit (``images.max_request_mb``) is that que
 Where the images go is the plugin's ``attach_images`` (default: the last user message becomes its
 text followed by the images; a video scene's frames are each labelled with the second they show:
 from the record ``syphus convert`` keeps beside the image file, ``XX.frames.jsonl``, when there is one
-(syphus.release.samples), else from the frame's number).
+(syphus.engine.samples), else from the frame's number).
 """
 
 from __future__ import annotations
@@ -37,9 +37,9 @@ from syphus.engine.imagetokens import ImageTable, load_image_table
 from syphus.errors import ItemError, UserError
 from syphus.frames import image_part, resize, spread
 from syphus.image import image_size
-from syphus.release.imageindex import ImageIndex
-from syphus.release.samples import frame_times
-from syphus.release.scenes import query_images
+from syphus.engine.imageindex import ImageIndex
+from syphus.engine.samples import frame_times
+from syphus.engine.scenes import query_images
 
 log = logging.getLogger("syphus")
 

@@ -55,11 +55,11 @@ from syphus import __version__
 from syphus.durable import commit_swaps, recover_swaps, sync_path
 from syphus.errors import UserError
 from syphus.idset import IdSet
-from syphus.release import parquet as parquet_file
+from syphus.engine import parquet as parquet_file
 from syphus.release.images import image_ids as read_image_ids
 from syphus.release.jsonstream import ObjectWriter
 from syphus.release.ledger import Ledger
-from syphus.release.scenes import (IMAGE_FAMILIES, QueryImages, image_family, is_code,
+from syphus.engine.scenes import (IMAGE_FAMILIES, QueryImages, image_family, is_code,
                                    query_images, split_frame)
 from syphus.engine.store import PAIRS
 

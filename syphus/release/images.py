@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from syphus.errors import UserError
-from syphus.release import parquet
+from syphus.engine import parquet
 from syphus.release.jsonstream import iter_members
 
 

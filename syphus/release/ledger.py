@@ -37,7 +37,7 @@ from pathlib import Path
 
 from syphus.durable import sync_file
 from syphus.errors import UserError
-from syphus.release.scenes import instruction_id
+from syphus.engine.scenes import instruction_id
 
 FILE = "instruction_ids.jsonl"
 LOCK = "instruction_ids.lock"

@@ -26,15 +26,15 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from syphus.release import parquet
+from syphus.engine import parquet
 from syphus.release.diskjoin import DiskJoin
 from syphus.errors import UserError
 from syphus.idset import IdSet
-from syphus.release.imageindex import ImageIndex
+from syphus.engine.imageindex import ImageIndex
 from syphus.image import image_bytes
 from syphus.release.images import image_items
 from syphus.release.jsonstream import iter_members, read_first
-from syphus.release.scenes import (IMAGE_FAMILIES, SCENES, image_family, image_id_fixes, image_id_problem,
+from syphus.engine.scenes import (IMAGE_FAMILIES, SCENES, image_family, image_id_fixes, image_id_problem,
                                    scene_of_instruction)
 
 EXAMPLES = 3

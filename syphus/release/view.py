@@ -55,7 +55,7 @@ from syphus.image import image_bytes, sniff_extension
 from syphus.release.images import image_items
 from syphus.release.jsonstream import iter_members, read_first
 from syphus.release.origins import Origins, pair_text
-from syphus.release.scenes import scene_of_instruction
+from syphus.engine.scenes import scene_of_instruction
 from syphus.release.viewserver import make_server  # noqa: F401  (imported from here by the CLI and tests)
 
 log = logging.getLogger("syphus")

@@ -4,7 +4,7 @@ The MIMIC-IT image files map an image id to a base64 image, ``{"<image id>": "<b
 (later releases: the same mapping as Parquet, a ``base64`` column keyed by the table's pandas index
 ``id``, which the trainer reads as ``pandas.read_parquet(path).loc[image_id]["base64"]``). Images are
 resized to 224x224 and stored as PNG; videos are sampled at 1 frame per second (TVC: 16 evenly
-spaced frames per clip). Ids follow the scene's convention (syphus.release.scenes):
+spaced frames per clip). Ids follow the scene's convention (syphus.engine.scenes):
 
 - ``images=DIR`` (recursive): ``<SCENE>_IMG_<file stem>``; for LA the last run of digits of
   the stem, zero-padded to 12 (``COCO_train2014_000000498792.jpg`` -> ``LA_IMG_000000498792``).
@@ -20,7 +20,7 @@ spaced frames per clip). Ids follow the scene's convention (syphus.release.scene
   frames instead. No sample is lost: one that lands on a frame already taken (a video shorter than
   asked) or past the last frame that decodes (a header that claims more) repeats the last decodable
   frame, is reported (a ``Repeated`` event per video) and marked in the record of what was sampled,
-  ``XX.frames.jsonl`` beside the image file (syphus.release.samples: each frame's time in the video).
+  ``XX.frames.jsonl`` beside the image file (syphus.engine.samples: each frame's time in the video).
 
 How a run goes, each step its own module: ``sources`` turns the input into encoding tasks,
 ``frames`` plans which video frames to take, ``pool`` runs the tasks on ``workers`` processes
@@ -51,8 +51,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from syphus.errors import UserError
-from syphus.release import parquet as parquet_file
-from syphus.release import samples
+from syphus.engine import parquet as parquet_file
+from syphus.engine import samples
 from syphus.release.convert import pool
 from syphus.release.convert.encode import Encoder, Settings, cv2
 from syphus.release.convert.parts import Parts
@@ -68,7 +68,7 @@ __all__ = ["SCENES", "VIDEO_SCENES", "ConvertResult", "Encoder", "Event", "Inter
 class ConvertResult:
     """What one conversion did: ``written`` images in ``outputs``, ``encoded`` of them in this run and
     ``resumed`` from an earlier one; the ``skipped`` inputs (path, why), listed in ``skipped_file``;
-    for videos, what each gave (``videos``, syphus.release.samples.Video) and the ``frames_record``."""
+    for videos, what each gave (``videos``, syphus.engine.samples.Video) and the ``frames_record``."""
 
     outputs: tuple[Path, ...]
     written: int

@@ -2,7 +2,7 @@
 
 One of: a folder of images (recursive), a COCO image folder with its ``instances_*.json``, an SD
 pairs file (a JSON list of ``[pair_id, path_a, path_b]``, paths relative to it) or a folder of
-videos (recursive). Ids follow the scene's convention (syphus.release.scenes). ``tasks`` skips
+videos (recursive). Ids follow the scene's convention (syphus.engine.scenes). ``tasks`` skips
 what an earlier run did and ids given twice, and streams: folders are listed a directory at a
 time and tasks are made as the pool takes them.
 
@@ -27,7 +27,7 @@ from syphus.release.convert import frames, worker
 from syphus.release.convert.parts import Parts
 from syphus.release.convert.pool import Task
 from syphus.release.convert.tally import Tally
-from syphus.release.scenes import (FRAME_DIGITS, IMAGE_FAMILIES, LAYOUTS, coco_image_id, frame_id, frame_prefix,
+from syphus.engine.scenes import (FRAME_DIGITS, IMAGE_FAMILIES, LAYOUTS, coco_image_id, frame_id, frame_prefix,
                                    layout_image_id, pair_image_id)
 
 SCENES = IMAGE_FAMILIES

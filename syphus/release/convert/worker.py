@@ -5,7 +5,7 @@ parts file as one line (a single ``os.write``, so lines from several processes n
 returns ``(images written, [(path, why it was skipped)])``. The main process never sees image
 data. The tasks are module-level functions, so they pickle for a process pool.
 
-A video frame is written with its sample record (``syphus.release.samples``: the time it shows, the
+A video frame is written with its sample record (``syphus.engine.samples``: the time it shows, the
 source frame, the count asked) appended to ``frames.jsonl`` beside the parts file, record first, so
 every frame written has one. A sample that lands on a frame already taken (a short video asked for
 more frames than it has) or past the last decodable frame (a header that overstates the length)
@@ -20,10 +20,10 @@ import os
 import signal
 from collections.abc import Callable
 
-from syphus.release import samples
+from syphus.engine import samples
 from syphus.release.convert import frames
 from syphus.release.convert.encode import cv2, load_file
-from syphus.release.scenes import frame_id
+from syphus.engine.scenes import frame_id
 
 Result = tuple[int, list[tuple[str, str]]]
 _STATE: dict = {}

@@ -15,7 +15,7 @@ import base64
 from pathlib import Path
 
 from syphus.errors import UserError
-from syphus.release import parquet as parquet_file
+from syphus.engine import parquet as parquet_file
 from syphus.release.convert.parts import Parts
 from syphus.release.images import image_items
 from syphus.release.jsonstream import ObjectWriter

@@ -46,8 +46,8 @@ from typing import Any
 from syphus.durable import swap_in
 from syphus.errors import ItemError, UserError
 from syphus.image import image_bytes
-from syphus.release import parquet
-from syphus.release.imagescan import WS, json_entries
+from syphus.engine import parquet
+from syphus.engine.imagescan import WS, json_entries
 
 INDEX_VERSION = "2"  # 2: ids counts the copies of each id (n)
 SUFFIX = ".index.sqlite"
@@ -87,7 +87,7 @@ def read_row_group(pf, group: int, columns: list[str]):
 
 
 def _columns(path: Path, schema) -> tuple[str, str]:
-    """(id column, image column) of a Parquet image file, as ``syphus.release.parquet`` reads them."""
+    """(id column, image column) of a Parquet image file, as ``syphus.engine.parquet`` reads them."""
     names = schema.names
     id_column = parquet.index_column(schema) or next((c for c in parquet.ID_COLUMNS if c in names), None)
     image = next((c for c in parquet.IMAGE_COLUMNS if c in names), None)
