@@ -235,7 +235,7 @@ def scale(pairs: int, labels: Path = LABELS) -> dict:
         build_run(Path(tmp), pairs, labels)
         built = time.perf_counter() - t0
         code = ("import json, resource, sys, time; sys.path.insert(0, %r)\n"
-                "from syphus.release.grounding import grounding_figure\n"
+                "from syphus.release.rungrounding import grounding_figure\n"
                 "t = time.perf_counter(); g = grounding_figure(__import__('pathlib').Path('output/BenchGrounding/v1'), listing=__import__('pathlib').Path('grounding.jsonl'))\n"
                 "print(json.dumps({'seconds': round(time.perf_counter() - t, 1), 'pairs': g['pairs'], "
                 "'grounded_share': g['grounded_share'], "

@@ -10,7 +10,8 @@ import shutil
 import pytest
 
 from syphus.cli import main
-from syphus.release.grounding import Support, check, grounding_figure, kind_of
+from syphus.release.grounding import Support, check, kind_of
+from syphus.release.rungrounding import grounding_figure
 from tests.conftest import KEY
 from tests.fakeserver import Reply, requested_schema
 from tests.helpers import lines

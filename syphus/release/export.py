@@ -56,6 +56,7 @@ from syphus.durable import commit_swaps, recover_swaps, sync_path
 from syphus.errors import UserError
 from syphus.idset import IdSet
 from syphus.engine import parquet as parquet_file
+from syphus.release import filters
 from syphus.release.images import image_ids as read_image_ids
 from syphus.release.jsonstream import ObjectWriter
 from syphus.release.ledger import Ledger
@@ -348,72 +349,6 @@ def _instructions_table(path: Path) -> parquet_file.RowGroupWriter:
     return parquet_file.RowGroupWriter(path, schema, rows=ROW_GROUP, index="id")
 
 
-def _near_duplicates(pairs_path: Path, index: _Index, threshold: float) -> tuple[Any, dict[str, Any]]:
-    """A bool per pair, in export order: whether it is a near duplicate of an earlier one; and the counts."""
-    from syphus.release.dedup import NearDuplicates
-
-    finder = NearDuplicates(threshold)
-    with pairs_path.open("rb") as f:
-        for _, offset in index.entries:
-            f.seek(offset)
-            for pair in json.loads(f.readline()).get("pairs") or []:
-                finder.add(str(pair.get("instruction") or ""))
-    clusters = finder.clusters()
-    summary = clusters.summary()
-    return clusters.dropped(), {k: summary[k] for k in ("threshold", "shingle_words", "clusters",
-                                                        "near_duplicates", "exact_duplicates")}
-
-
-def _low_scores(folder: Path, pairs_path: Path, index: _Index, min_score: float, drop: Any,
-                result: ExportResult) -> list[bool]:
-    """``drop`` (a bool per pair in export order, or None) with every pair whose judge score is below
-    ``min_score``, or that was never judged, added; the counts go to ``result.judged``."""
-    from syphus.release.verdicts import Scores  # the verdicts of syphus judge, beside the run
-
-    scores = Scores(folder)
-    out: list[bool] = []
-    low = unjudged = 0
-    try:
-        with pairs_path.open("rb") as f:
-            for qid, offset in index.entries:
-                f.seek(offset)
-                pairs = json.loads(f.readline()).get("pairs") or []
-                for mean in scores.means(qid, pairs):
-                    n = len(out)
-                    already = bool(drop is not None and drop[n])
-                    out.append(already or mean is None or mean < min_score)
-                    if not already:
-                        low += mean is not None and mean < min_score
-                        unjudged += mean is None
-    finally:
-        scores.close()
-    result.judged = {"file": str(scores.path), "min_score": min_score, "below": low, "unjudged": unjudged}
-    return out
-
-
-def _ungrounded(folder: Path, pairs_path: Path, index: _Index, min_grounding: float, drop: Any,
-                result: ExportResult) -> list[bool]:
-    """``drop`` (a bool per pair in export order, or None) with every pair whose grounding score is below
-    ``min_grounding``, or whose query's annotation the plugin no longer gives, added; the counts go to
-    ``result.grounding``."""
-    from syphus.release.grounding import RunGrounding
-
-    out: list[bool] = []
-    low = unchecked = 0
-    with RunGrounding(folder) as grader, pairs_path.open("rb") as f:
-        for qid, offset in index.entries:
-            f.seek(offset)
-            pairs = json.loads(f.readline()).get("pairs") or []
-            for g in grader.grade(qid, pairs):
-                already = bool(drop is not None and drop[len(out)])
-                out.append(already or g is None or g.score < min_grounding)
-                if not already:
-                    low += g is not None and g.score < min_grounding
-                    unchecked += g is None
-    result.grounding = {"min_grounding": min_grounding, "below": low, "no_annotation": unchecked}
-    return out
-
-
 def export_run(folder: str | Path, scene: str | None = None, out_dir: str | Path | None = None,
                images: str | Path | None = None, rel: str = "same-input", author: str = "syphus",
                version: str = "0.0.1", parquet: bool = True,
@@ -452,14 +387,14 @@ def _export(folder: Path, pairs_path: Path, code: str, out: Path, ledger: Ledger
     result = ExportResult(out / f"{code}_instructions.json", out / f"{code}_train.json", None, notes=index.notes)
     drop = None
     if dedup is not None:
-        drop, result.dedup = _near_duplicates(pairs_path, index, dedup)
+        drop, result.dedup = filters.near_duplicates(pairs_path, index.entries, dedup)
         result.dropped = int(drop.sum())
         meta["dedup"] = {**result.dedup, "dropped": result.dropped, "kept": "the first by id of each cluster"}
     if min_score is not None:
-        drop = _low_scores(folder, pairs_path, index, min_score, drop, result)
+        drop, result.judged = filters.low_scores(folder, pairs_path, index.entries, min_score, drop)
         meta["judge"] = result.judged
     if min_grounding is not None:
-        drop = _ungrounded(folder, pairs_path, index, min_grounding, drop, result)
+        drop, result.grounding = filters.ungrounded(folder, pairs_path, index.entries, min_grounding, drop)
         meta["grounding"] = result.grounding
     resolver = _Images(code, images, frames, present, result)
 

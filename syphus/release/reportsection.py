@@ -127,7 +127,7 @@ class Grounding(Section):
     def figures(self, inp: Input) -> dict[str, Any]:
         if not self.options.grounding or inp.source.kind != "run":
             return {"grounding": None}
-        from syphus.release.grounding import grounding_figure
+        from syphus.release.rungrounding import grounding_figure
 
         try:
             listing = inp.out / f"grounding-{inp.index + 1}.jsonl"

@@ -130,7 +130,7 @@ def score_folder(candidate: str, folder: Path, system_message: str, price: Any =
 def _grounded_share(folder: Path) -> float | None:
     """The share of a candidate's pairs that the grounding check finds grounded (``release/grounding``);
     None when it has no pairs or its annotations cannot be read."""
-    from syphus.release.grounding import RunGrounding
+    from syphus.release.rungrounding import RunGrounding
 
     checked = grounded = 0
     try:
