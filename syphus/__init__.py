@@ -94,6 +94,8 @@ The plugin contract and shared pieces
 
 ``workflows/``: built on the engine
 - ``translate``  a release into other languages, one id per (instruction, language)
+- ``translationkey`` a translation run's ids: one key per English pair (id and text digest), per language
+- ``translationfiles`` a translation run's files: one instructions file per language, and the failures
 - ``language``   whether a translated field is in the language asked for: its script, its language
                  identified (py3langid, offline), not a copy, a plausible length
 - ``coldstart``  candidate in-context examples tried on a sample and ranked

@@ -107,7 +107,7 @@ def test_an_instruction_id_means_one_pair_forever(tmp_path):
     import subprocess
     import sys
     from syphus.release.ledger import FILE
-    from syphus.workflows.translate import text_key
+    from syphus.workflows.translationkey import text_key
 
     run = tmp_path / "output" / "DC" / "v1"
     run.mkdir(parents=True)

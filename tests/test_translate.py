@@ -290,7 +290,8 @@ def test_a_refused_all_languages_query_is_asked_per_language_and_each_failure_li
 
 def test_a_key_delivered_twice_is_written_once_and_is_no_failure(release):
     """A folder where both kinds of query delivered one language (as runs before one id space wrote)."""
-    from syphus.workflows.translate import assemble, text_key
+    from syphus.workflows.translationfiles import assemble
+    from syphus.workflows.translationkey import text_key
 
     def meta(k, langs):
         return {"ins_id": k, "langs": langs, "image_ids": [], "rel_ins_ids": []}

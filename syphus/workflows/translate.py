@@ -39,10 +39,8 @@ record delivered, once.
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 import re
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -52,10 +50,12 @@ from pydantic import ConfigDict, Field, create_model
 from syphus.dataset import AbstractDataset
 from syphus.errors import UserError
 from syphus.idset import IdSet
-from syphus.release.jsonstream import iter_members, read_first
+from syphus.release.jsonstream import iter_members
 from syphus.parse import ParseResult
 from syphus.reply import Reply
 from syphus.workflows.language import check_translation
+from syphus.workflows.translationfiles import assemble
+from syphus.workflows.translationkey import ins_id_of, lang_key, text_key
 from syphus.engine.store import ERRORS, INVALID, PAIRS, read_jsonl
 from syphus.engine.stats import RunStatus
 
@@ -172,32 +172,6 @@ def translation_model(langs: tuple[str, ...], alone: bool) -> type[TranslationRe
     return create_model("Translations", __base__=TranslationReply, a=(per_lang, ...), b=(per_lang, ...))
 
 
-def text_key(ins_id: str, instruction: str, answer: str) -> str:
-    """The key of one English pair: its instruction id and a digest of its text.
-
-    >>> text_key("DC_INS_00001", "What?", "A dog.")
-    'DC_INS_00001~262456f19a8c'
-    """
-    digest = hashlib.sha256(json.dumps([instruction, answer], ensure_ascii=False).encode("utf-8")).hexdigest()
-    return f"{ins_id}~{digest[:12]}"
-
-
-def plain_id(key: str) -> str:
-    """The instruction id of a pair's key (``text_key``)."""
-    return key.rsplit("~", 1)[0]
-
-
-def lang_key(ins_id: str, lang: str) -> str:
-    """The key of one (instruction, language): also the id of the query that asks for it alone."""
-    return f"{ins_id}@{lang}"
-
-
-def _ins_id(rec: dict[str, Any]) -> str:
-    """The instruction a run record is about (error records carry no meta: read it off the id)."""
-    meta = rec.get("meta") or {}
-    return str(meta.get("ins_id") or str(rec["id"]).rsplit("@", 1)[0])
-
-
 class FolderState:
     """What a translation run folder already holds, one (instruction, language) at a time.
 
@@ -214,7 +188,7 @@ class FolderState:
             for _, rec in read_jsonl(folder / name, skip_torn=True):
                 self.recorded.add(str(rec["id"]))
                 if name == PAIRS:
-                    ins_id = _ins_id(rec)
+                    ins_id = ins_id_of(rec)
                     for pair in rec.get("pairs") or []:
                         self.delivered.add(lang_key(ins_id, str(pair.get("lang"))))
 
@@ -324,89 +298,6 @@ class Translation(AbstractDataset):
         if finish_reason == "length":
             result.truncated = True
         return result
-
-
-def assemble(folder: Path, english: Path, out: Path, langs: list[str], train: Path | None = None) -> dict[str, Any]:
-    """Write one instructions file per language from a translation run; returns counts.
-
-    Each (instruction, language) is written once: its first delivery in pairs.jsonl, whether
-    from an all-languages or a one-language query.
-    """
-    from syphus.release.jsonstream import ObjectWriter as _ObjectWriter
-
-    out.mkdir(parents=True, exist_ok=True)
-    stem = english.name.split("_instructions")[0]
-    meta = read_first(english, "meta") or {}
-    writers = {lang: _ObjectWriter(out / f"{stem}_instructions_{lang}.json", {**meta, "language": lang})
-               for lang in langs}
-    counts = {lang: 0 for lang in langs}
-    current = IdSet()  # the keys of the English pairs as they are now: a translation of older text is not theirs
-    for ins_id, entry in iter_members(english, within="data"):
-        if isinstance(entry, dict):
-            current.add(text_key(ins_id, entry.get("instruction"), entry.get("answer")))
-    written = IdSet()
-    for _, rec in read_jsonl(folder / PAIRS, skip_torn=True):
-        m = rec.get("meta") or {}
-        ins_id = _ins_id(rec)
-        if ins_id not in current:
-            continue
-        for pair in rec.get("pairs") or []:
-            lang = pair.get("lang")
-            if lang in writers and written.add(lang_key(ins_id, lang)):
-                writers[lang].add(plain_id(ins_id), {"instruction": pair["instruction"], "answer": pair["answer"],
-                                           "image_ids": m.get("image_ids", []),
-                                           "rel_ins_ids": m.get("rel_ins_ids", [])})
-                counts[lang] += 1
-    for w in writers.values():
-        w.close()
-    failures = 0
-    with (out / "translation_failures.jsonl").open("w", encoding="utf-8") as f:
-        for failure in undelivered(folder, langs, written, current):
-            f.write(json.dumps(failure, ensure_ascii=False) + "\n")
-            failures += 1
-    train = train or english.with_name(f"{stem}_train.json")
-    if train.exists():
-        shutil.copyfile(train, out / train.name)
-    return {"counts": counts, "failures": failures, "out": out}
-
-
-def _asked(rec: dict[str, Any], ins_id: str, langs: list[str]) -> list[str]:
-    """The languages of ``langs`` a record's query asked for.
-
-    An error record has no meta: a one-language id names its language, and a failed
-    all-languages query is taken to have asked for all of ``langs``.
-    """
-    qid = str(rec["id"])
-    asked = (rec.get("meta") or {}).get("langs") or ([qid.rsplit("@", 1)[1]] if qid != ins_id else langs)
-    return [x for x in asked if x in langs]
-
-
-def _reason(rec: dict[str, Any], lang: str) -> str:
-    """Why a record did not deliver ``lang``: its problems with that language, else why it failed."""
-    problems = rec.get("problems") or []
-    own = [p for p in problems if p.startswith(f"{lang}:")]
-    return "; ".join(own) or rec.get("reason") or rec.get("message") or "; ".join(problems) or "not delivered"
-
-
-def undelivered(folder: Path, langs: list[str], delivered: IdSet, current: IdSet | None = None
-                ) -> Iterator[dict[str, str]]:
-    """``{"id", "lang", "reason"}`` for each (pair, language) asked and not in ``delivered``, once.
-
-    ``current``: the keys of the pairs still in the English file (others are left out).
-
-    One-language records are read first: they are the later asks, so their reason is the last word.
-    """
-    reported = IdSet()
-    for alone in (True, False):
-        for name in (INVALID, PAIRS, ERRORS):
-            for _, rec in read_jsonl(folder / name, skip_torn=True):
-                ins_id = _ins_id(rec)
-                if (str(rec["id"]) != ins_id) != alone or (current is not None and ins_id not in current):
-                    continue
-                for lang in _asked(rec, ins_id, langs):
-                    key = lang_key(ins_id, lang)
-                    if key not in delivered and reported.add(key):
-                        yield {"id": plain_id(ins_id), "lang": lang, "reason": _reason(rec, lang)}
 
 
 def for_run(cfg: Any, source: str | Path, langs: list[str], mode: str) -> Translation:
