@@ -274,7 +274,8 @@ class FakeBatchAPI(FakeOpenAI):
         fault = self._take_fault(route)
         if fault is not None and fault[0].kind == "hang":
             label["cancelled"] = "hang"
-            await asyncio.sleep(fault[0].delay)
+            with self._hang():
+                await asyncio.sleep(fault[0].delay)
             fault = None
         if fault is not None and not fault[1]:
             return await self._fault_response(request, fault[0], label)

@@ -341,6 +341,7 @@ class FakeOpenAI:
         self._requests: list[Recorded] = []
         self._request_count = self._chat_count = self._tokens_admitted = 0
         self._in_flight = self._peak = 0
+        self._hanging = 0  # hang replies held right now
         self._status: collections.Counter = collections.Counter()
         # Enforcing buckets, and per-minute buckets used only for reporting headers.
         div = 60.0 if enforce == "second" else 1.0
@@ -384,6 +385,26 @@ class FakeOpenAI:
         """Requests received and not yet answered (held by a Gate, delayed, or being handled)."""
         with self._lock:
             return self._in_flight
+
+    @property
+    def hanging(self) -> int:
+        """Hang replies held right now: a test waits for its hang to be held, then moves the client's clock
+        past its timeout (``tests.helpers.SkewLoop``) instead of waiting the timeout out."""
+        with self._lock:
+            return self._hanging
+
+    @contextlib.contextmanager
+    def _hang(self):
+        """Count a hang reply as held (``wait_for`` callers are told) while the block runs."""
+        with self._lock:
+            self._hanging += 1
+            self._changed.notify_all()
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._hanging -= 1
+                self._changed.notify_all()
 
     @property
     def request_count(self) -> int:
@@ -552,11 +573,12 @@ class FakeOpenAI:
         reply = self._pick_reply(body, n)
         if reply.kind == "hang":
             label["cancelled"] = "hang"
-        if reply.gate is not None:
-            await reply.gate.wait()
-        delay = self.latency + reply.delay
-        if delay > 0:
-            await asyncio.sleep(delay)
+        with self._hang() if reply.kind == "hang" else contextlib.nullcontext():
+            if reply.gate is not None:
+                await reply.gate.wait()
+            delay = self.latency + reply.delay
+            if delay > 0:
+                await asyncio.sleep(delay)
         if reply.kind in ("ok", "hang"):
             return self._ok_response(reply, body, n, rl_headers)
         if reply.kind == "status":

@@ -1,10 +1,12 @@
 """Test helpers: a small plugin written into a temp project, readers for run folders, a child's output
-read as it comes, a clock that moves only when the test moves it, and a fake translator whose output
+read as it comes, a clock that moves only when the test moves it, an event loop whose clock the test
+moves (so a client's timeout fires without waiting it out), and a fake translator whose output
 a language identifier takes for the language asked."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
 import threading
@@ -224,3 +226,45 @@ def fake_translation(lang: str, text: str) -> str:
     for w in re.findall(r"[\w'-]+", stripped):
         out.append(w if w.isdigit() else words[zlib.crc32(w.lower().encode("utf-8")) % len(words)])
     return _GLUE.get(lang, " ").join(out) + end
+
+
+class SkewLoop(asyncio.SelectorEventLoop):
+    """An event loop whose clock a test moves forward, from any thread.
+
+    Every timer on the loop reads ``time()``: an HTTP client's timeout (aiohttp's, the SDK's),
+    ``asyncio.wait_for``, ``asyncio.sleep``. ``advance(s)`` adds ``s`` to that time, so a request the
+    fake server holds (``Reply.hang``) times out when the test says, not after real seconds. Pair it
+    with ``server.wait_for(lambda: server.hanging ...)`` so the clock moves only once the hang is held.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._skew = 0.0
+
+    def time(self) -> float:
+        return super().time() + self._skew
+
+    def advance(self, seconds: float) -> None:
+        """Move the clock on by ``seconds``; timers that fall due by then fire at once."""
+        def move() -> None:
+            self._skew += seconds
+        self.call_soon_threadsafe(move)
+
+
+@contextlib.contextmanager
+def skewed_loops():
+    """While open, every new event loop (``asyncio.run``'s too) is a ``SkewLoop``; yields the list of
+    loops made, newest last, so a test driving the CLI in this process can move the run's clock."""
+    made: list[SkewLoop] = []
+
+    class Policy(asyncio.DefaultEventLoopPolicy):
+        def new_event_loop(self) -> SkewLoop:
+            made.append(SkewLoop())
+            return made[-1]
+
+    before = asyncio.get_event_loop_policy()
+    asyncio.set_event_loop_policy(Policy())
+    try:
+        yield made
+    finally:
+        asyncio.set_event_loop_policy(before)

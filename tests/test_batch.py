@@ -27,7 +27,7 @@ from tests.conftest import KEY
 from tests.fakebatch import FakeBatchAPI
 from tests.fakeserver import Reply
 from tests.forkserver import WARM, Forks
-from tests.helpers import lines, make_numbers, query_id, settled
+from tests.helpers import SkewLoop, lines, make_numbers, query_id, settled
 
 ENV = {"OPENAI_API_KEY": KEY}
 
@@ -660,15 +660,22 @@ def test_a_malformed_control_plane_answer_is_retried(project, bserver, reply):
 
 
 def test_a_control_plane_timeout_is_retried(project, bserver):
+    """The SDK's own timeout (BatchAPI's 600 s) cuts a hung retrieve; the loop's clock jumps past it."""
     make_numbers(project, 2)
     cfg = config(bserver)
-    bserver.fail_next("retrieve", Reply.hang(3.0))
+    bserver.fail_next("retrieve", Reply.hang(3600.0))
+    loop = SkewLoop()
 
-    class Impatient(BatchAPI):
-        def __init__(self, endpoint):
-            super().__init__(endpoint, timeout=0.3)
+    def expire() -> None:
+        if bserver.wait_for(lambda: bserver.hanging == 1, timeout=30):
+            loop.advance(BatchAPI(resolve_endpoint(cfg.endpoint, ENV)).timeout + 1)
 
-    assert asyncio.run(run_with(Impatient, cfg)) == "complete"
+    clock_mover = threading.Thread(target=expire)
+    clock_mover.start()
+    with asyncio.Runner(loop_factory=lambda: loop) as runner:
+        assert runner.run(run_with(BatchAPI, cfg)) == "complete"
+    clock_mover.join()
+    assert bserver.status_counts["hang"] == 1  # cut short by the client, not waited out
     assert bserver.calls.count(("GET", "/v1/batches/batch_0")) >= 2 and len(bserver.batches_created) == 1
 
 

@@ -14,7 +14,7 @@ import aiohttp
 import pytest
 
 from tests.fakeserver import FakeOpenAI, Gate, Reply, format_duration
-from tests.helpers import ManualClock
+from tests.helpers import ManualClock, SkewLoop
 
 BODY = {"model": "gpt-test", "messages": [
     {"role": "system", "content": "Be brief."},
@@ -139,22 +139,26 @@ def test_drop_causes_client_error():
 
 
 def test_hang_exceeds_client_timeout_without_blocking_others():
+    """The client's 30 s timeout cuts the hang: its loop's clock jumps past it once the other is answered."""
     async def go(server):
         async with aiohttp.ClientSession() as s:
             url = server.base_url + "/chat/completions"
-            hung = asyncio.ensure_future(_post(s, url, timeout=aiohttp.ClientTimeout(total=0.2)))
-            assert await asyncio.to_thread(server.wait_for, lambda: server.in_flight == 1, 5)
+            hung = asyncio.ensure_future(_post(s, url, timeout=aiohttp.ClientTimeout(total=30)))
+            assert await asyncio.to_thread(server.wait_for, lambda: server.hanging == 1, 5)
             other = await _post(s, url)  # answered while the first one hangs
+            assert not hung.done() and server.hanging == 1
+            asyncio.get_running_loop().advance(31)
             with pytest.raises(asyncio.TimeoutError):
                 await hung
             return other
 
     with FakeOpenAI() as server:
-        server.enqueue(Reply.hang(5))
-        assert _run(go(server))[0] == 200
+        server.enqueue(Reply.hang(3600))
+        with asyncio.Runner(loop_factory=SkewLoop) as runner:
+            assert runner.run(go(server))[0] == 200
         # "hang" is counted only for a hang cut short by the client: the handler was cancelled, not waited out
-        assert server.wait_for(lambda: server.status_counts["hang"] == 1, timeout=4)
-        assert server.in_flight == 0
+        assert server.wait_for(lambda: server.status_counts["hang"] == 1, timeout=30)
+        assert server.in_flight == 0 and server.hanging == 0
     assert server.peak_in_flight == 2
 
 

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import errno
 import io
 import json
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -29,7 +31,7 @@ from syphus.engine.runner import Runner
 from syphus.engine.store import RunStore
 from tests.conftest import KEY, ROOT
 from tests.fakeserver import FakeOpenAI, Gate, Reply, default_answer
-from tests.helpers import ManualClock, lines, make_numbers, query_id, settled
+from tests.helpers import ManualClock, lines, make_numbers, query_id, settled, skewed_loops
 
 FAULTY = '''
 from abstract_dataset import AbstractDataset
@@ -315,7 +317,7 @@ def test_max_cost_is_a_hard_cap_whatever_the_replies_say(project, server, fault)
         if fault == "zero_usage":
             return Reply.ok(text, usage={"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0})
         if fault == "timeout":
-            return Reply.hang(1.0)
+            return Reply.hang(3600.0)  # cut short by the client's timeout (its clock moved by expire_hangs)
         if fault == "content_filter":
             return Reply.ok(None, finish_reason="content_filter", usage={})
         if fault == "malformed":
@@ -324,9 +326,10 @@ def test_max_cost_is_a_hard_cap_whatever_the_replies_say(project, server, fault)
 
     server.responder = responder
     cap = 0.6
-    code, out = run(["--config", "run.yaml", "--name", "Numbers", "--model", "toy-model", "--pricing",
-                     "prices.yaml", "--num_threads", "4", "--timeout", "0.2", "--max_attempts", "2",
-                     "--max-cost", str(cap)], server)
+    argv = ["--config", "run.yaml", "--name", "Numbers", "--model", "toy-model", "--pricing", "prices.yaml",
+            "--num_threads", "4", "--timeout", "30", "--max_attempts", "2", "--max-cost", str(cap)]
+    with expire_hangs(server, 30):
+        code, out = run(argv, server)
     assert code == 4, out
     worst_completion = {"max_tokens_extra": 60}.get(fault, 20)
     prompts = [sum(len(m["content"]) for m in r.body["messages"]) for r in server.requests]
@@ -338,13 +341,40 @@ def test_max_cost_is_a_hard_cap_whatever_the_replies_say(project, server, fault)
     assert meta["cost"]["estimated_usd"] == pytest.approx(meta["cost"]["spent_usd"])  # none of it was reported
     assert len(server.requests) * worst_completion * 0.001 <= cap + 1e-9  # the completions alone fit the cap
     assert could_bill > 0
+    if fault == "timeout":
+        assert server.status_counts["hang"] == len(server.requests)  # every one cut short by the client
     # a restart remembers what was charged at the worst case and does not spend it again
-    code, out = run(["--config", "run.yaml", "--name", "Numbers", "--model", "toy-model", "--pricing",
-                     "prices.yaml", "--num_threads", "4", "--timeout", "0.2", "--max_attempts", "2",
-                     "--max-cost", str(cap)], server)
+    with expire_hangs(server, 30):
+        code, out = run(argv, server)
     assert code == 4
     assert len(server.requests) * worst_completion * 0.001 <= cap + 1e-9
     assert json.loads((folder / "meta.json").read_text())["cost"]["spent_usd"] <= cap + 1e-9
+
+
+@contextlib.contextmanager
+def expire_hangs(server, timeout: float):
+    """While the block runs ``syphus`` in this process, each time everything in flight is a held hang,
+    move the run's clock past ``timeout``: the client's timeout fires at once instead of after real seconds."""
+    done = threading.Event()
+
+    def expire(loops):
+        while True:
+            server.wait_for(lambda: done.is_set() or 0 < server.hanging == server.in_flight, timeout=60)
+            if done.is_set():
+                return
+            hung = server.status_counts["hang"]
+            loops[-1].advance(timeout + 1)
+            server.wait_for(lambda: done.is_set() or server.status_counts["hang"] > hung, timeout=60)
+
+    with skewed_loops() as loops:
+        clock_mover = threading.Thread(target=expire, args=(loops,))
+        clock_mover.start()
+        try:
+            yield
+        finally:
+            done.set()
+            server.wake()
+            clock_mover.join()
 
 
 # --- 6. a run that settles nothing is not a success -----------------------------------------------

@@ -16,9 +16,10 @@ from syphus import plugins
 from syphus.cli import main
 from syphus.config import load_config
 from syphus.engine.job import run_job
+from syphus.engine.store import RunStore
 from tests.conftest import KEY
 from tests.fakeserver import Gate, Reply
-from tests.helpers import ManualClock, lines, make_numbers, query_id, settled
+from tests.helpers import ManualClock, lines, make_numbers, query_id, settled, skewed_loops
 
 # Backoff waits of milliseconds: the policy is the real one, only its scale is small. Passed as a
 # run config file, like a user's, so no class default is touched.
@@ -102,12 +103,12 @@ def test_unknown_name_is_one_clear_error(project, server):
     assert server.requests == []
 
 
-def test_exactly_once_under_faults(project, server):
+def test_exactly_once_under_faults(project, server, monkeypatch):
     """Every query ends in exactly one file; nothing answered is requested again."""
     make_numbers(project, 60)
     faults = {
         1: Reply.status(429, headers={"retry-after-ms": "20"}), 2: Reply.status(500), 3: Reply.status(503),
-        4: Reply.malformed(), 5: Reply.drop(), 6: Reply.hang(2.0), 7: Reply.malformed(b"<html>oops</html>"),
+        4: Reply.malformed(), 5: Reply.drop(), 6: Reply.hang(3600.0), 7: Reply.malformed(b"<html>oops</html>"),
         8: Reply.status(502), 9: Reply.status(408),
     }
     answered_at: dict[str, int] = {}
@@ -134,9 +135,33 @@ def test_exactly_once_under_faults(project, server):
         return reply
 
     server.responder = responder
-    code, out = run(["--name", "Numbers.numbers", "--num_threads", "8", "--timeout", "0.5", "--max_attempts", "6",
-                     "--repairs", "0"], server=server)  # unparseable replies stay invalid here: repairs have tests of their own
+    timeout = 30.0
+    settled_ids: set[str] = set()  # written by the run (a spy: the real write runs first)
+    for name in ("write_answer", "write_error"):
+        def spy(self, record, *args, _write=getattr(RunStore, name), **kwargs):
+            _write(self, record, *args, **kwargs)
+            with lock:
+                settled_ids.add(record["id"])
+            server.wake()
+        monkeypatch.setattr(RunStore, name, spy)
+
+    def expire(loops):
+        """Once the hang is all that is left (the other 59 written), jump past its timeout."""
+        def rest_settled():
+            with lock:
+                return len(settled_ids) == 59
+        if server.wait_for(lambda: server.hanging == server.in_flight == 1 and rest_settled(), timeout=60):
+            loops[-1].advance(timeout + 1)
+
+    with skewed_loops() as loops:
+        clock_mover = threading.Thread(target=expire, args=(loops,))
+        clock_mover.start()
+        code, out = run(["--name", "Numbers.numbers", "--num_threads", "8", "--timeout", str(timeout),
+                         "--max_attempts", "6", "--repairs", "0"],
+                        server=server)  # unparseable replies stay invalid here: repairs have tests of their own
+        clock_mover.join()
     assert code == 0, out
+    assert server.status_counts["hang"] == 1  # the client's timeout cut it short
     folder = project / "output" / "Numbers" / "v1"
     s = settled(folder)
     every = s["pairs"] + s["invalid"] + s["errors"]

@@ -23,7 +23,7 @@ from syphus.reply import NotJSON, load_json, pairs_model, parse_reply
 
 from tests.conftest import ROOT
 from tests.fakeserver import FakeOpenAI, Reply
-from tests.helpers import lines
+from tests.helpers import SkewLoop, lines
 
 STAND_IN = """
 import asyncio, json, sys
@@ -92,19 +92,22 @@ def test_the_timeout_follows_measured_speed():
 
 def test_the_client_times_out_at_the_paces_limit_and_measures_each_reply():
     with FakeOpenAI() as server:
-        server.enqueue(Reply.ok("x", usage={"prompt_tokens": 5, "completion_tokens": 40}),
-                       Reply.ok("y", delay=1.0))
-        pace = Pace(floor=0.3, budget=1)
+        server.enqueue(Reply.ok("x", usage={"prompt_tokens": 5, "completion_tokens": 40}), Reply.hang(3600))
+        pace = Pace(floor=30.0, budget=1)
 
         async def go():
             endpoint = resolve_endpoint(EndpointConfig(base_url=server.base_url, model="local"), {})
-            async with ChatClient(endpoint, GenerationConfig(), timeout=60.0, pace=pace) as client:
+            async with ChatClient(endpoint, GenerationConfig(), timeout=600.0, pace=pace) as client:
                 await client.complete([{"role": "user", "content": "a"}])
                 assert pace.tokens == 40
-                with pytest.raises(Exception, match=r"within 0.3s"):  # the pace's 0.3 s, not the client's 60 s
-                    await client.complete([{"role": "user", "content": "b"}])
+                slow = asyncio.ensure_future(client.complete([{"role": "user", "content": "b"}]))
+                assert await asyncio.to_thread(server.wait_for, lambda: server.hanging == 1, 30)
+                asyncio.get_running_loop().advance(31)  # past the pace's 30 s, far below the client's 600 s
+                with pytest.raises(Exception, match=r"within 30s"):
+                    await slow
 
-        asyncio.run(go())
+        with asyncio.Runner(loop_factory=SkewLoop) as runner:
+            runner.run(go())
 
 
 def test_a_raw_newline_inside_a_json_string_is_read():
