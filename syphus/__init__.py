@@ -7,6 +7,8 @@ The plugin contract and shared pieces
 - ``dataset``    ``AbstractDataset``, the plugin contract (one required method)
 - ``items``      each query input checked as the plugin gives it (a dict, an id, sentences; ids unique)
 - ``jsonfile``   the annotation-file readers for plugins (``load_json``, ``iter_jsonl``; also in ``dataset``)
+- ``families``   the scene families: one module per MIMIC-IT image family (ids, sources, query images,
+                 defects, archives) and their registry
 - ``inputs``     every input checked before the first request; blank items counted and listed
 - ``repeats``    repeated ids of a stream found exactly in flat memory (hash buckets on disk)
 - ``onduplicate`` the run's read: blank items out, repeated ids suffixed, skipped or merged (--on_duplicate)

@@ -11,28 +11,12 @@ import re
 from pathlib import Path
 
 from syphus.errors import UserError
+from syphus.families import FAMILIES
 
-# archive -> MD5, as published in the MIMIC-IT README
-PUBLISHED_MD5 = {
-    "LA-In-Context": "fdc2427451bcfd8a04bab7a1c2305259",
-    "DC": "0d373a5f511fd1d9f03ac81bb12e04fe",
-    "TVC": "ea16ec0ef7f35e810e0920e85ed467af",
-    "VST": "988569e39aaa24da0df547644514b0d4",
-    "SN": "1c4751c5b2c0bcaaeb94dbc5fb39e7a6",
-    "SD (General Diff)": "7fd998c10baaba9c6e39b66761a456a0",
-    "SD (Subtle Diff)": "5175198daebb997672a21307e8b18a96",
-    "E4D (1st Part)": "504b779dbc852c943adbe7862d6924d7",
-}
-_NAMES = [  # file name patterns -> archive, most specific first
-    (re.compile(r"^LA(\b|_|-)", re.I), "LA-In-Context"),
-    (re.compile(r"^(CGD|SD).*general", re.I), "SD (General Diff)"),
-    (re.compile(r"^SD.*subtle", re.I), "SD (Subtle Diff)"),
-    (re.compile(r"^E4D", re.I), "E4D (1st Part)"),
-    (re.compile(r"^DC\b", re.I), "DC"),
-    (re.compile(r"^TVC\b", re.I), "TVC"),
-    (re.compile(r"^VST\b", re.I), "VST"),
-    (re.compile(r"^SN\b", re.I), "SN"),
-]
+# archive -> MD5, as published in the MIMIC-IT README (each family declares its archives)
+_ARCHIVES = sorted((a for f in FAMILIES for a in f.archives), key=lambda a: a.row)
+PUBLISHED_MD5 = {a.name: a.md5 for a in _ARCHIVES}
+_NAMES = [(re.compile(p, re.I), a.name) for a in _ARCHIVES for p in a.patterns]  # file name patterns -> archive
 
 
 def md5_of(path: str | Path, chunk: int = 1 << 20) -> str:

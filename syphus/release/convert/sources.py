@@ -2,9 +2,9 @@
 
 One of: a folder of images (recursive), a COCO image folder with its ``instances_*.json``, an SD
 pairs file (a JSON list of ``[pair_id, path_a, path_b]``, paths relative to it) or a folder of
-videos (recursive). Ids follow the scene's convention (syphus.engine.scenes). ``tasks`` skips
-what an earlier run did and ids given twice, and streams: folders are listed a directory at a
-time and tasks are made as the pool takes them.
+videos (recursive); which of them a scene takes, and the ids they get, its family says
+(``syphus.families``). ``tasks`` skips what an earlier run did and ids given twice, and streams:
+folders are listed a directory at a time and tasks are made as the pool takes them.
 
 >>> Sources("SD", pairs=Path("pairs.json")).check()
 >>> Sources("LA", pairs=Path("pairs.json")).check()
@@ -27,12 +27,12 @@ from syphus.release.convert import frames, worker
 from syphus.release.convert.parts import Parts
 from syphus.release.convert.pool import Task
 from syphus.release.convert.tally import Tally
-from syphus.engine.scenes import (FRAME_DIGITS, IMAGE_FAMILIES, LAYOUTS, coco_image_id, frame_id, frame_prefix,
-                                   layout_image_id, pair_image_id)
+from syphus.families import FAMILIES, family
 
-SCENES = IMAGE_FAMILIES
-VIDEO_SCENES = tuple(FRAME_DIGITS)
-COCO_SCENES = ("LA", "CGD")
+SCENES = tuple(f.code for f in FAMILIES)  # what --scene takes: the image families
+VIDEO_SCENES = tuple(f.code for f in FAMILIES if f.frame_digits)  # --videos
+COCO_SCENES = tuple(f.code for f in FAMILIES if f.coco)  # --coco
+PAIR_SCENES = tuple(f.code for f in FAMILIES if f.pairs)  # --pairs
 IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".jpe", ".jp2", ".pbm",
               ".pgm", ".ppm", ".pnm", ".sr", ".ras", ".exr", ".hdr", ".pic"}
 VIDEO_EXTS = {".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv",
@@ -70,11 +70,14 @@ class Sources:
         if sum(x is not None for x in (self.images, self.coco, self.pairs, self.videos)) != 1:
             raise UserError("pass exactly one input: --images DIR, --coco DIR, --pairs FILE or --videos DIR")
         if self.coco is not None and self.scene not in COCO_SCENES:
-            raise UserError("--coco is for the LA and CGD scenes; use --images DIR for other image folders")
+            raise UserError(f"--coco is for the {' and '.join(COCO_SCENES)} scenes; "
+                            "use --images DIR for other image folders")
         if self.coco is not None and not self.annotations:
             raise UserError("--coco needs --annotations instances_*.json")
-        if self.pairs is not None and self.scene != "SD":
-            raise UserError("--pairs makes SD ids (SD_IMG_00001_1); pass --scene SD")
+        if self.pairs is not None and self.scene not in PAIR_SCENES:
+            paired = family(PAIR_SCENES[0])
+            raise UserError(f"--pairs makes {paired.code} ids ({paired.pair_image_id(1, 1)}); "
+                            f"pass --scene {paired.code}")
         if self.videos is not None and self.scene not in VIDEO_SCENES:
             raise UserError(f"--videos is for the video scenes {', '.join(VIDEO_SCENES)}; "
                             f"use --images for {self.scene}")
@@ -129,11 +132,9 @@ class Sources:
     def _items(self, tally: Tally) -> Iterator[tuple[str, Path]]:
         if self.images is not None:
             for path in walk(self.images, IMAGE_EXTS):
-                iid = layout_image_id(self.scene, path.relative_to(self.images))
+                iid = family(self.scene).layout_image_id(path.relative_to(self.images))
                 if iid is None:
-                    why = (f"not in {LAYOUTS[self.scene]}" if self.scene in LAYOUTS
-                           else "an LA file name must contain the COCO image id (digits)")
-                    tally.skip(path, why)
+                    tally.skip(path, family(self.scene).no_id())
                     tally.finished()
                     continue
                 yield iid, path
@@ -160,7 +161,7 @@ class Sources:
                 path = self.coco / name
                 if not path.exists() and (self.coco / split / name).exists():
                     path = self.coco / split / name
-                yield coco_image_id(self.scene, number, name), path
+                yield family(self.scene).coco_image_id(number, name), path
 
     def _pair_items(self) -> Iterator[tuple[str, Path]]:
         pairs = self.pairs
@@ -176,8 +177,8 @@ class Sources:
             if not ok or not str(entry[0]).isdigit():
                 raise UserError(f"{pairs}: entry {n} is {entry!r}; "
                                 f"each entry must be [pair_id (digits), path_a, path_b]")
-            yield pair_image_id(entry[0], 1), pairs.parent / str(entry[1])
-            yield pair_image_id(entry[0], 2), pairs.parent / str(entry[2])
+            yield family(self.scene).pair_image_id(entry[0], 1), pairs.parent / str(entry[1])
+            yield family(self.scene).pair_image_id(entry[0], 2), pairs.parent / str(entry[2])
 
     # ---------------------------------------------------------------- videos
 
@@ -190,13 +191,14 @@ class Sources:
                 tally.finished()
                 continue
             if vfps == 0 or count == 0:  # no rate or length in the metadata: read it in order
-                already = list(parts.ids(frame_prefix(self.scene, stem))) if len(done) else []
+                already = list(parts.ids(family(self.scene).frame_prefix(stem))) if len(done) else []
                 yield Task(1, worker.video_sequential_task,
                            (str(path), self.scene, stem, self.fps, self.frames, already))
                 continue
             planned = frames.plan(vfps, count, self.fps, self.frames)
-            todo = [(frame_id(self.scene, stem, k), index, k) for k, index in enumerate(planned)
-                    if frame_id(self.scene, stem, k) not in done]
+            video = family(self.scene)
+            todo = [(video.frame_id(stem, k), index, k) for k, index in enumerate(planned)
+                    if video.frame_id(stem, k) not in done]
             groups = [todo[i:i + GROUP] for i in range(0, len(todo), GROUP)]
             if not groups:
                 tally.finished()
