@@ -22,12 +22,7 @@ from pathlib import Path
 import pytest
 
 from syphus.cli import main
-from syphus.config import RetryConfig
-from syphus.dataset import AbstractDataset
 from syphus.errors import StoreError
-from syphus.engine.limits import RateLimiter
-from syphus.engine.pool import Member, Pool
-from syphus.engine.runner import Runner
 from syphus.engine.store import RunStore
 from tests.conftest import KEY, ROOT
 from tests.fakeserver import FakeOpenAI, Gate, Reply, default_answer
@@ -132,47 +127,6 @@ def test_an_exception_at_any_stage_of_one_query_ends_in_a_record(project, server
     # the settled per-item errors are not sent again by a plain rerun
     sent = len(server.requests)
     assert run(["--name", "Faulty"], server)[0] == 0 and len(server.requests) == sent
-
-
-class _Dies(RunStore):
-    """A store whose every write raises something nobody expects."""
-
-    def write_answer(self, record, valid):
-        raise RuntimeError("boom")
-
-    def write_error(self, record):
-        raise RuntimeError("boom too")
-
-
-class _Echo(AbstractDataset):
-    def __init__(self, n):
-        self.n = n
-        super().__init__("Echo", {"system_message": "s", "in_context": []}, None)
-
-    def _load_prompt(self, path):
-        return path
-
-    def _load_query_inputs(self, path):
-        return ({"id": f"q{i:05d}", "sentences": f"<<q{i:05d}>>"} for i in range(self.n))
-
-
-async def test_a_dead_worker_never_leaves_the_producer_blocked(tmp_path, server):
-    """Every worker dies on its first query; the producer, facing a full queue, must not hang."""
-    from syphus.engine.client import ChatClient
-    from syphus.config import GenerationConfig
-    from syphus.engine.endpoint import Endpoint
-
-    endpoint = Endpoint(kind="compatible", url=server.base_url + "/chat/completions", model="m", headers={})
-    store = _Dies(tmp_path)
-    store.open()
-    async with ChatClient(endpoint, GenerationConfig()) as client:
-        pool = Pool([Member("default", client, RateLimiter())])
-        runner = Runner(_Echo(1000), pool, store, num_threads=2, retry=RetryConfig(max_attempts=1))
-        status = await asyncio.wait_for(runner.run(_Echo(1000).iter_query_inputs()), timeout=30)
-    store.close()
-    assert status == "failed"
-    assert isinstance(runner.crash, RuntimeError)
-    assert len(server.requests) <= 2
 
 
 def test_a_record_that_cannot_be_written_stops_the_run_resumably(tmp_path):

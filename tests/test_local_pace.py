@@ -19,7 +19,6 @@ from syphus.engine.client import ChatClient
 from syphus.engine.endpoint import resolve_endpoint
 from syphus.engine.local import LocalServer, Pace
 from syphus.config import EndpointConfig, GenerationConfig
-from syphus.reply import NotJSON, load_json, pairs_model, parse_reply
 
 from tests.conftest import ROOT
 from tests.fakeserver import FakeOpenAI, Reply
@@ -108,27 +107,6 @@ def test_the_client_times_out_at_the_paces_limit_and_measures_each_reply():
 
         with asyncio.Runner(loop_factory=SkewLoop) as runner:
             runner.run(go())
-
-
-def test_a_raw_newline_inside_a_json_string_is_read():
-    text = '{"pairs": [' + ", ".join('{"instruction": "What is in\nthe room?", "answer": "A bed\tand a lamp."}'
-                                     for _ in range(3)) + "]}"
-    with pytest.raises(json.JSONDecodeError):
-        json.loads(text)  # what the strict parser said ("no JSON object in the reply")
-    result = parse_reply(pairs_model(3), text)
-    assert len(result.pairs) == 3 and result.pairs[0]["instruction"] == "What is in\nthe room?"
-    assert not result.problems
-
-
-@pytest.mark.parametrize("text,reason", [
-    ("I cannot help with that.", "no JSON object in the reply"),
-    ('{"pairs": [{"instruction": "Q?", "answer": "A."}', "unfinished JSON: "),
-    ('{"pairs": [{"instruction": "Q?" "answer": "A."}]}', "broken JSON: Expecting ',' delimiter at line 1 column"),
-])
-def test_a_refused_reply_says_why(text, reason):
-    with pytest.raises(NotJSON) as e:
-        load_json(text)
-    assert str(e.value).startswith(reason)
 
 
 def test_the_grammar_forms_ask_for_non_empty_strings(project, server):

@@ -19,7 +19,7 @@ from syphus.cli import main
 from syphus.config import load_config
 from syphus.engine.job import dry_run, run_job
 from syphus.engine.structure import nonempty_strings
-from syphus.reply import pairs_model, parse_reply, strict_schema
+from syphus.reply import pairs_model, strict_schema
 from syphus.signals import requested_count
 from tests.conftest import KEY, ROOT
 from tests.fakebatch import FakeBatchAPI
@@ -179,17 +179,6 @@ def test_replies_that_break_the_schema_are_invalid_with_the_reason(project, serv
     assert "not JSON" in pairs["q00002"]["problems"][0]
     assert pairs["q00004"]["problems"] == [] and all(r["reply_format"] == "json" for r in [*pairs.values(),
                                                                                          *invalid.values()])
-
-
-def test_a_reply_with_another_number_of_pairs_keeps_them_with_a_problem():
-    model = pairs_model(3)
-    two = json.dumps({"pairs": [{"instruction": "**Question:** A?", "answer": "Answer: a."},
-                                {"instruction": "B?", "answer": "b."}]})
-    r = parse_reply(model, two)
-    assert r.pairs == [{"instruction": "A?", "answer": "a."}, {"instruction": "B?", "answer": "b."}]
-    assert r.problems == ["the reply does not fit the schema: pairs: list should have at least 3 items after "
-                          "validation, not 2"]
-    assert parse_reply(model, '```json\n{"pairs": []}\n```').pairs == []  # fenced, and none kept
 
 
 def test_requested_counts_become_min_and_max_items():
