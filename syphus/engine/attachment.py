@@ -14,6 +14,13 @@ endpoint that takes the request (``syphus.engine.imagetokens``, ``configs/image_
 ``Attacher.tokens_as``), from its size: they count in the rate limits, ``--max-cost``
 reservations, ``--dry-run`` and the progress line like text tokens.
 
+An image is prepared once and kept for the queries that share it (``PreparedImages``, bounded
+in bytes: LA's COCO images serve LACONV, LADD and LACR alike). An image stored as clean base64
+that needs no resize (its size read from its header alone) goes into the request as the very
+text it is stored as: never decoded, never encoded again. Only an image over ``--image_max_side``
+(or stored in another form) is decoded, resized and encoded, in ``Attacher.read`` on a thread pool
+sized to the cores (OpenCV lets go of the GIL), so the event loop never waits on it.
+
 A query whose images are missing from the file is an error record naming them (kind
 ``missing_images``: settled, it would fail the same way again), or with ``--allow_missing_images``
 goes with the images that are there (text only if none), its record listing what was missing.
@@ -28,15 +35,22 @@ from the record ``syphus convert`` keeps beside the image file, ``XX.frames.json
 
 from __future__ import annotations
 
+import asyncio
+import base64
 import logging
+import os
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from syphus.config import ImagesConfig
 from syphus.engine.imagetokens import ImageTable, load_image_table
 from syphus.errors import ItemError, UserError
-from syphus.frames import image_part, resize, spread
-from syphus.image import image_size
+from syphus.frames import MIME, image_part, resize, spread
+from syphus.image import head_bytes, image_size, sniff_extension
 from syphus.engine.imageindex import ImageIndex
 from syphus.engine.samples import frame_times
 from syphus.engine.scenes import query_images
@@ -91,11 +105,62 @@ def image_table(path: str) -> ImageTable:
     return ImageTable.from_mapping({"default": FALLBACK_ROW}, "<fallback>")
 
 
+CACHE_BYTES = 64 << 20  # prepared images kept for the queries that share them
+
+
+class Prepared(NamedTuple):
+    """An image as it goes on the wire: its data URL (shared by every part that sends it) and its size."""
+
+    url: str
+    size: tuple[int, int] | None
+
+
+class PreparedImages:
+    """Prepared images by id, the least recently used dropped once they pass ``max_bytes`` (thread-safe).
+
+    >>> cache = PreparedImages(10)
+    >>> cache.put("a", Prepared("data:x", None)); cache.put("b", Prepared("data:yyyy", None))
+    >>> cache.get("a"), cache.get("b").url, cache.bytes
+    (None, 'data:yyyy', 9)
+    """
+
+    def __init__(self, max_bytes: int = CACHE_BYTES):
+        self.max_bytes = max_bytes
+        self.bytes = 0
+        self._items: OrderedDict[str, Prepared] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, image_id: str) -> Prepared | None:
+        with self._lock:
+            hit = self._items.get(image_id)
+            if hit is not None:
+                self._items.move_to_end(image_id)
+            return hit
+
+    def put(self, image_id: str, prepared: Prepared) -> None:
+        size = len(prepared.url)
+        if size > self.max_bytes:
+            return  # bigger than the whole cache: sent, not kept
+        with self._lock:
+            old = self._items.pop(image_id, None)
+            if old is not None:
+                self.bytes -= len(old.url)
+            self._items[image_id] = prepared
+            self.bytes += size
+            while self.bytes > self.max_bytes:
+                _, dropped = self._items.popitem(last=False)
+                self.bytes -= len(dropped.url)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
 class Attacher:
     """Finds, chooses, sizes and counts the images of each query; see the module docstring."""
 
     def __init__(self, cfg: ImagesConfig, model: str, scene: str | None = None, index: ImageIndex | None = None,
-                 table: ImageTable | None = None):
+                 table: ImageTable | None = None, *, cache_bytes: int = CACHE_BYTES,
+                 resizer: Callable[[bytes, int], bytes] = resize, workers: int | None = None):
         self.cfg = cfg
         self.model = model
         self.scene = scene
@@ -103,8 +168,12 @@ class Attacher:
         self.table = table if table is not None else image_table(cfg.tokens)
         self.limit = min(cfg.max_images or cfg.max_per_request, cfg.max_per_request)
         self.times = frame_times(cfg.path) if cfg.path else {}
+        self.prepared = PreparedImages(cache_bytes)
+        self.resizer = resizer
+        self.pool = ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1, thread_name_prefix="syphus-images")
 
     def close(self) -> None:
+        self.pool.shutdown(wait=True)
         self.index.close()
 
     def __enter__(self) -> Attacher:
@@ -140,7 +209,10 @@ class Attacher:
             return [], []
         positions = spread(list(range(len(ids))), self.limit)
         chosen = [ids[p] for p in positions]
-        datas = self.index.get_many(chosen)
+        hits = [self.prepared.get(i) for i in chosen]
+        read = self.index.get_many([i for i, hit in zip(chosen, hits) if hit is None], stored=True)
+        it = iter(read)
+        datas = [hit if hit is not None else next(it) for hit in hits]
         missing = [i for i, d in zip(chosen, datas) if d is None]
         if missing and not self.cfg.allow_missing:
             shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
@@ -151,13 +223,41 @@ class Attacher:
         for position, image_id, data in zip(positions, chosen, datas):
             if data is None:
                 continue
-            if self.cfg.max_side:
-                data = resize(data, self.cfg.max_side)
-            size = image_size(data)
-            w, h = size or (2048, 2048)  # an unknown size is counted as large: a budget never under-counts
-            out.append(Frame(image_id, image_part(data, self.cfg.detail), position, len(ids),
-                             self.table.tokens(self.model, w, h, self.cfg.detail), size, self.times.get(image_id)))
+            ready = data if isinstance(data, Prepared) else self.prepare(image_id, data)
+            w, h = ready.size or (2048, 2048)  # an unknown size is counted as large: a budget never under-counts
+            part = {"type": "image_url", "image_url": {"url": ready.url, "detail": self.cfg.detail}}
+            out.append(Frame(image_id, part, position, len(ids), self.table.tokens(self.model, w, h, self.cfg.detail),
+                             ready.size, self.times.get(image_id)))
         return out, missing
+
+    async def read(self, item: dict[str, Any]) -> tuple[list[Frame], list[str]]:
+        """``frames(item)`` on the attacher's thread pool: file reads, decodes and resizes off the event loop."""
+        return await asyncio.get_running_loop().run_in_executor(self.pool, self.frames, item)
+
+    def prepare(self, image_id: str, stored: bytes | str) -> Prepared:
+        """The image ``image_id`` (its stored base64 text, or its bytes) made ready to send, and kept.
+
+        Stored text that fits ``--image_max_side`` is sent as it is: only its first bytes are decoded,
+        to tell its format and read its size from the header.
+        """
+        try:
+            prepared = self._prepare(stored)
+        except ItemError as e:
+            raise ItemError(f"{self.cfg.path}: the image {image_id!r}: {e}", kind=e.kind) from None
+        self.prepared.put(image_id, prepared)
+        return prepared
+
+    def _prepare(self, stored: bytes | str) -> Prepared:
+        max_side = self.cfg.max_side
+        if isinstance(stored, str):
+            head = head_bytes(stored)
+            ext = sniff_extension(head)
+            size = image_size(head)
+            if ext is not None and ext in MIME and size is not None and (not max_side or max(size) <= max_side):
+                return Prepared(f"data:{MIME[ext]};base64,{stored}", size)
+            stored = base64.b64decode(stored)  # a header past the first bytes, or too large: decoded after all
+        data = self.resizer(stored, max_side) if max_side else stored
+        return Prepared(image_part(data)["image_url"]["url"], image_size(data))
 
     def tokens_as(self, model: str | None, frames: list[Frame]) -> int:
         """What ``frames`` cost in tokens as ``model`` counts them (None: the attacher's own model)."""

@@ -45,7 +45,7 @@ from typing import Any
 
 from syphus.durable import swap_in
 from syphus.errors import ItemError, UserError
-from syphus.image import image_bytes
+from syphus.image import image_bytes, stored_base64
 from syphus.engine import parquet
 from syphus.engine.imagescan import WS, json_entries
 
@@ -67,7 +67,9 @@ class BadImage(ItemError):
         super().__init__(message, kind="bad_image")
 
 
-def _decoded(path: Path, image_id: str, value: Any) -> bytes:
+def _decoded(path: Path, image_id: str, value: Any, stored: bool = False) -> bytes | str:
+    if stored and (text := stored_base64(value)) is not None:
+        return text
     try:
         return image_bytes(value)
     except ValueError as e:
@@ -208,6 +210,13 @@ def _build(index_path: Path, stamp: dict[str, str], entries: Iterator[tuple[str,
     swap_in(tmp, index_path)
 
 
+def _plain_string(raw: bytes) -> str | None:
+    """A JSON string of ASCII with no escapes (as base64 is) read as it is, with no parse; else None."""
+    if len(raw) >= 2 and raw[0] == raw[-1] == 0x22 and raw.isascii() and b"\\" not in raw and b'"' not in raw[1:-1]:
+        return raw[1:-1].decode("ascii")
+    return None
+
+
 class _JsonValues:
     """Values of a JSON image file, read by (offset, length)."""
 
@@ -215,18 +224,20 @@ class _JsonValues:
         self.path = path
         self.f = path.open("rb")
 
-    def fetch(self, image_id: str, offset: int, length: int) -> bytes | None:
+    def fetch(self, image_id: str, offset: int, length: int, stored: bool = False) -> bytes | str | None:
         self.f.seek(offset)
         raw = self.f.read(length)
         if len(raw) != length:
             raise UserError(f"{self.path}: the image {image_id!r} is not where the index says (byte {offset}); "
                             "the file changed while open: open it again")
+        if stored and (text := _plain_string(raw)) is not None and stored_base64(text) is not None:
+            return text
         try:
             value = json.loads(raw)
         except ValueError as e:
             raise UserError(f"{self.path}: the image {image_id!r} at byte {offset} is not valid JSON ({e}); the file "
                             "is damaged, or changed while open") from None
-        return _decoded(self.path, image_id, value)
+        return _decoded(self.path, image_id, value, stored)
 
     def close(self) -> None:
         self.f.close()
@@ -256,12 +267,12 @@ class _ParquetValues:
             self.cached_bytes -= nbytes
         return self.cache[group][0]
 
-    def fetch(self, image_id: str, group: int, row: int) -> bytes | None:
+    def fetch(self, image_id: str, group: int, row: int, stored: bool = False) -> bytes | str | None:
         values = self._group(group)
         if row >= len(values):
             raise UserError(f"{self.path}: the image {image_id!r} is not where the index says; "
                             "the file changed while open: open it again")
-        return _decoded(self.path, image_id, values[row].as_py())
+        return _decoded(self.path, image_id, values[row].as_py(), stored)
 
     def close(self) -> None:
         self.cache.clear()
@@ -360,13 +371,17 @@ class ImageIndex:
             where = self._where(image_id)
             return None if where is None else self._values.fetch(image_id, *where)
 
-    def get_many(self, ids: Iterable[str]) -> list[bytes | None]:
-        """``get`` for each id, in the order given; the file is read in its own order (each row group once)."""
+    def get_many(self, ids: Iterable[str], stored: bool = False) -> list[bytes | str | None]:
+        """``get`` for each id, in the order given; the file is read in its own order (each row group once).
+
+        ``stored``: an image whose stored value is clean base64 text (what a data URL carries) comes
+        as that text, neither decoded nor copied again; any other value as its decoded bytes.
+        """
         with self._lock:
             places = [(self._where(i), n, i) for n, i in enumerate(ids)]
-            out: list[bytes | None] = [None] * len(places)
+            out: list[bytes | str | None] = [None] * len(places)
             for where, n, image_id in sorted((p for p in places if p[0] is not None), key=lambda p: p[0]):
-                out[n] = self._values.fetch(image_id, *where)
+                out[n] = self._values.fetch(image_id, *where, stored)
             return out
 
     def with_prefix(self, prefix: str, limit: int = 100_000) -> list[str]:

@@ -108,6 +108,7 @@ class ImageTable:
     def __init__(self, rules: Mapping[str, ImageRule], default: ImageRule, source: str = "<table>"):
         self.rules = {name.lower(): rule for name, rule in rules.items()}
         self.default, self.source = default, source
+        self._counted: dict[tuple[str, int, int, str], int] = {}  # a run's frames come in few sizes
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any], source: str = "<table>") -> "ImageTable":
@@ -141,7 +142,13 @@ class ImageTable:
 
     def tokens(self, model: str, width: int, height: int, detail: str = "auto") -> int:
         """Tokens that one ``width`` x ``height`` image costs ``model`` at ``detail`` (low, high, auto)."""
-        return self.rule(model)[1].count(width, height, detail)
+        key = (model, width, height, detail)
+        hit = self._counted.get(key)
+        if hit is None:
+            hit = self.rule(model)[1].count(width, height, detail)
+            if len(self._counted) < 4096:
+                self._counted[key] = hit
+        return hit
 
 
 def load_image_table(path: str | Path = DEFAULT_IMAGE_TOKENS) -> ImageTable:

@@ -354,7 +354,7 @@ class Runner:
         attached = None
         if self.attacher is not None:
             try:
-                frames, missing = await asyncio.to_thread(self.attacher.frames, item)  # file reads: off the loop
+                frames, missing = await self.attacher.read(item)  # file reads, decodes: off the loop
                 attached = self.attacher.place(self.dataset, item, req.messages, frames, missing)
             except ItemError as e:  # images missing from the file, a request over the size limit
                 self._error(qid, e.kind, str(e), None, q)

@@ -1,0 +1,147 @@
+"""Images on the wire: stored base64 sent as it is when it fits, resized when it does not, decoded off the loop.
+
+Requests go to the real fake server (``tests/fakeserver.py``); images are real JPEGs and PNGs made
+with OpenCV, in a JSON image file as ``syphus convert`` writes it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import threading
+
+import cv2
+import numpy as np
+
+from syphus.config import load_config
+from syphus.engine.attachment import Attacher, Prepared, PreparedImages
+from syphus.engine.imageindex import ImageIndex
+from syphus.frames import resize
+from syphus.image import image_size
+from tests.helpers import lines
+from tests.test_vision import TABLE, items_of, png, run
+
+B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+
+
+def jpeg(width: int, height: int, seed: int) -> bytes:
+    pixels = np.random.default_rng(seed).integers(0, 255, (height, width, 3), dtype=np.uint8)
+    ok, data = cv2.imencode(".jpg", pixels)
+    assert ok
+    return data.tobytes()
+
+
+def non_canonical(data: bytes) -> str:
+    """Base64 of ``data`` with the unused bits before its padding set: the same bytes, other text, so
+    text that reaches the wire unchanged was never decoded and encoded again."""
+    while len(data) % 3 == 0:
+        data += b"\0"  # JPEG readers stop at the end marker; the padding needs a partial quad
+    text = base64.b64encode(data).decode()
+    pad = len(text) - len(text.rstrip("="))
+    k = len(text) - pad - 1
+    changed = text[:k] + B64[B64.index(text[k]) | (0b1111 if pad == 2 else 0b11)] + text[k + 1:]
+    assert changed != text and base64.b64decode(changed) == data
+    return changed
+
+
+def sent_urls(server) -> list[str]:
+    return [p["image_url"]["url"] for r in server.requests for p in r.body["messages"][-1]["content"]
+            if p["type"] == "image_url"]
+
+
+def test_a_fitting_jpeg_goes_on_the_wire_as_the_very_text_it_is_stored_as(scenes, server):
+    item = items_of("SD")[0]
+    stored = {i: non_canonical(jpeg(64, 48, n)) for n, i in enumerate(item["image_ids"])}
+    (scenes / "SD.json").write_text(json.dumps(stored))
+    code, out = run(["--name", "SD", "--images", "SD.json", "--image_max_side", "128", "--slice_end", "1",
+                     "--reply", "text"], server)
+    assert code == 0, out
+    assert sent_urls(server) == ["data:image/jpeg;base64," + stored[i] for i in item["image_ids"]]
+
+
+def test_an_image_over_the_max_side_is_resized_before_it_is_sent(scenes, server):
+    item = items_of("SD")[0]
+    stored = {i: base64.b64encode(png(300, 200, n, noise=True)).decode() for n, i in enumerate(item["image_ids"])}
+    (scenes / "SD.json").write_text(json.dumps(stored))
+    code, out = run(["--name", "SD", "--images", "SD.json", "--image_max_side", "90", "--slice_end", "1",
+                     "--reply", "text"], server)
+    assert code == 0, out
+    urls = sent_urls(server)
+    assert len(urls) == 2 and all(u.startswith("data:image/png;base64,") for u in urls)
+    assert [image_size(base64.b64decode(u.split(",", 1)[1])) for u in urls] == [(90, 60), (90, 60)]
+
+
+def test_a_corrupt_image_is_the_querys_error_naming_the_file_and_the_id(scenes, server):
+    items = items_of("SD")[:2]
+    good = base64.b64encode(png(300, 200, 1)).decode()
+    cut = base64.b64encode(png(300, 200, 2, noise=True)[:200]).decode()  # a PNG header, then nothing
+    stored = {items[0]["image_ids"][0]: good, items[0]["image_ids"][1]: base64.b64encode(b"no image at all").decode(),
+              items[1]["image_ids"][0]: good, items[1]["image_ids"][1]: cut}
+    (scenes / "SD.json").write_text(json.dumps(stored))
+    code, out = run(["--name", "SD", "--images", "SD.json", "--image_max_side", "100", "--slice_end", "2",
+                     "--reply", "text"], server)
+    assert code == 0, out
+    errors = {e["id"]: e for e in lines(scenes / "output" / "SD" / "v1" / "errors.jsonl")}
+    assert set(errors) == {items[0]["id"], items[1]["id"]} and server.request_count == 0
+    for item in items:
+        e = errors[item["id"]]
+        assert e["kind"] == "bad_image" and "SD.json" in e["message"] and repr(item["image_ids"][1]) in e["message"]
+    assert "no PNG, JPEG" in errors[items[0]["id"]]["message"]
+    assert "could not be decoded" in errors[items[1]["id"]]["message"]
+
+
+def attacher(tmp_path, images: dict[str, bytes], **kw) -> Attacher:
+    path = tmp_path / "BN.json"
+    path.write_text(json.dumps({i: base64.b64encode(b).decode() for i, b in images.items()}))
+    flags = {"images.path": str(path), **({"images.max_side": kw.pop("max_side")} if "max_side" in kw else {})}
+    cfg = load_config(None, flags)
+    return Attacher(cfg.images, "gpt-4o", index=ImageIndex.open(path), table=TABLE, **kw)
+
+
+def test_prepared_images_are_shared_by_the_queries_that_share_them_and_bounded_by_bytes(tmp_path):
+    images = {f"BN_IMG_{k:03d}": png(64, 48, k, noise=True) for k in range(12)}
+    url_bytes = len("data:image/png;base64,") + len(base64.b64encode(images["BN_IMG_000"]))
+    with attacher(tmp_path, images, cache_bytes=4 * url_bytes + 10) as att:
+        first, _ = att.frames({"id": "a", "image_ids": ["BN_IMG_000", "BN_IMG_001"]})
+        again, _ = att.frames({"id": "b", "image_ids": ["BN_IMG_001", "BN_IMG_000"]})
+        assert again[1].part["image_url"]["url"] is first[0].part["image_url"]["url"]  # one copy, not two
+        for k in range(12):
+            att.frames({"id": f"q{k}", "image_ids": [f"BN_IMG_{k:03d}"]})
+            assert att.prepared.bytes <= 4 * url_bytes + 10
+        assert len(att.prepared) == 4 and att.prepared.get("BN_IMG_011") is not None
+        assert att.prepared.get("BN_IMG_000") is None  # the least recently used went first
+    cache = PreparedImages(5)
+    cache.put("big", Prepared("x" * 6, None))
+    assert len(cache) == 0 and cache.bytes == 0  # larger than the whole cache: sent, never kept
+
+
+def test_a_big_decode_runs_off_the_event_loop(tmp_path):
+    gate, ran_on = threading.Event(), []
+
+    def slow_resize(data: bytes, max_side: int) -> bytes:
+        ran_on.append(threading.get_ident())
+        assert gate.wait(30), "the heartbeat never ticked: the decode held the event loop"
+        return resize(data, max_side)
+
+    async def main() -> tuple[list, int]:
+        ticks = 0
+
+        async def heartbeat():
+            nonlocal ticks
+            while not gate.is_set():
+                ticks += 1
+                if ticks == 50:
+                    gate.set()  # the loop ran 50 times while the decode waited: it was never blocked
+                await asyncio.sleep(0)
+
+        beat = asyncio.create_task(heartbeat())
+        with attacher(tmp_path, {"BN_IMG_0": png(400, 300, 3, noise=True)}, max_side=100, resizer=slow_resize) as att:
+            frames, missing = await att.read({"id": "q", "image_ids": ["BN_IMG_0"]})
+        await beat
+        return frames, ticks
+
+    loop_thread = threading.get_ident()
+    frames, ticks = asyncio.run(main())
+    assert ticks >= 50 and ran_on and ran_on[0] != loop_thread
+    assert frames[0].size == (100, 75)
