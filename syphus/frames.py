@@ -4,7 +4,8 @@
 image's bytes as ``{"type": "image_url", "image_url": {"url": "data:image/png;base64,...",
 "detail": ...}}`` with the MIME type its magic bytes call for; ``resize`` shrinks an image whose
 longer side passes ``max_side`` (OpenCV, the optional extra ``images``). A frame that is no
-image fails its one query (``ItemError``), not the run.
+image fails its one query (``ItemError``), not the run. ``body_json`` encodes a request's messages with
+each ``DataUrl`` (an image this package made ready) spliced in, not scanned again.
 
 >>> spread([f"f{i}" for i in range(10)], 4)
 ['f0', 'f3', 'f6', 'f9']
@@ -16,6 +17,8 @@ image fails its one query (``ItemError``), not the run.
 from __future__ import annotations
 
 import base64
+import json
+import uuid
 from collections.abc import Sequence
 from typing import Any, TypeVar
 
@@ -65,6 +68,52 @@ def image_part(data: bytes, detail: str = "auto") -> dict[str, Any]:
         raise ValueError(f"detail must be one of {DETAILS}, not {detail!r}")
     url = f"data:{mime_type(data)};base64,{base64.b64encode(data).decode('ascii')}"
     return {"type": "image_url", "image_url": {"url": url, "detail": detail}}
+
+
+class DataUrl(str):
+    """A data URL made here (a plain MIME type, then base64): nothing in it needs JSON escaping, so
+    ``body_json`` splices it into a request body as it is instead of scanning it again."""
+
+    __slots__ = ()
+
+
+_MARK = f"syphus-image-{uuid.uuid4().hex}"  # stands in for an image while the rest is encoded; no text holds it
+
+
+def body_json(messages: list[dict[str, Any]], head: bytes = b"", tail: bytes = b"") -> bytes:
+    """``head`` + the JSON of ``messages`` (UTF-8, no NaN) + ``tail``, with each ``DataUrl`` spliced in
+    as it is: the text around the images is encoded, the images are only copied into the body once.
+    Raises what ``json.dumps`` raises for messages that are not JSON.
+
+    >>> body_json([{"role": "user", "content": [{"type": "image_url", "image_url": {"url": DataUrl("data:a")}}]}])
+    b'[{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "data:a"}}]}]'
+    """
+    urls: list[str] = []
+    swapped = [_swapped(m, urls) for m in messages]
+    text = json.dumps(swapped if urls else messages, ensure_ascii=False, allow_nan=False)
+    pieces = text.split(f'"{_MARK}"') if urls else [text]
+    if len(pieces) != len(urls) + 1:  # the mark in a message's own text: encoded the plain way
+        urls, pieces = [], [json.dumps(messages, ensure_ascii=False, allow_nan=False)]
+    chunks = [head]
+    for piece, url in zip(pieces, urls):
+        chunks += [piece.encode("utf-8"), b'"', url.encode("ascii"), b'"']
+    chunks += [pieces[-1].encode("utf-8"), tail]
+    return b"".join(chunks)
+
+
+def _swapped(message: Any, urls: list[str]) -> Any:
+    """``message`` with each ``DataUrl`` of its parts replaced by the mark (appended to ``urls``); shallow copies."""
+    content = message.get("content") if isinstance(message, dict) else None
+    if not isinstance(content, list):
+        return message
+    parts = []
+    for part in content:
+        image = part.get("image_url") if isinstance(part, dict) else None
+        if isinstance(image, dict) and type(image.get("url")) is DataUrl:
+            urls.append(image["url"])
+            part = {**part, "image_url": {**image, "url": _MARK}}
+        parts.append(part)
+    return {**message, "content": parts}
 
 
 def _cv2():

@@ -13,11 +13,13 @@ import threading
 
 import cv2
 import numpy as np
+import pytest
 
 from syphus.config import load_config
 from syphus.engine.attachment import Attacher, Prepared, PreparedImages
 from syphus.engine.imageindex import ImageIndex
-from syphus.frames import resize
+from syphus import frames
+from syphus.frames import DataUrl, body_json, resize
 from syphus.image import image_size
 from tests.helpers import lines
 from tests.test_vision import TABLE, items_of, png, run
@@ -145,3 +147,16 @@ def test_a_big_decode_runs_off_the_event_loop(tmp_path):
     frames, ticks = asyncio.run(main())
     assert ticks >= 50 and ran_on and ran_on[0] != loop_thread
     assert frames[0].size == (100, 75)
+
+
+def test_a_body_with_images_spliced_in_is_exactly_the_json_of_its_messages():
+    url = DataUrl("data:image/png;base64," + base64.b64encode(png(8, 8, 1)).decode())
+    messages = [{"role": "system", "content": 'é "quoted"\n'},
+                {"role": "user", "content": [{"type": "text", "text": "ü"}, {"type": "image_url", "image_url": {
+                    "url": url, "detail": "low"}}, {"type": "image_url", "image_url": {"url": url}}]}]
+    plain = json.dumps(messages, ensure_ascii=False).encode()
+    assert body_json(messages, b"{", b"}") == b"{" + plain + b"}"
+    messages[0]["content"] = f'"{frames._MARK}"'  # the stand-in in a message's own text: encoded the plain way
+    assert body_json(messages) == json.dumps(messages, ensure_ascii=False).encode()
+    with pytest.raises(ValueError):
+        body_json([{"role": "user", "content": [{"type": "text", "text": float("nan")}]}])

@@ -49,7 +49,7 @@ from typing import Any, NamedTuple
 from syphus.config import ImagesConfig
 from syphus.engine.imagetokens import ImageTable, load_image_table
 from syphus.errors import ItemError, UserError
-from syphus.frames import MIME, image_part, resize, spread
+from syphus.frames import MIME, DataUrl, image_part, resize, spread
 from syphus.image import head_bytes, image_size, sniff_extension
 from syphus.engine.imageindex import ImageIndex
 from syphus.engine.samples import frame_times
@@ -109,7 +109,8 @@ CACHE_BYTES = 64 << 20  # prepared images kept for the queries that share them
 
 
 class Prepared(NamedTuple):
-    """An image as it goes on the wire: its data URL (shared by every part that sends it) and its size."""
+    """An image as it goes on the wire: its data URL (shared by every part that sends it; a ``DataUrl``,
+    spliced into request bodies as it is) and its size."""
 
     url: str
     size: tuple[int, int] | None
@@ -254,10 +255,10 @@ class Attacher:
             ext = sniff_extension(head)
             size = image_size(head)
             if ext is not None and ext in MIME and size is not None and (not max_side or max(size) <= max_side):
-                return Prepared(f"data:{MIME[ext]};base64,{stored}", size)
+                return Prepared(DataUrl(f"data:{MIME[ext]};base64,{stored}"), size)
             stored = base64.b64decode(stored)  # a header past the first bytes, or too large: decoded after all
         data = self.resizer(stored, max_side) if max_side else stored
-        return Prepared(image_part(data)["image_url"]["url"], image_size(data))
+        return Prepared(DataUrl(image_part(data)["image_url"]["url"]), image_size(data))
 
     def tokens_as(self, model: str | None, frames: list[Frame]) -> int:
         """What ``frames`` cost in tokens as ``model`` counts them (None: the attacher's own model)."""

@@ -32,6 +32,7 @@ import aiohttp
 from syphus.config import GenerationConfig
 from syphus.engine.endpoint import Endpoint
 from syphus.errors import FatalError, ItemError, RateLimited, TransientError
+from syphus.frames import body_json
 from syphus.redaction import Redactor
 
 _CONTENT_FILTER = {"content_filter", "content_policy_violation", "ResponsibleAIPolicyViolation"}
@@ -341,7 +342,7 @@ class ChatClient:
                 head = json.dumps({**self._template, **(fields or {})}, ensure_ascii=False, allow_nan=False)
                 start = head[:-1] + (", " if len(head) > 2 else "") + '"messages": '
                 prefix = self._prefixes[id(fields)] = (fields, start.encode("utf-8"))
-            return prefix[1] + json.dumps(messages, ensure_ascii=False, allow_nan=False).encode("utf-8") + b"}"
+            return body_json(messages, prefix[1], b"}")  # images spliced in as they are (syphus.frames)
         except (TypeError, ValueError, UnicodeEncodeError) as e:
             raise ItemError(f"the request cannot be encoded as JSON ({type(e).__name__}: {e}); build_messages "
                             "must return messages whose contents are strings or lists of parts",
