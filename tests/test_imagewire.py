@@ -140,6 +140,9 @@ def test_a_big_decode_runs_off_the_event_loop(tmp_path):
         beat = asyncio.create_task(heartbeat())
         with attacher(tmp_path, {"BN_IMG_0": png(400, 300, 3, noise=True)}, max_side=100, resizer=slow_resize) as att:
             frames, missing = await att.read({"id": "q", "image_ids": ["BN_IMG_0"]})
+            att.pool.shutdown()  # a query whose images are all prepared needs neither the pool nor the file
+            again, _ = await att.read({"id": "r", "image_ids": ["BN_IMG_0"]})
+            assert again[0].part["image_url"]["url"] is frames[0].part["image_url"]["url"] and len(ran_on) == 1
         await beat
         return frames, ticks
 

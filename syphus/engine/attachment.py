@@ -205,12 +205,23 @@ class Attacher:
 
     def frames(self, item: dict[str, Any]) -> tuple[list[Frame], list[str]]:
         """The frames to send with ``item`` and the ids the file lacks; ItemError if any lack and that is not allowed."""
+        found = self._frames(item, cached_only=False)
+        assert found is not None
+        return found
+
+    def _frames(self, item: dict[str, Any], cached_only: bool) -> tuple[list[Frame], list[str]] | None:
+        """``frames``; with ``cached_only``, None unless the plugin named the ids and every image is
+        prepared already (then nothing touches the file, and the event loop may call it)."""
+        if cached_only and not (isinstance(item.get("image_ids"), (list, tuple)) and item["image_ids"]):
+            return None
         ids = self.image_ids(item)
         if not ids:
             return [], []
         positions = spread(list(range(len(ids))), self.limit)
         chosen = [ids[p] for p in positions]
         hits = [self.prepared.get(i) for i in chosen]
+        if cached_only and None in hits:
+            return None
         read = self.index.get_many([i for i, hit in zip(chosen, hits) if hit is None], stored=True)
         it = iter(read)
         datas = [hit if hit is not None else next(it) for hit in hits]
@@ -232,7 +243,11 @@ class Attacher:
         return out, missing
 
     async def read(self, item: dict[str, Any]) -> tuple[list[Frame], list[str]]:
-        """``frames(item)`` on the attacher's thread pool: file reads, decodes and resizes off the event loop."""
+        """``frames(item)``: at once when its images are all prepared already (frames that queries share),
+        else on the attacher's thread pool, so file reads, decodes and resizes stay off the event loop."""
+        ready = self._frames(item, cached_only=True)
+        if ready is not None:
+            return ready
         return await asyncio.get_running_loop().run_in_executor(self.pool, self.frames, item)
 
     def prepare(self, image_id: str, stored: bytes | str) -> Prepared:
