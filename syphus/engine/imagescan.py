@@ -1,6 +1,6 @@
 """Where each image of a JSON release image file is, without decoding any: the file's bytes scanned a
 chunk at a time for each member of its ``{image id: base64}`` object, giving the id and the byte
-offset and length of its value (``release/imageindex`` keeps them in its index). Any malformation
+offset and length of its value (``engine/imageindex`` keeps them in its index). Any malformation
 is one UserError naming the file and the byte.
 """
 
