@@ -163,7 +163,7 @@ def test_progress_lines_when_not_on_a_terminal(project, server):
 
 
 def test_a_stop_mid_run_then_resume_counts_every_request_the_server_billed(project, server):
-    """Ctrl-C with 8 slow requests on the wire and a drain shorter than they take: those 8 are cancelled, yet
+    """Ctrl-C with 8 held requests on the wire and no drain (--drain_timeout 0): those 8 are cancelled, yet
     the server received (and bills) them. The write-ahead log charges them on resume: requests the server
     received = requests the run counts (in records' attempts, and as lost), exactly."""
     make_numbers(project, 60)
@@ -171,7 +171,7 @@ def test_a_stop_mid_run_then_resume_counts_every_request_the_server_billed(proje
     server.responder = held_after(20, gate, Reply.ok("Question: a?\nAnswer: b.",
                                                      usage={"prompt_tokens": 10, "completion_tokens": 5}))
     folder = project / "output" / "Numbers" / "v1"
-    proc = start(project, server, "--num_threads", "8", "--drain_timeout", "0.2", "--reply", "text")
+    proc = start(project, server, "--num_threads", "8", "--drain_timeout", "0", "--reply", "text")
     try:
         all_held(server, 8, 20)
         proc.send_signal(signal.SIGINT)
