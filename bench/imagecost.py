@@ -158,6 +158,7 @@ def main(argv=None) -> int:
     ap.add_argument("--images", type=int, default=2000, help="distinct images in the file")
     ap.add_argument("--side", type=int, default=256)
     ap.add_argument("--legs", default="bare,engine")
+    ap.add_argument("--out", default="imagecost.json", help="file name under bench/results/")
     ap.add_argument("--child", choices=("bare", "engine"), help=argparse.SUPPRESS)
     ap.add_argument("--url", help=argparse.SUPPRESS)
     ap.add_argument("--image-file", help=argparse.SUPPRESS)
@@ -198,8 +199,8 @@ def main(argv=None) -> int:
                                                                                     b["cpu_ms_per_request"], 2)}
             print(f"n={n}: engine {shares[n]['rps_share']:.0%} of the bare loop's req/s, "
                   f"{shares[n]['cpu_ratio']}x its CPU a request")
-    command = f".venv/bin/python bench/imagecost.py --n {args.n} --frames {args.frames} --images {args.images}"
-    path = C.write_json("imagecost.json", {"benchmark": "imagecost", "machine": C.machine(), "side": args.side,
+    command = f".venv/bin/python bench/imagecost.py --n {args.n} --frames {args.frames} --images {args.images} --out {args.out}"
+    path = C.write_json(args.out, {"benchmark": "imagecost", "machine": C.machine(), "side": args.side,
                                           "frames": args.frames, "images": args.images, "rows": rows,
                                           "shares": {str(k): v for k, v in shares.items()}, "command": command})
     print(f"wrote {path.relative_to(C.ROOT)}")
