@@ -149,3 +149,25 @@ def timer():
         yield box
     finally:
         box["s"] = time.perf_counter() - t0
+
+
+def write_images(path: Path, count: int, side: int) -> int:
+    """``count`` distinct PNGs of ``side`` px written to ``path`` as ``{"BN_IMG_000000": base64, ...}``;
+    the total base64 characters."""
+    import base64
+
+    import cv2
+    import numpy as np
+
+    y, x = np.mgrid[0:side, 0:side]
+    total = 0
+    with path.open("w") as f:
+        f.write("{")
+        for k in range(count):
+            pixels = np.dstack([(x + k) % 256, (y * 2 + k) % 256, (x + y + 3 * k) % 256]).astype(np.uint8)
+            data = base64.b64encode(cv2.imencode(".png", pixels)[1].tobytes()).decode()
+            total += len(data)
+            f.write(("," if k else "") + json.dumps(f"BN_IMG_{k:06d}") + ":" + json.dumps(data))
+        f.write("}")
+    return total
+

@@ -38,25 +38,6 @@ CONCURRENCY = 64
 BODY = {"model": "gpt-4o-mini", "temperature": 0.7, "max_tokens": 1024}
 
 
-def write_images(path: Path, count: int, side: int) -> int:
-    """``count`` PNGs of ``side`` px as ``{id: base64}``; the mean base64 length."""
-    import base64
-
-    import cv2
-    import numpy as np
-    y, x = np.mgrid[0:side, 0:side]
-    total = 0
-    with path.open("w") as f:
-        f.write("{")
-        for k in range(count):
-            pixels = np.dstack([(x + k) % 256, (y * 2 + k) % 256, (x + y + 3 * k) % 256]).astype(np.uint8)
-            data = base64.b64encode(cv2.imencode(".png", pixels)[1].tobytes()).decode()
-            total += len(data)
-            f.write(("," if k else "") + json.dumps(f"BN_IMG_{k:06d}") + ":" + json.dumps(data))
-        f.write("}")
-    return total // count
-
-
 def bench_env(n: int, frames: int, images: int) -> None:
     os.environ.update(SYPHUS_BENCH_N=str(n), SYPHUS_BENCH_FRAMES=str(frames), SYPHUS_BENCH_IMAGES=str(images))
 
@@ -174,7 +155,7 @@ def main(argv=None) -> int:
     rows = []
     try:
         image_file = work / "BN.json"
-        b64 = write_images(image_file, args.images, args.side) if args.frames else 0
+        b64 = C.write_images(image_file, args.images, args.side) // args.images if args.frames else 0
         print(f"imagecost: {args.frames} frames of {args.side}x{args.side} a request ({b64 / 1024:.1f} KiB base64 "
               f"each), {args.images} images; server cpus {server_cpus or 'any'}, client cpus {client_cpus or 'any'}",
               flush=True)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import json
 import os
 import shutil
@@ -28,26 +27,8 @@ import _common as C  # noqa: E402
 
 os.chdir(C.ROOT)
 
-import cv2  # noqa: E402
-import numpy as np  # noqa: E402
-
 from syphus.config import load_config  # noqa: E402
 from syphus.engine.job import run_job  # noqa: E402
-
-
-def write_images(path: Path, count: int, side: int) -> int:
-    """``count`` PNGs of ``side`` px; the total base64 bytes."""
-    y, x = np.mgrid[0:side, 0:side]
-    total = 0
-    with path.open("w") as f:
-        f.write("{")
-        for k in range(count):
-            pixels = np.dstack([(x + k) % 256, (y * 2 + k) % 256, (x + y + 3 * k) % 256]).astype(np.uint8)
-            data = base64.b64encode(cv2.imencode(".png", pixels)[1].tobytes()).decode()
-            total += len(data)
-            f.write(("," if k else "") + json.dumps(f"BN_IMG_{k:06d}") + ":" + json.dumps(data))
-        f.write("}")
-    return total
 
 
 def run(n: int, images: Path | None, frames: int) -> dict:
@@ -79,7 +60,7 @@ def main(argv=None) -> int:
     work = Path(tempfile.mkdtemp(prefix="syphus-vision-images-"))
     try:
         path = work / "BN.json"
-        total = write_images(path, args.images, args.side)
+        total = C.write_images(path, args.images, args.side)
         per_image = total / args.images
         os.environ.update(SYPHUS_BENCH_N=str(args.n), SYPHUS_BENCH_FRAMES=str(args.frames),
                           SYPHUS_BENCH_IMAGES=str(args.images))
