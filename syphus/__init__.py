@@ -29,8 +29,15 @@ The plugin contract and shared pieces
 - ``frames``     which of a query's frames to send (``spread``), each as an OpenAI chat image part; ``resize``
 - ``image``      an image's bytes: format from its magic, size from its header alone, a stored value decoded
 
+``kinds/``: the endpoint kinds, one module each, and their registry (config, CLI and redaction read it)
+- ``base``       ``EndpointKind`` (one required method, ``resolve``), the resolved ``Endpoint``, its checks
+- ``openai``     api.openai.com or an OpenAI base URL, bearer key required
+- ``azure``      Azure OpenAI deployments (``api-key`` header, api-version, deployment in the URL)
+- ``compatible`` any OpenAI-style server at a base URL (vLLM, llama.cpp, a proxy), key optional
+- ``local``      the bundled model the run starts on this machine (priced at zero, llama.cpp's schema form)
+
 ``engine/``: one query from plugin to record
-- ``endpoint``   OpenAI / Azure / compatible / local endpoint from config and env
+- ``endpoint``   which kind ``auto`` means; one endpoint or a pool entry resolved through its kind
 - ``client``     one chat completion over aiohttp; the one error mapping (also for the SDK and batch lines)
 - ``limits``     request and token budgets, fed by response headers
 - ``retry``      the one retry policy (tenacity)

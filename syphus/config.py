@@ -16,6 +16,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from syphus import kinds
 from syphus.errors import UserError
 from syphus.textfile import read_text
 
@@ -27,7 +28,7 @@ class _Strict(BaseModel):
 class EndpointConfig(_Strict):
     """Where requests go. ``kind="auto"`` picks from the environment."""
 
-    kind: Literal["auto", "openai", "azure", "compatible", "local"] = "auto"
+    kind: str = "auto"  # a name syphus.kinds registers, or auto
     base_url: str | None = None
     model: str | None = None  # model name, or the Azure deployment
     api_version: str | None = None  # Azure api-version
@@ -35,6 +36,8 @@ class EndpointConfig(_Strict):
     local_model_path: str | None = None  # a GGUF file for kind="local"
     local_command: list[str] | None = None  # kind="local": start this server instead; {port} is filled in
     local_startup_timeout: float = Field(300.0, gt=0)
+
+    _kind_known = field_validator("kind")(classmethod(lambda cls, v: known_kind(v, auto=True)))
 
 
 def check_extra(extra: dict[str, Any]) -> dict[str, Any]:
@@ -80,7 +83,11 @@ class GenerationOverrides(_Strict):
         return GenerationConfig.model_validate(data)
 
 
-ENDPOINT_KIND_NAMES = ("auto", "openai", "azure", "compatible", "local")
+def known_kind(name: str, auto: bool) -> str:
+    """``name`` if ``syphus.kinds`` registers it (or it is ``auto`` and ``auto`` is allowed); else a ValueError."""
+    if name not in kinds.names(auto):
+        raise ValueError(kinds.unknown(name, auto))
+    return name
 
 
 class PoolEndpoint(_Strict):
@@ -88,7 +95,7 @@ class PoolEndpoint(_Strict):
     variable ``key_env`` names: the name is here, never the key."""
 
     name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
-    kind: Literal["openai", "azure", "compatible", "local"] = "compatible"
+    kind: str = "compatible"  # a name syphus.kinds registers
     base_url: str | None = None  # the base URL, or the Azure resource (https://NAME.openai.azure.com)
     model: str | None = None  # the model, or the Azure deployment
     api_version: str | None = None  # Azure
@@ -100,6 +107,8 @@ class PoolEndpoint(_Strict):
     timeout: float | None = Field(None, gt=0)
     local_model_path: str | None = None
     generation: GenerationOverrides = Field(default_factory=GenerationOverrides)
+
+    _kind_known = field_validator("kind")(classmethod(lambda cls, v: known_kind(v, auto=False)))
 
 
 class ReplyConfig(_Strict):
@@ -212,7 +221,7 @@ class RunConfig(_Strict):
         repeated = sorted({n for n in names if names.count(n) > 1})
         if repeated:
             raise ValueError(f"endpoints: the name {repeated[0]!r} is used twice; every endpoint needs its own name")
-        clash = [n for n in names if n in ENDPOINT_KIND_NAMES]
+        clash = [n for n in names if n in kinds.names()]
         if clash:
             raise ValueError(f"endpoints: {clash[0]!r} is an endpoint kind, not a name; call it something else")
         unknown = [n for n in self.use_endpoints if n not in names]

@@ -324,7 +324,7 @@ class FakeOpenAI:
                  latency: float = 0.0, record_bodies: bool = True, host: str = "127.0.0.1",
                  port: int = 0, schema_forms: tuple[str, ...] = ("openai", "llamacpp", "vllm"),
                  props: dict | None = None, count_schema: bool = False,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, require_headers: dict | None = None) -> None:
         if enforce not in ("minute", "second"):
             raise ValueError("enforce must be 'minute' or 'second'")
         self.rpm, self.tpm, self.enforce = rpm, tpm, enforce
@@ -334,6 +334,8 @@ class FakeOpenAI:
         self.count_schema = count_schema  # the reply schema counts in the prompt's tokens (limits and usage)
         self.host, self.port = host, port
         self.clock = clock  # what the rate-limit buckets refill by (a test's clock makes them exact)
+        # headers every request must carry with exactly these values (a key); else a 401 like a real server
+        self.require_headers = {k.lower(): v for k, v in (require_headers or {}).items()}
         self.responder: Callable[[dict, int], Reply] | None = None
         self._lock = threading.RLock()
         self._changed = threading.Condition(self._lock)  # notified when a request arrives or ends
@@ -544,6 +546,8 @@ class FakeOpenAI:
     async def _route(self, request: web.BaseRequest, body: dict | None,
                      label: dict[str, str]) -> web.StreamResponse:
         path = request.path
+        if any(request.headers.get(k) != v for k, v in self.require_headers.items()):
+            return web.json_response(error_body(401), status=401)
         if request.method == "GET" and path == "/props" and self.props is not None:
             return web.json_response(self.props)
         if request.method == "GET" and path.rstrip("/") in ("/v1/models", "/models"):

@@ -22,7 +22,7 @@ import difflib
 import re
 from collections.abc import Callable, Iterable, Sequence
 
-from syphus import __version__
+from syphus import __version__, kinds
 
 COMMANDS = ("run", "coldstart", "translate", "judge", "export", "validate", "checksum", "convert", "view", "report")
 
@@ -155,9 +155,15 @@ def add_selection(g) -> None:
               "of all its items (merge), or keep the first (skip)")
 
 
+def _kind_list() -> str:
+    """The registered endpoint kinds as a phrase: "openai, azure, compatible or local"."""
+    *most, last = kinds.names(auto=False)
+    return f"{', '.join(most)} or {last}" if most else last
+
+
 def add_endpoint(g) -> None:
     g.add_argument("--endpoint", dest="endpoint", action="append", default=None, metavar="KIND|NAME",
-                   help="auto (default: from the environment), openai, azure, compatible or local; or the name "
+                   help=f"auto (default: from the environment), {_kind_list()}; or the name "
                         "of an endpoint of the config's pool (repeatable; default: the whole pool)")
     _opt(g, "base_url", metavar="URL", help="an OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1")
     _opt(g, "model", help="the model, or the Azure deployment (a hosted model needs its key in the environment)")

@@ -25,6 +25,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TextIO
 
+from syphus import kinds
 from syphus.cli.flags import (COMMANDS, CONFIG_KEYS, Parser, coldstart_parser, judge_parser, run_parser, suggest,
                               translate_parser)
 from syphus.cli.progress import display
@@ -34,19 +35,17 @@ from syphus.redaction import Redactor, url_password
 from syphus.cli.exits import (EXIT_BUDGET, EXIT_FAILED, EXIT_FATAL, EXIT_INTERRUPTED, EXIT_OK,  # noqa: F401
                                EXIT_USER, Exit, ended, guard)
 
-_KINDS = ("auto", "openai", "azure", "compatible", "local")
-
-
 def _overrides(args: argparse.Namespace) -> dict:
     """The config keys the flags set; ``--endpoint`` is a kind or (repeatable) a pool endpoint's name."""
     out = {key: getattr(args, flag, None) for flag, key in CONFIG_KEYS.items() if flag != "endpoint"}
     chosen = getattr(args, "endpoint", None) or []
-    kinds = [x for x in chosen if x in _KINDS]
-    names = [x for x in chosen if x not in _KINDS]
-    if len(kinds) > 1:
-        raise UserError(f"--endpoint {kinds[0]} and --endpoint {kinds[1]}: one endpoint kind only")
-    if kinds:
-        out["endpoint.kind"] = kinds[0]
+    known = kinds.names()
+    picked = [x for x in chosen if x in known]
+    names = [x for x in chosen if x not in known]
+    if len(picked) > 1:
+        raise UserError(f"--endpoint {picked[0]} and --endpoint {picked[1]}: one endpoint kind only")
+    if picked:
+        out["endpoint.kind"] = picked[0]
     if names:
         out["use_endpoints"] = names
     return out
@@ -68,14 +67,13 @@ class _RedactingFormatter(logging.Formatter):
         return self.redact(super().format(record))
 
 
-_KEY_VARS = ("OPENAI_API_KEY", "AZURE_OPENAI_API_KEY")
 _URL_VARS = ("OPENAI_BASE_URL", "OPENAI_API_BASE", "AZURE_OPENAI_ENDPOINT")
 
 
 def _redactor(env: Mapping[str, str]) -> Redactor:
     """The command's one redactor (logs, errors, messages): the key variables and the base URLs' passwords;
     ``_config`` adds the pool's once the config is read."""
-    return Redactor([env.get(k) for k in _KEY_VARS] + [url_password(env.get(k)) for k in _URL_VARS])
+    return Redactor([env.get(k) for k in kinds.secret_vars()] + [url_password(env.get(k)) for k in _URL_VARS])
 
 
 def _config(args: argparse.Namespace, env: Mapping[str, str], secrets: Redactor):

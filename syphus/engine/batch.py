@@ -33,6 +33,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from syphus import kinds
 from syphus.engine.client import completion_budget, request_template
 from syphus.config import RunConfig
 from syphus.engine.batchapi import BatchAPI
@@ -88,7 +89,7 @@ class BatchRunner(Collecting):
         self.repairs = cfg.reply.repairs  # broken replies go out again as repair lines (syphus.engine.repair)
         self.reply_format = self.structure.current()  # a batch cannot fall back: the file says what it asks
         self.completion_budget = completion_budget(self.template)  # max_tokens (or its override) times n
-        self.url = "/chat/completions" if api.endpoint.kind == "azure" else "/v1/chat/completions"
+        self.url = kinds.get(api.endpoint.kind).batch_url
         self.stopping = False
         self.over_budget = False
         self.fatal: FatalError | None = None

@@ -17,6 +17,7 @@ from urllib.parse import parse_qsl
 
 import openai
 
+from syphus import kinds
 from syphus.durable import atomic_file
 from syphus.engine.client import classify_sdk_error
 from syphus.engine.endpoint import Endpoint
@@ -38,16 +39,7 @@ def sdk_client(endpoint: Endpoint, timeout: float) -> tuple[openai.AsyncOpenAI, 
     common: dict[str, Any] = {
         "base_url": endpoint.api_root, "timeout": timeout, "max_retries": 0, "default_headers": headers,
         "http_client": openai.DefaultAioHttpClient(timeout=timeout, trust_env=True)}
-    if endpoint.kind == "azure":
-        version = query.pop("api-version", None)
-        client = openai.AsyncAzureOpenAI(api_key=endpoint.headers.get("api-key"), api_version=version,
-                                         default_query=query or None, **common)
-        return client, {}
-    auth = endpoint.headers.get("Authorization", "")
-    key = auth[len("Bearer "):] if auth.startswith("Bearer ") else ""
-    # a server without keys: the SDK wants one all the same, and is told per call to send none
-    client = openai.AsyncOpenAI(api_key=key or "no-key", default_query=query or None, **common)
-    return client, {} if key else {"Authorization": openai.omit}
+    return kinds.get(endpoint.kind).batch_client(endpoint, query, common)
 
 
 class BatchAPI:

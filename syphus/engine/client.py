@@ -29,6 +29,7 @@ from typing import Any
 
 import aiohttp
 
+from syphus import kinds
 from syphus.config import GenerationConfig
 from syphus.engine.endpoint import Endpoint
 from syphus.errors import FatalError, ItemError, RateLimited, TransientError
@@ -261,10 +262,10 @@ def environment_routing(url: str, headers: Mapping[str, str]) -> tuple[Any, Any,
 def request_template(endpoint: Endpoint, generation: GenerationConfig, batch: bool = False) -> dict[str, Any]:
     """The request body every query shares (all but ``messages``).
 
-    Azure takes the deployment from the URL online, but a batch line must name it as ``model``.
+    A kind may take the model from the URL online (Azure's deployment), but a batch line must name it as ``model``.
     """
     body: dict[str, Any] = {}
-    if endpoint.model and (endpoint.kind != "azure" or batch):
+    if endpoint.model and (kinds.get(endpoint.kind).model_in_body or batch):
         body["model"] = endpoint.model
     if generation.temperature is not None:
         body["temperature"] = generation.temperature

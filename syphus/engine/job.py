@@ -21,12 +21,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from syphus import __version__, plugins
+from syphus import __version__, kinds, plugins
 from syphus.config import RunConfig
 from syphus.dataset import AbstractDataset
 from syphus.engine.client import ChatClient, completion_budget
 from syphus.engine.cost import Budget, Price, load_pricing, price_for, pricing_if_any
-from syphus.engine.endpoint import (DEFAULT_MODEL, Target, choose_kind, pool_entries, resolve_endpoint,
+from syphus.engine.endpoint import (Target, choose_kind, pool_entries, resolve_endpoint,
                                     resolve_entry)
 from syphus.engine.pool import Member, Pool
 from syphus.engine.limits import RateLimiter, estimate_tokens
@@ -213,16 +213,16 @@ async def open_targets(cfg: RunConfig, env: Mapping[str, str]):
             return server.base_url
 
         if not entries:
-            url = await start_local(None) if choose_kind(cfg.endpoint, env) == "local" else None
+            url = await start_local(None) if kinds.get(choose_kind(cfg.endpoint, env)).on_this_machine else None
             endpoint = resolve_endpoint(cfg.endpoint, env, local_base_url=url)
             targets = [Target("default", endpoint, cfg.generation, cfg.limits.rpm, cfg.limits.tpm,
                               price_as=pricing_model(cfg, env))]
         else:
             remote = {e.name: resolve_entry(e, env, generation=cfg.generation, price_as=cfg.cost.price_as)
-                      for e in entries if e.kind != "local"}
+                      for e in entries if not kinds.get(e.kind).on_this_machine}
             targets = []
             for e in entries:  # keys checked above, before any local server is started
-                if e.kind == "local":
+                if kinds.get(e.kind).on_this_machine:
                     targets.append(resolve_entry(e, env, await start_local(e.local_model_path), cfg.generation,
                                                  cfg.cost.price_as))
                 else:
@@ -232,16 +232,12 @@ async def open_targets(cfg: RunConfig, env: Mapping[str, str]):
 
 def pricing_model(cfg: RunConfig, env: Mapping[str, str]) -> str:
     """The model a run is priced as, found without any network access."""
-    kind = choose_kind(cfg.endpoint, env)
+    kind = kinds.get(choose_kind(cfg.endpoint, env))
     if cfg.cost.price_as:
         return cfg.cost.price_as
-    if kind == "local":  # the bundled model (or any --endpoint local) is priced at zero, whatever --model says
+    if kind.on_this_machine:  # the bundled model (or any --endpoint local) is priced at zero, whatever --model says
         return "local"
-    if cfg.endpoint.model:
-        return cfg.endpoint.model
-    if kind == "azure":
-        return env.get("AZURE_OPENAI_DEPLOYMENT") or env.get("OPENAI_API_ENGINE") or "?"
-    return env.get("OPENAI_MODEL") or env.get("OPENAI_API_ENGINE") or DEFAULT_MODEL
+    return cfg.endpoint.model or kind.default_model(env)
 
 
 def target_prices(cfg: RunConfig, targets: list[Target]) -> dict[str, Price | None]:
@@ -305,7 +301,7 @@ async def run_job(cfg: RunConfig, env: Mapping[str, str], *, retry_errors: bool 
     """
     loaded = loaded or load_dataset(cfg)
     folder = run_folder(cfg, loaded.dataset)
-    if cfg.mode == "batch" and not pool_entries(cfg) and choose_kind(cfg.endpoint, env) == "local":
+    if cfg.mode == "batch" and not pool_entries(cfg) and not kinds.get(choose_kind(cfg.endpoint, env)).batch_api:
         raise UserError("--mode batch needs the OpenAI or Azure OpenAI Batch API; set OPENAI_API_KEY "
                         "(or the Azure variables), or run the local model with --mode online")
     inputs = prepare_inputs(loaded, cfg)
@@ -466,7 +462,7 @@ async def _engine(cfg: RunConfig, loaded: LoadedDataset, targets: list[Target], 
                                   sleep=sleep, max_wait=cfg.retry.max_seconds)
             timeout = t.timeout or cfg.endpoint.timeout
             pace = None
-            if t.endpoint.kind == "local":  # its timeout follows its measured speed
+            if kinds.get(t.endpoint.kind).on_this_machine:  # its timeout follows its measured speed
                 from syphus.engine.local import Pace
                 pace = Pace(timeout, completion_budget({"max_tokens": t.generation.max_tokens or
                                                         cfg.generation.max_tokens, **t.generation.extra}))
@@ -502,7 +498,7 @@ def make_attacher(cfg: RunConfig, dataset: AbstractDataset, target: Target) -> c
 def batch_target(targets: list[Target], say: bool = True) -> Target:
     """The endpoint a batch run submits to: the first that has the Batch API (OpenAI or Azure)."""
     for t in targets:
-        if t.endpoint.kind in ("openai", "azure", "compatible"):
+        if kinds.get(t.endpoint.kind).batch_api:
             if len(targets) > 1 and say:
                 log.info("--mode batch: the batches go to endpoint %s (the Batch API runs on one endpoint; "
                          "pick another with --endpoint NAME)", t.name)
@@ -576,8 +572,7 @@ def planned_endpoints(cfg: RunConfig, env: Mapping[str, str]) -> list[_Planned]:
     out = []
     for e in entries:
         gen = e.generation.over(cfg.generation)
-        model = e.price_as or cfg.cost.price_as or e.model or ("local" if e.kind == "local" else
-                                                               DEFAULT_MODEL if e.kind != "azure" else "?")
+        model = e.price_as or cfg.cost.price_as or e.model or kinds.get(e.kind).default_model({})
         out.append(_Planned(e.name, e.kind, model, completion_budget({"max_tokens": gen.max_tokens, **gen.extra}),
                             e.rpm, e.tpm, e.weight))
     return out
@@ -682,7 +677,7 @@ def _dry_run_checked(cfg: RunConfig, env: Mapping[str, str], loaded: LoadedDatas
     if all(e["price"] is not None for e in each):
         for mode, batch in (("online", False), ("batch", True)):
             if batch and len(each) > 1:  # the Batch API runs on one endpoint (batch_target): all of it there
-                there = next((e for e in each if e["kind"] in ("openai", "azure", "compatible")), None)
+                there = next((e for e in each if kinds.get(e["kind"]).batch_api), None)
                 if there is None:
                     continue
                 costs = [(there, 1.0)]
@@ -724,8 +719,9 @@ def batch_endpoint(cfg: RunConfig, env: Mapping[str, str]) -> Target:
     the Batch API (``batch_target``), else the one of flags and variables (a UserError when it is local)."""
     entries = pool_entries(cfg)
     if entries:
-        return batch_target([resolve_entry(e, env, generation=cfg.generation) for e in entries if e.kind != "local"])
-    if choose_kind(cfg.endpoint, env) == "local":
+        return batch_target([resolve_entry(e, env, generation=cfg.generation) for e in entries
+                             if not kinds.get(e.kind).on_this_machine])
+    if not kinds.get(choose_kind(cfg.endpoint, env)).batch_api:
         raise UserError("--mode batch needs the OpenAI or Azure OpenAI Batch API; set OPENAI_API_KEY "
                         "(or the Azure variables), or run the local model with --mode online")
     return Target("default", resolve_endpoint(cfg.endpoint, env), cfg.generation)

@@ -41,6 +41,7 @@ import math
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
+from syphus import kinds
 from syphus.errors import FatalError
 from syphus.reply import Reply, schema_name, strict_schema
 
@@ -50,10 +51,11 @@ FORMS = ("openai", "vllm", "llamacpp")
 
 
 def choose_form(kind: str, form: str = "auto") -> str:
-    """The schema form for an endpoint kind: the configured one, else llama.cpp's for ``local``, OpenAI's otherwise."""
+    """The schema form for an endpoint kind: the configured one, else the kind's own (llama.cpp's for ``local``,
+    OpenAI's for the others)."""
     if form != "auto":
         return form
-    return "llamacpp" if kind == "local" else "openai"
+    return kinds.get(kind).form
 
 
 def schema_fields(form: str, model: type[Reply]) -> dict[str, Any]:
