@@ -41,7 +41,8 @@ footage shot shots view camera moment moments sequence setting background foregr
 caption captions annotation description part parts side sides area areas middle center centre top bottom
 front back left right beginning end start point way thing things something someone somebody anyone
 individual individuals figure figures kind type lot number total couple pair group mark timestamp timestamps
-second seconds minute minutes instant
+second seconds minute minutes instant bit time times day days year years hour hours week weeks month months
+action actions event events activity activities change changes difference differences step steps
 """.split())
 
 # A general word is supported by any of its instances.
@@ -55,7 +56,7 @@ GENERAL = {
     "fruit": frozenset("apple apples orange oranges banana bananas grape grapes pear lemon".split()),
     "furniture": frozenset("chair chairs table tables couch sofa bed desk wardrobe shelf cabinet bench".split()),
 }
-_ALIASES = {"people": "person", "persons": "person", "grey": "gray", "colour": "color", "bike": "bike",
+_ALIASES = {"people": "person", "persons": "person", "grey": "gray", "colour": "color", "bike": "bike", "bicycle": "bike",
             "kids": "kid", "children": "child", "tv": "television", "fridge": "fridge"}
 for _general, _members in GENERAL.items():
     _ALIASES.update({f"{_general}s": _general})
@@ -90,7 +91,8 @@ golden beige tan navy maroon violet turquoise teal cyan magenta""".split())
 NUMBER_WORDS = {w: i for i, w in enumerate(
     "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
     "seventeen eighteen nineteen twenty".split())}
-NUMBER_WORDS.update({"dozen": 12, "both": 2, "pair": 2, "couple": 2, "twice": 2, "once": 1, "single": 1})
+NUMBER_WORDS.update({w: 10 * i for i, w in enumerate("thirty forty fifty sixty seventy eighty ninety".split(), 3)})
+NUMBER_WORDS.update({"hundred": 100, "dozen": 12, "both": 2, "pair": 2, "couple": 2, "twice": 2, "once": 1, "single": 1})
 
 # Placeholders VIST puts where a story named someone or somewhere: each supports the words that stand for it.
 PLACEHOLDERS = {"[male]": "man boy guy gentleman he", "[female]": "woman girl lady she",
@@ -106,8 +108,10 @@ _MINSEC = re.compile(r"\b(\d{1,2}):([0-5]\d)\b")
 _UNIT_S = r"(?:s|sec|secs|second|seconds)\b"
 _RANGE_S = re.compile(r"\b(\d+(?:\.\d+)?)\s*(?:-|\u2013|to|and|until|till)\s*(\d+(?:\.\d+)?)\s*" + _UNIT_S, re.I)
 _SECONDS = re.compile(r"\b(\d+(?:\.\d+)?)\s*(?:-\s*)?" + _UNIT_S, re.I)
+_MIN_AND_S = re.compile(r"\b(\d+)\s*(?:min|mins|minute|minutes)\s*(?:and\s*)?(\d+(?:\.\d+)?)\s*" + _UNIT_S, re.I)
 _MINUTES = re.compile(r"\b(\d+(?:\.\d+)?|" + "|".join(k for k in NUMBER_WORDS if NUMBER_WORDS[k] > 0) +
                       r")\s*(?:-\s*)?(?:min|mins|minute|minutes)\b", re.I)
+_IDIOM = re.compile(r"\b(?:close at hand|at hand|on hand)\b", re.I)  # nothing held: 'a cup close at hand'
 _ANY_DIGIT = re.compile(r"\d")
 _IMAGE_HINT = re.compile(r"imag|pictur|photo", re.I)
 _IMAGE_REF = re.compile(r"\b(first|second|third|fourth|fifth|1st|2nd|3rd|last|other|both|two|left|right)\s+"
@@ -288,6 +292,7 @@ def _times(answer: str) -> tuple[list[float], str]:
         return " "
 
     text = _MINSEC.sub(lambda m: take(int(m.group(1)) * 60 + int(m.group(2))), answer)
+    text = _MIN_AND_S.sub(lambda m: take(int(m.group(1)) * 60 + float(m.group(2))), text)  # 1 minute 15 seconds
     text = _MINUTES.sub(lambda m: take(60 * (_number(m.group(1)) or 0)), text)
     text = _RANGE_S.sub(lambda m: take(float(m.group(1))) + take(float(m.group(2))), text)
     text = _SECONDS.sub(lambda m: take(float(m.group(1))), text)
@@ -316,7 +321,7 @@ def check(answer: str, question: str, support: Support) -> Grounding:
                 unsupported.add(f"{which} {m.group(2).lower()}")
         text = _IMAGE_REF.sub(lambda m: m.group(2), text)  # 'the second image shows': 'shows' follows a noun
     before, previous, noun_before = "", "", False
-    tokens = _words(text)
+    tokens = _words(_IDIOM.sub(" ", text))
     for i, token in enumerate(tokens):
         kind = _kind(token)
         if kind == "either":   # a noun-or-verb: a noun after a cue, or after 'and' that follows a noun
@@ -325,6 +330,9 @@ def check(answer: str, question: str, support: Support) -> Grounding:
             else:
                 cued = not _stands_for_noun(before, previous, token) and (
                     _cues_noun(previous, token) or (before.lower() in NOUN_CUES and _modifies(previous)))
+            after = tokens[i + 1] if i + 1 < len(tokens) else ""
+            if cued and _is_verb_or_modifier(token, after):
+                cued = False
             kind = "term" if cued else None
         elif kind == "term" and previous.lower() in PREDICATE_CUES and token[:1].islower():
             kind = None
@@ -335,7 +343,7 @@ def check(answer: str, question: str, support: Support) -> Grounding:
             continue
         if kind == "number":
             value = _number(token)
-            if value is None or value == 1.0:
+            if value is None or value == 1.0 or token.lower() == "both":  # 'both' takes up two things named
                 continue
             terms += 1
             if not _counted(value, tokens, i, support) and (asked is None or value not in asked.numbers):
@@ -358,16 +366,39 @@ def _stands_for_noun(before: str, previous: str, token: str) -> bool:
     p, b = previous.lower(), before.lower()
     if p == "one":
         return b in ORDINALS or b in ONE_PRONOUN
+    if p in PLURAL_PRONOUN and not token.lower().endswith("s"):
+        return b not in NOUN_CUES  # 'both show' (a verb), but 'both shows' and 'of these watch' are read as nouns
     return p in ORDINALS and b == "the" and token.endswith("s") and not token.endswith("ss")
 
 
 ONE_PRONOUN = frozenset("the this that each every another other which last next".split())
+OWN_PARTS = frozenset("things ways details parts points steps changes differences actions events activities "
+                      "kinds types reasons".split())
+PLURAL_PRONOUN = frozenset("both these those all".split())
+OBJECT_PRONOUN = frozenset("it them him me us".split())
+
+
+def _is_verb_or_modifier(token: str, after: str) -> bool:
+    """Whether the noun-or-verb ``token`` is, by the word ``after`` it, a verb with a pronoun object (set it
+    down) or an adjective before a noun (the old shelf bracket)."""
+    a = after.lower()
+    if a in OBJECT_PRONOUN:
+        return True
+    if not a or a in FUNCTION or _kind(after) not in ("term", "either"):
+        return False
+    from lemminflect import getAllLemmas
+
+    if _kind(after) == "either" and a.endswith("s"):
+        return False  # her daughter helps: a verb follows, so the word before it is its subject
+    return "ADJ" in getAllLemmas(token.lower())
 
 
 def _counted(value: float, tokens: list[str], i: int, support: Support) -> bool:
     """Whether the number ``tokens[i]`` (``value``) is supported: when it counts a noun the annotation
     counts (a number said of it, or its boxes), by one of those counts; otherwise by the same number said
     anywhere in the annotation."""
+    if i + 1 < len(tokens) and tokens[i + 1].lower() in OWN_PARTS:
+        return True  # three things changed, two steps: the answer counts its own parts
     head = _head(tokens, i)
     if head is not None:
         said = [support.counts[form] for form in lemmas(tokens[head]) if form in support.counts]
