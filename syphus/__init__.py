@@ -16,6 +16,8 @@ The plugin contract and shared pieces
 - ``prompt``     system message + in-context examples -> chat messages
 - ``parse``      reply text -> instruction-response pairs
 - ``reply``      the reply models of JSON mode: the schema sent, the validation of what comes back
+- ``schemaform`` how a request asks for a reply schema (openai, vllm, llamacpp), one class each, and their
+                 registry (config and CLI read it)
 - ``config``     the typed run config (YAML < flags; no secrets)
 - ``textfile``   a file the user writes (config, prices, prompt) read as UTF-8, else one error naming it
 - ``errors``     the error tree: what the caller should do

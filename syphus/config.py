@@ -16,7 +16,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from syphus import kinds
+from syphus import kinds, schemaform
 from syphus.errors import UserError
 from syphus.textfile import read_text
 
@@ -90,6 +90,13 @@ def known_kind(name: str, auto: bool) -> str:
     return name
 
 
+def known_form(name: str) -> str:
+    """``name`` if ``syphus.schemaform`` registers it (or it is ``auto``); else a ValueError."""
+    if name not in schemaform.names():
+        raise ValueError(schemaform.unknown(name))
+    return name
+
+
 class PoolEndpoint(_Strict):
     """One endpoint of a pool (``endpoints:`` in the YAML config). Its key is read from the environment
     variable ``key_env`` names: the name is here, never the key."""
@@ -122,8 +129,9 @@ class ReplyConfig(_Strict):
     """
 
     mode: Literal["auto", "json", "text"] = "auto"
-    form: Literal["auto", "openai", "vllm", "llamacpp"] = "auto"
+    form: str = "auto"  # a name syphus.schemaform registers, or auto
     repairs: int = Field(1, ge=0, le=2)  # a broken reply is asked again this many times (syphus.engine.repair)
+    _form_known = field_validator("form")(classmethod(lambda cls, v: known_form(v)))
 
 
 class ImagesConfig(_Strict):

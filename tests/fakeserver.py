@@ -206,7 +206,8 @@ def _content_chars(body: dict) -> int:
 
 
 def schema_form(body: dict) -> str | None:
-    """Which form of reply schema a request carries: "openai", "llamacpp", "vllm" or None."""
+    """Which form of reply schema a request carries: "openai", "llamacpp", "vllm", "guided" (older vLLM's
+    ``guided_json``, which Syphus does not ship; tests/test_schemaform.py adds it) or None."""
     rf = body.get("response_format")
     if isinstance(rf, dict) and rf.get("type") == "json_schema":
         return "openai"
@@ -214,6 +215,8 @@ def schema_form(body: dict) -> str | None:
         return "llamacpp"
     if isinstance(body.get("structured_outputs"), dict) and "json" in body["structured_outputs"]:
         return "vllm"
+    if isinstance(body.get("guided_json"), dict):
+        return "guided"
     return None
 
 
@@ -226,6 +229,8 @@ def requested_schema(body: dict) -> dict | None:
         return body["response_format"]["schema"]
     if form == "vllm":
         return body["structured_outputs"]["json"]
+    if form == "guided":
+        return body["guided_json"]
     return None
 
 
@@ -561,7 +566,8 @@ class FakeOpenAI:
                                      status=400)
         form = schema_form(body)
         if form is not None and form not in self.schema_forms:
-            what = "structured_outputs" if form == "vllm" else f"response_format of type {body['response_format']['type']!r}"
+            what = {"vllm": "structured_outputs", "guided": "guided_json"}.get(form) or \
+                f"response_format of type {body['response_format']['type']!r}"
             return web.json_response(error_body(400, f"Invalid parameter: {what} is not supported by this server."),
                                      status=400)
         with self._lock:

@@ -22,7 +22,7 @@ import difflib
 import re
 from collections.abc import Callable, Iterable, Sequence
 
-from syphus import __version__, kinds
+from syphus import __version__, kinds, schemaform
 
 COMMANDS = ("run", "coldstart", "translate", "judge", "export", "validate", "checksum", "convert", "view", "report")
 
@@ -183,7 +183,7 @@ def add_generation(g) -> None:
     _opt(g, "reply", choices=["auto", "json", "text"],
          help="JSON in a schema the server enforces (json), text parsed after (text), or JSON falling back to "
               "text if the endpoint refuses the schema (auto, default)")
-    _opt(g, "schema_form", choices=["auto", "openai", "vllm", "llamacpp"],
+    _opt(g, "schema_form", choices=list(schemaform.names()),
          help="how the schema is sent (default auto: llamacpp for the bundled model, openai otherwise)")
     _opt(g, "repairs", type=int, choices=[0, 1, 2],
          help="ask again, saying what was wrong, when a reply breaks the schema or gives no pairs: at most this "

@@ -1,13 +1,9 @@
 """Structure: whether a run's requests carry the reply schema, and in which form.
 
-Each endpoint kind takes a JSON schema in its own documented form (``schema_fields``):
-
-- ``openai`` (OpenAI, Azure OpenAI, and most compatible servers, vLLM and llama.cpp's
-  server included): ``response_format: {"type": "json_schema", "json_schema": {"name",
-  "schema", "strict": true}}``;
-- ``vllm``: ``structured_outputs: {"json": schema}`` (vLLM's own field);
-- ``llamacpp``: ``response_format: {"type": "json_object", "schema": schema}`` (llama.cpp's
-  server and llama-cpp-python, which turn it into a grammar; the bundled model's form).
+Each endpoint kind takes a JSON schema in its own documented form: ``openai`` (OpenAI, Azure
+OpenAI and most compatible servers), ``vllm`` (vLLM's own field) and ``llamacpp`` (llama.cpp's
+server and llama-cpp-python, the bundled model's form), one class each in ``syphus.schemaform``;
+``schema_fields`` asks the form for the request's fields.
 
 ``Structure`` decides once per endpoint, from its first answers. In ``text`` mode nothing is
 sent. In ``json`` and ``auto`` mode requests carry the schema until an answer says whether
@@ -41,40 +37,29 @@ import math
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
-from syphus import kinds
+from syphus import kinds, schemaform
 from syphus.errors import FatalError
 from syphus.reply import Reply, schema_name, strict_schema
 
 log = logging.getLogger("syphus")
 
-FORMS = ("openai", "vllm", "llamacpp")
-
-
 def choose_form(kind: str, form: str = "auto") -> str:
     """The schema form for an endpoint kind: the configured one, else the kind's own (llama.cpp's for ``local``,
     OpenAI's for the others)."""
-    if form != "auto":
+    if form != schemaform.AUTO:
         return form
     return kinds.get(kind).form
 
 
 def schema_fields(form: str, model: type[Reply]) -> dict[str, Any]:
-    """The request-body fields that ask for a reply in ``model``'s schema, in ``form``.
+    """The request-body fields that ask for a reply in ``model``'s schema, in ``form`` (``syphus.schemaform``).
 
     >>> sorted(schema_fields("openai", __import__("syphus.reply").reply.pairs_model(3))["response_format"])
     ['json_schema', 'type']
     """
+    how = schemaform.get(form)
     schema = strict_schema(model)
-    if form in ("vllm", "llamacpp"):  # their grammars take it; OpenAI's strict mode does not list it
-        schema = nonempty_strings(schema)
-    if form == "openai":
-        return {"response_format": {"type": "json_schema",
-                                    "json_schema": {"name": schema_name(model), "schema": schema, "strict": True}}}
-    if form == "vllm":
-        return {"structured_outputs": {"json": schema}}
-    if form == "llamacpp":
-        return {"response_format": {"type": "json_object", "schema": schema}}
-    raise ValueError(f"unknown schema form {form!r}; use one of {', '.join(FORMS)}")
+    return how.fields(schema_name(model), nonempty_strings(schema) if how.grammar else schema)
 
 
 def nonempty_strings(schema: Any) -> Any:
@@ -113,8 +98,7 @@ class Structure:
     """The run's reply format: ``mode`` asked for (auto, json, text), ``form`` of the schema, and what was found."""
 
     def __init__(self, mode: str = "auto", form: str = "openai", endpoint: str | None = None):
-        if form not in FORMS:
-            raise ValueError(f"unknown schema form {form!r}; use one of {', '.join(FORMS)}")
+        schemaform.get(form)  # a UserError naming the known forms
         self.mode = mode
         self.form = form
         self.endpoint = endpoint  # named in what the log says (a pool's member); None for a run's one endpoint
