@@ -18,7 +18,6 @@ import sys
 import traceback
 from pathlib import Path
 from types import ModuleType
-from typing import Any
 
 import syphus.dataset
 from syphus.dataset import AbstractDataset, path_overrides
@@ -149,8 +148,3 @@ def _plugin_error(cls: type, path: Path, e: Exception) -> UserError:
     at = f" at line {line}" if line else ""
     return UserError(f"{path}{(':' + str(line)) if line else ''}: {cls.__name__}() failed{at}: "
                      f"{type(e).__name__}: {e}")
-
-
-def describe_source(dataset: Any, path: Path) -> str:
-    """How errors name a dataset: ``datasets/x.py (ClassName)``."""
-    return f"{path} ({type(dataset).__name__})"

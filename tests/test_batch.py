@@ -19,7 +19,7 @@ from syphus import plugins
 from syphus.engine.batch import BatchAPI, BatchRunner, BatchState
 from syphus.cli import main
 from syphus.config import load_config
-from syphus.engine.job import load_dataset, make_budget, query_stream, run_folder, run_job
+from syphus.engine.job import load_dataset, make_budget, prepare_inputs, run_folder, run_job
 from syphus.engine.endpoint import resolve_endpoint
 from syphus.errors import FatalError, UserError
 from syphus.engine.store import RunStore
@@ -164,7 +164,9 @@ def crashing_api(where: str):
 
 async def run_with(api_class, cfg):
     loaded = load_dataset(cfg)
-    items, _ = query_stream(loaded, cfg)
+    inputs = prepare_inputs(loaded, cfg)
+    inputs.check.close()
+    items = inputs.items
     store = RunStore(run_folder(cfg, loaded.dataset)).open()
     try:
         async with api_class(resolve_endpoint(cfg.endpoint, ENV)) as api:

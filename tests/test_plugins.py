@@ -745,7 +745,9 @@ def test_default_parse_response_is_parse_pairs(proj):
     assert r.pairs == [{"instruction": "q", "answer": "a"}] and r.truncated
 
 
-def test_describe_source(proj):
-    cls, path = plugins.resolve("video.DenseCaptions", "datasets")
-    ds = plugins.instantiate(cls, path)
-    assert plugins.describe_source(ds, path) == f"{path} (DenseCaptions)"
+def test_errors_name_a_dataset_by_its_file_and_class(proj):
+    from syphus.config import load_config
+    from syphus.engine.job import load_dataset
+
+    loaded = load_dataset(load_config(None, {"name": "video.DenseCaptions"}))
+    assert loaded.source == f"{loaded.path} (DenseCaptions)" and loaded.path.name == "video.py"

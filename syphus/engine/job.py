@@ -104,13 +104,6 @@ def prepare_inputs(loaded: LoadedDataset, cfg: RunConfig) -> Inputs:
     return Inputs(items, total, check)
 
 
-def query_stream(loaded: LoadedDataset, cfg: RunConfig) -> tuple[Iterator[dict[str, Any]], int]:
-    """The query inputs to send, checked first (``prepare_inputs``), and their number."""
-    inputs = prepare_inputs(loaded, cfg)
-    inputs.check.close()
-    return inputs.items, inputs.total
-
-
 def _sampled(items: Iterator[dict[str, Any]], total: int, cfg: RunConfig) -> tuple[Iterator[dict[str, Any]], int]:
     """``items`` after ``--random_sample`` and slicing, and how many are left."""
     if cfg.random_sample:  # shuffling needs every item at once; the seed keeps resumes in the same order
