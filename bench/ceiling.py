@@ -56,7 +56,8 @@ import _common as C  # noqa: E402
 os.chdir(C.ROOT)
 
 from syphus.config import load_config  # noqa: E402
-from syphus.engine.job import load_dataset, run_job  # noqa: E402
+from syphus.engine.job import run_job  # noqa: E402
+from syphus.engine.workload import load_dataset  # noqa: E402
 from syphus.engine.limits import estimate_tokens  # noqa: E402
 
 KEY = "sk-ceiling-bench"  # any key will do; one as short as "x" would be masked inside every word of meta.json

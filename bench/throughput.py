@@ -36,7 +36,8 @@ import _common as C  # noqa: E402
 os.chdir(C.ROOT)
 
 from syphus.config import load_config  # noqa: E402
-from syphus.engine.job import load_dataset, run_job  # noqa: E402
+from syphus.engine.job import run_job  # noqa: E402
+from syphus.engine.workload import load_dataset  # noqa: E402
 
 MODEL = "gpt-4o-mini"
 CONCURRENCY = 64

@@ -61,8 +61,16 @@ The plugin contract and shared pieces
 - ``imagescan``  where each image of a JSON image file is (byte offset and length), no value decoded
 - ``samples``    the record of which video frames convert took (``XX.frames.jsonl``: times, counts, repeats)
 - ``local``      the bundled llama.cpp server (optional extra ``local``)
-- ``job``        one run wired end to end; ``reparse``, ``dry_run``
-- ``batch``      --mode batch: request files planned, batches submitted, polled and settled
+- ``job``        one run wired end to end: the inputs checked, the endpoints opened, the context built, the
+                 online pool or the batch runner driven
+- ``context``    ``RunContext``: one run's wiring (config, dataset, store, endpoints, prices, budget, images)
+- ``workload``   the dataset loaded from its plugin, its run folder, its query inputs checked and streamed
+- ``plan``       the endpoints a run sends to, from the config alone; one endpoint is a pool of one
+- ``pricing``    each endpoint's row of the pricing table, and the run's budget built from them
+- ``meta``       ``meta.json``: what ran, with what, and what the folder holds
+- ``dryrun``     what a run would cost and take, from its prompts; nothing sent
+- ``reparse``    a run's raw replies parsed again with the dataset's current parser
+- ``batch``      --mode batch: request files planned, batches submitted, polled and settled; ``--status``
 - ``batchapi``   the Files and Batches routes through the openai SDK (its retries off, errors mapped)
 - ``batchstate`` a batch run's chunks, rebuilt from and recorded to the crash-safe ``batch/state.jsonl``
 - ``collect``    a finished batch settled: answers parsed and charged, repairs and failures sent again
@@ -117,6 +125,7 @@ The plugin contract and shared pieces
 - ``flags``      every flag in named groups, each subcommand with its own; "did you mean" for a typo
 - ``exits``      the one table of exit codes, and the one guard from the error tree to them
 - ``progress``   the live status line
+- ``summary``    what is printed when a run ends and for a dry run
 - ``convert``, ``view``, ``report``  their subcommands' arguments and output
 """
 

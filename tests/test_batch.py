@@ -19,7 +19,9 @@ from syphus import plugins
 from syphus.engine.batch import BatchAPI, BatchRunner, BatchState
 from syphus.cli import main
 from syphus.config import load_config
-from syphus.engine.job import load_dataset, make_budget, prepare_inputs, run_folder, run_job
+from syphus.engine.job import run_job
+from syphus.engine.pricing import make_budget
+from syphus.engine.workload import load_dataset, prepare_inputs, run_folder
 from syphus.engine.endpoint import resolve_endpoint
 from syphus.errors import FatalError, UserError
 from syphus.engine.store import RunStore

@@ -747,7 +747,7 @@ def test_default_parse_response_is_parse_pairs(proj):
 
 def test_errors_name_a_dataset_by_its_file_and_class(proj):
     from syphus.config import load_config
-    from syphus.engine.job import load_dataset
+    from syphus.engine.workload import load_dataset
 
     loaded = load_dataset(load_config(None, {"name": "video.DenseCaptions"}))
     assert loaded.source == f"{loaded.path} (DenseCaptions)" and loaded.path.name == "video.py"

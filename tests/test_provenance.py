@@ -11,7 +11,8 @@ import pytest
 from syphus.cli.main import main
 from syphus.config import load_config
 from syphus.engine.endpoint import choose_kind
-from syphus.engine.job import make_budget, pricing_model
+from syphus.engine.plan import pricing_model
+from syphus.engine.pricing import make_budget
 from syphus.errors import UserError
 
 from tests.fakeserver import Reply

@@ -17,7 +17,8 @@ from pydantic import BaseModel
 
 from syphus.cli import main
 from syphus.config import load_config
-from syphus.engine.job import dry_run, run_job
+from syphus.engine.dryrun import dry_run
+from syphus.engine.job import run_job
 from syphus.engine.structure import nonempty_strings
 from syphus.reply import pairs_model, strict_schema
 from syphus.signals import requested_count

@@ -297,7 +297,7 @@ def test_original_config_sends_the_original_request(project, server):
     # What the original Syphus sent: the system message, each in-context turn (an assistant turn given as
     # pairs becomes "Prefix: text\n" per field), then the annotation; its settings; no schema.
     prompt = json.loads((project / "prompts" / "example.json").read_text())
-    from syphus.engine.job import load_dataset
+    from syphus.engine.workload import load_dataset
     first = next(iter(load_dataset(load_config(None, {"name": "Example.example"})).dataset.iter_query_inputs()))
     turns = [{"role": "system", "content": prompt["system_message"]}]
     for turn in prompt["in_context"]:

@@ -20,7 +20,8 @@ from syphus.cli import main
 from syphus.cli.progress import render
 from syphus.config import load_config
 from syphus.engine.imagetokens import load_image_table
-from syphus.engine.job import load_dataset, run_job
+from syphus.engine.job import run_job
+from syphus.engine.workload import load_dataset
 from syphus.engine.stats import Stats
 from tests.conftest import KEY, ROOT
 from tests.fakebatch import FakeBatchAPI

@@ -29,7 +29,7 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,10 +42,12 @@ from syphus.engine.collect import Collecting
 from syphus.engine.cost import Budget
 from syphus.durable import sync_dir, sync_file
 from syphus.dataset import AbstractDataset
-from syphus.errors import FatalError, ItemError, TransientError, UserError
+from syphus.errors import FatalError, ItemError, SyphusError, TransientError, UserError
 from syphus.idset import IdSet
 from syphus.engine.limits import estimate_tokens
 from syphus.engine.structure import Structure
+from syphus.engine.plan import batch_endpoint
+from syphus.engine.workload import load_dataset, run_folder
 from syphus.engine.retry import retry_policy
 from syphus.engine.record import query_meta
 from syphus.engine.repair import repair_messages
@@ -364,3 +366,30 @@ class BatchRunner(Collecting):
         finally:
             for w in waiters:
                 w.cancel()
+
+
+async def batch_status(cfg: RunConfig, env: Mapping[str, str], refresh: bool = True) -> list[str]:
+    """Every batch of the run with its progress, polled once when ``refresh`` (one try each, within the
+    endpoint timeout). When the Batch API cannot be reached (or no endpoint resolves), the state recorded
+    in the run folder is shown with a last line that says so."""
+    loaded = load_dataset(cfg)
+    folder = run_folder(cfg, loaded.dataset) / "batch"
+    if not (folder / "state.jsonl").exists():
+        raise UserError(f"{folder}: no batches here yet; start them with --mode batch")
+    state = BatchState(folder, read_only=True)
+    problem = None
+    pending = [c for c in state.open_chunks() if c.submitted and not c.finished]
+    if refresh and pending:
+        try:
+            target = batch_endpoint(cfg, env)
+            async with BatchAPI(target.endpoint, timeout=target.timeout or cfg.endpoint.timeout) as api:
+                for c in pending:
+                    b = await api.retrieve(c.batch_id)
+                    c.status, c.counts = b.get("status"), b.get("request_counts") or {}
+        except SyphusError as e:
+            problem = e
+    rows = state.describe()
+    if problem is not None:
+        rows.append(f"could not refresh from the Batch API ({problem}); the rows above are the state recorded "
+                    f"in {state.path}")
+    return rows

@@ -42,7 +42,9 @@ from syphus.config import RunConfig
 from syphus.durable import write_atomic
 from syphus.engine.cost import price_for, pricing_if_any
 from syphus.errors import UserError
-from syphus.engine.job import LoadedDataset, load_dataset, pricing_model, run_folder, run_job
+from syphus.engine.job import run_job
+from syphus.engine.plan import pricing_model
+from syphus.engine.workload import LoadedDataset, load_dataset, run_folder
 from syphus.engine.record import tally
 from syphus.engine.stats import RunStatus
 from syphus.prompt import Prompt, check_prompt, read_prompt_file

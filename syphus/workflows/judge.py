@@ -192,7 +192,8 @@ def judge_config(cfg: Any, judging: Judging) -> Any:
 async def run_judge(cfg: Any, env: Any, judging: Judging, display: Any = None, retry_errors: bool = False,
                     install_signals: bool = True) -> Any:
     """Judge every answered query of ``judging.run`` not judged yet; the engine's JobResult."""
-    from syphus.engine.job import LoadedDataset, run_job
+    from syphus.engine.job import run_job
+    from syphus.engine.workload import LoadedDataset
 
     return await run_job(judge_config(cfg, judging), env, loaded=LoadedDataset(judging, Path("<judge>")),
                          retry_errors=retry_errors, display=display, install_signals=install_signals)
@@ -200,6 +201,7 @@ async def run_judge(cfg: Any, env: Any, judging: Judging, display: Any = None, r
 
 def judge_dry_run(cfg: Any, env: Any, judging: Judging) -> dict[str, Any]:
     """What judging would cost and take (``syphus judge --dry-run``); nothing is sent or written."""
-    from syphus.engine.job import LoadedDataset, dry_run
+    from syphus.engine.dryrun import dry_run
+    from syphus.engine.workload import LoadedDataset
 
     return dry_run(judge_config(cfg, judging), env, loaded=LoadedDataset(judging, Path("<judge>")))

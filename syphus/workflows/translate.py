@@ -302,7 +302,7 @@ class Translation(AbstractDataset):
 
 def for_run(cfg: Any, source: str | Path, langs: list[str], mode: str) -> Translation:
     """The Translation of ``source`` that reads what its own run folder (``cfg``'s) already holds."""
-    from syphus.engine.job import run_folder
+    from syphus.engine.workload import run_folder
 
     translation = Translation(source, langs, mode)
     translation.folder = run_folder(cfg, translation)
@@ -334,7 +334,8 @@ async def run_translation(cfg: Any, env: Any, source: str | Path, langs: list[st
     The default mode runs twice: the second pass asks, one at a time, the languages the first
     pass's all-languages queries did not deliver.
     """
-    from syphus.engine.job import LoadedDataset, run_job
+    from syphus.engine.job import run_job
+    from syphus.engine.workload import LoadedDataset
 
     source = Path(source)
     train = None
