@@ -58,6 +58,7 @@ The plugin contract and shared pieces
 - ``scenes``     scene names and every image-id rule
 - ``parquet``    the one Parquet reader and row-group writer
 - ``imageindex`` single images by id from a release image file of many GB, in flat memory (an SQLite index)
+- ``imagevalues`` an indexed image's bytes read where the index says (a JSON value at its offset, a Parquet cell)
 - ``imagescan``  where each image of a JSON image file is (byte offset and length), no value decoded
 - ``samples``    the record of which video frames convert took (``XX.frames.jsonl``: times, counts, repeats)
 - ``local``      the bundled llama.cpp server (optional extra ``local``)

@@ -17,7 +17,8 @@ import pytest
 
 from syphus.cli import main
 from syphus.errors import ItemError, UserError
-from syphus.engine.imageindex import BadImage, ImageIndex
+from syphus.engine.imageindex import ImageIndex
+from syphus.engine.imagevalues import BadImage
 
 TWICE, BROKEN, FINE = "SD_IMG_00012_1", "SD_IMG_00012_2", "SD_IMG_00013_1"
 

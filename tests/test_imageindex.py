@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 
 from syphus.errors import UserError
-from syphus.engine import imageindex, parquet
-from syphus.engine.imageindex import ImageIndex, read_row_group
+from syphus.engine import imageindex, imagevalues, parquet
+from syphus.engine.imageindex import ImageIndex
+from syphus.engine.imagevalues import read_row_group
 
 pa, pq = parquet.modules("these tests")
 
@@ -68,7 +69,7 @@ def test_json_values_of_other_shapes(tmp_path):
         assert index.get("url") == png and index.get("obj") == png
         assert len(index) == 4 and "none" in index and index.missing(["none", "num"]) == []
         for image_id, says in [("none", "null"), ("num", "float")]:  # no image, yet not "missing" either
-            with pytest.raises(imageindex.BadImage, match=f"'{image_id}' cannot be decoded: .*{says}"):
+            with pytest.raises(imagevalues.BadImage, match=f"'{image_id}' cannot be decoded: .*{says}"):
                 index.get(image_id)
 
 

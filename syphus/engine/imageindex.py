@@ -33,21 +33,19 @@ A value that is no image (bad base64, null, a number) is not "missing": looking 
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import sqlite3
 import tempfile
 import threading
-from collections import OrderedDict
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
 
 from syphus.durable import swap_in
-from syphus.errors import ItemError, UserError
-from syphus.image import image_bytes, stored_base64
+from syphus.errors import UserError
 from syphus.engine import parquet
 from syphus.engine.imagescan import WS, json_entries
+from syphus.engine.imagevalues import (BadImage, JsonValues, ParquetValues, ReadGroup, guarded, parquet_file,
+                                       read_row_group)
 
 INDEX_VERSION = "2"  # 2: ids counts the copies of each id (n)
 SUFFIX = ".index.sqlite"
@@ -58,34 +56,6 @@ CACHE_GROUPS = 4
 CACHE_BYTES = 128 << 20
 
 SHOWN = 5  # repeated ids named in an error
-
-
-class BadImage(ItemError):
-    """An id whose value in the image file is no image (bad base64, null, ...), or that is repeated."""
-
-    def __init__(self, message: str):
-        super().__init__(message, kind="bad_image")
-
-
-def _decoded(path: Path, image_id: str, value: Any, stored: bool = False) -> bytes | str:
-    if stored and (text := stored_base64(value)) is not None:
-        return text
-    try:
-        return image_bytes(value)
-    except ValueError as e:
-        raise BadImage(f"{path}: the image {image_id!r} cannot be decoded: {e}; convert the image again "
-                       "(syphus convert) or drop the id") from None
-
-
-ReadGroup = Callable[[Any, int, list[str]], Any]  # (ParquetFile, row group, columns) -> pyarrow.Table
-
-
-def read_row_group(pf, group: int, columns: list[str]):
-    """The default ``read_group``: the columns ``columns`` of row group ``group``, nothing else.
-
-    One thread: pyarrow's threaded read holds about twice the column while it decodes.
-    """
-    return pf.read_row_group(group, columns=columns, use_threads=False)
 
 
 def _columns(path: Path, schema) -> tuple[str, str]:
@@ -210,75 +180,6 @@ def _build(index_path: Path, stamp: dict[str, str], entries: Iterator[tuple[str,
     swap_in(tmp, index_path)
 
 
-def _plain_string(raw: bytes) -> str | None:
-    """A JSON string of ASCII with no escapes (as base64 is) read as it is, with no parse; else None."""
-    if len(raw) >= 2 and raw[0] == raw[-1] == 0x22 and raw.isascii() and b"\\" not in raw and b'"' not in raw[1:-1]:
-        return raw[1:-1].decode("ascii")
-    return None
-
-
-class _JsonValues:
-    """Values of a JSON image file, read by (offset, length)."""
-
-    def __init__(self, path: Path):
-        self.path = path
-        self.f = path.open("rb")
-
-    def fetch(self, image_id: str, offset: int, length: int, stored: bool = False) -> bytes | str | None:
-        self.f.seek(offset)
-        raw = self.f.read(length)
-        if len(raw) != length:
-            raise UserError(f"{self.path}: the image {image_id!r} is not where the index says (byte {offset}); "
-                            "the file changed while open: open it again")
-        if stored and (text := _plain_string(raw)) is not None and stored_base64(text) is not None:
-            return text
-        try:
-            value = json.loads(raw)
-        except ValueError as e:
-            raise UserError(f"{self.path}: the image {image_id!r} at byte {offset} is not valid JSON ({e}); the file "
-                            "is damaged, or changed while open") from None
-        return _decoded(self.path, image_id, value, stored)
-
-    def close(self) -> None:
-        self.f.close()
-
-
-class _ParquetValues:
-    """Values of a Parquet image file, read a row group's image column at a time, the last few kept."""
-
-    def __init__(self, path: Path, pf, column: str, read_group: ReadGroup, max_groups: int, max_bytes: int):
-        self.path, self.pf, self.column, self.read_group = path, pf, column, read_group
-        self.max_groups, self.max_bytes = max(1, max_groups), max_bytes
-        self.cache: OrderedDict[int, tuple[Any, int]] = OrderedDict()
-        self.cached_bytes = 0
-        self.groups_read = 0
-
-    def _group(self, group: int):
-        hit = self.cache.get(group)
-        if hit is not None:
-            self.cache.move_to_end(group)
-            return hit[0]
-        table = self.read_group(self.pf, group, [self.column])
-        self.groups_read += 1
-        self.cache[group] = (table.column(0), table.nbytes)
-        self.cached_bytes += table.nbytes
-        while len(self.cache) > 1 and (len(self.cache) > self.max_groups or self.cached_bytes > self.max_bytes):
-            _, (_, nbytes) = self.cache.popitem(last=False)
-            self.cached_bytes -= nbytes
-        return self.cache[group][0]
-
-    def fetch(self, image_id: str, group: int, row: int, stored: bool = False) -> bytes | str | None:
-        values = self._group(group)
-        if row >= len(values):
-            raise UserError(f"{self.path}: the image {image_id!r} is not where the index says; "
-                            "the file changed while open: open it again")
-        return _decoded(self.path, image_id, values[row].as_py(), stored)
-
-    def close(self) -> None:
-        self.cache.clear()
-        self.cached_bytes = 0
-
-
 class ImageIndex:
     """Images of one release image file, looked up by id (see the module's docstring).
 
@@ -313,9 +214,9 @@ class ImageIndex:
         paths = _index_paths(p, cache_dir)
         pf = columns = reader = None
         if kind == "parquet":
-            pf = _parquet_file(p)
+            pf = parquet_file(p)
             columns = _columns(p, pf.schema_arrow)
-            reader = _guarded(p, read_group or read_row_group)
+            reader = guarded(p, read_group or read_row_group)
         index_path, db = next(((i, db) for i in paths if (db := _current(i, stamp)) is not None), (None, None))
         built = db is None
         if built:
@@ -329,9 +230,9 @@ class ImageIndex:
                 raise UserError(f"{p}: the image file changed while it was being indexed; open it again")
             db = _current(index_path, stamp)
         if kind == "json":
-            values = _JsonValues(p)
+            values = JsonValues(p)
         else:
-            values = _ParquetValues(p, pf, columns[1], reader, cache_groups, cache_bytes)
+            values = ParquetValues(p, pf, columns[1], reader, cache_groups, cache_bytes)
         index = cls(p, kind, db, values, index_path, built)
         if index._repeated and not allow_repeats:
             repeats = index.repeated(SHOWN)
@@ -444,23 +345,3 @@ def _is_text(image_id: str) -> bool:
     except UnicodeEncodeError:
         return False
     return True
-
-
-def _parquet_file(path: Path):
-    pa, pq = parquet.modules(f"{path}: reading a Parquet image file")
-    try:
-        return pq.ParquetFile(path)
-    except (pa.ArrowException, OSError, ValueError) as e:
-        raise UserError(f"{path}: not a readable Parquet file ({e}); the file may be cut short or damaged") from None
-
-
-def _guarded(path: Path, read_group: ReadGroup) -> ReadGroup:
-    """``read_group`` with pyarrow's errors turned into a UserError naming the file and the row group."""
-    pa, _ = parquet.modules(f"{path}: reading a Parquet image file")
-
-    def read(pf, group: int, columns: list[str]):
-        try:
-            return read_group(pf, group, columns)
-        except (pa.ArrowException, OSError, ValueError) as e:
-            raise UserError(f"{path}: row group {group} cannot be read ({e}); the file is damaged") from None
-    return read
