@@ -21,6 +21,7 @@ The plugin contract and shared pieces
 - ``config``     the typed run config (YAML < flags; no secrets)
 - ``textfile``   a file the user writes (config, prices, prompt) read as UTF-8, else one error naming it
 - ``errors``     the error tree: what the caller should do
+- ``registry``   the named members of one extension family (endpoint kinds, schema forms) and their lookups
 - ``durable``    files that survive a crash: whole writes, fsync, directory sync, atomic replace
 - ``redaction``  secrets out of logs, errors and messages (URL passwords, keys of 8+ characters);
                  never applied to stored data

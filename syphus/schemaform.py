@@ -17,9 +17,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from syphus.errors import UserError
+from syphus.registry import AUTO, Registry  # noqa: F401  (AUTO: not a form, "the endpoint kind's own")
 
-AUTO = "auto"  # not a form: "the endpoint kind's own" (EndpointKind.form)
 
 
 class SchemaForm:
@@ -66,30 +65,6 @@ class LlamaCppForm(SchemaForm):
         return {"response_format": {"type": "json_object", "schema": schema}}
 
 
-FORMS: dict[str, SchemaForm] = {f.name: f for f in (OpenAIForm(), VLLMForm(), LlamaCppForm())}
-
-
-def register(form: SchemaForm) -> SchemaForm:
-    """Add ``form`` to the registry (its name must be new and not ``auto``); returns it."""
-    if not form.name or form.name == AUTO or form.name in FORMS:
-        raise ValueError(f"schema form name {form.name!r} is empty, reserved or taken")
-    FORMS[form.name] = form
-    return form
-
-
-def names(auto: bool = True) -> tuple[str, ...]:
-    """The forms a config or ``--schema_form`` may name, ``auto`` first unless ``auto=False``."""
-    return ((AUTO,) if auto else ()) + tuple(FORMS)
-
-
-def unknown(name: str, auto: bool = True) -> str:
-    """The message for a form no class registers."""
-    return f"unknown schema form {name!r}; use one of {', '.join(names(auto))}"
-
-
-def get(name: str) -> SchemaForm:
-    """The form called ``name``; a UserError listing the known ones otherwise."""
-    try:
-        return FORMS[name]
-    except KeyError:
-        raise UserError(unknown(name, auto=False)) from None
+FORMS: Registry[SchemaForm] = Registry("schema form", "use one of", (OpenAIForm(), VLLMForm(), LlamaCppForm()))
+# the registry's lookups under the names callers use: schemaform.get(name), schemaform.names(), ...
+register, names, unknown, get = FORMS.register, FORMS.names, FORMS.unknown, FORMS.find

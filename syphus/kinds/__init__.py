@@ -13,39 +13,14 @@ one module with an ``EndpointKind`` subclass (``syphus.kinds.base``) plus its li
 
 from __future__ import annotations
 
-from syphus.errors import UserError
 from syphus.kinds import azure, compatible, local, openai
 from syphus.kinds.base import EndpointKind
+from syphus.registry import Registry
 
-AUTO = "auto"  # not a kind: "choose one from the environment" (syphus.engine.endpoint.choose_kind)
 BUILT_IN = (openai.KIND, azure.KIND, compatible.KIND, local.KIND)
-KINDS: dict[str, EndpointKind] = {k.name: k for k in BUILT_IN}
-
-
-def register(kind: EndpointKind) -> EndpointKind:
-    """Add ``kind`` to the registry (its name must be new and not ``auto``); returns it."""
-    if not kind.name or kind.name == AUTO or kind.name in KINDS:
-        raise ValueError(f"endpoint kind name {kind.name!r} is empty, reserved or taken")
-    KINDS[kind.name] = kind
-    return kind
-
-
-def names(auto: bool = True) -> tuple[str, ...]:
-    """The kinds a config or ``--endpoint`` may name, ``auto`` first unless ``auto=False``."""
-    return ((AUTO,) if auto else ()) + tuple(KINDS)
-
-
-def unknown(name: str, auto: bool = True) -> str:
-    """The message for a kind no module registers."""
-    return f"unknown endpoint kind {name!r}; known: {', '.join(names(auto))}"
-
-
-def get(name: str) -> EndpointKind:
-    """The kind called ``name``; a UserError listing the known ones otherwise."""
-    try:
-        return KINDS[name]
-    except KeyError:
-        raise UserError(unknown(name, auto=False)) from None
+KINDS: Registry[EndpointKind] = Registry("endpoint kind", "known:", BUILT_IN)
+# the registry's lookups under the names callers use: kinds.get(name), kinds.names(), kinds.register(kind)
+register, names, unknown, get = KINDS.register, KINDS.names, KINDS.unknown, KINDS.find
 
 
 def secret_vars() -> tuple[str, ...]:
