@@ -46,6 +46,7 @@ The plugin contract and shared pieces
 - ``retry``      the one retry policy (tenacity)
 - ``structure``  whether requests carry the reply schema, in which endpoint's form; the fallback to text
 - ``runner``     the asyncio worker pool
+- ``failwatch``  a run whose endpoint answers nothing stops with the fix (identical failures in a row)
 - ``query``      what one query sends (its requests per endpoint and format, its repair) and has cost
 - ``pool``       the endpoints a run sends to: routing by capacity, cool-down, removal, per-endpoint figures
 - ``repair``     a broken reply asked again on the same conversation, saying what was wrong (--repairs)

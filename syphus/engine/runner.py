@@ -18,8 +18,9 @@ Nothing kills a worker silently: whatever raises while one query is handled
 that id, with the raw reply when one arrived; a worker that dies anyway stops
 the run as failed, so the producer is never left blocked on a full queue.
 ``max_endpoint_failures`` identical endpoint-level failures in a row (every
-query refused with 404, no connection at all) stop the run with a FatalError:
-those errors are not settled, so a rerun after the fix sends them again.
+query refused with 404, no connection at all) stop the run with a FatalError
+(``syphus.engine.failwatch``): those errors are not settled, so a rerun after
+the fix sends them again.
 """
 
 from __future__ import annotations
@@ -32,8 +33,9 @@ from typing import Any
 
 from syphus.config import RetryConfig
 from syphus.engine.cost import Budget, has_usage
+from syphus.engine.failwatch import FailWatch
 from syphus.dataset import AbstractDataset
-from syphus.errors import ENDPOINT_KINDS, FatalError, ItemError, RateLimited, TransientError, UserError
+from syphus.errors import FatalError, ItemError, RateLimited, TransientError, UserError
 from syphus.engine.attachment import Attacher
 from syphus.engine.pool import CIRCUIT_KINDS, Member, Pool
 from syphus.engine.query import Query, RepairRequests, Requests, resumed
@@ -85,10 +87,8 @@ class Runner:
         self.clock = clock
         self.sleep = sleep
         self.stats = Stats(started=clock())
-        self.max_endpoint_failures = max_endpoint_failures
-        self._streak: tuple[str | None, int] = (None, 0)  # the same endpoint-level failure, how many in a row
-        self._endpoint_errors = 0  # queries this session ended by an endpoint-level failure (not settled)
-        self._last_failure = ""
+        self.watch = FailWatch(max_endpoint_failures,
+                               [str(m.describe_endpoint.get("url") or m.name) for m in pool.members])
         self.fatal: FatalError | None = None
         self.user_error: UserError | None = None
         self.crash: BaseException | None = None
@@ -134,11 +134,9 @@ class Runner:
         finally:
             if self._drain_timer is not None:
                 self._drain_timer.cancel()
-        if (self.fatal is None and self.user_error is None and self.crash is None and not self.stopping
-                and self.stats.answered == 0 and self._endpoint_errors and self._endpoint_errors == self.stats.errors):
+        if self.fatal is None and self.user_error is None and self.crash is None and not self.stopping:
             # nothing came back but the endpoint's failures: not a complete run, however few the queries
-            self.fatal = self._endpoint_down(f"all {self._endpoint_errors} queries failed at the endpoint "
-                                             f"(the last: {self._last_failure})")
+            self.fatal = self.watch.all_failed(self.stats.answered, self.stats.errors)
         if self.fatal is not None or self.user_error is not None or self.crash is not None:
             return RunStatus.FAILED
         if self.over_budget:
@@ -202,24 +200,10 @@ class Runner:
 
     def _watch_endpoint(self, kind: str | None, message: str = "") -> None:
         """Count identical endpoint-level failures in a row; too many stop the run (exit 3)."""
-        if kind not in ENDPOINT_KINDS:
-            self._streak = (None, 0)
-            return
-        last, n = self._streak
-        n = n + 1 if kind == last else 1
-        self._streak = (kind, n)
-        self._endpoint_errors += 1
-        self._last_failure = f"{kind}: {message}"
-        if n >= self.max_endpoint_failures and self.fatal is None:
-            self.fatal = self._endpoint_down(f"{n} queries in a row failed the same way ({kind}: {message})")
+        down = self.watch.failed(kind, message)
+        if down is not None and self.fatal is None:
+            self.fatal = down
             self.abort()
-
-    def _endpoint_down(self, what: str) -> FatalError:
-        """The one message of a run the endpoint failed: what happened, where, the fix, and that nothing is lost."""
-        where = ", ".join(str(m.describe_endpoint.get("url") or m.name) for m in self.pool.members)
-        return FatalError(f"{what} and none succeeded: {where} is not answering. Check --base_url, --model (or the "
-                          "Azure deployment) and that the server is up, then run the same command again: these "
-                          "queries are not settled and will be sent again")
 
     def _on_retry(self, state: Any) -> None:
         self.stats.retries += 1
