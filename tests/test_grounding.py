@@ -135,6 +135,15 @@ def test_rules_from_the_second_blind_set_verbs_modifiers_and_the_answers_own_cou
     assert unsupported("A man rides a bike.", COCO) == () and unsupported("A man rides a bicycle.", "A man on a bike.") == ()
 
 
+def test_saying_a_thing_is_absent_claims_no_thing_but_the_clause_after_still_checks():
+    assert unsupported("There is no helmet on him and no dog nearby.", COCO) == ()
+    assert unsupported("He rides without a helmet; there are no umbrellas or pedestrians.", COCO) == ()
+    assert unsupported("He is not wearing gloves.", COCO) == ()
+    assert unsupported("There is no dog, but a cat sleeps on a car.", COCO) == ("cat",)  # 'but' ends the denial
+    assert unsupported("No one walks past the cars with a stroller.", COCO) == ("stroller",)  # 'no one' denies nothing
+    assert unsupported("A dog runs beside him. There is no rain.", COCO) == ("dog",)  # a sentence ends the denial
+
+
 def test_vist_placeholders_support_the_people_they_stand_for_and_position_words_claim_nothing():
     vist = "Story 1: [male] caught a fish . [female] cooked it at the [location] ."
     assert unsupported("A man caught a fish and a woman cooked it.", vist) == ()

@@ -321,7 +321,9 @@ def check(answer: str, question: str, support: Support) -> Grounding:
                 unsupported.add(f"{which} {m.group(2).lower()}")
         text = _IMAGE_REF.sub(lambda m: m.group(2), text)  # 'the second image shows': 'shows' follows a noun
     before, previous, noun_before = "", "", False
-    tokens = _words(_IDIOM.sub(" ", text))
+    text = _IDIOM.sub(" ", text)
+    tokens = _words(text)
+    denied = _denied(text)
     for i, token in enumerate(tokens):
         kind = _kind(token)
         if kind == "either":   # a noun-or-verb: a noun after a cue, or after 'and' that follows a noun
@@ -350,13 +352,43 @@ def check(answer: str, question: str, support: Support) -> Grounding:
                 bad += 1
                 unsupported.add(token.lower())
             continue
-        terms += 1
         forms = lemmas(token)
         if not (forms & support.words) and (asked is None or not (forms & asked.words)):
+            if i in denied:
+                continue  # 'there is no dog', 'without a helmet': saying a thing is absent claims no thing
             bad += 1
             unsupported.add(_ALIASES.get(token.lower(), token.lower()))
+        terms += 1
     score = 1.0 if terms == 0 else (terms - bad) / terms
     return Grounding(round(max(score, 0.0), 4), terms, tuple(sorted(unsupported)))
+
+
+NEGATORS = frozenset("no without nor neither not never".split())
+NOT_NEGATING = frozenset("one longer matter doubt more less sooner".split())  # no one, no longer, not more than
+DENIAL_ENDS = frozenset("but while whereas although though yet instead rather".split())
+DENIAL_REACH = 6  # tokens after a negator that its denial covers, within one clause
+_CLAUSE = re.compile(r"[,.;:!?()\u2014](?=\s|$)|\s[-\u2013]\s")
+
+
+def _denied(text: str) -> frozenset[int]:
+    """The indices (in ``_words(text)``) of the words a negator denies: up to ``DENIAL_REACH`` words after
+    'no', 'without', 'not', 'never', 'nor' in the same clause, until 'but' or the like ('no umbrellas or
+    pedestrians', 'not wearing a helmet'; but not 'no one', 'no longer')."""
+    out: list[int] = []
+    start = 0
+    for clause in _CLAUSE.split(text):
+        words = _words(clause)
+        reach = -1
+        for j, word in enumerate(words):
+            w = word.lower()
+            if w in DENIAL_ENDS:
+                reach = -1
+            elif w in NEGATORS and (j + 1 >= len(words) or words[j + 1].lower() not in NOT_NEGATING):
+                reach = j + DENIAL_REACH
+            elif j <= reach:
+                out.append(start + j)
+        start += len(words)
+    return frozenset(out)
 
 
 def _stands_for_noun(before: str, previous: str, token: str) -> bool:
@@ -371,7 +403,7 @@ def _stands_for_noun(before: str, previous: str, token: str) -> bool:
     return p in ORDINALS and b == "the" and token.endswith("s") and not token.endswith("ss")
 
 
-ONE_PRONOUN = frozenset("the this that each every another other which last next".split())
+ONE_PRONOUN = frozenset("the this that each every another other which last next no".split())
 OWN_PARTS = frozenset("things ways details parts points steps changes differences actions events activities "
                       "kinds types reasons".split())
 PLURAL_PRONOUN = frozenset("both these those all".split())
