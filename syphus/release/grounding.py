@@ -299,9 +299,14 @@ def _times(answer: str) -> tuple[list[float], str]:
     return found, text
 
 
-def check(answer: str, question: str, support: Support) -> Grounding:
+def check(answer: str, question_text: str, support: Support) -> Grounding:
     """``answer`` checked against ``support`` (one query's annotation) and its ``question``."""
-    asked = Support.of(question) if question else None  # an answer may repeat what its question says
+    asked: list[Support | None] = []  # an answer may repeat what its question says (read only when needed)
+
+    def question() -> Support | None:
+        if not asked:
+            asked.append(Support.of(question_text) if question_text else None)
+        return asked[0]
     unsupported: set[str] = set()
     terms = bad = 0
     times, text = _times(answer)
@@ -348,12 +353,12 @@ def check(answer: str, question: str, support: Support) -> Grounding:
             if value is None or value == 1.0 or token.lower() == "both":  # 'both' takes up two things named
                 continue
             terms += 1
-            if not _counted(value, tokens, i, support) and (asked is None or value not in asked.numbers):
+            if not _counted(value, tokens, i, support) and ((q := question()) is None or value not in q.numbers):
                 bad += 1
                 unsupported.add(token.lower())
             continue
         forms = lemmas(token)
-        if not (forms & support.words) and (asked is None or not (forms & asked.words)):
+        if not (forms & support.words) and ((q := question()) is None or not (forms & q.words)):
             if i in denied:
                 continue  # 'there is no dog', 'without a helmet': saying a thing is absent claims no thing
             bad += 1
@@ -367,6 +372,7 @@ NEGATORS = frozenset("no without nor neither not never".split())
 NOT_NEGATING = frozenset("one longer matter doubt more less sooner".split())  # no one, no longer, not more than
 DENIAL_ENDS = frozenset("but while whereas although though yet instead rather".split())
 DENIAL_REACH = 6  # tokens after a negator that its denial covers, within one clause
+_NEGATION_HINT = re.compile(r"\b(?:no|not|without|nor|neither|never)\b|n['\u2019]t\b", re.I)
 _CLAUSE = re.compile(r"[,.;:!?()\u2014](?=\s|$)|\s[-\u2013]\s")
 
 
@@ -374,6 +380,8 @@ def _denied(text: str) -> frozenset[int]:
     """The indices (in ``_words(text)``) of the words a negator denies: up to ``DENIAL_REACH`` words after
     'no', 'without', 'not', 'never', 'nor' in the same clause, until 'but' or the like ('no umbrellas or
     pedestrians', 'not wearing a helmet'; but not 'no one', 'no longer')."""
+    if not _NEGATION_HINT.search(text):
+        return frozenset()
     out: list[int] = []
     start = 0
     for clause in _CLAUSE.split(text):
@@ -410,6 +418,7 @@ PLURAL_PRONOUN = frozenset("both these those all".split())
 OBJECT_PRONOUN = frozenset("it them him me us".split())
 
 
+@lru_cache(maxsize=1 << 16)
 def _is_verb_or_modifier(token: str, after: str) -> bool:
     """Whether the noun-or-verb ``token`` is, by the word ``after`` it, a verb with a pronoun object (set it
     down) or an adjective before a noun (the old shelf bracket)."""
