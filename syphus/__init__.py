@@ -98,6 +98,7 @@ The plugin contract and shared pieces
 - ``verdicts``   the judge's verdicts read back: those that still apply, the report's figure, export's scores
 - ``grounding``  what an answer asserts that its own annotation never said (objects, people, colours, counts,
                  times, which image), with no model; for the report and export --min_grounding
+- ``groundingwords`` the word lists the grounding check reads (genre words, general words, cues, denials)
 - ``rungrounding`` the grounding check over a run folder: per pair, and the report's figure
 - ``filters``    export's filters: near duplicates, judge scores, grounding scores; what each left out
 - ``report``     what a run or release holds, as figures, in one streaming pass (``syphus report``):

@@ -18,7 +18,8 @@ image`` only where the query has two images.
 
 What it cannot see: synonyms no caption uses (a sofa where every caption says couch), paraphrased
 hallucinations made of words the annotation has (the dog is on the sofa, when the cat is), verbs and
-relations (who does what), and negation. Reasoning answers (LACR) score lower by design: they say more
+relations (who does what), and a denial of what the annotation shows (a denial of what it lacks claims
+nothing: ``_denied``). The word lists are data in ``syphus.release.groundingwords``. Reasoning answers (LACR) score lower by design: they say more
 than the annotation.
 """
 
@@ -30,75 +31,14 @@ from collections import Counter
 from dataclasses import dataclass, field
 from functools import lru_cache
 
+from syphus.release.groundingwords import (ALIASES, COLOURS, DENIAL_ENDS, DENIAL_REACH, FUNCTION, GENERAL, GENRE,
+                                            NEGATORS, NOT_NEGATING, NOUN_CUES, NUMBER_WORDS, OBJECT_PRONOUN,
+                                            ONE_PRONOUN, ORDINALS, OWN_PARTS, PLACEHOLDERS, PLURAL_PRONOUN,
+                                            PREDICATE_CUES)
+
 COMMON_ZIPF = 6.0   # a word at least this frequent in English (wordfreq) is not a claim
 RARE_ZIPF = 5.0     # a word lemminflect does not know is a claim only when rarer than this (names, rare nouns)
 TIME_SLACK = 1.0    # seconds past the last annotated moment still taken as inside the clip
-
-# Words any answer about a picture or a clip uses; saying them claims nothing about the content.
-GENRE = frozenset("""
-image images picture pictures photo photos photograph video videos clip clips scene scenes frame frames
-footage shot shots view camera moment moments sequence setting background foreground detail details
-caption captions annotation description part parts side sides area areas middle center centre top bottom
-front back left right beginning end start point way thing things something someone somebody anyone
-individual individuals figure figures kind type lot number total couple pair group mark timestamp timestamps
-second seconds minute minutes instant bit time times day days year years hour hours week weeks month months
-action actions event events activity activities change changes difference differences step steps
-""".split())
-
-# A general word is supported by any of its instances.
-GENERAL = {
-    "person": frozenset("""man men woman women boy girl child children kid kids teenager teenagers lady
-        ladies guy guys baby adult adults rider cyclist player players wearer owner people person couple
-        family friend friends mother father grandmother grandfather grandma grandpa husband wife worker
-        chef cook student teacher customer someone""".split()),
-    "vehicle": frozenset("car cars van truck bus suv bicycle bike motorcycle scooter train boat taxi".split()),
-    "animal": frozenset("dog dogs cat cats horse horses bird birds cow sheep elephant giraffe zebra bear".split()),
-    "fruit": frozenset("apple apples orange oranges banana bananas grape grapes pear lemon".split()),
-    "furniture": frozenset("chair chairs table tables couch sofa bed desk wardrobe shelf cabinet bench".split()),
-}
-_ALIASES = {"people": "person", "persons": "person", "grey": "gray", "colour": "color", "bike": "bike", "bicycle": "bike",
-            "kids": "kid", "children": "child", "tv": "television", "fridge": "fridge"}
-for _general, _members in GENERAL.items():
-    _ALIASES.update({f"{_general}s": _general})
-
-# Closed-class words (determiners, pronouns, prepositions, conjunctions): never claims, though a lemmatiser
-# may also list them as nouns (while, each, another, inside).
-FUNCTION = frozenset("""a an the this that these those his her hers their theirs its my mine your yours our ours
-some any each every either neither no none another other others such all both few many much more most several
-while whereas although though because since until unless whether if then than as so yet also too very just
-after before during behind beside besides between beyond inside outside within without near across along
-around among towards toward onto into upon over under above below through throughout about against via per
-i me he him she it they them we us you who whom whose which what whatever whoever where when how why here there
-itself himself herself themselves everyone everybody everything anybody anything nobody nothing somebody
-last next previous final former latter extra additional same different whole entire rest remaining various certain
-yourself yourselves myself ourselves up down out off away back forward forwards upward downward apart aside
-""".split())
-
-# A word before a noun-or-verb (rides, watches) that marks it as a noun (the watches, two rides).
-NOUN_CUES = frozenset("""a an the this that these those his her their its my your our some any each every no
-several many few more most other another of on in at with by from onto into near behind under over beside for
-""".split())
-
-# A word right after these is a predicate (is visible, looks calm), not an object: a noun there takes a
-# determiner (is a dog), which is looked at instead.
-PREDICATE_CUES = frozenset("is are was were be been being am seems seem seemed looks look looked appears appear "
-                           "appeared feels feel felt becomes become became remains remain not very quite too rather "
-                           "fairly really so".split())
-
-COLOURS = frozenset("""red orange yellow green blue purple pink brown black white gray grey silver gold
-golden beige tan navy maroon violet turquoise teal cyan magenta""".split())
-
-NUMBER_WORDS = {w: i for i, w in enumerate(
-    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
-    "seventeen eighteen nineteen twenty".split())}
-NUMBER_WORDS.update({w: 10 * i for i, w in enumerate("thirty forty fifty sixty seventy eighty ninety".split(), 3)})
-NUMBER_WORDS.update({"hundred": 100, "dozen": 12, "both": 2, "pair": 2, "couple": 2, "twice": 2, "once": 1, "single": 1})
-
-# Placeholders VIST puts where a story named someone or somewhere: each supports the words that stand for it.
-PLACEHOLDERS = {"[male]": "man boy guy gentleman he", "[female]": "woman girl lady she",
-                "[location]": "place location", "[organization]": "organization group team company"}
-
-ORDINALS = {"first": 1, "second": 2, "third": 3, "fourth": 4, "fifth": 5, "1st": 1, "2nd": 2, "3rd": 3}
 
 _WORD = re.compile(r"[A-Za-z]+(?:['\u2019][A-Za-z]+)?|\d+(?:\.\d+)?")
 _BOX = re.compile(r"^\s*([A-Za-z][A-Za-z ]*?):\s*\[[-\d.,\s]+\]\s*$", re.M)
@@ -140,10 +80,10 @@ def lemmas(word: str) -> frozenset[str]:
     from lemminflect import getAllLemmas
 
     w = word.lower()
-    out = {w, _ALIASES.get(w, w)}
+    out = {w, ALIASES.get(w, w)}
     for forms in getAllLemmas(w).values():
         out.update(forms)
-    out.update(_ALIASES[x] for x in list(out) if x in _ALIASES)
+    out.update(ALIASES[x] for x in list(out) if x in ALIASES)
     return frozenset(out)
 
 
@@ -158,12 +98,12 @@ def _kind(word: str) -> str | None:
         return "colour"
     if w in NUMBER_WORDS or w[0].isdigit():
         return "number"
-    if (len(w) < 3 and w not in _ALIASES) or w in GENRE or w in ORDINALS or w in FUNCTION:
+    if (len(w) < 3 and w not in ALIASES) or w in GENRE or w in ORDINALS or w in FUNCTION:
         return None
-    if w in _ALIASES:
+    if w in ALIASES:
         return "term"  # the nouns given another spelling (tv, fridge, people)
     pos = getAllLemmas(w)
-    general = _ALIASES.get(w, w) in GENERAL or w in GENERAL
+    general = ALIASES.get(w, w) in GENERAL or w in GENERAL
     if not general and zipf_frequency(w, "en") >= COMMON_ZIPF:
         return None
     if pos:
@@ -362,16 +302,12 @@ def check(answer: str, question_text: str, support: Support) -> Grounding:
             if i in denied:
                 continue  # 'there is no dog', 'without a helmet': saying a thing is absent claims no thing
             bad += 1
-            unsupported.add(_ALIASES.get(token.lower(), token.lower()))
+            unsupported.add(ALIASES.get(token.lower(), token.lower()))
         terms += 1
     score = 1.0 if terms == 0 else (terms - bad) / terms
     return Grounding(round(max(score, 0.0), 4), terms, tuple(sorted(unsupported)))
 
 
-NEGATORS = frozenset("no without nor neither not never".split())
-NOT_NEGATING = frozenset("one longer matter doubt more less sooner".split())  # no one, no longer, not more than
-DENIAL_ENDS = frozenset("but while whereas although though yet instead rather".split())
-DENIAL_REACH = 6  # tokens after a negator that its denial covers, within one clause
 _NEGATION_HINT = re.compile(r"\b(?:no|not|without|nor|neither|never)\b|n['\u2019]t\b", re.I)
 _CLAUSE = re.compile(r"[,.;:!?()\u2014](?=\s|$)|\s[-\u2013]\s")
 
@@ -411,11 +347,6 @@ def _stands_for_noun(before: str, previous: str, token: str) -> bool:
     return p in ORDINALS and b == "the" and token.endswith("s") and not token.endswith("ss")
 
 
-ONE_PRONOUN = frozenset("the this that each every another other which last next no".split())
-OWN_PARTS = frozenset("things ways details parts points steps changes differences actions events activities "
-                      "kinds types reasons".split())
-PLURAL_PRONOUN = frozenset("both these those all".split())
-OBJECT_PRONOUN = frozenset("it them him me us".split())
 
 
 @lru_cache(maxsize=1 << 16)
