@@ -6,7 +6,9 @@ of reading); ``image_bytes`` decodes one value of a release image file (base64 t
 raw bytes, ``{"bytes"|"base64": ...}``) strictly: a value that is no image raises ``ValueError``
 saying why, so callers report it by id instead of taking it for an image the file lacks.
 ``stored_base64`` gives the same value as base64 text without decoding it when it already is
-clean base64 (what a request's data URL carries), else None.
+clean base64 (what a request's data URL carries), else None; ``clean_base64`` the same for bytes as
+read from a file, in one pass; ``stored_size`` an image's format and size from the first bytes of
+its base64.
 
 >>> sniff_extension(b"\\xff\\xd8\\xff\\xe0"), image_size(b"GIF89a\\x10\\x00\\x08\\x00" + bytes(20))
 ('jpg', (16, 8))
@@ -73,19 +75,49 @@ def stored_base64(value: Any) -> str | None:
     prefix, no white space, a whole number of quads); None when it must be decoded to be sent."""
     if isinstance(value, dict):
         value = value.get("base64") if isinstance(value.get("base64"), str) else None
-    if not isinstance(value, str) or not value or len(value) % 4 or not value.isascii():
+    if not isinstance(value, str) or not value.isascii():
         return None
-    body = value.rstrip("=")
-    # every other character in the alphabet: a C pass (bytes.translate), ~20x faster than a regex
-    if len(value) - len(body) > 2 or body.encode("ascii").translate(None, _ALPHABET):
-        return None
-    return value
+    return value if _clean(value.encode("ascii")) else None
+
+
+def clean_base64(data: bytes) -> str | None:
+    """``data`` (bytes as read from a file) as text, when they are clean base64: only the alphabet,
+    at most two ``=`` and only at the end, a whole number of quads, not empty; else None.
+
+    One C pass checks it all (``bytes.translate`` deleting the alphabet, ~20x faster than a regex):
+    a quote, a backslash, white space or any byte past ASCII is left over and refuses it.
+
+    >>> clean_base64(b"R0lGODlh"), clean_base64(b"aGk="), clean_base64(b"a=k="), clean_base64(b'aGk"')
+    ('R0lGODlh', 'aGk=', None, None)
+    """
+    return data.decode("ascii") if _clean(data) else None
+
+
+def _clean(data: bytes) -> bool:
+    if not data or len(data) % 4:
+        return False
+    rest = data.translate(None, _ALPHABET)  # what is not the alphabet: only the padding may be
+    return not rest or (len(rest) <= 2 and not rest.strip(b"=") and data.endswith(rest))
 
 
 def head_bytes(text: str, n: int = 4096) -> bytes:
     """The first (about) ``n`` bytes of the image whose base64 is ``text``: enough to sniff and size it."""
     quads = min(len(text), (n + 2) // 3 * 4)
     return base64.b64decode(text[:quads])
+
+
+def stored_size(text: str) -> tuple[str | None, tuple[int, int] | None]:
+    """(extension, size) of the image whose clean base64 is ``text``, from its first bytes alone.
+
+    PNG, GIF, WebP and BMP keep both within their first 30 bytes, so 48 are decoded first; a JPEG
+    (whose frame header may follow kilobytes of EXIF) or a header cut short gets the first 4 KiB.
+    """
+    head = head_bytes(text, 48)
+    ext, size = sniff_extension(head), image_size(head)
+    if ext == "jpg" or size is None:
+        head = head_bytes(text)
+        ext, size = sniff_extension(head), image_size(head)
+    return ext, size
 
 
 _SOF = frozenset({0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF})

@@ -388,3 +388,25 @@ def test_the_values_are_the_images_bytes_whatever_space_surrounds_them(tmp_path)
     path.write_text(json.dumps(values))
     with ImageIndex.open(path) as index:
         assert [index.get(k) for k in values] == [fake_png(1), fake_png(2)]
+
+
+def test_get_many_asks_the_index_once_for_many_ids_and_keeps_their_order(tmp_path, monkeypatch):
+    monkeypatch.setattr(imageindex, "QUERY", 3)  # several statements, and an id repeated across them
+    images = {f"VST_IMG_{n}": fake_png(n) for n in range(8)}
+    path = tmp_path / "VST.json"
+    path.write_text(json.dumps({i: b64(v) for i, v in images.items()}))
+    ids = ["VST_IMG_7", "nope", "VST_IMG_0", "VST_IMG_7", "lone\ud800", "VST_IMG_3", "VST_IMG_5", "VST_IMG_1"]
+    with ImageIndex.open(path) as index:
+        assert index.get_many(ids) == [images.get(i) for i in ids]
+        assert index.get_many(iter(ids)) == [index.get(i) for i in ids]  # any iterable, same as one by one
+        assert index.get_many([]) == []
+
+
+def test_get_many_refuses_an_id_the_file_repeats(tmp_path):
+    path = tmp_path / "VST.json"
+    path.write_text('{"a": "' + b64(fake_png(1)) + '", "b": "' + b64(fake_png(2)) + '", "a": "'
+                    + b64(fake_png(3)) + '"}')
+    with ImageIndex.open(path, allow_repeats=True) as index:
+        assert index.get_many(["b"]) == [fake_png(2)]
+        with pytest.raises(imagevalues.BadImage, match="'a' appears 2 times"):
+            index.get_many(["b", "a"])

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import random
 import threading
 
 import cv2
@@ -20,7 +21,9 @@ from syphus.engine.attachment import Attacher, Prepared, PreparedImages
 from syphus.engine.imageindex import ImageIndex
 from syphus import frames
 from syphus.frames import DataUrl, body_json, resize
-from syphus.image import image_size
+import re
+
+from syphus.image import clean_base64, image_size, stored_base64, stored_size
 from tests.helpers import lines
 from tests.test_vision import TABLE, items_of, png, run
 
@@ -163,3 +166,52 @@ def test_a_body_with_images_spliced_in_is_exactly_the_json_of_its_messages():
     assert body_json(messages) == json.dumps(messages, ensure_ascii=False).encode()
     with pytest.raises(ValueError):
         body_json([{"role": "user", "content": [{"type": "text", "text": float("nan")}]}])
+
+
+CLEAN = re.compile(rb"(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{4}|[A-Za-z0-9+/]{3}=|[A-Za-z0-9+/]{2}==)")
+
+
+def test_clean_base64_takes_exactly_what_a_data_url_can_carry_as_it_is():
+    cases = {b"R0lGODlh": "R0lGODlh", b"aGk=": "aGk=", b"aA==": "aA==", b"": None, b"aGk": None, b"a===": None,
+             b"a=k=": None, b"=aGk": None, b"aG\\": None, b'aGk"': None, b"aG k": None, b"aGk\n": None,
+             "aGké".encode(): None, b"aGk=aGk=": None, b"ab-_": None}
+    assert {data: clean_base64(data) for data in cases} == cases
+    rng = random.Random(7)
+    alphabet = B64.encode() + b'= \n"\\-_\xc3'
+    for _ in range(3000):  # against the plain definition, on texts mostly clean and a few bytes off
+        data = bytearray(base64.b64encode(rng.randbytes(rng.randrange(0, 12))))
+        for _ in range(rng.choice((0, 0, 1, 2))):
+            if data:
+                data[rng.randrange(len(data))] = rng.choice(alphabet)
+        expected = data.decode("latin-1") if CLEAN.fullmatch(bytes(data)) else None
+        assert clean_base64(bytes(data)) == expected, data
+        text = data.decode("latin-1")
+        assert stored_base64(text) == (text if expected is not None and text.isascii() else None)
+
+
+def test_an_images_size_comes_from_the_first_bytes_of_its_base64_whatever_its_format():
+    picture = np.zeros((37, 53, 3), dtype=np.uint8)
+    for ext in (".png", ".jpg", ".gif", ".webp", ".bmp"):
+        if ext == ".gif":  # OpenCV writes no GIF: a header is enough to size one
+            data = b"GIF89a" + (53).to_bytes(2, "little") + (37).to_bytes(2, "little") + bytes(40)
+        else:
+            data = cv2.imencode(ext, picture)[1].tobytes()
+        assert stored_size(base64.b64encode(data).decode()) == (ext.strip("."), (53, 37)), ext
+    # a JPEG whose frame header comes after 3 KB of metadata (EXIF, say): read from its first 4 KiB
+    plain = cv2.imencode(".jpg", picture)[1].tobytes()
+    app1 = b"\xff\xe1" + (3002).to_bytes(2, "big") + bytes(3000)
+    assert stored_size(base64.b64encode(plain[:2] + app1 + plain[2:]).decode()) == ("jpg", (53, 37))
+    assert stored_size(base64.b64encode(b"\x89PNG\r\n\x1a\n").decode()) == ("png", None)  # a header cut short
+
+
+def test_a_stored_value_with_json_escapes_is_sent_as_the_text_it_stands_for(tmp_path):
+    data = png(16, 16, 5, noise=True)
+    text = base64.b64encode(data).decode()
+    assert "/" in text  # so the file holds escapes
+    path = tmp_path / "BN.json"
+    path.write_text('{"BN_IMG_0": "' + text.replace("/", "\\/") + '", "BN_IMG_1": "' + text + '"}')
+    cfg = load_config(None, {"images.path": str(path)})
+    with Attacher(cfg.images, "gpt-4o", index=ImageIndex.open(path), table=TABLE) as att:
+        got, missing = att.frames({"id": "q", "image_ids": ["BN_IMG_0", "BN_IMG_1"]})
+    assert missing == [] and [f.part["image_url"]["url"] for f in got] == ["data:image/png;base64," + text] * 2
+    assert [f.size for f in got] == [(16, 16), (16, 16)]

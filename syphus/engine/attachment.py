@@ -50,7 +50,7 @@ from syphus.config import ImagesConfig
 from syphus.engine.imagetokens import ImageTable, load_image_table
 from syphus.errors import ItemError, UserError
 from syphus.frames import MIME, DataUrl, image_part, resize, spread
-from syphus.image import head_bytes, image_size, sniff_extension
+from syphus.image import image_size, stored_size
 from syphus.engine.imageindex import ImageIndex
 from syphus.engine.samples import frame_times
 from syphus.engine.scenes import query_images
@@ -266,9 +266,7 @@ class Attacher:
     def _prepare(self, stored: bytes | str) -> Prepared:
         max_side = self.cfg.max_side
         if isinstance(stored, str):
-            head = head_bytes(stored)
-            ext = sniff_extension(head)
-            size = image_size(head)
+            ext, size = stored_size(stored)
             if ext is not None and ext in MIME and size is not None and (not max_side or max(size) <= max_side):
                 return Prepared(DataUrl(f"data:{MIME[ext]};base64,{stored}"), size)
             stored = base64.b64decode(stored)  # a header past the first bytes, or too large: decoded after all

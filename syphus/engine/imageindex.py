@@ -134,7 +134,10 @@ def _current(index_path: Path, stamp: dict[str, str]) -> sqlite3.Connection | No
         return None
     db = None
     try:
-        db = sqlite3.connect(index_path.resolve().as_uri() + "?mode=ro", uri=True, check_same_thread=False)
+        # immutable: an index is never written once in place (a rebuild swaps a new file in), so SQLite
+        # may skip the file locks and journal checks it makes for every statement
+        db = sqlite3.connect(index_path.resolve().as_uri() + "?mode=ro&immutable=1", uri=True,
+                             check_same_thread=False)
         meta = dict(db.execute("SELECT key, value FROM meta"))
         if meta.get("complete") == "1" and all(meta.get(k) == v for k, v in stamp.items()):
             return db
@@ -261,6 +264,31 @@ class ImageIndex:
             row = self._db.execute("SELECT a, b, n FROM ids WHERE id = ?", (image_id,)).fetchone()
         except UnicodeEncodeError:  # an id with a lone surrogate: in no index
             return None
+        return self._checked(image_id, row)
+
+    def _places(self, ids: list[str]) -> dict[str, tuple[int, int, int]]:
+        """(a, b, n) of each of ``ids`` the index holds, asked in one statement per ``QUERY`` ids
+        (a query's frames: one statement instead of one an image)."""
+        found: dict[str, tuple[int, int, int]] = {}
+        for k in range(0, len(ids), QUERY):
+            chunk = ids[k:k + QUERY]
+            try:
+                rows = self._db.execute(f"SELECT id, a, b, n FROM ids WHERE id IN ({','.join('?' * len(chunk))})",
+                                        chunk).fetchall()
+            except UnicodeEncodeError:  # an id with a lone surrogate (in no index): asked one by one
+                rows = []
+                for image_id in chunk:
+                    try:
+                        row = self._db.execute("SELECT a, b, n FROM ids WHERE id = ?", (image_id,)).fetchone()
+                    except UnicodeEncodeError:
+                        continue
+                    if row is not None:
+                        rows.append((image_id, *row))
+            found.update((row[0], row[1:]) for row in rows)
+        return found
+
+    def _checked(self, image_id: str, row: tuple[int, int, int] | None) -> tuple[int, int] | None:
+        """Where ``image_id`` is, from its index row (None: not in the file); BadImage if the file repeats it."""
         if row is not None and row[2] > 1:
             raise BadImage(f"{self.path}: the image id {image_id!r} appears {row[2]} times; one image per id: "
                            "keep one copy")
@@ -278,8 +306,10 @@ class ImageIndex:
         ``stored``: an image whose stored value is clean base64 text (what a data URL carries) comes
         as that text, neither decoded nor copied again; any other value as its decoded bytes.
         """
+        ids = list(ids)
         with self._lock:
-            places = [(self._where(i), n, i) for n, i in enumerate(ids)]
+            found = self._places(ids)
+            places = [(self._checked(i, found.get(i)), n, i) for n, i in enumerate(ids)]
             out: list[bytes | str | None] = [None] * len(places)
             for where, n, image_id in sorted((p for p in places if p[0] is not None), key=lambda p: p[0]):
                 out[n] = self._values.fetch(image_id, *where, stored)

@@ -17,7 +17,7 @@ from typing import Any
 
 from syphus.engine import parquet
 from syphus.errors import ItemError, UserError
-from syphus.image import image_bytes, stored_base64
+from syphus.image import clean_base64, image_bytes, stored_base64
 
 
 class BadImage(ItemError):
@@ -48,10 +48,10 @@ def read_row_group(pf, group: int, columns: list[str]):
     return pf.read_row_group(group, columns=columns, use_threads=False)
 
 
-def _plain_string(raw: bytes) -> str | None:
-    """A JSON string of ASCII with no escapes (as base64 is) read as it is, with no parse; else None."""
-    if len(raw) >= 2 and raw[0] == raw[-1] == 0x22 and raw.isascii() and b"\\" not in raw and b'"' not in raw[1:-1]:
-        return raw[1:-1].decode("ascii")
+def _plain_base64(raw: bytes) -> str | None:
+    """A JSON string that is clean base64 (so it has no escapes to undo) read as it is, with no parse; else None."""
+    if len(raw) >= 2 and raw[0] == raw[-1] == 0x22:
+        return clean_base64(raw[1:-1])
     return None
 
 
@@ -68,7 +68,7 @@ class JsonValues:
         if len(raw) != length:
             raise UserError(f"{self.path}: the image {image_id!r} is not where the index says (byte {offset}); "
                             "the file changed while open: open it again")
-        if stored and (text := _plain_string(raw)) is not None and stored_base64(text) is not None:
+        if stored and (text := _plain_base64(raw)) is not None:
             return text
         try:
             value = json.loads(raw)
