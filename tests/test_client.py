@@ -227,3 +227,26 @@ def test_parse_completion_malformed_is_transient(raw):
     with pytest.raises(TransientError) as e:
         parse_completion(raw)
     assert e.value.kind == "malformed"
+
+
+def test_a_bodys_encoded_start_is_kept_once_per_schema_not_once_per_request():
+    """Text requests come with a fresh empty dict of fields each: one start is kept for all of them (it
+    was one a request, held for the whole run); fresh schemas each time stay bounded too."""
+    import json
+
+    from syphus.config import GenerationConfig
+    from syphus.engine import client as client_module
+    from syphus.engine.client import ChatClient
+    from syphus.engine.endpoint import Endpoint
+
+    chat = ChatClient(Endpoint("compatible", "http://127.0.0.1:9/v1/chat/completions", "m", {}), GenerationConfig())
+    messages = [{"role": "user", "content": "hi"}]
+    plain = chat.body(messages, None)
+    assert all(chat.body(messages, {}) == plain for _ in range(1000))
+    assert len(chat._prefixes) == 1
+    schema = {"response_format": {"type": "json_object"}}
+    for k in range(3 * client_module.PREFIXES):
+        fields = {**schema, "seed": k}  # a new dict each time
+        assert json.loads(chat.body(messages, fields)) == {**json.loads(plain), **fields}
+        assert len(chat._prefixes) <= client_module.PREFIXES
+    assert json.loads(chat.body(messages, schema))["response_format"] == schema["response_format"]

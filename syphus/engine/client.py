@@ -37,6 +37,7 @@ from syphus.frames import body_json
 from syphus.redaction import Redactor
 
 _CONTENT_FILTER = {"content_filter", "content_policy_violation", "ResponsibleAIPolicyViolation"}
+PREFIXES = 16  # encoded body starts kept per client (one per reply schema in use; text requests share one)
 
 
 @dataclass
@@ -335,11 +336,15 @@ class ChatClient:
         """The request body for ``messages`` (plus ``fields``: the reply schema); ItemError ``unencodable``
         if they are not JSON (nothing is sent).
 
-        The template and the schema are encoded once (per schema): only the messages are encoded per query.
+        The template and the schema are encoded once (per schema, at most ``PREFIXES`` kept): only the
+        messages are encoded per query.
         """
+        fields = fields or None  # no fields (a text request): one prefix, however many empty dicts come
         try:
             prefix = self._prefixes.get(id(fields))
             if prefix is None or prefix[0] is not fields:
+                if len(self._prefixes) >= PREFIXES:  # a caller building fresh fields each time: bounded still
+                    self._prefixes.clear()
                 head = json.dumps({**self._template, **(fields or {})}, ensure_ascii=False, allow_nan=False)
                 start = head[:-1] + (", " if len(head) > 2 else "") + '"messages": '
                 prefix = self._prefixes[id(fields)] = (fields, start.encode("utf-8"))
