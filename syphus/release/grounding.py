@@ -34,7 +34,7 @@ from functools import lru_cache
 from syphus.release.groundingwords import (ALIASES, COLOURS, DENIAL_ENDS, DENIAL_REACH, FUNCTION, GENERAL, GENRE,
                                             NEGATORS, NOT_NEGATING, NOUN_CUES, NUMBER_WORDS, OBJECT_PRONOUN,
                                             ONE_PRONOUN, ORDINALS, OWN_PARTS, PLACEHOLDERS, PLURAL_PRONOUN,
-                                            PREDICATE_CUES)
+                                            PARTICLES, PREDICATE_CUES, STANDING_ADVERBS, DETERMINERS)
 
 COMMON_ZIPF = 6.0   # a word at least this frequent in English (wordfreq) is not a claim
 RARE_ZIPF = 5.0     # a word lemminflect does not know is a claim only when rarer than this (names, rare nouns)
@@ -54,7 +54,11 @@ _MINUTES = re.compile(r"\b(\d+(?:\.\d+)?|" + "|".join(k for k in NUMBER_WORDS if
 _IDIOM = re.compile(r"\b(?:close at hand|at hand|on hand)\b", re.I)  # nothing held: 'a cup close at hand'
 _ANY_DIGIT = re.compile(r"\d")
 _IMAGE_HINT = re.compile(r"imag|pictur|photo", re.I)
-_IMAGE_REF = re.compile(r"\b(first|second|third|fourth|fifth|1st|2nd|3rd|last|other|both|two|left|right)\s+"
+# CGD's 'image a' and 'image b' (not 'the image a man is in': the label is followed by a stop or a verb)
+_IMAGE_LABEL = re.compile(r"\b(image|picture|photo)\s+[ab]\b(?=\s*(?:[,.;:)!?]|$|(?:shows?|has|is|was|contains?|"
+                          r"features?|depicts?|looks?)\b))", re.I)
+_LIST_MARK = re.compile(r"(?:^|(?<=\n)|(?<=[.!?:;]\s))\s*\d{1,2}[.)](?=\s)")  # '1. ...  2. ...': no count
+_IMAGE_REF = re.compile(r"\b(" + "|".join(ORDINALS) + r"|last|next|other|both|two|left|right)\s+"
                         r"(image|images|picture|pictures|photo|photos)\b", re.I)
 
 
@@ -123,8 +127,8 @@ def _cues_noun(word: str, token: str) -> bool:
     w = word.lower()
     if w in NOUN_CUES or w in NUMBER_WORDS or w in COLOURS or w[:1].isdigit():
         return True
-    if w in FUNCTION:
-        return False
+    if w in FUNCTION or w in STANDING_ADVERBS:
+        return False  # are now standing: an adverb cues a verb
     pos = getAllLemmas(w)
     if "VERB" in pos or not pos:
         return False
@@ -249,6 +253,10 @@ def check(answer: str, question_text: str, support: Support) -> Grounding:
         return asked[0]
     unsupported: set[str] = set()
     terms = bad = 0
+    if _ANY_DIGIT.search(answer):
+        answer = _LIST_MARK.sub(" ", answer)
+    if "Assistant:" in answer and "Human" in answer:  # a whole conversation (SN's form): its answers are the claims
+        answer = "\n".join(line.split(":", 1)[1] for line in answer.splitlines() if line.startswith("Assistant:"))
     times, text = _times(answer)
     if support.last_time is not None:
         for t in times:
@@ -259,12 +267,14 @@ def check(answer: str, question_text: str, support: Support) -> Grounding:
     if support.images is not None and _IMAGE_HINT.search(text):
         for m in _IMAGE_REF.finditer(text):
             which = m.group(1).lower()
-            need = 2 if which in ("other", "both", "two", "left", "right", "last") else ORDINALS[which]
+            need = 2 if which in ("other", "both", "two", "left", "right", "last", "next") else ORDINALS[which]
             terms += 1
             if need > support.images:
                 bad += 1
                 unsupported.add(f"{which} {m.group(2).lower()}")
         text = _IMAGE_REF.sub(lambda m: m.group(2), text)  # 'the second image shows': 'shows' follows a noun
+    if _IMAGE_HINT.search(text):
+        text = _IMAGE_LABEL.sub(lambda m: m.group(1), text)  # 'image a shows': a verb after the image's label
     before, previous, noun_before = "", "", False
     text = _IDIOM.sub(" ", text)
     tokens = _words(text)
@@ -281,7 +291,8 @@ def check(answer: str, question_text: str, support: Support) -> Grounding:
             if cued and _is_verb_or_modifier(token, after):
                 cued = False
             kind = "term" if cued else None
-        elif kind == "term" and previous.lower() in PREDICATE_CUES and token[:1].islower():
+        elif kind == "term" and token[:1].islower() and (previous.lower() in PREDICATE_CUES or (
+                before.lower() in PREDICATE_CUES and _adverb(previous))):  # is visible, are now standing
             kind = None
         if token.lower() not in ("and", "or"):
             noun_before = kind == "term"
@@ -349,20 +360,32 @@ def _stands_for_noun(before: str, previous: str, token: str) -> bool:
 
 
 
+def _adverb(word: str) -> bool:
+    """Whether ``word`` is an adverb that may stand between a verb 'be' and its predicate (now, still, -ly)."""
+    w = word.lower()
+    return w in STANDING_ADVERBS or (w.endswith("ly") and len(w) > 4)
+
+
 @lru_cache(maxsize=1 << 16)
 def _is_verb_or_modifier(token: str, after: str) -> bool:
     """Whether the noun-or-verb ``token`` is, by the word ``after`` it, a verb with a pronoun object (set it
     down) or an adjective before a noun (the old shelf bracket)."""
     a = after.lower()
-    if a in OBJECT_PRONOUN:
-        return True
+    if a in OBJECT_PRONOUN or a in DETERMINERS or a in PARTICLES:
+        return True  # set it down, set the eggs down, set up: a noun is not followed by its own determiner
+    if a in GENRE:
+        return "ADJ" in _lemmas_by_pos(token)  # a long day: an adjective before a noun that claims nothing
     if not a or a in FUNCTION or _kind(after) not in ("term", "either"):
         return False
-    from lemminflect import getAllLemmas
-
     if _kind(after) == "either" and a.endswith("s"):
         return False  # her daughter helps: a verb follows, so the word before it is its subject
-    return "ADJ" in getAllLemmas(token.lower())
+    return "ADJ" in _lemmas_by_pos(token)
+
+
+def _lemmas_by_pos(word: str) -> dict[str, tuple[str, ...]]:
+    from lemminflect import getAllLemmas
+
+    return getAllLemmas(word.lower())
 
 
 def _counted(value: float, tokens: list[str], i: int, support: Support) -> bool:

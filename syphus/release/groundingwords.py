@@ -15,7 +15,7 @@ footage shot shots view camera moment moments sequence setting background foregr
 caption captions annotation description part parts side sides area areas middle center centre top bottom
 front back left right beginning end start point way thing things something someone somebody anyone
 individual individuals figure figures kind type lot number total couple pair group mark timestamp timestamps
-second seconds minute minutes instant bit time times day days year years hour hours week weeks month months
+edge edges corner corners second seconds minute minutes instant bit time times day days year years hour hours week weeks month months
 action actions event events activity activities change changes difference differences step steps
 """.split())
 
@@ -30,9 +30,17 @@ GENERAL = {
     "fruit": frozenset("apple apples orange oranges banana bananas grape grapes pear lemon".split()),
     "furniture": frozenset("chair chairs table tables couch sofa bed desk wardrobe shelf cabinet bench".split()),
 }
-# Other spellings of a noun, and the plural of each general word.
+# Other spellings of a noun, and the plural of each general word. A synonym maps to the word it shares a
+# meaning with (both sides then support each other); the key must be a noun only (never a verb: 'chef',
+# not 'cook'), since every key is read as a noun.
 ALIASES = {"people": "person", "persons": "person", "grey": "gray", "colour": "color", "bike": "bike",
-           "bicycle": "bike", "kids": "kid", "children": "child", "tv": "television", "fridge": "fridge"}
+           "bicycle": "bike", "kids": "kid", "children": "child", "tv": "television", "fridge": "fridge",
+           "chef": "cook", "firefighter": "fireman", "firefighters": "fireman", "firemen": "fireman",
+           "teen": "teenager", "teens": "teenager", "dad": "father", "daddy": "father", "mom": "mother",
+           "mum": "mother", "hallway": "corridor", "ocean": "sea", "biker": "cyclist", "bicyclist": "cyclist",
+           "crowd": "person", "crowds": "person", "luggage": "suitcase", "kitten": "cat", "puppy": "dog",
+           "automobile": "car", "pigeon": "bird", "pigeons": "bird", "seagull": "bird", "seagulls": "bird",
+           "gull": "bird", "gulls": "bird", "sparrow": "bird", "sparrows": "bird"}
 for _general, _members in GENERAL.items():
     ALIASES.update({f"{_general}s": _general})
 
@@ -73,14 +81,23 @@ NUMBER_WORDS.update({"hundred": 100, "dozen": 12, "both": 2, "pair": 2, "couple"
 PLACEHOLDERS = {"[male]": "man boy guy gentleman he", "[female]": "woman girl lady she",
                 "[location]": "place location", "[organization]": "organization group team company"}
 
-ORDINALS = {"first": 1, "second": 2, "third": 3, "fourth": 4, "fifth": 5, "1st": 1, "2nd": 2, "3rd": 3}
+ORDINALS = {"first": 1, "second": 2, "third": 3, "fourth": 4, "fifth": 5, "sixth": 6, "seventh": 7, "eighth": 8,
+            "ninth": 9, "tenth": 10, "1st": 1, "2nd": 2, "3rd": 3, "4th": 4, "5th": 5, "6th": 6}
 
 ONE_PRONOUN = frozenset("the this that each every another other which last next no".split())
-OWN_PARTS = frozenset("things ways details parts points steps changes differences actions events activities "
-                      "kinds types reasons".split())
+OWN_PARTS = frozenset("things ways details parts points steps actions events activities kinds types reasons".split())
 PLURAL_PRONOUN = frozenset("both these those all".split())
 OBJECT_PRONOUN = frozenset("it them him me us".split())
 NEGATORS = frozenset("no without nor neither not never".split())
 NOT_NEGATING = frozenset("one longer matter doubt more less sooner".split())  # no one, no longer, not more than
 DENIAL_ENDS = frozenset("but while whereas although though yet instead rather".split())
 DENIAL_REACH = 6  # tokens after a negator that its denial covers, within one clause
+
+# Adverbs that may stand between 'be' and its predicate (are now standing); any other -ly word may too.
+STANDING_ADVERBS = frozenset("now still already also just all both even again then yet".split())
+
+# Determiners: a noun-or-verb right before one is a verb with its object (set the eggs down).
+DETERMINERS = frozenset("a an the this that these those his her their its my your our".split())
+
+# Particles: a noun-or-verb right before one is a phrasal verb (set up, hang out), not a noun.
+PARTICLES = frozenset("up down out off away back".split())
