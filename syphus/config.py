@@ -145,6 +145,8 @@ class ImagesConfig(_Strict):
     tokens: str = "configs/image_tokens.yaml"  # image token costs per model
     max_per_request: int = Field(50, ge=1)  # the endpoint's image-count limit for one request
     max_request_mb: float = Field(20.0, gt=0)  # the endpoint's request-size limit
+    cache_mb: float = Field(64.0, ge=0)  # prepared images kept for queries that share them; 0: none (--image_cache_mb)
+    threads: int | None = Field(None, ge=1, le=256)  # decode/resize threads; None: the cores (--image_threads)
 
 
 class LimitsConfig(_Strict):

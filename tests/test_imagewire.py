@@ -215,3 +215,39 @@ def test_a_stored_value_with_json_escapes_is_sent_as_the_text_it_stands_for(tmp_
         got, missing = att.frames({"id": "q", "image_ids": ["BN_IMG_0", "BN_IMG_1"]})
     assert missing == [] and [f.part["image_url"]["url"] for f in got] == ["data:image/png;base64," + text] * 2
     assert [f.size for f in got] == [(16, 16), (16, 16)]
+
+
+def test_the_prepared_image_cache_and_the_decode_threads_come_from_the_config(tmp_path):
+    path = tmp_path / "BN.json"
+    path.write_text(json.dumps({"BN_IMG_0": base64.b64encode(png(32, 32, 1)).decode()}))
+    index = ImageIndex.open(path)
+    default = load_config(None, {"images.path": str(path)}).images
+    with Attacher(default, "gpt-4o", index=index, table=TABLE) as att:
+        assert att.prepared.max_bytes == 64 << 20 and att.pool._max_workers >= 1
+    chosen = load_config(None, {"images.path": str(path), "images.cache_mb": 0.5, "images.threads": 3}).images
+    with Attacher(chosen, "gpt-4o", index=ImageIndex.open(path), table=TABLE) as att:
+        assert att.prepared.max_bytes == 1 << 19 and att.pool._max_workers == 3
+    none = load_config(None, {"images.path": str(path), "images.cache_mb": 0}).images
+    with Attacher(none, "gpt-4o", index=ImageIndex.open(path), table=TABLE) as att:
+        first, _ = att.frames({"id": "a", "image_ids": ["BN_IMG_0"]})
+        again, _ = att.frames({"id": "b", "image_ids": ["BN_IMG_0"]})
+        assert len(att.prepared) == 0 and again[0].part == first[0].part  # read again each time, the same text
+        assert again[0].part["image_url"]["url"] is not first[0].part["image_url"]["url"]
+
+
+def test_image_cache_and_thread_flags_run_and_bad_values_name_the_setting(scenes, server, capsys):
+    item = items_of("SD")[0]
+    stored = {i: base64.b64encode(png(40, 30, n)).decode() for n, i in enumerate(item["image_ids"])}
+    (scenes / "SD.json").write_text(json.dumps(stored))
+    base = ["--name", "SD", "--images", "SD.json", "--slice_end", "1", "--reply", "text"]
+    code, out = run([*base, "--image_cache_mb", "0", "--image_threads", "1"], server)
+    assert code == 0, out
+    assert sent_urls(server) == ["data:image/png;base64," + stored[i] for i in item["image_ids"]]
+    for flag, value, key in [("--image_cache_mb", "-1", "images.cache_mb"), ("--image_threads", "0", "images.threads"),
+                             ("--image_threads", "9999", "images.threads")]:
+        code, out = run([*base, flag, value], server)
+        assert code == 2 and f"'{key}'" in out and value in out, out
+    with pytest.raises(SystemExit) as exit_:  # not a number: argparse says so, naming the flag
+        run([*base, "--image_threads", "two"], server)
+    assert exit_.value.code == 2 and "--image_threads" in capsys.readouterr().err
+    assert server.request_count == 1  # only the good run sent anything

@@ -44,6 +44,7 @@ CONFIG_KEYS: dict[str, str] = {
     "repairs": "reply.repairs",
     "images": "images.path", "max_images": "images.max_images", "image_detail": "images.detail",
     "image_max_side": "images.max_side", "allow_missing_images": "images.allow_missing",
+    "image_cache_mb": "images.cache_mb", "image_threads": "images.threads",
 }
 
 
@@ -197,6 +198,10 @@ def add_images(g) -> None:
     _opt(g, "image_detail", choices=["low", "high", "auto"], help="the detail sent with each image")
     _opt(g, "image_max_side", type=int, metavar="PX", help="resize so the longer side is at most PX")
     _flag(g, "allow_missing_images", "send a query whose images are missing without them (flagged in its record)")
+    _opt(g, "image_cache_mb", type=float, metavar="MB", help="prepared images kept for the queries that share them "
+                                                             "(default 64; 0 keeps none)")
+    _opt(g, "image_threads", type=int, metavar="N", help="threads that read, decode and resize images (default: "
+                                                         "one a core)")
 
 
 def add_speed(g) -> None:

@@ -15,11 +15,12 @@ endpoint that takes the request (``syphus.engine.imagetokens``, ``configs/image_
 reservations, ``--dry-run`` and the progress line like text tokens.
 
 An image is prepared once and kept for the queries that share it (``PreparedImages``, bounded
-in bytes: LA's COCO images serve LACONV, LADD and LACR alike). An image stored as clean base64
-that needs no resize (its size read from its header alone) goes into the request as the very
-text it is stored as: never decoded, never encoded again. Only an image over ``--image_max_side``
-(or stored in another form) is decoded, resized and encoded, in ``Attacher.read`` on a thread pool
-sized to the cores (OpenCV lets go of the GIL), so the event loop never waits on it.
+in bytes by ``--image_cache_mb``, 64 by default: LA's COCO images serve LACONV, LADD and LACR
+alike). An image stored as clean base64 that needs no resize (its size read from its header
+alone) goes into the request as the very text it is stored as: never decoded, never encoded
+again. Only an image over ``--image_max_side`` (or stored in another form) is decoded, resized
+and encoded, in ``Attacher.read`` on a thread pool sized to the cores or ``--image_threads``
+(OpenCV lets go of the GIL), so the event loop never waits on it.
 
 A query whose images are missing from the file is an error record naming them (kind
 ``missing_images``: settled, it would fail the same way again), or with ``--allow_missing_images``
@@ -105,7 +106,7 @@ def image_table(path: str) -> ImageTable:
     return ImageTable.from_mapping({"default": FALLBACK_ROW}, "<fallback>")
 
 
-CACHE_BYTES = 64 << 20  # prepared images kept for the queries that share them
+CACHE_BYTES = 64 << 20  # prepared images kept for the queries that share them (images.cache_mb's default)
 
 
 class Prepared(NamedTuple):
@@ -160,7 +161,7 @@ class Attacher:
     """Finds, chooses, sizes and counts the images of each query; see the module docstring."""
 
     def __init__(self, cfg: ImagesConfig, model: str, scene: str | None = None, index: ImageIndex | None = None,
-                 table: ImageTable | None = None, *, cache_bytes: int = CACHE_BYTES,
+                 table: ImageTable | None = None, *, cache_bytes: int | None = None,
                  resizer: Callable[[bytes, int], bytes] = resize, workers: int | None = None):
         self.cfg = cfg
         self.model = model
@@ -169,9 +170,11 @@ class Attacher:
         self.table = table if table is not None else image_table(cfg.tokens)
         self.limit = min(cfg.max_images or cfg.max_per_request, cfg.max_per_request)
         self.times = frame_times(cfg.path) if cfg.path else {}
-        self.prepared = PreparedImages(cache_bytes)
+        # ``cache_bytes`` and ``workers`` (tests) stand in for images.cache_mb and images.threads
+        self.prepared = PreparedImages(cache_bytes if cache_bytes is not None else int(cfg.cache_mb * 2**20))
         self.resizer = resizer
-        self.pool = ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1, thread_name_prefix="syphus-images")
+        workers = workers or cfg.threads or os.cpu_count() or 1
+        self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="syphus-images")
 
     def close(self) -> None:
         self.pool.shutdown(wait=True)
