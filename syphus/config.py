@@ -37,7 +37,7 @@ class EndpointConfig(_Strict):
     local_command: list[str] | None = None  # kind="local": start this server instead; {port} is filled in
     local_startup_timeout: float = Field(300.0, gt=0)
 
-    _kind_known = field_validator("kind")(classmethod(lambda cls, v: known_kind(v, auto=True)))
+    _kind_known = field_validator("kind")(classmethod(lambda cls, v: kinds.KINDS.checked(v, auto=True)))
 
 
 def check_extra(extra: dict[str, Any]) -> dict[str, Any]:
@@ -83,20 +83,6 @@ class GenerationOverrides(_Strict):
         return GenerationConfig.model_validate(data)
 
 
-def known_kind(name: str, auto: bool) -> str:
-    """``name`` if ``syphus.kinds`` registers it (or it is ``auto`` and ``auto`` is allowed); else a ValueError."""
-    if name not in kinds.names(auto):
-        raise ValueError(kinds.unknown(name, auto))
-    return name
-
-
-def known_form(name: str) -> str:
-    """``name`` if ``syphus.schemaform`` registers it (or it is ``auto``); else a ValueError."""
-    if name not in schemaform.names():
-        raise ValueError(schemaform.unknown(name))
-    return name
-
-
 class PoolEndpoint(_Strict):
     """One endpoint of a pool (``endpoints:`` in the YAML config). Its key is read from the environment
     variable ``key_env`` names: the name is here, never the key."""
@@ -115,7 +101,7 @@ class PoolEndpoint(_Strict):
     local_model_path: str | None = None
     generation: GenerationOverrides = Field(default_factory=GenerationOverrides)
 
-    _kind_known = field_validator("kind")(classmethod(lambda cls, v: known_kind(v, auto=False)))
+    _kind_known = field_validator("kind")(classmethod(lambda cls, v: kinds.KINDS.checked(v, auto=False)))
 
 
 class ReplyConfig(_Strict):
@@ -131,7 +117,7 @@ class ReplyConfig(_Strict):
     mode: Literal["auto", "json", "text"] = "auto"
     form: str = "auto"  # a name syphus.schemaform registers, or auto
     repairs: int = Field(1, ge=0, le=2)  # a broken reply is asked again this many times (syphus.engine.repair)
-    _form_known = field_validator("form")(classmethod(lambda cls, v: known_form(v)))
+    _form_known = field_validator("form")(classmethod(lambda cls, v: schemaform.FORMS.checked(v)))
 
 
 class ImagesConfig(_Strict):

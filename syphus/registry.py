@@ -49,6 +49,13 @@ class Registry(dict[str, T], Generic[T]):
         """The message for a name no member has."""
         return f"unknown {self.what} {name!r}; {self.listing} {', '.join(self.names(auto))}"
 
+    def checked(self, name: str, auto: bool = True) -> str:
+        """``name`` if a member has it (or it is ``auto`` and ``auto`` is allowed); else a ValueError, as a
+        config validator raises it."""
+        if name not in self.names(auto):
+            raise ValueError(self.unknown(name, auto))
+        return name
+
     def find(self, name: str) -> T:
         """The member called ``name``; a UserError listing the known names otherwise."""
         try:

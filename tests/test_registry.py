@@ -30,6 +30,9 @@ def test_an_unknown_name_is_one_user_error_listing_the_known_ones():
     with pytest.raises(UserError, match="unknown widget 'c'; use one of a, b$"):
         r.find("c")
     assert r.unknown("c") == "unknown widget 'c'; use one of auto, a, b"
+    assert r.checked("auto") == "auto" and r.checked("a", auto=False) == "a"
+    with pytest.raises(ValueError, match="unknown widget 'auto'; use one of a, b$"):
+        r.checked("auto", auto=False)  # what a config validator raises
 
 
 def test_a_scoped_registration_is_gone_after_the_block_even_when_it_raises():
