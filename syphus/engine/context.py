@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from syphus.config import RunConfig
@@ -16,12 +15,11 @@ from syphus.engine.workload import Inputs, LoadedDataset
 
 @dataclass
 class RunContext:
-    """What a run is made of: the config and environment, the dataset and its checked inputs, the run
+    """What a run is made of: the config, the dataset and its checked inputs, the run
     folder's store, the endpoints (with any local servers), their prices and the budget, the image
     attacher, which ids to skip (resume or ``--retry_errors``), and the clock and sleep (injected by tests)."""
 
     cfg: RunConfig
-    env: Mapping[str, str] = field(repr=False)
     loaded: LoadedDataset
     inputs: Inputs
     store: RunStore
@@ -35,7 +33,3 @@ class RunContext:
     sleep: Callable[[float], Awaitable[None]]
     started_at: str = ""
     summary: dict[str, Any] = field(default_factory=dict)  # what the check before the run found
-
-    @property
-    def folder(self) -> Path:
-        return self.store.folder

@@ -100,6 +100,12 @@ def resolve_entry(entry: PoolEndpoint, env: Mapping[str, str], local_base_url: s
     except UserError as e:
         raise UserError(f"endpoint {entry.name!r}: {e}") from None
     base = generation or GenerationConfig()
-    local = "local" if kind.on_this_machine else None  # a model on this machine costs nothing a token
     return Target(entry.name, endpoint, entry.generation.over(base), entry.rpm, entry.tpm, entry.weight,
-                  entry.price_as or local or price_as or endpoint.model, entry.timeout, var)
+                  entry_price_as(entry, price_as, endpoint.model), entry.timeout, var)
+
+
+def entry_price_as(entry: PoolEndpoint, price_as: str | None, model: str | None) -> str | None:
+    """What a pool entry is priced as: its own ``price_as``, ``local`` on this machine (a model here costs
+    nothing a token), the run's ``--price_as``, else ``model``."""
+    local = "local" if kinds.get(entry.kind).on_this_machine else None
+    return entry.price_as or local or price_as or model

@@ -157,7 +157,7 @@ def _context(cfg: RunConfig, env: Mapping[str, str], loaded: LoadedDataset, inpu
         skip = store.settled
     prices = target_prices(cfg, targets)  # each endpoint's row of the table, read once
     budget = make_budget(cfg, env, store.totals, prices)
-    return RunContext(cfg, env, loaded, inputs, store, targets, servers, prices, budget, attacher, skip, clock,
+    return RunContext(cfg, loaded, inputs, store, targets, servers, prices, budget, attacher, skip, clock,
                       sleep, summary=inputs.check.summary())
 
 

@@ -22,7 +22,8 @@ from typing import Any
 from syphus import kinds
 from syphus.config import PoolEndpoint, RunConfig
 from syphus.engine.client import completion_budget
-from syphus.engine.endpoint import Target, choose_kind, pool_entries, resolve_endpoint, resolve_entry
+from syphus.engine.endpoint import (Target, choose_kind, entry_price_as, pool_entries, resolve_endpoint,
+                                    resolve_entry)
 from syphus.errors import UserError
 
 log = logging.getLogger("syphus")
@@ -40,11 +41,14 @@ class Planned:
     completion: int  # the most completion tokens a request can be billed for (max_tokens times n)
     rpm: float | None
     tpm: float | None
+    resolver: Callable[[Mapping[str, str], str | None], Target] = field(repr=False, compare=False)
     weight: float = 1.0
-    price_as: str | None = None  # its row of the pricing table (None: its resolved model's)
     local_model_path: str | None = None  # the model file a local endpoint's server loads
-    resolver: Callable[[Mapping[str, str], str | None], Target] = field(repr=False, compare=False,
-                                                                         default=None)  # type: ignore[assignment]
+
+    @property
+    def price_as(self) -> str:
+        """Its row of the pricing table: the model it is counted as."""
+        return self.model
 
     @property
     def on_this_machine(self) -> bool:
@@ -86,21 +90,18 @@ def _flags(cfg: RunConfig, env: Mapping[str, str]) -> Planned:
 
     return Planned(DEFAULT, choose_kind(cfg.endpoint, env), price_as,
                    completion_budget({"max_tokens": cfg.generation.max_tokens, **cfg.generation.extra}),
-                   cfg.limits.rpm, cfg.limits.tpm, price_as=price_as, resolver=resolver)
+                   cfg.limits.rpm, cfg.limits.tpm, resolver)
 
 
 def _entry(cfg: RunConfig, e: PoolEndpoint) -> Planned:
-    kind = kinds.get(e.kind)
     gen = e.generation.over(cfg.generation)
-    # priced as resolve_entry prices it: its own price_as, zero on this machine, the run's --price_as, its model
-    model = e.price_as or ("local" if kind.on_this_machine else None) or cfg.cost.price_as or e.model \
-        or kind.default_model({})
+    model = entry_price_as(e, cfg.cost.price_as, e.model or kinds.get(e.kind).default_model({}))  # as resolve_entry
 
     def resolver(env: Mapping[str, str], url: str | None) -> Target:
         return resolve_entry(e, env, url, cfg.generation, cfg.cost.price_as)
 
     return Planned(e.name, e.kind, model, completion_budget({"max_tokens": gen.max_tokens, **gen.extra}),
-                   e.rpm, e.tpm, e.weight, price_as=model, local_model_path=e.local_model_path, resolver=resolver)
+                   e.rpm, e.tpm, resolver, e.weight, e.local_model_path)
 
 
 @contextlib.asynccontextmanager
