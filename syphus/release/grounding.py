@@ -78,14 +78,19 @@ def _words(text: str) -> list[str]:
     return out
 
 
+def _lemmas_by_pos(word: str) -> dict[str, tuple[str, ...]]:
+    """lemminflect's lemmas of ``word`` (lower case) by part of speech; imported on first use."""
+    from lemminflect import getAllLemmas
+
+    return getAllLemmas(word.lower())
+
+
 @lru_cache(maxsize=1 << 16)
 def lemmas(word: str) -> frozenset[str]:
     """Every lemma ``word`` may have (any part of speech), lower case, aliases applied."""
-    from lemminflect import getAllLemmas
-
     w = word.lower()
     out = {w, ALIASES.get(w, w)}
-    for forms in getAllLemmas(w).values():
+    for forms in _lemmas_by_pos(w).values():
         out.update(forms)
     out.update(ALIASES[x] for x in list(out) if x in ALIASES)
     return frozenset(out)
@@ -94,7 +99,6 @@ def lemmas(word: str) -> frozenset[str]:
 @lru_cache(maxsize=1 << 16)
 def _kind(word: str) -> str | None:
     """What an answer word claims: 'colour', 'number', 'term' (an object, a person, a name), or None."""
-    from lemminflect import getAllLemmas
     from wordfreq import zipf_frequency
 
     w = word.lower()
@@ -106,7 +110,7 @@ def _kind(word: str) -> str | None:
         return None
     if w in ALIASES:
         return "term"  # the nouns given another spelling (tv, fridge, people)
-    pos = getAllLemmas(w)
+    pos = _lemmas_by_pos(w)
     general = ALIASES.get(w, w) in GENERAL or w in GENERAL
     if not general and zipf_frequency(w, "en") >= COMMON_ZIPF:
         return None
@@ -122,14 +126,12 @@ def _cues_noun(word: str, token: str) -> bool:
     """Whether ``word`` just before the noun-or-verb ``token`` makes it a noun: a determiner, a number, a
     colour or an adjective (the watch, two rides, a wooden counter); or a singular noun before a token with
     no verb ending (a coffee table, but a giraffe walks, the cars move)."""
-    from lemminflect import getAllLemmas
-
     w = word.lower()
     if w in NOUN_CUES or w in NUMBER_WORDS or w in COLOURS or w[:1].isdigit():
         return True
     if w in FUNCTION or w in STANDING_ADVERBS:
         return False  # are now standing: an adverb cues a verb
-    pos = getAllLemmas(w)
+    pos = _lemmas_by_pos(w)
     if "VERB" in pos or not pos:
         return False
     if "NOUN" not in pos:
@@ -141,10 +143,8 @@ def _cues_noun(word: str, token: str) -> bool:
 @lru_cache(maxsize=1 << 16)
 def _modifies(word: str) -> bool:
     """Whether ``word`` may stand between a determiner and its noun (a rolling pin, the parked car)."""
-    from lemminflect import getAllLemmas
-
     w = word.lower()
-    return w.endswith(("ing", "ed")) or "ADJ" in getAllLemmas(w) or w in COLOURS
+    return w.endswith(("ing", "ed")) or "ADJ" in _lemmas_by_pos(w) or w in COLOURS
 
 
 def _head(tokens: list[str], i: int) -> int | None:
@@ -380,12 +380,6 @@ def _is_verb_or_modifier(token: str, after: str) -> bool:
     if _kind(after) == "either" and a.endswith("s"):
         return False  # her daughter helps: a verb follows, so the word before it is its subject
     return "ADJ" in _lemmas_by_pos(token)
-
-
-def _lemmas_by_pos(word: str) -> dict[str, tuple[str, ...]]:
-    from lemminflect import getAllLemmas
-
-    return getAllLemmas(word.lower())
 
 
 def _counted(value: float, tokens: list[str], i: int, support: Support) -> bool:
