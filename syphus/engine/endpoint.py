@@ -30,8 +30,8 @@ from syphus.errors import UserError
 from syphus.kinds.base import DEFAULT_MODEL, Endpoint, check_sendable, first
 from syphus.kinds.openai import OPENAI_URL
 
-__all__ = ["DEFAULT_MODEL", "OPENAI_URL", "Endpoint", "Target", "check_sendable", "choose_kind", "entry_price_as", "pool_entries",
-           "resolve_endpoint", "resolve_entry"]
+__all__ = ["DEFAULT_MODEL", "OPENAI_URL", "Endpoint", "Target", "check_sendable", "choose_kind", "entry_price_as",
+           "pool_entries", "resolve_endpoint", "resolve_entry"]
 
 
 def choose_kind(cfg: EndpointConfig, env: Mapping[str, str]) -> str:
